@@ -1,0 +1,985 @@
+//! SECTION:element-emotionsense
+//! @title: emotionsense
+//!
+//! Cuts live or recorded audio-visual streams into analysis windows and reports, per
+//! window, what it measured.
+//!
+//! The element has two request sink pads, `video` (raw packed RGB-family video) and
+//! `audio` (raw mono or multichannel audio at 16 kHz, F32LE or S16LE), and one `src`
+//! pad on which the video buffers leave unchanged, with their timestamps. Either input
+//! may be left out: a video-only or audio-only stream works. Put `videoconvert` before
+//! `video` and `audioconvert ! audioresample` before `audio`.
+//!
+//! For every window the element samples `frames` video frames (policy `frame-policy`)
+//! downscaled to `frame-width` × `frame-height`, and the sample-accurate audio of the
+//! same running-time span. A worker thread analyses the window (streaming threads never
+//! do heavy work) and the result is posted as an element message named `emotion` and
+//! attached to every following video buffer as a GstCustomMeta named `EmotionMeta`
+//! (see docs/metadata.md for the fields).
+//!
+//! Windows: in `sliding` mode window k covers running time
+//! `[k·window-hop, k·window-hop + window-length)`. At end of stream a window cut short
+//! is still analysed when at least `min-window-length` long. A flushing seek starts
+//! over.
+//!
+//! Latency: with non-live input the element waits for the worker (no window is ever
+//! lost). With live input it never waits: when more than `max-pending-windows` windows
+//! are waiting, new windows are dropped, counted in `windows-dropped`, and reported
+//! with a QoS message and a warning, so latency cannot grow. Video passes through
+//! without delay; the element adds no latency of its own to the upstream latency it
+//! reports, and results lag the video by one window plus the analysis time.
+//!
+//! ## Example launch line
+//! ```sh
+//! gst-launch-1.0 -m uridecodebin uri=file:///path/to/clip.mp4 name=d \
+//!   emotionsense name=e ! fakesink \
+//!   d. ! queue ! videoconvert ! e.video \
+//!   d. ! queue ! audioconvert ! audioresample ! e.audio
+//! ```
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use gst::glib;
+use gst::prelude::*;
+use gst::subclass::prelude::*;
+use gst_base::prelude::*;
+use gst_base::subclass::prelude::*;
+
+use super::worker::{Shared, Submit, Worker};
+use super::{FramePolicy, WindowMode};
+use crate::media::{PixelLayout, SampleFormat, pcm_to_mono, resize_linear};
+use crate::output::META_NAME;
+use crate::window::{
+    InputState, SECOND, SlidingSchedule, WindowAssembler, WindowConfig, WindowJob,
+};
+
+pub(crate) static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "emotionsense",
+        gst::DebugColorFlags::empty(),
+        Some("Emotion and sentiment analysis of audio-visual windows"),
+    )
+});
+
+/// Sample rate of the audio pad (the rate the models are trained at).
+const SAMPLE_RATE: i32 = 16000;
+
+/// Video formats accepted on the `video` pad and produced on `src`.
+const VIDEO_FORMATS: &[gst_video::VideoFormat] = &[
+    gst_video::VideoFormat::Rgb,
+    gst_video::VideoFormat::Bgr,
+    gst_video::VideoFormat::Rgbx,
+    gst_video::VideoFormat::Bgrx,
+    gst_video::VideoFormat::Xrgb,
+    gst_video::VideoFormat::Xbgr,
+    gst_video::VideoFormat::Rgba,
+    gst_video::VideoFormat::Bgra,
+    gst_video::VideoFormat::Argb,
+    gst_video::VideoFormat::Abgr,
+    gst_video::VideoFormat::Gray8,
+];
+
+/// Where R, G and B sit in a pixel of `format`.
+fn pixel_layout(format: gst_video::VideoFormat) -> Option<PixelLayout> {
+    use gst_video::VideoFormat as F;
+    let (bytes_per_pixel, rgb_offsets) = match format {
+        F::Rgb => (3, [0, 1, 2]),
+        F::Bgr => (3, [2, 1, 0]),
+        F::Rgbx | F::Rgba => (4, [0, 1, 2]),
+        F::Bgrx | F::Bgra => (4, [2, 1, 0]),
+        F::Xrgb | F::Argb => (4, [1, 2, 3]),
+        F::Xbgr | F::Abgr => (4, [3, 2, 1]),
+        F::Gray8 => (1, [0, 0, 0]),
+        _ => return None,
+    };
+    Some(PixelLayout {
+        bytes_per_pixel,
+        rgb_offsets,
+    })
+}
+
+const DEFAULT_WINDOW_LENGTH: f64 = 2.0;
+const DEFAULT_WINDOW_HOP: f64 = 1.0;
+const DEFAULT_MIN_WINDOW_LENGTH: f64 = 0.5;
+const DEFAULT_FRAMES: u32 = 16;
+const DEFAULT_FRAME_SIZE: u32 = 224;
+const DEFAULT_MAX_PENDING: u32 = 2;
+
+/// Properties, applied when the element starts (READY → PAUSED).
+#[derive(Debug, Clone)]
+struct Settings {
+    window_mode: WindowMode,
+    window_length: f64,
+    window_hop: f64,
+    min_window_length: f64,
+    frames: u32,
+    frame_policy: FramePolicy,
+    frame_width: u32,
+    frame_height: u32,
+    max_pending_windows: u32,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self {
+            window_mode: WindowMode::Sliding,
+            window_length: DEFAULT_WINDOW_LENGTH,
+            window_hop: DEFAULT_WINDOW_HOP,
+            min_window_length: DEFAULT_MIN_WINDOW_LENGTH,
+            frames: DEFAULT_FRAMES,
+            frame_policy: FramePolicy::Uniform,
+            frame_width: DEFAULT_FRAME_SIZE,
+            frame_height: DEFAULT_FRAME_SIZE,
+            max_pending_windows: DEFAULT_MAX_PENDING,
+        }
+    }
+}
+
+impl Settings {
+    fn window_config(&self) -> WindowConfig {
+        let ns = |s: f64| (s * SECOND as f64).round() as u64;
+        WindowConfig {
+            schedule: SlidingSchedule {
+                length: ns(self.window_length),
+                hop: ns(self.window_hop),
+            },
+            min_length: ns(self.min_window_length),
+            frames: self.frames as usize,
+            policy: self.frame_policy.into(),
+            frame_width: self.frame_width as usize,
+            frame_height: self.frame_height as usize,
+            sample_rate: SAMPLE_RATE as u32,
+        }
+    }
+}
+
+/// Streaming state, rebuilt at every start.
+struct State {
+    assembler: WindowAssembler,
+    video_info: Option<gst_video::VideoInfo>,
+    audio_format: Option<(SampleFormat, usize)>,
+    live: Option<bool>,
+    last_drop_warning: Option<Instant>,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        Self {
+            assembler: WindowAssembler::new(WindowConfig::default()),
+            video_info: None,
+            audio_format: None,
+            live: None,
+            last_drop_warning: None,
+        }
+    }
+}
+
+#[derive(Default)]
+struct Pads {
+    video: Option<gst_base::AggregatorPad>,
+    audio: Option<gst_base::AggregatorPad>,
+}
+
+#[derive(Default)]
+pub struct EmotionSense {
+    settings: Mutex<Settings>,
+    state: Mutex<State>,
+    pads: Mutex<Pads>,
+    worker: Mutex<Option<Arc<Worker>>>,
+    shared: Arc<Shared>,
+    flushing: AtomicBool,
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[glib::object_subclass]
+impl ObjectSubclass for EmotionSense {
+    const NAME: &'static str = "GstEmotionSense";
+    type Type = super::EmotionSense;
+    type ParentType = gst_base::Aggregator;
+}
+
+impl ObjectImpl for EmotionSense {
+    fn properties() -> &'static [glib::ParamSpec] {
+        static PROPERTIES: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
+            vec![
+                glib::ParamSpecEnum::builder_with_default("window-mode", WindowMode::Sliding)
+                    .nick("Window mode")
+                    .blurb("How running time is cut into analysis windows")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("window-length")
+                    .nick("Window length")
+                    .blurb("Length of a sliding window in seconds")
+                    .minimum(0.1)
+                    .maximum(600.0)
+                    .default_value(DEFAULT_WINDOW_LENGTH)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("window-hop")
+                    .nick("Window hop")
+                    .blurb("Seconds between the starts of consecutive sliding windows")
+                    .minimum(0.01)
+                    .maximum(600.0)
+                    .default_value(DEFAULT_WINDOW_HOP)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("min-window-length")
+                    .nick("Minimum window length")
+                    .blurb(
+                        "A window cut short by end of stream is analysed only if at least \
+                         this many seconds long",
+                    )
+                    .minimum(0.0)
+                    .maximum(600.0)
+                    .default_value(DEFAULT_MIN_WINDOW_LENGTH)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("frames")
+                    .nick("Frames per window")
+                    .blurb("Number of video frames (T) sampled from each window")
+                    .minimum(1)
+                    .maximum(1024)
+                    .default_value(DEFAULT_FRAMES)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecEnum::builder_with_default("frame-policy", FramePolicy::Uniform)
+                    .nick("Frame policy")
+                    .blurb("How the frames of a window are chosen")
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("frame-width")
+                    .nick("Frame width")
+                    .blurb("Width in pixels the sampled frames are resized to (bilinear)")
+                    .minimum(8)
+                    .maximum(4096)
+                    .default_value(DEFAULT_FRAME_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("frame-height")
+                    .nick("Frame height")
+                    .blurb("Height in pixels the sampled frames are resized to (bilinear)")
+                    .minimum(8)
+                    .maximum(4096)
+                    .default_value(DEFAULT_FRAME_SIZE)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-pending-windows")
+                    .nick("Maximum pending windows")
+                    .blurb(
+                        "Windows that may wait for the analysis worker; beyond this, \
+                         non-live input waits and live input drops windows",
+                    )
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(DEFAULT_MAX_PENDING)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt64::builder("windows-processed")
+                    .nick("Windows processed")
+                    .blurb("Windows analysed since the element started")
+                    .read_only()
+                    .build(),
+                glib::ParamSpecUInt64::builder("windows-dropped")
+                    .nick("Windows dropped")
+                    .blurb(
+                        "Windows dropped since the element started because the analysis \
+                         was slower than the live input",
+                    )
+                    .read_only()
+                    .build(),
+            ]
+        });
+        PROPERTIES.as_ref()
+    }
+
+    fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
+        let mut s = lock(&self.settings);
+        let v = value.clone();
+        match pspec.name() {
+            "window-mode" => s.window_mode = v.get().expect("type checked upstream"),
+            "window-length" => s.window_length = v.get().expect("type checked upstream"),
+            "window-hop" => s.window_hop = v.get().expect("type checked upstream"),
+            "min-window-length" => s.min_window_length = v.get().expect("type checked upstream"),
+            "frames" => s.frames = v.get().expect("type checked upstream"),
+            "frame-policy" => s.frame_policy = v.get().expect("type checked upstream"),
+            "frame-width" => s.frame_width = v.get().expect("type checked upstream"),
+            "frame-height" => s.frame_height = v.get().expect("type checked upstream"),
+            "max-pending-windows" => {
+                s.max_pending_windows = v.get().expect("type checked upstream")
+            }
+            other => gst::warning!(CAT, imp = self, "unknown property {other}"),
+        }
+    }
+
+    fn property(&self, _id: usize, pspec: &glib::ParamSpec) -> glib::Value {
+        let s = lock(&self.settings);
+        match pspec.name() {
+            "window-mode" => s.window_mode.to_value(),
+            "window-length" => s.window_length.to_value(),
+            "window-hop" => s.window_hop.to_value(),
+            "min-window-length" => s.min_window_length.to_value(),
+            "frames" => s.frames.to_value(),
+            "frame-policy" => s.frame_policy.to_value(),
+            "frame-width" => s.frame_width.to_value(),
+            "frame-height" => s.frame_height.to_value(),
+            "max-pending-windows" => s.max_pending_windows.to_value(),
+            "windows-processed" => self.shared.processed.load(Ordering::SeqCst).to_value(),
+            "windows-dropped" => self.shared.dropped.load(Ordering::SeqCst).to_value(),
+            other => {
+                gst::warning!(CAT, imp = self, "unknown property {other}");
+                pspec.default_value().clone()
+            }
+        }
+    }
+}
+
+impl GstObjectImpl for EmotionSense {}
+
+impl ElementImpl for EmotionSense {
+    fn metadata() -> Option<&'static gst::subclass::ElementMetadata> {
+        static METADATA: LazyLock<gst::subclass::ElementMetadata> = LazyLock::new(|| {
+            gst::subclass::ElementMetadata::new(
+                "Emotion sensing",
+                "Filter/Analyzer/Video/Audio",
+                "Recognises emotion and sentiment in windows of video and audio; passes \
+                 the video through with the latest result as EmotionMeta and posts an \
+                 \"emotion\" element message per window",
+                "gst-emotion developers",
+            )
+        });
+        Some(&*METADATA)
+    }
+
+    fn pad_templates() -> &'static [gst::PadTemplate] {
+        static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
+            let video_caps = gst_video::VideoCapsBuilder::new()
+                .format_list(VIDEO_FORMATS.iter().copied())
+                .build();
+            let audio_caps = gst_audio::AudioCapsBuilder::new_interleaved()
+                .format_list([gst_audio::AudioFormat::F32le, gst_audio::AudioFormat::S16le])
+                .rate(SAMPLE_RATE)
+                .build();
+            vec![
+                gst::PadTemplate::new(
+                    "src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Always,
+                    &video_caps,
+                )
+                .expect("valid template"),
+                gst::PadTemplate::with_gtype(
+                    "video",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &video_caps,
+                    gst_base::AggregatorPad::static_type(),
+                )
+                .expect("valid template"),
+                gst::PadTemplate::with_gtype(
+                    "audio",
+                    gst::PadDirection::Sink,
+                    gst::PadPresence::Request,
+                    &audio_caps,
+                    gst_base::AggregatorPad::static_type(),
+                )
+                .expect("valid template"),
+            ]
+        });
+        TEMPLATES.as_ref()
+    }
+
+    fn release_pad(&self, pad: &gst::Pad) {
+        {
+            let mut pads = lock(&self.pads);
+            let video = pad.name() == "video";
+            if video {
+                pads.video = None;
+            } else {
+                pads.audio = None;
+            }
+            lock(&self.state).assembler.set_input(video, false);
+        }
+        self.parent_release_pad(pad);
+    }
+
+    fn change_state(
+        &self,
+        transition: gst::StateChange,
+    ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
+        if transition == gst::StateChange::PausedToReady {
+            // Unblock a streaming thread waiting on the worker before pads deactivate.
+            self.flushing.store(true, Ordering::SeqCst);
+        }
+        self.parent_change_state(transition)
+    }
+}
+
+impl AggregatorImpl for EmotionSense {
+    fn create_new_pad(
+        &self,
+        templ: &gst::PadTemplate,
+        req_name: Option<&str>,
+        _caps: Option<&gst::Caps>,
+    ) -> Option<gst_base::AggregatorPad> {
+        let name = templ.name_template();
+        if let Some(req) = req_name
+            && req != name.to_string()
+        {
+            gst::error!(
+                CAT,
+                imp = self,
+                "pad {req} requested: the pads are named video and audio"
+            );
+            return None;
+        }
+        let mut pads = lock(&self.pads);
+        let video = name == "video";
+        let slot = if video {
+            &mut pads.video
+        } else {
+            &mut pads.audio
+        };
+        if slot.is_some() {
+            gst::error!(CAT, imp = self, "the {name} pad was already requested");
+            return None;
+        }
+        let pad = gst::PadBuilder::<gst_base::AggregatorPad>::from_template(templ)
+            .name(name.to_string())
+            .build();
+        *slot = Some(pad.clone());
+        lock(&self.state).assembler.set_input(video, true);
+        Some(pad)
+    }
+
+    fn start(&self) -> Result<(), gst::ErrorMessage> {
+        let settings = lock(&self.settings).clone();
+        if settings.min_window_length > settings.window_length {
+            return Err(gst::error_msg!(
+                gst::LibraryError::Settings,
+                [
+                    "min-window-length ({} s) is longer than window-length ({} s): lower min-window-length",
+                    settings.min_window_length,
+                    settings.window_length
+                ]
+            ));
+        }
+        let mut assembler = WindowAssembler::new(settings.window_config());
+        {
+            let pads = lock(&self.pads);
+            assembler.set_input(true, pads.video.is_some());
+            assembler.set_input(false, pads.audio.is_some());
+        }
+        *lock(&self.state) = State {
+            assembler,
+            ..State::default()
+        };
+        self.shared.processed.store(0, Ordering::SeqCst);
+        self.shared.dropped.store(0, Ordering::SeqCst);
+        *lock(&self.shared.latest) = None;
+        self.flushing.store(false, Ordering::SeqCst);
+        let worker = Worker::start(
+            self.obj().upcast_ref(),
+            self.shared.clone(),
+            settings.max_pending_windows as usize,
+        )
+        .map_err(|e| {
+            gst::error_msg!(
+                gst::CoreError::Failed,
+                ["Could not start the analysis worker thread: {e}"]
+            )
+        })?;
+        *lock(&self.worker) = Some(Arc::new(worker));
+        gst::debug!(CAT, imp = self, "started with {settings:?}");
+        Ok(())
+    }
+
+    fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.flushing.store(true, Ordering::SeqCst);
+        let worker = lock(&self.worker).take();
+        drop(worker); // joins the thread once the last reference is gone
+        *lock(&self.state) = State::default();
+        Ok(())
+    }
+
+    fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
+        use gst::EventView;
+        let is_video = pad.name() == "video";
+        match event.view() {
+            EventView::FlushStart(_) => {
+                self.flushing.store(true, Ordering::SeqCst);
+            }
+            EventView::Caps(c) => {
+                let caps = c.caps();
+                if is_video {
+                    match gst_video::VideoInfo::from_caps(caps) {
+                        Ok(info) if pixel_layout(info.format()).is_some() => {
+                            lock(&self.state).video_info = Some(info);
+                            self.obj().src_pad().mark_reconfigure();
+                        }
+                        _ => {
+                            gst::element_imp_error!(
+                                self,
+                                gst::StreamError::Format,
+                                [
+                                    "Unsupported video caps {caps}: put videoconvert before the video pad"
+                                ]
+                            );
+                            return false;
+                        }
+                    }
+                } else {
+                    match gst_audio::AudioInfo::from_caps(caps) {
+                        Ok(info) => {
+                            let format = match info.format() {
+                                gst_audio::AudioFormat::F32le => SampleFormat::F32le,
+                                gst_audio::AudioFormat::S16le => SampleFormat::S16le,
+                                _ => {
+                                    gst::element_imp_error!(
+                                        self,
+                                        gst::StreamError::Format,
+                                        [
+                                            "Unsupported audio caps {caps}: put audioconvert ! audioresample before the audio pad"
+                                        ]
+                                    );
+                                    return false;
+                                }
+                            };
+                            lock(&self.state).audio_format =
+                                Some((format, info.channels() as usize));
+                        }
+                        Err(_) => {
+                            gst::element_imp_error!(
+                                self,
+                                gst::StreamError::Format,
+                                ["Invalid audio caps {caps}"]
+                            );
+                            return false;
+                        }
+                    }
+                }
+            }
+            EventView::Segment(s) if is_video => {
+                match s.segment().downcast_ref::<gst::ClockTime>() {
+                    Some(seg) => self.obj().update_segment(seg),
+                    None => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Format,
+                            [
+                                "Video segment is not in TIME format: {:?}",
+                                s.segment().format()
+                            ]
+                        );
+                        return false;
+                    }
+                }
+            }
+            _ => {}
+        }
+        self.parent_sink_event(pad, event)
+    }
+
+    fn sink_event_pre_queue(
+        &self,
+        pad: &gst_base::AggregatorPad,
+        event: gst::Event,
+    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+        // Runs on the pad's own streaming thread, before its data: the moment to find
+        // an input that will never deliver anything.
+        if matches!(
+            event.type_(),
+            gst::EventType::Caps | gst::EventType::Segment
+        ) {
+            self.check_starved_inputs(pad);
+        }
+        self.parent_sink_event_pre_queue(pad, event)
+    }
+
+    fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
+        if pad.name() == "video"
+            && let gst::QueryViewMut::Caps(q) = query.view_mut()
+        {
+            // The video passes through: offer what downstream accepts of our formats.
+            let templ = pad.pad_template_caps();
+            let downstream = self.obj().src_pad().peer_query_caps(Some(&templ));
+            let caps = match q.filter() {
+                Some(f) => f.intersect_with_mode(&downstream, gst::CapsIntersectMode::First),
+                None => downstream,
+            };
+            q.set_result(&caps);
+            return true;
+        }
+        self.parent_sink_query(pad, query)
+    }
+
+    fn update_src_caps(&self, _caps: &gst::Caps) -> Result<gst::Caps, gst::FlowError> {
+        let video = lock(&self.pads).video.clone();
+        match video.and_then(|p| p.current_caps()) {
+            Some(caps) => Ok(caps),
+            None => Err(gst_base::AGGREGATOR_FLOW_NEED_DATA),
+        }
+    }
+
+    fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
+        gst::debug!(CAT, imp = self, "flush: starting windows over");
+        self.shared.generation.fetch_add(1, Ordering::SeqCst);
+        {
+            let mut state = lock(&self.state);
+            state.assembler.reset();
+        }
+        *lock(&self.shared.latest) = None;
+        self.flushing.store(false, Ordering::SeqCst);
+        self.parent_flush()
+    }
+
+    fn next_time(&self) -> Option<gst::ClockTime> {
+        let video = lock(&self.pads).video.clone();
+        let state = lock(&self.state);
+        if state.assembler.all_ended() {
+            return Some(gst::ClockTime::ZERO);
+        }
+        let mut next = state.assembler.next_deadline();
+        drop(state);
+        if let Some(pad) = video
+            && let Some(buf) = pad.peek_buffer()
+            && let Some(rt) = running_time(&pad, &buf)
+        {
+            next = Some(next.map_or(rt, |n| n.min(rt)));
+        }
+        next.map(gst::ClockTime::from_nseconds)
+    }
+
+    fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
+        let (video, audio) = {
+            let pads = lock(&self.pads);
+            (pads.video.clone(), pads.audio.clone())
+        };
+        let live = self.is_live(video.as_ref(), audio.as_ref());
+        let mut outgoing = Vec::new();
+        let (jobs, eos) = {
+            let mut state = lock(&self.state);
+            state.assembler.set_wait_for_pending(!live);
+            if let Some(pad) = &audio {
+                while let Some(buf) = pad.pop_buffer() {
+                    self.push_audio(&mut state, pad, buf);
+                }
+                if pad.is_eos() {
+                    state.assembler.end_input(false);
+                }
+            }
+            if let Some(pad) = &video {
+                while let Some(buf) = pad.pop_buffer() {
+                    self.push_video(&mut state, pad, &buf)?;
+                    outgoing.push(buf);
+                }
+                if pad.is_eos() {
+                    state.assembler.end_input(true);
+                }
+            }
+            if timeout && let Some(now) = self.obj().current_running_time() {
+                let latency = self.obj().latency().unwrap_or(gst::ClockTime::ZERO);
+                state
+                    .assembler
+                    .advance_to(now.saturating_sub(latency).nseconds());
+            }
+            let mut jobs = state.assembler.take_complete();
+            let eos = state.assembler.all_ended();
+            if eos {
+                jobs.extend(state.assembler.finish());
+            }
+            (jobs, eos)
+        };
+
+        for buf in outgoing {
+            let buf = self.attach_meta(buf);
+            self.obj().finish_buffer(buf)?;
+        }
+        for job in jobs {
+            self.submit(job, live)?;
+        }
+        if eos {
+            let worker = lock(&self.worker).clone();
+            if let Some(worker) = worker {
+                worker.drain(&|| self.flushing.load(Ordering::SeqCst));
+            }
+            gst::debug!(CAT, imp = self, "all inputs ended, windows analysed");
+            return Err(gst::FlowError::Eos);
+        }
+        Ok(gst::FlowSuccess::Ok)
+    }
+}
+
+/// Running time (ns) of a buffer's PTS in `pad`'s segment.
+fn running_time(pad: &gst_base::AggregatorPad, buf: &gst::BufferRef) -> Option<u64> {
+    let segment = pad.segment();
+    let segment = segment.downcast_ref::<gst::ClockTime>()?;
+    segment.to_running_time(buf.pts()?).map(|t| t.nseconds())
+}
+
+impl EmotionSense {
+    /// Whether upstream is live, asked once per start with a LATENCY query.
+    fn is_live(
+        &self,
+        video: Option<&gst_base::AggregatorPad>,
+        audio: Option<&gst_base::AggregatorPad>,
+    ) -> bool {
+        if let Some(live) = lock(&self.state).live {
+            return live;
+        }
+        let mut live = false;
+        for pad in [video, audio].into_iter().flatten() {
+            let mut q = gst::query::Latency::new();
+            if pad.peer_query(&mut q) {
+                live |= q.result().0;
+            }
+        }
+        gst::info!(
+            CAT,
+            imp = self,
+            "upstream is {}",
+            if live { "live" } else { "not live" }
+        );
+        lock(&self.state).live = Some(live);
+        live
+    }
+
+    fn push_audio(&self, state: &mut State, pad: &gst_base::AggregatorPad, buf: gst::Buffer) {
+        let Some((format, channels)) = state.audio_format else {
+            gst::warning!(CAT, imp = self, "audio buffer before caps, dropped");
+            return;
+        };
+        // Cut the parts outside the segment, so running times are defined.
+        let bpf = (format.width() * channels) as u32;
+        let Some(buf) = gst_audio::audio_buffer_clip(buf, &pad.segment(), SAMPLE_RATE as u32, bpf)
+        else {
+            gst::log!(CAT, imp = self, "audio buffer outside the segment, dropped");
+            return;
+        };
+        let Some(rt) = running_time(pad, &buf) else {
+            gst::log!(CAT, imp = self, "audio buffer without timestamp, dropped");
+            return;
+        };
+        let Ok(map) = buf.map_readable() else {
+            gst::warning!(CAT, imp = self, "unreadable audio buffer, dropped");
+            return;
+        };
+        let mono = pcm_to_mono(&map, format, channels);
+        state.assembler.push_audio(rt, &mono);
+    }
+
+    fn push_video(
+        &self,
+        state: &mut State,
+        pad: &gst_base::AggregatorPad,
+        buf: &gst::Buffer,
+    ) -> Result<(), gst::FlowError> {
+        let Some(info) = state.video_info.clone() else {
+            gst::element_imp_error!(
+                self,
+                gst::CoreError::Negotiation,
+                ["Video buffer arrived before caps"]
+            );
+            return Err(gst::FlowError::NotNegotiated);
+        };
+        let Some(rt) = running_time(pad, buf) else {
+            gst::log!(
+                CAT,
+                imp = self,
+                "video frame outside the segment: passed, not analysed"
+            );
+            return Ok(());
+        };
+        let layout = pixel_layout(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
+        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info)
+            .map_err(|_| {
+                gst::element_imp_error!(
+                    self,
+                    gst::StreamError::Decode,
+                    ["Video buffer does not match its caps {:?}", info]
+                );
+                gst::FlowError::Error
+            })?;
+        let (w, h) = {
+            let c = state.assembler.config();
+            (c.frame_width, c.frame_height)
+        };
+        let plane = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
+        let resized = resize_linear(
+            plane,
+            info.width() as usize,
+            info.height() as usize,
+            info.stride()[0] as usize,
+            layout,
+            w,
+            h,
+        );
+        let duration = buf.duration().map(|d| d.nseconds()).or_else(|| {
+            let fps = info.fps();
+            (fps.numer() > 0).then(|| {
+                gst::ClockTime::SECOND
+                    .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                    .map_or(0, |d| d.nseconds())
+            })
+        });
+        state.assembler.push_frame(rt, duration, Arc::new(resized));
+        Ok(())
+    }
+
+    fn attach_meta(&self, mut buf: gst::Buffer) -> gst::Buffer {
+        let latest = lock(&self.shared.latest).clone();
+        let b = buf.make_mut();
+        let Ok(mut meta) = gst::meta::CustomMeta::add(b, META_NAME) else {
+            gst::warning!(
+                CAT,
+                imp = self,
+                "{META_NAME} is not registered: buffer without meta"
+            );
+            return buf;
+        };
+        if let Some(s) = latest {
+            let ms = meta.mut_structure();
+            for (name, value) in s.iter() {
+                ms.set_value(name, value.clone());
+            }
+        }
+        buf
+    }
+
+    fn submit(&self, job: WindowJob, live: bool) -> Result<(), gst::FlowError> {
+        let Some(worker) = lock(&self.worker).clone() else {
+            return Err(gst::FlowError::Flushing);
+        };
+        let span = job.span;
+        match worker.submit(job, !live, &|| self.flushing.load(Ordering::SeqCst)) {
+            Submit::Queued => Ok(()),
+            Submit::Flushing => Err(gst::FlowError::Flushing),
+            Submit::Dropped => {
+                let dropped = self.shared.dropped.load(Ordering::SeqCst);
+                let processed = self.shared.processed.load(Ordering::SeqCst);
+                gst::debug!(
+                    CAT,
+                    imp = self,
+                    "worker behind: dropped window {}",
+                    span.index
+                );
+                let qos = gst::message::Qos::builder(true)
+                    .running_time(gst::ClockTime::from_nseconds(span.start))
+                    .duration(gst::ClockTime::from_nseconds(span.end - span.start))
+                    .stats(
+                        gst::format::Buffers::from_u64(processed),
+                        gst::format::Buffers::from_u64(dropped),
+                    )
+                    .src(&*self.obj())
+                    .build();
+                let _ = self.obj().post_message(qos);
+                let mut state = lock(&self.state);
+                let due = state
+                    .last_drop_warning
+                    .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+                if due {
+                    state.last_drop_warning = Some(Instant::now());
+                    drop(state);
+                    gst::element_imp_warning!(
+                        self,
+                        gst::CoreError::TooLazy,
+                        ("Analysis is slower than the live input: {dropped} window(s) dropped so far"),
+                        ["Raise window-hop, lower frames, or use a faster device"]
+                    );
+                }
+                Ok(())
+            }
+        }
+    }
+
+    /// Called from a sink pad's streaming thread before its data: on non-live input,
+    /// an input whose upstream has no source (a decoder branch that never appeared)
+    /// would make the Aggregator wait forever, so it is ended.
+    fn check_starved_inputs(&self, fed: &gst_base::AggregatorPad) {
+        let other = {
+            let pads = lock(&self.pads);
+            if fed.name() == "video" {
+                pads.audio.clone()
+            } else {
+                pads.video.clone()
+            }
+        };
+        let Some(other) = other else { return };
+        {
+            let state = lock(&self.state);
+            if state.live == Some(true) {
+                return;
+            }
+            let other_state = if other.name() == "video" {
+                state.assembler.video_state()
+            } else {
+                state.assembler.audio_state()
+            };
+            if other_state != InputState::Pending {
+                return;
+            }
+        }
+        if other.sticky_event::<gst::event::StreamStart>(0).is_some()
+            || other.is_eos()
+            || sink_has_source(other.upcast_ref(), 0)
+        {
+            return;
+        }
+        gst::warning!(
+            CAT,
+            imp = self,
+            "the {} pad has no upstream source: analysing without it",
+            other.name()
+        );
+        // Ending the input lets the Aggregator go on without it.
+        let _ = other.send_event(gst::event::StreamStart::new("emotionsense-absent-input"));
+        let _ = other.send_event(gst::event::Segment::new(&gst::FormattedSegment::<
+            gst::ClockTime,
+        >::new()));
+        let _ = other.send_event(gst::event::Eos::new());
+    }
+}
+
+/// True if data can reach the sink pad `pad`: following peers upstream through
+/// elements and bins finds a source element.
+fn sink_has_source(pad: &gst::Pad, depth: u32) -> bool {
+    if depth > 64 {
+        return true;
+    }
+    match pad.peer() {
+        Some(peer) => src_has_source(&peer, depth + 1),
+        None => false,
+    }
+}
+
+fn src_has_source(pad: &gst::Pad, depth: u32) -> bool {
+    if depth > 64 {
+        return true;
+    }
+    if let Some(ghost) = pad.downcast_ref::<gst::GhostPad>() {
+        return match ghost.target() {
+            Some(target) => src_has_source(&target, depth + 1),
+            None => false,
+        };
+    }
+    match pad.parent_element() {
+        Some(element) => {
+            let sinks = element.sink_pads();
+            sinks.is_empty() || sinks.iter().any(|s| sink_has_source(s, depth + 1))
+        }
+        None => {
+            // The internal pad of a bin's ghost sink pad: continue outside the bin.
+            match pad
+                .parent()
+                .and_then(|p| p.downcast::<gst::GhostPad>().ok())
+            {
+                Some(ghost) => sink_has_source(ghost.upcast_ref(), depth + 1),
+                None => true,
+            }
+        }
+    }
+}

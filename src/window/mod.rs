@@ -1,0 +1,595 @@
+//! Windowing: which spans of running time become model inputs, and assembling the
+//! frames and audio of each span into a [`WindowJob`].
+//!
+//! `sliding` mode cuts fixed-length windows every `hop` on the running-time axis
+//! (window k covers `[k·hop, k·hop + length)`). The assembler is written against
+//! [`WindowSpan`]s so other ways of cutting time (speech utterances) can feed it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use crate::media::audio::time_to_sample;
+use crate::media::sampler::FrameSelection;
+use crate::media::{AudioRing, FramePolicy, RgbImage, SampledFrames};
+
+/// Nanoseconds per second.
+pub const SECOND: u64 = 1_000_000_000;
+
+/// One window: its sequence number and running-time span in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct WindowSpan {
+    /// Sequence number, counted from 0 at running time 0 (after a flush, anew).
+    pub index: u64,
+    /// Start running time (ns), inclusive.
+    pub start: u64,
+    /// End running time (ns), exclusive.
+    pub end: u64,
+}
+
+/// Fixed-length windows every `hop` nanoseconds, aligned to running time 0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SlidingSchedule {
+    /// Window length (ns), > 0.
+    pub length: u64,
+    /// Distance between window starts (ns), > 0.
+    pub hop: u64,
+}
+
+impl SlidingSchedule {
+    /// Span of window `index`.
+    pub fn span(&self, index: u64) -> WindowSpan {
+        let start = index * self.hop;
+        WindowSpan {
+            index,
+            start,
+            end: start + self.length,
+        }
+    }
+
+    /// Index of the first window whose end lies after `t`.
+    pub fn first_ending_after(&self, t: u64) -> u64 {
+        if t < self.length {
+            0
+        } else {
+            (t - self.length) / self.hop + 1
+        }
+    }
+}
+
+/// How the assembler cuts and fills windows.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowConfig {
+    /// The sliding schedule.
+    pub schedule: SlidingSchedule,
+    /// A window cut short by end-of-stream is still processed if at least this long (ns).
+    pub min_length: u64,
+    /// Frames per window (T).
+    pub frames: usize,
+    /// How the T frames are chosen.
+    pub policy: FramePolicy,
+    /// Width of the sampled frames.
+    pub frame_width: usize,
+    /// Height of the sampled frames.
+    pub frame_height: usize,
+    /// Sample rate of the window audio (Hz).
+    pub sample_rate: u32,
+}
+
+impl Default for WindowConfig {
+    fn default() -> Self {
+        Self {
+            schedule: SlidingSchedule {
+                length: 2 * SECOND,
+                hop: SECOND,
+            },
+            min_length: SECOND / 2,
+            frames: 16,
+            policy: FramePolicy::Uniform,
+            frame_width: 224,
+            frame_height: 224,
+            sample_rate: 16000,
+        }
+    }
+}
+
+/// Everything the worker needs to analyse one window; owns its data.
+#[derive(Clone, Debug)]
+pub struct WindowJob {
+    /// Which span of running time this is.
+    pub span: WindowSpan,
+    /// The T frames, or `None` when the window had no video.
+    pub frames: Option<FrameSelection>,
+    /// Mono audio of exactly the span (silence where none arrived), or `None` without audio.
+    pub audio: Option<WindowAudio>,
+}
+
+/// The audio of one window.
+#[derive(Clone, Debug)]
+pub struct WindowAudio {
+    /// Mono samples in [-1, 1], `(end - start) · rate` of them.
+    pub samples: Vec<f32>,
+    /// How many samples came from the stream (the rest is silence filling gaps).
+    pub real: usize,
+    /// Sample rate (Hz).
+    pub rate: u32,
+}
+
+/// How far one input has delivered data.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InputState {
+    /// There is no such input (pad not linked, or found dead).
+    Absent,
+    /// The input exists but has not delivered data yet.
+    Pending,
+    /// Data has arrived up to the running time (ns).
+    Active(u64),
+    /// The input ended (EOS).
+    Ended,
+}
+
+impl InputState {
+    fn covers(self, t: u64, wait_for_pending: bool) -> bool {
+        match self {
+            InputState::Absent | InputState::Ended => true,
+            InputState::Pending => !wait_for_pending,
+            InputState::Active(reached) => reached >= t,
+        }
+    }
+
+    fn advance(&mut self, t: u64) {
+        if let InputState::Active(r) = self {
+            *r = (*r).max(t);
+        }
+    }
+}
+
+struct OpenWindow {
+    span: WindowSpan,
+    frames: SampledFrames,
+}
+
+/// Turns a stream of frames and audio into complete windows.
+///
+/// Feed it with [`push_frame`](Self::push_frame) and [`push_audio`](Self::push_audio)
+/// in running-time order per input, then collect [`take_complete`](Self::take_complete).
+/// A window is complete when every present input has delivered data past its end.
+pub struct WindowAssembler {
+    config: WindowConfig,
+    open: VecDeque<OpenWindow>,
+    next_to_create: Option<u64>,
+    held: Option<(u64, Arc<RgbImage>)>,
+    video: InputState,
+    audio: InputState,
+    ring: AudioRing,
+    video_end: u64,
+    wait_for_pending: bool,
+}
+
+impl WindowAssembler {
+    /// An assembler with both inputs absent; declare them with [`set_input`](Self::set_input).
+    pub fn new(config: WindowConfig) -> Self {
+        let ring = AudioRing::new(config.sample_rate, 40_000_000);
+        Self {
+            config,
+            open: VecDeque::new(),
+            next_to_create: None,
+            held: None,
+            video: InputState::Absent,
+            audio: InputState::Absent,
+            ring,
+            video_end: 0,
+            wait_for_pending: true,
+        }
+    }
+
+    /// The configuration in use.
+    pub fn config(&self) -> &WindowConfig {
+        &self.config
+    }
+
+    /// Declares whether the video (`video = true`) or audio input exists.
+    pub fn set_input(&mut self, video: bool, present: bool) {
+        let state = if video {
+            &mut self.video
+        } else {
+            &mut self.audio
+        };
+        *state = match (present, *state) {
+            (false, _) => InputState::Absent,
+            (true, InputState::Absent) => InputState::Pending,
+            (true, s) => s,
+        };
+    }
+
+    /// The state of the video input.
+    pub fn video_state(&self) -> InputState {
+        self.video
+    }
+
+    /// The state of the audio input.
+    pub fn audio_state(&self) -> InputState {
+        self.audio
+    }
+
+    /// Live streams do not wait for an input that has not delivered anything yet.
+    pub fn set_wait_for_pending(&mut self, wait: bool) {
+        self.wait_for_pending = wait;
+    }
+
+    fn ensure_windows(&mut self, upto: u64) {
+        let schedule = self.config.schedule;
+        let mut next = match self.next_to_create {
+            Some(n) => n,
+            None => schedule.first_ending_after(upto),
+        };
+        loop {
+            let span = schedule.span(next);
+            if span.start > upto {
+                break;
+            }
+            let mut frames = SampledFrames::new(span.start);
+            if let Some((t, f)) = &self.held {
+                frames.push(*t, f.clone());
+            }
+            self.open.push_back(OpenWindow { span, frames });
+            next += 1;
+        }
+        self.next_to_create = Some(next);
+    }
+
+    /// Adds the video frame that starts at running time `t` (ns) and lasts `duration`.
+    /// `frame` is the frame already resized to the configured size.
+    pub fn push_frame(&mut self, t: u64, duration: Option<u64>, frame: Arc<RgbImage>) {
+        if self.video == InputState::Ended {
+            return;
+        }
+        self.ensure_windows(t);
+        for w in self.open.iter_mut() {
+            if w.span.start <= t && t < w.span.end {
+                w.frames.push(t, frame.clone());
+            } else if t < w.span.start {
+                // Window created ahead of video by audio: this frame is on screen at its start.
+                w.frames.push(t, frame.clone());
+            }
+        }
+        self.video_end = self.video_end.max(t + duration.unwrap_or(0));
+        self.held = Some((t, frame));
+        let reached = t + duration.unwrap_or(0);
+        self.video = match self.video {
+            InputState::Active(r) => InputState::Active(r.max(reached)),
+            _ => InputState::Active(reached),
+        };
+    }
+
+    /// Adds mono audio starting at running time `t` (ns).
+    pub fn push_audio(&mut self, t: u64, samples: &[f32]) {
+        if self.audio == InputState::Ended {
+            return;
+        }
+        self.ring.push(t, samples);
+        let end = self.ring.end_time();
+        self.ensure_windows(end.saturating_sub(1).max(t));
+        self.audio = match self.audio {
+            InputState::Active(r) => InputState::Active(r.max(end)),
+            _ => InputState::Active(end),
+        };
+    }
+
+    /// Marks the video (`true`) or audio input as ended.
+    pub fn end_input(&mut self, video: bool) {
+        let state = if video {
+            &mut self.video
+        } else {
+            &mut self.audio
+        };
+        if *state != InputState::Absent {
+            *state = InputState::Ended;
+        }
+    }
+
+    /// Live timeout: inputs that have not delivered data up to `t` are treated as if
+    /// they had (missing audio is silence, the last frame stays on screen).
+    pub fn advance_to(&mut self, t: u64) {
+        self.video.advance(t);
+        self.audio.advance(t);
+        if self.next_to_create.is_some() {
+            self.ensure_windows(t);
+        }
+    }
+
+    /// End of the earliest window not yet complete, once any data has arrived.
+    pub fn next_deadline(&self) -> Option<u64> {
+        let index = self
+            .open
+            .front()
+            .map(|w| w.span.index)
+            .or(self.next_to_create)?;
+        Some(self.config.schedule.span(index).end)
+    }
+
+    /// True when every present input has ended.
+    pub fn all_ended(&self) -> bool {
+        matches!(self.video, InputState::Absent | InputState::Ended)
+            && matches!(self.audio, InputState::Absent | InputState::Ended)
+    }
+
+    /// Removes and returns the windows whose span every present input has covered.
+    pub fn take_complete(&mut self) -> Vec<WindowJob> {
+        let mut jobs = Vec::new();
+        while let Some(w) = self.open.front() {
+            let end = w.span.end;
+            let video_ok = self.video.covers(end, self.wait_for_pending);
+            let audio_ok = self.audio.covers(end, self.wait_for_pending);
+            if !(video_ok && audio_ok) || self.all_ended() {
+                break;
+            }
+            let w = self.open.pop_front().expect("front exists");
+            jobs.push(self.assemble(w.span, &w.frames));
+        }
+        self.trim_audio();
+        jobs
+    }
+
+    /// End of stream: returns every remaining window, those cut short by the end of
+    /// the data included when at least `min_length` long.
+    pub fn finish(&mut self) -> Vec<WindowJob> {
+        let data_end = self.data_end();
+        if data_end > 0 && self.next_to_create.is_some() {
+            self.ensure_windows(data_end - 1);
+        }
+        let mut jobs = Vec::new();
+        while let Some(w) = self.open.pop_front() {
+            let mut span = w.span;
+            if span.start >= data_end {
+                continue;
+            }
+            if span.end > data_end {
+                span.end = data_end;
+                if span.end - span.start < self.config.min_length {
+                    continue;
+                }
+            }
+            jobs.push(self.assemble(span, &w.frames));
+        }
+        jobs
+    }
+
+    /// Running time (ns) of the end of all data received.
+    pub fn data_end(&self) -> u64 {
+        let audio_end = if self.ring.is_empty() {
+            0
+        } else {
+            self.ring.end_time()
+        };
+        self.video_end.max(audio_end)
+    }
+
+    /// Forgets all data and windows (flushing seek); input presence is kept.
+    pub fn reset(&mut self) {
+        self.open.clear();
+        self.next_to_create = None;
+        self.held = None;
+        self.ring.clear();
+        self.video_end = 0;
+        for s in [&mut self.video, &mut self.audio] {
+            if *s != InputState::Absent {
+                *s = InputState::Pending;
+            }
+        }
+    }
+
+    fn sample(&self, t: u64) -> u64 {
+        time_to_sample(t, self.config.sample_rate)
+    }
+
+    fn assemble(&self, span: WindowSpan, frames: &SampledFrames) -> WindowJob {
+        let (w, h) = (self.config.frame_width, self.config.frame_height);
+        let frames = if self.video == InputState::Absent {
+            None
+        } else {
+            frames.select(self.config.policy, self.config.frames, span.end, || {
+                RgbImage::black(w, h)
+            })
+        };
+        let audio = (self.audio != InputState::Absent && !self.ring.is_empty()).then(|| {
+            let (samples, real) = self
+                .ring
+                .extract(self.sample(span.start), self.sample(span.end));
+            WindowAudio {
+                samples,
+                real,
+                rate: self.config.sample_rate,
+            }
+        });
+        WindowJob {
+            span,
+            frames,
+            audio,
+        }
+    }
+
+    fn trim_audio(&mut self) {
+        let keep_from = self.open.front().map(|w| w.span.start).or_else(|| {
+            self.next_to_create
+                .map(|n| self.config.schedule.span(n).start)
+        });
+        if let Some(t) = keep_from {
+            let idx = self.sample(t);
+            self.ring.discard_before(idx);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: u64 = 1_000_000;
+
+    fn config() -> WindowConfig {
+        WindowConfig {
+            frames: 4,
+            frame_width: 1,
+            frame_height: 1,
+            ..WindowConfig::default()
+        }
+    }
+
+    fn frame(v: u8) -> Arc<RgbImage> {
+        Arc::new(RgbImage {
+            width: 1,
+            height: 1,
+            data: vec![v; 3],
+        })
+    }
+
+    /// Feeds `secs` seconds of 10 fps video and 16 kHz audio in 100 ms buffers.
+    fn feed(a: &mut WindowAssembler, from_ms: u64, to_ms: u64, jobs: &mut Vec<WindowJob>) {
+        let mut t = from_ms;
+        while t < to_ms {
+            a.push_frame(t * MS, Some(100 * MS), frame((t / 100) as u8));
+            a.push_audio(t * MS, &vec![0.5; 1600]);
+            jobs.extend(a.take_complete());
+            t += 100;
+        }
+    }
+
+    #[test]
+    fn schedule_indices() {
+        let s = SlidingSchedule {
+            length: 2 * SECOND,
+            hop: SECOND,
+        };
+        assert_eq!(s.first_ending_after(0), 0);
+        assert_eq!(s.first_ending_after(2 * SECOND), 1);
+        assert_eq!(s.first_ending_after(5 * SECOND + 1), 4);
+        assert_eq!(
+            s.span(3),
+            WindowSpan {
+                index: 3,
+                start: 3 * SECOND,
+                end: 5 * SECOND
+            }
+        );
+    }
+
+    #[test]
+    fn sliding_windows_over_five_and_a_half_seconds() {
+        let mut a = WindowAssembler::new(config());
+        a.set_input(true, true);
+        a.set_input(false, true);
+        let mut jobs = Vec::new();
+        feed(&mut a, 0, 5500, &mut jobs);
+        a.end_input(true);
+        a.end_input(false);
+        jobs.extend(a.take_complete());
+        jobs.extend(a.finish());
+        let spans: Vec<(u64, u64)> = jobs
+            .iter()
+            .map(|j| (j.span.start / MS, j.span.end / MS))
+            .collect();
+        // Full windows [0,2) .. [3,5); [4,5.5) is 1.5 s >= 0.5 s; [5,5.5) is 0.5 s >= 0.5 s.
+        assert_eq!(
+            spans,
+            vec![
+                (0, 2000),
+                (1000, 3000),
+                (2000, 4000),
+                (3000, 5000),
+                (4000, 5500),
+                (5000, 5500)
+            ]
+        );
+        for j in &jobs[..4] {
+            let audio = j.audio.as_ref().unwrap();
+            assert_eq!(audio.samples.len(), 32000);
+            assert_eq!(audio.real, 32000);
+            assert_eq!(j.frames.as_ref().unwrap().real, 4);
+        }
+        // Uniform slices of [1 s, 3 s): centres 1.25, 1.75, 2.25, 2.75 s -> frames 12, 17, 22, 27.
+        let f: Vec<u8> = jobs[1]
+            .frames
+            .as_ref()
+            .unwrap()
+            .frames
+            .iter()
+            .map(|f| f.data[0])
+            .collect();
+        assert_eq!(f, vec![12, 17, 22, 27]);
+    }
+
+    #[test]
+    fn short_tail_is_dropped() {
+        let mut a = WindowAssembler::new(config());
+        a.set_input(true, true);
+        let mut jobs = Vec::new();
+        let mut t = 0;
+        while t < 2300 {
+            a.push_frame(t * MS, Some(100 * MS), frame(1));
+            jobs.extend(a.take_complete());
+            t += 100;
+        }
+        a.end_input(true);
+        jobs.extend(a.finish());
+        let spans: Vec<(u64, u64)> = jobs
+            .iter()
+            .map(|j| (j.span.start / MS, j.span.end / MS))
+            .collect();
+        // [1, 2.3) is 1.3 s, [2, 2.3) only 0.3 s < 0.5 s.
+        assert_eq!(spans, vec![(0, 2000), (1000, 2300)]);
+        assert!(jobs.iter().all(|j| j.audio.is_none()));
+    }
+
+    #[test]
+    fn video_only_and_audio_only() {
+        let mut a = WindowAssembler::new(config());
+        a.set_input(false, true);
+        let mut jobs = Vec::new();
+        for k in 0..30 {
+            a.push_audio(k * 100 * MS, &vec![0.1; 1600]);
+            jobs.extend(a.take_complete());
+        }
+        assert_eq!(jobs.len(), 2); // [0,2) and [1,3) complete at 3.0 s
+        assert!(jobs.iter().all(|j| j.frames.is_none() && j.audio.is_some()));
+    }
+
+    #[test]
+    fn waits_for_the_slower_input_unless_live() {
+        let mut a = WindowAssembler::new(config());
+        a.set_input(true, true);
+        a.set_input(false, true);
+        for k in 0..25 {
+            a.push_frame(k * 100 * MS, None, frame(1));
+        }
+        assert!(a.take_complete().is_empty(), "audio pending: must wait");
+        a.set_wait_for_pending(false);
+        assert_eq!(a.take_complete().len(), 1);
+        // Live timeout: audio that started but lags is treated as silence.
+        a.push_audio(SECOND, &vec![0.2; 1600]);
+        a.advance_to(3 * SECOND);
+        let jobs = a.take_complete();
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].audio.as_ref().unwrap().real, 1600);
+    }
+
+    #[test]
+    fn reset_starts_over() {
+        let mut a = WindowAssembler::new(config());
+        a.set_input(true, true);
+        let mut jobs = Vec::new();
+        feed_video(&mut a, 0, 1500, &mut jobs);
+        a.reset();
+        feed_video(&mut a, 0, 2100, &mut jobs);
+        assert_eq!(jobs.len(), 1);
+        assert_eq!(jobs[0].span.start, 0);
+    }
+
+    fn feed_video(a: &mut WindowAssembler, from_ms: u64, to_ms: u64, jobs: &mut Vec<WindowJob>) {
+        let mut t = from_ms;
+        while t < to_ms {
+            a.push_frame(t * MS, Some(100 * MS), frame(1));
+            jobs.extend(a.take_complete());
+            t += 100;
+        }
+    }
+}
