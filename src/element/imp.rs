@@ -664,22 +664,44 @@ impl AggregatorImpl for EmotionSense {
         let (jobs, eos) = {
             let mut state = lock(&self.state);
             state.assembler.set_wait_for_pending(!live);
-            if let Some(pad) = &audio {
-                while let Some(buf) = pad.pop_buffer() {
-                    self.push_audio(&mut state, pad, buf);
-                }
-                if pad.is_eos() {
-                    state.assembler.end_input(false);
+            // Consume buffers in running-time order across the pads, so video never
+            // runs ahead of audio (windows finish as early as the data allows).
+            loop {
+                let head = |pad: &Option<gst_base::AggregatorPad>| {
+                    pad.as_ref()
+                        .and_then(|p| p.peek_buffer().map(|b| running_time(p, &b).unwrap_or(0)))
+                };
+                // A pad without a queued buffer only holds the other back if it may
+                // still deliver one (non-live input waits; live input never does).
+                let waits = |pad: &Option<gst_base::AggregatorPad>| {
+                    !live && pad.as_ref().is_some_and(|p| !p.is_eos())
+                };
+                let take_video = match (head(&video), head(&audio)) {
+                    (None, None) => break,
+                    (Some(v), Some(a)) => v <= a,
+                    (Some(_), None) if waits(&audio) => break,
+                    (Some(_), None) => true,
+                    (None, Some(_)) if waits(&video) => break,
+                    (None, Some(_)) => false,
+                };
+                if take_video {
+                    let pad = video.as_ref().expect("video head exists");
+                    if let Some(buf) = pad.pop_buffer() {
+                        self.push_video(&mut state, pad, &buf)?;
+                        outgoing.push(buf);
+                    }
+                } else {
+                    let pad = audio.as_ref().expect("audio head exists");
+                    if let Some(buf) = pad.pop_buffer() {
+                        self.push_audio(&mut state, pad, buf);
+                    }
                 }
             }
-            if let Some(pad) = &video {
-                while let Some(buf) = pad.pop_buffer() {
-                    self.push_video(&mut state, pad, &buf)?;
-                    outgoing.push(buf);
-                }
-                if pad.is_eos() {
-                    state.assembler.end_input(true);
-                }
+            if audio.as_ref().is_some_and(|p| p.is_eos()) {
+                state.assembler.end_input(false);
+            }
+            if video.as_ref().is_some_and(|p| p.is_eos()) {
+                state.assembler.end_input(true);
             }
             if timeout && let Some(now) = self.obj().current_running_time() {
                 let latency = self.obj().latency().unwrap_or(gst::ClockTime::ZERO);
@@ -688,6 +710,14 @@ impl AggregatorImpl for EmotionSense {
                     .advance_to(now.saturating_sub(latency).nseconds());
             }
             let mut jobs = state.assembler.take_complete();
+            gst::trace!(
+                CAT,
+                imp = self,
+                "video {:?} audio {:?}: {} window(s) complete",
+                state.assembler.video_state(),
+                state.assembler.audio_state(),
+                jobs.len()
+            );
             let eos = state.assembler.all_ended();
             if eos {
                 jobs.extend(state.assembler.finish());
@@ -832,6 +862,7 @@ impl EmotionSense {
 
     fn attach_meta(&self, mut buf: gst::Buffer) -> gst::Buffer {
         let latest = lock(&self.shared.latest).clone();
+        gst::trace!(CAT, imp = self, "attaching {latest:?}");
         let b = buf.make_mut();
         let Ok(mut meta) = gst::meta::CustomMeta::add(b, META_NAME) else {
             gst::warning!(

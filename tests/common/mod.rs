@@ -1,0 +1,166 @@
+//! Shared helpers for the integration tests: plugin registration, fixture clips made
+//! with GStreamer's own encoders, and running pipelines to EOS under a deadline.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant};
+
+use gst::prelude::*;
+
+/// Initialises GStreamer and registers the `emotion` plugin in this process.
+pub fn init() {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        gst::init().expect("gst::init");
+        gst_emotion::register_static().expect("register emotion plugin");
+    });
+}
+
+/// A directory for this test binary's generated media.
+pub fn fixture_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("gst-emotion-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("create fixture dir");
+        dir
+    })
+    .clone()
+}
+
+/// What a generated clip contains.
+#[derive(Clone, Copy, Debug)]
+pub struct ClipSpec {
+    pub seconds: u32,
+    pub video: bool,
+    pub audio: bool,
+    pub fps: u32,
+}
+
+/// Encodes a clip (H.264 video from `videotestsrc`, AAC audio from `audiotestsrc`, in
+/// MP4) and returns its path. Clips are made once per test binary.
+pub fn clip(name: &str, spec: ClipSpec) -> PathBuf {
+    init();
+    let path = fixture_dir().join(format!("{name}.mp4"));
+    if path.exists() {
+        return path;
+    }
+    let mut desc = String::from("mp4mux name=mux ! filesink location=");
+    desc.push_str(&path.display().to_string());
+    if spec.video {
+        desc.push_str(&format!(
+            " videotestsrc pattern=ball num-buffers={} ! video/x-raw,width=320,height=240,framerate={}/1 \
+             ! x264enc speed-preset=ultrafast key-int-max=30 ! h264parse ! queue ! mux.",
+            spec.seconds * spec.fps,
+            spec.fps
+        ));
+    }
+    if spec.audio {
+        // 1024-sample buffers at 48 kHz, enough to cover the duration.
+        let buffers = (spec.seconds * 48000).div_ceil(1024);
+        desc.push_str(&format!(
+            " audiotestsrc wave=sine freq=440 volume=0.5 samplesperbuffer=1024 num-buffers={buffers} \
+             ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse ! queue ! mux."
+        ));
+    }
+    let pipeline = gst::parse::launch(&desc).expect("fixture pipeline");
+    run_to_eos(&pipeline, Duration::from_secs(60), |_| {}).expect("fixture encoding");
+    path
+}
+
+/// Runs `pipeline` until EOS, calling `on_message` for every bus message; fails on an
+/// error message or when `deadline` passes.
+pub fn run_to_eos(
+    pipeline: &gst::Element,
+    deadline: Duration,
+    mut on_message: impl FnMut(&gst::Message),
+) -> Result<(), String> {
+    let bus = pipeline.bus().expect("pipeline bus");
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        // The reason is on the bus as an error message.
+        let reason = bus
+            .iter_filtered(&[gst::MessageType::Error])
+            .find_map(|m| match m.view() {
+                gst::MessageView::Error(err) => {
+                    Some(format!("{} ({:?})", err.error(), err.debug()))
+                }
+                _ => None,
+            })
+            .unwrap_or_default();
+        let _ = pipeline.set_state(gst::State::Null);
+        return Err(format!("set_state(Playing): {e}: {reason}"));
+    }
+    let end = Instant::now() + deadline;
+    let result = loop {
+        let left = end.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            break Err(format!("no EOS within {deadline:?}"));
+        }
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(left.as_millis() as u64))
+        else {
+            continue;
+        };
+        on_message(&msg);
+        match msg.view() {
+            gst::MessageView::Eos(_) => break Ok(()),
+            gst::MessageView::Error(e) => {
+                break Err(format!(
+                    "error from {:?}: {} ({:?})",
+                    e.src().map(|s| s.path_string()),
+                    e.error(),
+                    e.debug()
+                ));
+            }
+            _ => {}
+        }
+    };
+    pipeline
+        .set_state(gst::State::Null)
+        .expect("set_state(Null)");
+    result
+}
+
+/// One `emotion` element message, as the tests read it.
+#[derive(Clone, Debug)]
+pub struct Window {
+    pub index: u64,
+    pub start: u64,
+    pub end: u64,
+    pub frames: Option<u32>,
+    pub audio_samples: Option<u64>,
+    pub audio_rms: Option<f64>,
+    pub dropped: u64,
+}
+
+/// Parses an `emotion` element message, if `msg` is one.
+pub fn window_of(msg: &gst::Message) -> Option<Window> {
+    let gst::MessageView::Element(e) = msg.view() else {
+        return None;
+    };
+    let s = e.structure()?;
+    if s.name() != "emotion" {
+        return None;
+    }
+    Some(Window {
+        index: s.get("index").ok()?,
+        start: s.get("start").ok()?,
+        end: s.get("end").ok()?,
+        frames: s.get("frames").ok(),
+        audio_samples: s.get("audio-samples").ok(),
+        audio_rms: s.get("audio-rms").ok(),
+        dropped: s.get("windows-dropped").ok()?,
+    })
+}
+
+/// The `file://` URI of `path`.
+pub fn uri(path: &Path) -> String {
+    gst::glib::filename_to_uri(path, None)
+        .expect("file uri")
+        .to_string()
+}
+
+/// Milliseconds of a nanosecond value, rounded, for readable assertions.
+pub fn ms(ns: u64) -> u64 {
+    (ns + 500_000) / 1_000_000
+}
