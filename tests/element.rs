@@ -39,8 +39,12 @@ fn decode_pipeline(
     gst::parse::launch(&desc).expect("pipeline")
 }
 
-/// Collects (pts, has meta, meta has window) of every buffer reaching the appsink.
-fn collect_buffers(pipeline: &gst::Element) -> Arc<Mutex<Vec<(Option<u64>, bool, bool)>>> {
+/// What the tests note of a buffer reaching the appsink: PTS, whether it carries
+/// EmotionMeta, and whether that meta holds a window result.
+type SeenBuffer = (Option<u64>, bool, bool);
+
+/// Collects every buffer reaching the appsink named `out`.
+fn collect_buffers(pipeline: &gst::Element) -> Arc<Mutex<Vec<SeenBuffer>>> {
     let out = Arc::new(Mutex::new(Vec::new()));
     let sink = pipeline
         .downcast_ref::<gst::Bin>()

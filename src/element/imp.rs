@@ -428,7 +428,7 @@ impl AggregatorImpl for EmotionSense {
     ) -> Option<gst_base::AggregatorPad> {
         let name = templ.name_template();
         if let Some(req) = req_name
-            && req != name.to_string()
+            && name != req
         {
             gst::error!(
                 CAT,
