@@ -87,7 +87,7 @@ impl Worker {
             return Submit::Flushing;
         };
         let generation = self.shared.generation.load(Ordering::SeqCst);
-        let mut msg = Message::Window { job, generation };
+        let msg = Message::Window { job, generation };
         if !block {
             return match tx.try_send(msg) {
                 Ok(()) => Submit::Queued,
@@ -98,15 +98,10 @@ impl Worker {
                 Err(TrySendError::Disconnected(_)) => Submit::Flushing,
             };
         }
-        loop {
-            if flushing() {
-                return Submit::Flushing;
-            }
-            match tx.send_timeout(msg, Duration::from_millis(20)) {
-                Ok(()) => return Submit::Queued,
-                Err(SendTimeoutError::Timeout(m)) => msg = m,
-                Err(SendTimeoutError::Disconnected(_)) => return Submit::Flushing,
-            }
+        if send_interruptible(tx, msg, flushing) {
+            Submit::Queued
+        } else {
+            Submit::Flushing
         }
     }
 
@@ -114,21 +109,28 @@ impl Worker {
     pub fn drain(&self, flushing: &dyn Fn() -> bool) {
         let Some(tx) = &self.tx else { return };
         let (done_tx, done_rx) = bounded(1);
-        let mut msg = Message::Drain(done_tx);
-        loop {
-            if flushing() {
-                return;
-            }
-            match tx.send_timeout(msg, Duration::from_millis(20)) {
-                Ok(()) => break,
-                Err(SendTimeoutError::Timeout(m)) => msg = m,
-                Err(SendTimeoutError::Disconnected(_)) => return,
-            }
+        if !send_interruptible(tx, Message::Drain(done_tx), flushing) {
+            return;
         }
         while !flushing() {
             if done_rx.recv_timeout(Duration::from_millis(20)).is_ok() {
                 return;
             }
+        }
+    }
+}
+
+/// Sends `msg`, waiting while the queue is full but giving up as soon as `flushing`
+/// says so. Returns whether the worker got the message.
+fn send_interruptible(tx: &Sender<Message>, mut msg: Message, flushing: &dyn Fn() -> bool) -> bool {
+    loop {
+        if flushing() {
+            return false;
+        }
+        match tx.send_timeout(msg, Duration::from_millis(20)) {
+            Ok(()) => return true,
+            Err(SendTimeoutError::Timeout(m)) => msg = m,
+            Err(SendTimeoutError::Disconnected(_)) => return false,
         }
     }
 }

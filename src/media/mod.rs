@@ -1,13 +1,16 @@
 //! Media primitives on plain data: frame resizing to the model input size, frame
-//! sampling over a window, and the sample-accurate audio ring buffer.
+//! sampling over a window, the sample-accurate audio ring buffer, and mel
+//! spectrograms.
 //!
 //! Nothing in here knows about GStreamer elements; the element feeds these with the
 //! bytes of mapped buffers and running times in nanoseconds.
 
 pub mod audio;
 pub mod frame;
+pub mod mel;
 pub mod sampler;
 
 pub use audio::{AudioRing, SampleFormat, pcm_to_mono, rms};
 pub use frame::{PixelLayout, RgbImage, resize_linear};
+pub use mel::{Mel, MelConfig, MelSpectrogram};
 pub use sampler::{FramePolicy, SampledFrames};
