@@ -11,6 +11,7 @@ pub mod element;
 pub mod infer;
 pub mod media;
 pub mod output;
+pub mod text;
 pub mod window;
 
 use gst::glib;
