@@ -9,12 +9,7 @@ use std::time::Duration;
 use common::*;
 use gst::prelude::*;
 
-const AV: ClipSpec = ClipSpec {
-    seconds: 5,
-    video: true,
-    audio: true,
-    fps: 30,
-};
+const AV: ClipSpec = ClipSpec::av(5);
 
 /// A decode pipeline ending in an appsink; `e` is the element when `with_element`.
 fn decode_pipeline(
@@ -145,15 +140,7 @@ fn av_file_gives_exact_windows_and_passes_video_through() {
 #[test]
 fn first_policy_pads_when_video_is_sparse() {
     // 5 fps video, T = 16 over a 2 s window: 10 real frames, 6 black ones.
-    let path = clip(
-        "sparse",
-        ClipSpec {
-            seconds: 4,
-            video: true,
-            audio: false,
-            fps: 5,
-        },
-    );
+    let path = clip("sparse", ClipSpec::video_only(4, 5));
     let pipeline = decode_pipeline(&path, "frames=16 frame-policy=first window-hop=2", true);
     let windows = run_windows(&pipeline);
     assert_eq!(windows.len(), 2);
@@ -165,15 +152,7 @@ fn first_policy_pads_when_video_is_sparse() {
 
 #[test]
 fn video_only_file_does_not_hang() {
-    let path = clip(
-        "video-only",
-        ClipSpec {
-            seconds: 3,
-            video: true,
-            audio: false,
-            fps: 30,
-        },
-    );
+    let path = clip("video-only", ClipSpec::video_only(3, 30));
     // The audio branch is linked but decodebin never exposes an audio pad.
     let pipeline = decode_pipeline(&path, "window-hop=1", true);
     let windows = run_windows(&pipeline);
@@ -188,15 +167,7 @@ fn video_only_file_does_not_hang() {
 
 #[test]
 fn audio_only_file_does_not_hang() {
-    let path = clip(
-        "audio-only",
-        ClipSpec {
-            seconds: 3,
-            video: false,
-            audio: true,
-            fps: 30,
-        },
-    );
+    let path = clip("audio-only", ClipSpec::audio_only(3));
     let pipeline = decode_pipeline(&path, "window-hop=1", true);
     let windows = run_windows(&pipeline);
     assert_eq!(windows.len(), 3, "{windows:?}");

@@ -38,6 +38,38 @@ pub struct ClipSpec {
     pub fps: u32,
 }
 
+impl ClipSpec {
+    /// Video and audio at 30 fps.
+    pub const fn av(seconds: u32) -> Self {
+        Self {
+            seconds,
+            video: true,
+            audio: true,
+            fps: 30,
+        }
+    }
+
+    /// Video only.
+    pub const fn video_only(seconds: u32, fps: u32) -> Self {
+        Self {
+            seconds,
+            video: true,
+            audio: false,
+            fps,
+        }
+    }
+
+    /// Audio only.
+    pub const fn audio_only(seconds: u32) -> Self {
+        Self {
+            seconds,
+            video: false,
+            audio: true,
+            fps: 30,
+        }
+    }
+}
+
 /// Encodes a clip (H.264 video from `videotestsrc`, AAC audio from `audiotestsrc`, in
 /// MP4) and returns its path. Clips are made once per test binary.
 pub fn clip(name: &str, spec: ClipSpec) -> PathBuf {
