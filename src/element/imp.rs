@@ -47,8 +47,10 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::worker::{Shared, Submit, Worker};
+use super::worker::{Analysis, Shared, Submit, Worker};
 use super::{FramePolicy, WindowMode};
+use crate::bundle::Bundle;
+use crate::infer::{DeviceChoice, Engine, EngineOptions};
 use crate::media::{PixelLayout, SampleFormat, pcm_to_mono, resize_linear};
 use crate::output::META_NAME;
 use crate::window::{
@@ -106,6 +108,9 @@ const DEFAULT_MIN_WINDOW_LENGTH: f64 = 0.5;
 const DEFAULT_FRAMES: u32 = 16;
 const DEFAULT_FRAME_SIZE: u32 = 224;
 const DEFAULT_MAX_PENDING: u32 = 2;
+const DEFAULT_MAX_BATCH: u32 = 4;
+const DEFAULT_MAX_BATCH_WAIT_MS: u32 = 10;
+const DEFAULT_SMOOTHING: f64 = 0.5;
 
 /// Properties, applied when the element starts (READY → PAUSED).
 #[derive(Debug, Clone)]
@@ -119,6 +124,15 @@ struct Settings {
     frame_width: u32,
     frame_height: u32,
     max_pending_windows: u32,
+    bundle: Option<String>,
+    device: String,
+    max_batch: u32,
+    max_batch_wait_ms: u32,
+    smoothing: f64,
+    text: Option<String>,
+    dump_dir: Option<String>,
+    /// Properties the application set (they override the bundle's defaults).
+    explicit: std::collections::HashSet<String>,
 }
 
 impl Default for Settings {
@@ -133,11 +147,59 @@ impl Default for Settings {
             frame_width: DEFAULT_FRAME_SIZE,
             frame_height: DEFAULT_FRAME_SIZE,
             max_pending_windows: DEFAULT_MAX_PENDING,
+            bundle: None,
+            device: "auto".into(),
+            max_batch: DEFAULT_MAX_BATCH,
+            max_batch_wait_ms: DEFAULT_MAX_BATCH_WAIT_MS,
+            smoothing: DEFAULT_SMOOTHING,
+            text: None,
+            dump_dir: None,
+            explicit: Default::default(),
         }
     }
 }
 
 impl Settings {
+    /// The window configuration: the bundle's sampling and window defaults, with the
+    /// application's explicit window properties taking precedence for the latter.
+    fn window_config_for(&self, bundle: Option<&Bundle>) -> Result<WindowConfig, String> {
+        let mut c = self.window_config();
+        let Some(b) = bundle else { return Ok(c) };
+        let ns = |s: f64| (s * SECOND as f64).round() as u64;
+        let w = &b.manifest.window;
+        if !self.explicit.contains("window-length") {
+            c.schedule.length = ns(w.length);
+        }
+        if !self.explicit.contains("window-hop") {
+            c.schedule.hop = ns(w.hop);
+        }
+        if !self.explicit.contains("min-window-length") {
+            c.min_length = ns(w.min_length);
+        }
+        if let Some(v) = b.video() {
+            // The model needs exactly the frames it was trained on.
+            c.frames = v.frames;
+            c.frame_width = v.width;
+            c.frame_height = v.height;
+            c.policy = if v.policy == "first" {
+                crate::media::FramePolicy::First
+            } else {
+                crate::media::FramePolicy::Uniform
+            };
+        }
+        if let Some(rate) = b.sample_rate()
+            && rate != SAMPLE_RATE as u32
+        {
+            return Err(format!(
+                "the bundle's audio is {rate} Hz; this element takes {SAMPLE_RATE} Hz audio"
+            ));
+        }
+        if c.min_length > c.schedule.length {
+            return Err("min-window-length is longer than window-length".into());
+        }
+        Ok(c)
+    }
+
     fn window_config(&self) -> WindowConfig {
         let ns = |s: f64| (s * SECOND as f64).round() as u64;
         WindowConfig {
@@ -188,6 +250,7 @@ pub struct EmotionSense {
     state: Mutex<State>,
     pads: Mutex<Pads>,
     worker: Mutex<Option<Arc<Worker>>>,
+    engine: Mutex<Option<Arc<Engine>>>,
     shared: Arc<Shared>,
     flushing: AtomicBool,
 }
@@ -279,6 +342,65 @@ impl ObjectImpl for EmotionSense {
                     .default_value(DEFAULT_MAX_PENDING)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("bundle")
+                    .nick("Model bundle")
+                    .blurb(
+                        "Folder of the model bundle (bundle.toml + TorchScript model); unset: \
+                         windows are measured but no model runs",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("device")
+                    .nick("Device")
+                    .blurb("Where the model runs: auto (CUDA if available, else CPU), cpu, cuda, cuda:N")
+                    .default_value(Some("auto"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-batch")
+                    .nick("Maximum batch")
+                    .blurb(
+                        "Most windows per forward pass; windows of every element sharing the \
+                         model batch together (the first element to load it decides)",
+                    )
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(DEFAULT_MAX_BATCH)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("max-batch-wait")
+                    .nick("Maximum batch wait")
+                    .blurb("Milliseconds the model waits for more windows to fill a batch")
+                    .maximum(10_000)
+                    .default_value(DEFAULT_MAX_BATCH_WAIT_MS)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("smoothing")
+                    .nick("Smoothing")
+                    .blurb(
+                        "Weight of the previous windows in the rolling (exponentially \
+                         smoothed) probabilities: 0 = no smoothing",
+                    )
+                    .minimum(0.0)
+                    .maximum(0.99)
+                    .default_value(DEFAULT_SMOOTHING)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("text")
+                    .nick("Text")
+                    .blurb(
+                        "Text given to the model's text input for every window (unset: the \
+                         bundle's filler)",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("dump-dir")
+                    .nick("Dump folder")
+                    .blurb(
+                        "Folder receiving each window's model inputs and outputs as .npy \
+                         files (for checking what the model saw); unset: off",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("windows-processed")
                     .nick("Windows processed")
                     .blurb("Windows analysed since the element started")
@@ -300,7 +422,18 @@ impl ObjectImpl for EmotionSense {
     fn set_property(&self, _id: usize, value: &glib::Value, pspec: &glib::ParamSpec) {
         let mut s = lock(&self.settings);
         let v = value.clone();
+        s.explicit.insert(pspec.name().to_string());
         match pspec.name() {
+            "bundle" => s.bundle = v.get().expect("type checked upstream"),
+            "device" => {
+                let d: Option<String> = v.get().expect("type checked upstream");
+                s.device = d.unwrap_or_else(|| "auto".into());
+            }
+            "max-batch" => s.max_batch = v.get().expect("type checked upstream"),
+            "max-batch-wait" => s.max_batch_wait_ms = v.get().expect("type checked upstream"),
+            "smoothing" => s.smoothing = v.get().expect("type checked upstream"),
+            "text" => s.text = v.get().expect("type checked upstream"),
+            "dump-dir" => s.dump_dir = v.get().expect("type checked upstream"),
             "window-mode" => s.window_mode = v.get().expect("type checked upstream"),
             "window-length" => s.window_length = v.get().expect("type checked upstream"),
             "window-hop" => s.window_hop = v.get().expect("type checked upstream"),
@@ -328,6 +461,13 @@ impl ObjectImpl for EmotionSense {
             "frame-width" => s.frame_width.to_value(),
             "frame-height" => s.frame_height.to_value(),
             "max-pending-windows" => s.max_pending_windows.to_value(),
+            "bundle" => s.bundle.to_value(),
+            "device" => s.device.to_value(),
+            "max-batch" => s.max_batch.to_value(),
+            "max-batch-wait" => s.max_batch_wait_ms.to_value(),
+            "smoothing" => s.smoothing.to_value(),
+            "text" => s.text.to_value(),
+            "dump-dir" => s.dump_dir.to_value(),
             "windows-processed" => self.shared.processed.load(Ordering::SeqCst).to_value(),
             "windows-dropped" => self.shared.dropped.load(Ordering::SeqCst).to_value(),
             other => {
@@ -411,11 +551,17 @@ impl ElementImpl for EmotionSense {
         &self,
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
-        if transition == gst::StateChange::PausedToReady {
+        match transition {
+            gst::StateChange::NullToReady => self.load_engine()?,
             // Unblock a streaming thread waiting on the worker before pads deactivate.
-            self.flushing.store(true, Ordering::SeqCst);
+            gst::StateChange::PausedToReady => self.flushing.store(true, Ordering::SeqCst),
+            _ => {}
         }
-        self.parent_change_state(transition)
+        let res = self.parent_change_state(transition)?;
+        if transition == gst::StateChange::ReadyToNull {
+            *lock(&self.engine) = None;
+        }
+        Ok(res)
     }
 }
 
@@ -468,7 +614,12 @@ impl AggregatorImpl for EmotionSense {
                 ]
             ));
         }
-        let mut assembler = WindowAssembler::new(settings.window_config());
+        let engine = lock(&self.engine).clone();
+        let config = settings
+            .window_config_for(engine.as_ref().map(|e| e.bundle.as_ref()))
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+        gst::info!(CAT, imp = self, "windows: {config:?}");
+        let mut assembler = WindowAssembler::new(config);
         {
             let pads = lock(&self.pads);
             assembler.set_input(true, pads.video.is_some());
@@ -486,6 +637,12 @@ impl AggregatorImpl for EmotionSense {
             self.obj().upcast_ref(),
             self.shared.clone(),
             settings.max_pending_windows as usize,
+            Analysis {
+                engine,
+                smoothing: settings.smoothing,
+                text: settings.text.clone(),
+                dump_dir: settings.dump_dir.as_ref().map(Into::into),
+            },
         )
         .map_err(|e| {
             gst::error_msg!(
@@ -752,6 +909,53 @@ fn running_time(pad: &gst_base::AggregatorPad, buf: &gst::BufferRef) -> Option<u
 }
 
 impl EmotionSense {
+    /// Loads the bundle's model (shared with other elements using the same bundle and
+    /// device); posts an error naming the problem when it cannot.
+    fn load_engine(&self) -> Result<(), gst::StateChangeError> {
+        let settings = lock(&self.settings).clone();
+        let Some(dir) = settings.bundle.clone() else {
+            *lock(&self.engine) = None;
+            return Ok(());
+        };
+        let device: DeviceChoice = match settings.device.parse() {
+            Ok(d) => d,
+            Err(e) => {
+                gst::element_imp_error!(self, gst::LibraryError::Settings, ["device: {e}"]);
+                return Err(gst::StateChangeError);
+            }
+        };
+        let options = EngineOptions {
+            device,
+            max_batch: settings.max_batch as usize,
+            max_wait: Duration::from_millis(settings.max_batch_wait_ms as u64),
+        };
+        match Engine::shared(std::path::Path::new(&dir), options) {
+            Ok(engine) => {
+                if let Some(note) = &engine.device_note {
+                    gst::warning!(CAT, imp = self, "{note}");
+                }
+                gst::info!(
+                    CAT,
+                    imp = self,
+                    "bundle {} ({}) on {:?}",
+                    engine.bundle.manifest.name,
+                    dir,
+                    engine.device
+                );
+                *lock(&self.engine) = Some(engine);
+                Ok(())
+            }
+            Err(e) => {
+                gst::element_imp_error!(
+                    self,
+                    gst::ResourceError::OpenRead,
+                    ["Cannot use bundle {dir}: {e}"]
+                );
+                Err(gst::StateChangeError)
+            }
+        }
+    }
+
     /// Whether upstream is live, asked once per start with a LATENCY query.
     fn is_live(
         &self,

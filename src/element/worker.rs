@@ -10,8 +10,23 @@ use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounde
 use gst::glib;
 use gst::prelude::*;
 
-use crate::output::WindowResult;
+use crate::infer::{Engine, prepare};
+use crate::output::npy::write_npy;
+use crate::output::{HeadResult, Prediction, WindowResult, softmax};
 use crate::window::WindowJob;
+
+/// What the worker does with each window beyond measuring it.
+#[derive(Clone, Debug, Default)]
+pub struct Analysis {
+    /// The model, when a bundle is loaded.
+    pub engine: Option<Arc<Engine>>,
+    /// Weight of the previous smoothed value in the EMA (0 = no smoothing).
+    pub smoothing: f64,
+    /// Text fed to the model (until speech recognition provides a transcript).
+    pub text: Option<String>,
+    /// Folder receiving each window's input tensors and outputs as .npy.
+    pub dump_dir: Option<std::path::PathBuf>,
+}
 
 /// Extra time the worker spends per window; lets tests make the worker slower than
 /// real time. Zero in normal use.
@@ -65,13 +80,14 @@ impl Worker {
         element: &gst::Element,
         shared: Arc<Shared>,
         queue: usize,
+        analysis: Analysis,
     ) -> std::io::Result<Self> {
         let (tx, rx) = bounded(queue.max(1));
         let weak = element.downgrade();
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("emotionsense-worker".into())
-            .spawn(move || run(rx, weak, thread_shared))?;
+            .spawn(move || run(rx, weak, thread_shared, analysis))?;
         Ok(Self {
             tx: Some(tx),
             handle: Some(handle),
@@ -144,7 +160,14 @@ impl Drop for Worker {
     }
 }
 
-fn run(rx: Receiver<Message>, element: glib::WeakRef<gst::Element>, shared: Arc<Shared>) {
+fn run(
+    rx: Receiver<Message>,
+    element: glib::WeakRef<gst::Element>,
+    shared: Arc<Shared>,
+    analysis: Analysis,
+) {
+    let mut smoothed: Vec<Vec<f64>> = Vec::new();
+    let mut smoothed_generation = shared.generation.load(Ordering::SeqCst);
     for msg in rx {
         match msg {
             Message::Drain(done) => {
@@ -158,7 +181,28 @@ fn run(rx: Receiver<Message>, element: glib::WeakRef<gst::Element>, shared: Arc<
                 if generation != shared.generation.load(Ordering::SeqCst) {
                     continue;
                 }
-                let result = WindowResult::measure(&job, shared.dropped.load(Ordering::SeqCst));
+                if generation != smoothed_generation {
+                    smoothed.clear();
+                    smoothed_generation = generation;
+                }
+                let mut result = WindowResult::measure(&job, shared.dropped.load(Ordering::SeqCst));
+                if let Some(engine) = &analysis.engine {
+                    match predict(engine, &job, &analysis, &mut smoothed) {
+                        Ok(p) => result.prediction = Some(p),
+                        Err(e) => {
+                            // Like the reference service: a window that fails is
+                            // skipped, the stream goes on.
+                            if let Some(element) = element.upgrade() {
+                                gst::element_warning!(
+                                    element,
+                                    gst::StreamError::Failed,
+                                    ("Window {} could not be analysed: {e}", job.span.index)
+                                );
+                            }
+                            continue;
+                        }
+                    }
+                }
                 let s = result.to_structure();
                 *shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
                 shared.processed.fetch_add(1, Ordering::SeqCst);
@@ -169,4 +213,77 @@ fn run(rx: Receiver<Message>, element: glib::WeakRef<gst::Element>, shared: Arc<
             }
         }
     }
+}
+
+/// Preprocesses, runs the model, and turns logits into probabilities (and the
+/// smoothed rolling ones).
+fn predict(
+    engine: &Engine,
+    job: &WindowJob,
+    analysis: &Analysis,
+    smoothed: &mut Vec<Vec<f64>>,
+) -> Result<Prediction, String> {
+    let bundle = &engine.bundle;
+    let inputs = prepare(bundle, job, analysis.text.as_deref())?;
+    let text = inputs.text.clone();
+    if let Some(dir) = &analysis.dump_dir {
+        dump_inputs(dir, job.span.index, &inputs).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let logits = engine.infer(inputs)?;
+    if smoothed.len() != logits.len() {
+        smoothed.clear();
+    }
+    let mut heads = Vec::with_capacity(logits.len());
+    for (i, (spec, l)) in bundle.manifest.heads.iter().zip(&logits).enumerate() {
+        let probs = softmax(l);
+        let s = match smoothed.get(i) {
+            Some(prev) => prev
+                .iter()
+                .zip(&probs)
+                .map(|(p, q)| analysis.smoothing * p + (1.0 - analysis.smoothing) * q)
+                .collect(),
+            None => probs.clone(),
+        };
+        if smoothed.len() <= i {
+            smoothed.push(s.clone());
+        } else {
+            smoothed[i] = s.clone();
+        }
+        if let Some(dir) = &analysis.dump_dir {
+            let base = dir.join(format!("w{:06}_{}", job.span.index, spec.name));
+            let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
+            write_npy(&base.with_extension("logits.npy"), &[l.len()], l)
+                .and_then(|_| write_npy(&base.with_extension("probs.npy"), &[l.len()], &probs32))
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        heads.push(HeadResult {
+            name: spec.name.clone(),
+            labels: spec.labels.clone(),
+            probs,
+            smoothed: s,
+        });
+    }
+    Ok(Prediction {
+        model: bundle.manifest.name.clone(),
+        text,
+        heads,
+    })
+}
+
+fn dump_inputs(
+    dir: &std::path::Path,
+    index: u64,
+    p: &crate::infer::Prepared,
+) -> std::io::Result<()> {
+    use crate::infer::InputTensor;
+    std::fs::create_dir_all(dir)?;
+    for (name, t) in &p.inputs {
+        let path = dir.join(format!("w{index:06}_{name}.npy"));
+        let dims = |s: &[i64]| s.iter().map(|&d| d as usize).collect::<Vec<_>>();
+        match t {
+            InputTensor::F32 { shape, data } => write_npy(&path, &dims(shape), data)?,
+            InputTensor::I64 { shape, data } => write_npy(&path, &dims(shape), data)?,
+        }
+    }
+    std::fs::write(dir.join(format!("w{index:06}_text.txt")), &p.text)
 }

@@ -4,6 +4,8 @@
 //! video buffers and (later) JSON/CSV/WebVTT records; docs/metadata.md documents the
 //! fields.
 
+pub mod npy;
+
 use crate::media::rms;
 use crate::window::{WindowJob, WindowSpan};
 
@@ -30,6 +32,61 @@ pub struct WindowResult {
     pub audio_rms: Option<f64>,
     /// Windows dropped so far because the worker was behind (live input only).
     pub windows_dropped: u64,
+    /// The model's answer, when a bundle is loaded.
+    pub prediction: Option<Prediction>,
+}
+
+/// What the model said about a window.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prediction {
+    /// Bundle name.
+    pub model: String,
+    /// The text the model saw.
+    pub text: String,
+    /// One entry per head, in the bundle's order.
+    pub heads: Vec<HeadResult>,
+}
+
+/// One classification head's result.
+#[derive(Clone, Debug, PartialEq)]
+pub struct HeadResult {
+    /// Head name (`emotion`, `sentiment`, ...): result fields are named after it.
+    pub name: String,
+    /// Labels in the model's order.
+    pub labels: Vec<String>,
+    /// Softmax probabilities, in label order.
+    pub probs: Vec<f64>,
+    /// Exponentially smoothed probabilities over the recent windows.
+    pub smoothed: Vec<f64>,
+}
+
+impl HeadResult {
+    /// Index of the most probable label.
+    pub fn top(&self) -> usize {
+        argmax(&self.probs)
+    }
+
+    /// Index of the most probable smoothed label.
+    pub fn top_smoothed(&self) -> usize {
+        argmax(&self.smoothed)
+    }
+}
+
+fn argmax(v: &[f64]) -> usize {
+    v.iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |best, (i, &p)| {
+            if p > best.1 { (i, p) } else { best }
+        })
+        .0
+}
+
+/// Softmax of logits, computed in f64.
+pub fn softmax(logits: &[f32]) -> Vec<f64> {
+    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
+    let exps: Vec<f64> = logits.iter().map(|&v| (v as f64 - max).exp()).collect();
+    let sum: f64 = exps.iter().sum();
+    exps.into_iter().map(|e| e / sum).collect()
 }
 
 impl WindowResult {
@@ -42,6 +99,7 @@ impl WindowResult {
             audio_samples: job.audio.as_ref().map(|a| a.real as u64),
             audio_rms: job.audio.as_ref().map(|a| rms(&a.samples)),
             windows_dropped,
+            prediction: None,
         }
     }
 
@@ -64,6 +122,31 @@ impl WindowResult {
         }
         if let Some(v) = self.audio_rms {
             s.set("audio-rms", v);
+        }
+        if let Some(p) = &self.prediction {
+            s.set("model", p.model.as_str());
+            s.set("transcript", p.text.as_str());
+            for h in &p.heads {
+                let top = h.top();
+                s.set(h.name.as_str(), h.labels[top].as_str());
+                s.set(format!("{}-confidence", h.name).as_str(), h.probs[top]);
+                s.set(
+                    format!("{}-probs", h.name).as_str(),
+                    gst::Array::new(h.probs.iter().copied()),
+                );
+                s.set(
+                    format!("{}-labels", h.name).as_str(),
+                    gst::Array::new(h.labels.iter().map(String::as_str)),
+                );
+                s.set(
+                    format!("{}-smoothed", h.name).as_str(),
+                    h.labels[h.top_smoothed()].as_str(),
+                );
+                s.set(
+                    format!("{}-smoothed-probs", h.name).as_str(),
+                    gst::Array::new(h.smoothed.iter().copied()),
+                );
+            }
         }
         s
     }
@@ -98,5 +181,42 @@ mod tests {
         assert!((s.get::<f64>("audio-rms").unwrap() - 0.5).abs() < 1e-9);
         assert_eq!(s.get::<u64>("windows-dropped").unwrap(), 2);
         assert!(!s.has_field("frames"));
+        assert!(!s.has_field("emotion"));
+    }
+
+    #[test]
+    fn prediction_fields_follow_head_names() {
+        gst::init().unwrap();
+        let probs = softmax(&[0.0, 2.0, 0.0]);
+        assert!((probs.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        let r = WindowResult {
+            span: WindowSpan {
+                index: 0,
+                start: 0,
+                end: 1,
+            },
+            frames: None,
+            distinct_frames: None,
+            audio_samples: None,
+            audio_rms: None,
+            windows_dropped: 0,
+            prediction: Some(Prediction {
+                model: "m".into(),
+                text: "hi".into(),
+                heads: vec![HeadResult {
+                    name: "sentiment".into(),
+                    labels: vec!["negative".into(), "neutral".into(), "positive".into()],
+                    probs: probs.clone(),
+                    smoothed: vec![0.6, 0.2, 0.2],
+                }],
+            }),
+        };
+        let s = r.to_structure();
+        assert_eq!(s.get::<&str>("sentiment").unwrap(), "neutral");
+        assert_eq!(s.get::<&str>("sentiment-smoothed").unwrap(), "negative");
+        assert!((s.get::<f64>("sentiment-confidence").unwrap() - probs[1]).abs() < 1e-12);
+        let arr = s.get::<gst::Array>("sentiment-probs").unwrap();
+        assert_eq!(arr.len(), 3);
+        assert_eq!(s.get::<&str>("transcript").unwrap(), "hi");
     }
 }

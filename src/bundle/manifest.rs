@@ -1,0 +1,496 @@
+//! The `bundle.toml` schema and its validation.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde::Deserialize;
+
+use super::BundleError;
+
+/// The manifest format version this build reads.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The whole manifest.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    /// Format version; must be [`FORMAT_VERSION`].
+    pub format: u32,
+    /// Bundle name, shown in logs and results.
+    pub name: String,
+    /// Free text.
+    #[serde(default)]
+    pub description: String,
+    /// Model card file in the bundle (markdown).
+    #[serde(default)]
+    pub model_card: Option<String>,
+    /// The TorchScript models; one for a single-model bundle.
+    pub models: Vec<ModelSpec>,
+    /// The model inputs by name, and how each is computed from a window.
+    pub inputs: BTreeMap<String, InputSpec>,
+    /// The classification heads reported per window.
+    pub heads: Vec<HeadSpec>,
+    /// Tokenizer settings, required when an input is text.
+    #[serde(default)]
+    pub text: Option<TextSpec>,
+    /// Window defaults (element properties override them).
+    #[serde(default)]
+    pub window: WindowDefaults,
+    /// How several models' outputs combine; absent for a single model.
+    #[serde(default)]
+    pub fusion: Option<FusionSpec>,
+}
+
+/// One TorchScript model.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ModelSpec {
+    /// Name heads refer to.
+    pub name: String,
+    /// TorchScript file, relative to the bundle folder.
+    pub file: String,
+    /// Names of the inputs passed to `forward`, in argument order.
+    pub forward: Vec<String>,
+}
+
+/// What an input tensor holds.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum InputSpec {
+    /// T sampled video frames.
+    Video(VideoSpec),
+    /// A mel spectrogram of the window audio.
+    Mel(MelSpec),
+    /// Token ids of the window text (int64, `[max_length]`).
+    TextIds,
+    /// Attention mask of the window text (int64, `[max_length]`).
+    TextMask,
+}
+
+/// Colour channel order of frame tensors.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ChannelOrder {
+    /// Red, green, blue.
+    Rgb,
+    /// Blue, green, red (OpenCV's order).
+    Bgr,
+}
+
+/// Per-sample layout of the frames tensor (the batch dimension comes first).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+pub enum FrameLayout {
+    /// `[T, C, H, W]`.
+    #[serde(rename = "TCHW")]
+    Tchw,
+    /// `[C, T, H, W]`.
+    #[serde(rename = "CTHW")]
+    Cthw,
+}
+
+/// Which part of the frame the model sees.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum CropMode {
+    /// The whole frame, resized without keeping the aspect ratio (like cv2.resize).
+    #[default]
+    Full,
+    /// A detected face (composite bundles).
+    Face,
+}
+
+/// Video sampling and pixel normalisation.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSpec {
+    /// Frames per window (T).
+    pub frames: usize,
+    /// `first` or `uniform`.
+    pub policy: String,
+    /// Frame width after resizing.
+    pub width: usize,
+    /// Frame height after resizing.
+    pub height: usize,
+    /// Channel order of the tensor.
+    pub channel_order: ChannelOrder,
+    /// Pixel values are multiplied by this (1/255 maps to [0, 1]).
+    pub scale: f64,
+    /// Per-channel mean subtracted after scaling (in `channel_order`).
+    #[serde(default = "zeros3")]
+    pub mean: Vec<f64>,
+    /// Per-channel std divided after subtracting the mean.
+    #[serde(default = "ones3")]
+    pub std: Vec<f64>,
+    /// Tensor layout.
+    pub layout: FrameLayout,
+    /// Full frame or face crop.
+    #[serde(default)]
+    pub crop: CropMode,
+}
+
+fn zeros3() -> Vec<f64> {
+    vec![0.0; 3]
+}
+
+fn ones3() -> Vec<f64> {
+    vec![1.0; 3]
+}
+
+/// How a mel spectrogram is normalised.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum MelNormalize {
+    /// Raw power values.
+    #[default]
+    None,
+    /// `(x − mean) / std` over the whole window, unbiased std.
+    PerClip,
+}
+
+/// Audio features: torchaudio `MelSpectrogram` parameters plus normalisation and length.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct MelSpec {
+    /// Sample rate in Hz.
+    pub sample_rate: u32,
+    /// FFT size.
+    pub n_fft: usize,
+    /// Window length (default `n_fft`).
+    #[serde(default)]
+    pub win_length: Option<usize>,
+    /// Hop between frames.
+    pub hop_length: usize,
+    /// Mel bands.
+    pub n_mels: usize,
+    /// Lowest frequency (Hz).
+    #[serde(default)]
+    pub f_min: f64,
+    /// Highest frequency (default sample_rate / 2).
+    #[serde(default)]
+    pub f_max: Option<f64>,
+    /// Magnitude exponent.
+    #[serde(default = "two")]
+    pub power: f64,
+    /// Centre frames (pad n_fft/2 each side).
+    #[serde(default = "yes")]
+    pub center: bool,
+    /// `reflect` or `constant`.
+    #[serde(default = "reflect")]
+    pub pad_mode: String,
+    /// `htk` or `slaney`.
+    #[serde(default = "htk")]
+    pub mel_scale: String,
+    /// Filterbank norm: `none` or `slaney`.
+    #[serde(default = "none")]
+    pub norm: String,
+    /// Normalisation of the spectrogram.
+    #[serde(default)]
+    pub normalize: MelNormalize,
+    /// Pad with zeros or truncate to this many frames; absent keeps the natural length.
+    #[serde(default)]
+    pub frames: Option<usize>,
+    /// Add a leading channel dimension: `[1, n_mels, frames]` instead of `[n_mels, frames]`.
+    #[serde(default)]
+    pub channel_dim: bool,
+}
+
+fn two() -> f64 {
+    2.0
+}
+fn yes() -> bool {
+    true
+}
+fn reflect() -> String {
+    "reflect".into()
+}
+fn htk() -> String {
+    "htk".into()
+}
+fn none() -> String {
+    "none".into()
+}
+
+/// A classification head: labels and where its logits come from.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct HeadSpec {
+    /// Head name; result fields are named after it (`emotion`, `emotion-probs`, ...).
+    pub name: String,
+    /// Class labels in the model's output order.
+    pub labels: Vec<String>,
+    /// The model producing the logits.
+    pub model: String,
+    /// Dict key of the output (models returning a dict).
+    #[serde(default)]
+    pub output_key: Option<String>,
+    /// Tuple index of the output (models returning a tuple).
+    #[serde(default)]
+    pub output_index: Option<usize>,
+}
+
+/// Tokenizer settings.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextSpec {
+    /// tokenizer.json in the bundle.
+    pub tokenizer: String,
+    /// Maximum tokens.
+    pub max_length: usize,
+    /// `max_length` (pad every text to max_length) or `none`.
+    #[serde(default = "max_length")]
+    pub padding: String,
+    /// Truncate to max_length (must be true: longer input cannot be fed).
+    #[serde(default = "yes")]
+    pub truncation: bool,
+    /// Text used when a window has no transcript.
+    #[serde(default)]
+    pub filler: String,
+}
+
+fn max_length() -> String {
+    "max_length".into()
+}
+
+/// Window defaults of the bundle.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct WindowDefaults {
+    /// Window length in seconds.
+    #[serde(default = "window_length")]
+    pub length: f64,
+    /// Hop in seconds.
+    #[serde(default = "window_hop")]
+    pub hop: f64,
+    /// Minimum length of an end-of-stream window in seconds.
+    #[serde(default = "min_length")]
+    pub min_length: f64,
+}
+
+fn window_length() -> f64 {
+    2.0
+}
+fn window_hop() -> f64 {
+    1.0
+}
+fn min_length() -> f64 {
+    0.5
+}
+
+impl Default for WindowDefaults {
+    fn default() -> Self {
+        Self {
+            length: window_length(),
+            hop: window_hop(),
+            min_length: min_length(),
+        }
+    }
+}
+
+/// Late fusion of several models' heads (composite bundles).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FusionSpec {
+    /// Fusion method.
+    pub kind: String,
+}
+
+impl Manifest {
+    /// Parses TOML text; `path` names the file in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Self, BundleError> {
+        toml::from_str(text).map_err(|e| BundleError::Parse {
+            path: path.display().to_string(),
+            reason: e.to_string().trim().replace('\n', " "),
+        })
+    }
+
+    /// Checks every field the pipeline relies on.
+    pub fn validate(&self, path: &Path) -> Result<(), BundleError> {
+        let bad = |field: String, reason: String| BundleError::Invalid {
+            path: path.display().to_string(),
+            field,
+            reason,
+        };
+        if self.format != FORMAT_VERSION {
+            return Err(bad(
+                "format".into(),
+                format!(
+                    "format {} is not supported (this build reads {FORMAT_VERSION})",
+                    self.format
+                ),
+            ));
+        }
+        if self.models.is_empty() {
+            return Err(bad(
+                "models".into(),
+                "at least one model is required".into(),
+            ));
+        }
+        if self.models.len() > 1 || self.fusion.is_some() {
+            return Err(bad(
+                "fusion".into(),
+                "composite (late-fusion) bundles are not supported by this build yet; use one model".into(),
+            ));
+        }
+        for (name, spec) in &self.inputs {
+            let field = |f: &str| format!("inputs.{name}.{f}");
+            match spec {
+                InputSpec::Video(v) => {
+                    if v.frames == 0 || v.frames > 1024 {
+                        return Err(bad(field("frames"), "must be 1..=1024".into()));
+                    }
+                    if v.policy != "first" && v.policy != "uniform" {
+                        return Err(bad(
+                            field("policy"),
+                            format!("{:?}: use \"first\" or \"uniform\"", v.policy),
+                        ));
+                    }
+                    if !(8..=4096).contains(&v.width) || !(8..=4096).contains(&v.height) {
+                        return Err(bad(
+                            field("width"),
+                            "width and height must be 8..=4096".into(),
+                        ));
+                    }
+                    if v.mean.len() != 3 {
+                        return Err(bad(field("mean"), "needs 3 values".into()));
+                    }
+                    if v.std.len() != 3 || v.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+                        return Err(bad(field("std"), "needs 3 finite non-zero values".into()));
+                    }
+                    if !v.scale.is_finite() || v.scale == 0.0 {
+                        return Err(bad(field("scale"), "must be finite and non-zero".into()));
+                    }
+                    if v.crop == CropMode::Face {
+                        return Err(bad(
+                            field("crop"),
+                            "face crops are not supported by this build yet".into(),
+                        ));
+                    }
+                }
+                InputSpec::Mel(m) => {
+                    for (name, value, allowed) in [
+                        ("pad_mode", &m.pad_mode, &["reflect", "constant"][..]),
+                        ("mel_scale", &m.mel_scale, &["htk", "slaney"][..]),
+                        ("norm", &m.norm, &["none", "slaney"][..]),
+                    ] {
+                        if !allowed.contains(&value.as_str()) {
+                            return Err(bad(
+                                field(name),
+                                format!("{value:?}: use one of {allowed:?}"),
+                            ));
+                        }
+                    }
+                    if m.frames == Some(0) {
+                        return Err(bad(field("frames"), "must be > 0".into()));
+                    }
+                    m.config()
+                        .validate()
+                        .map_err(|r| bad(format!("inputs.{name}"), r))?;
+                }
+                InputSpec::TextIds | InputSpec::TextMask => {
+                    if self.text.is_none() {
+                        return Err(bad(
+                            field("kind"),
+                            "text inputs need a [text] section".into(),
+                        ));
+                    }
+                }
+            }
+        }
+        if self
+            .inputs
+            .values()
+            .filter(|i| matches!(i, InputSpec::Video(_)))
+            .count()
+            > 1
+        {
+            return Err(bad("inputs".into(), "at most one video input".into()));
+        }
+        let mel_rates: std::collections::HashSet<u32> = self
+            .inputs
+            .values()
+            .filter_map(|i| match i {
+                InputSpec::Mel(m) => Some(m.sample_rate),
+                _ => None,
+            })
+            .collect();
+        if mel_rates.len() > 1 {
+            return Err(bad(
+                "inputs".into(),
+                "all mel inputs must share one sample_rate".into(),
+            ));
+        }
+        for model in &self.models {
+            if model.forward.is_empty() {
+                return Err(bad(
+                    format!("models.{}.forward", model.name),
+                    "lists no inputs".into(),
+                ));
+            }
+            for arg in &model.forward {
+                if !self.inputs.contains_key(arg) {
+                    return Err(bad(
+                        format!("models.{}.forward", model.name),
+                        format!("{arg:?} is not one of the [inputs.*] names"),
+                    ));
+                }
+            }
+        }
+        if self.heads.is_empty() {
+            return Err(bad("heads".into(), "at least one head is required".into()));
+        }
+        for head in &self.heads {
+            let field = |f: &str| format!("heads.{}.{f}", head.name);
+            if head.name.is_empty()
+                || !head
+                    .name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '-' || c.is_ascii_digit())
+            {
+                return Err(bad(
+                    field("name"),
+                    "use lowercase letters, digits and '-'".into(),
+                ));
+            }
+            if head.labels.len() < 2 {
+                return Err(bad(field("labels"), "needs at least 2 labels".into()));
+            }
+            if !self.models.iter().any(|m| m.name == head.model) {
+                return Err(bad(
+                    field("model"),
+                    format!("{:?} is not a model name", head.model),
+                ));
+            }
+            if head.output_key.is_some() && head.output_index.is_some() {
+                return Err(bad(
+                    field("output_key"),
+                    "give output_key or output_index, not both".into(),
+                ));
+            }
+        }
+        if let Some(t) = &self.text {
+            if t.max_length < 2 || t.max_length > 4096 {
+                return Err(bad("text.max_length".into(), "must be 2..=4096".into()));
+            }
+            if t.padding != "max_length" && t.padding != "none" {
+                return Err(bad(
+                    "text.padding".into(),
+                    format!("{:?}: use \"max_length\" or \"none\"", t.padding),
+                ));
+            }
+            if !t.truncation {
+                return Err(bad(
+                    "text.truncation".into(),
+                    "must be true (longer text cannot be fed)".into(),
+                ));
+            }
+        }
+        let w = &self.window;
+        if !(w.length > 0.0 && w.hop > 0.0 && w.min_length >= 0.0 && w.min_length <= w.length) {
+            return Err(bad(
+                "window".into(),
+                "need length > 0, hop > 0 and 0 <= min_length <= length".into(),
+            ));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,172 @@
+//! Model bundles: a folder with `bundle.toml` (the manifest), TorchScript model
+//! file(s), a `tokenizer.json` and a model card. The manifest says everything the
+//! pipeline needs — forward arguments, outputs, labels, and how every input is
+//! preprocessed — so nothing is hard-coded for one model. docs/bundles.md documents
+//! the format.
+//!
+//! Loading parses and validates the manifest and checks the referenced files; errors
+//! name the file and the field at fault. Running the model is [`crate::infer`]'s job.
+
+mod manifest;
+
+use std::path::{Path, PathBuf};
+
+pub use manifest::{
+    ChannelOrder, CropMode, FORMAT_VERSION, FrameLayout, FusionSpec, HeadSpec, InputSpec, Manifest,
+    MelNormalize, MelSpec, ModelSpec, TextSpec, VideoSpec, WindowDefaults,
+};
+
+use crate::media::{MelConfig, MelSpectrogram};
+use crate::text::TextEncoder;
+
+/// The manifest's file name inside a bundle folder.
+pub const MANIFEST: &str = "bundle.toml";
+
+/// Why a bundle could not be loaded. The message names the file and field at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum BundleError {
+    /// A file is missing or unreadable.
+    #[error("{path}: {reason}")]
+    Io {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The manifest is not valid TOML or does not match the format.
+    #[error("{path}: {reason}")]
+    Parse {
+        /// The manifest file.
+        path: String,
+        /// The parser's message (with line and column).
+        reason: String,
+    },
+    /// A field has a value the pipeline cannot use.
+    #[error("{path}: {field}: {reason}")]
+    Invalid {
+        /// The manifest file.
+        path: String,
+        /// Dotted path of the field.
+        field: String,
+        /// What is wrong and what is allowed.
+        reason: String,
+    },
+    /// The model does not behave as the manifest says (found at load/warm-up).
+    #[error("{path}: {reason}")]
+    Model {
+        /// The model file.
+        path: String,
+        /// What went wrong.
+        reason: String,
+    },
+}
+
+/// A validated bundle with its preprocessing ready to use.
+#[derive(Debug)]
+pub struct Bundle {
+    /// The bundle folder.
+    pub dir: PathBuf,
+    /// The parsed manifest.
+    pub manifest: Manifest,
+    /// The text encoder, when a model takes text.
+    pub text: Option<TextEncoder>,
+    /// One mel transform per mel input, in `manifest.inputs` order.
+    pub mels: Vec<(String, MelSpectrogram)>,
+}
+
+impl Bundle {
+    /// Reads, validates and prepares the bundle in `dir`.
+    pub fn load(dir: &Path) -> Result<Self, BundleError> {
+        let path = dir.join(MANIFEST);
+        let text = std::fs::read_to_string(&path).map_err(|e| BundleError::Io {
+            path: path.display().to_string(),
+            reason: format!("cannot read the bundle manifest: {e}"),
+        })?;
+        let manifest = Manifest::parse(&text, &path)?;
+        manifest.validate(&path)?;
+        for model in &manifest.models {
+            let file = dir.join(&model.file);
+            if !file.is_file() {
+                return Err(BundleError::Io {
+                    path: file.display().to_string(),
+                    reason: format!("model file of models.{} not found", model.name),
+                });
+            }
+        }
+        let text = match &manifest.text {
+            Some(t) => {
+                let file = dir.join(&t.tokenizer);
+                Some(
+                    TextEncoder::from_file(&file, t.max_length, t.padding == "max_length")
+                        .map_err(|e| BundleError::Invalid {
+                            path: path.display().to_string(),
+                            field: "text.tokenizer".into(),
+                            reason: e.to_string(),
+                        })?,
+                )
+            }
+            None => None,
+        };
+        let mut mels = Vec::new();
+        for (name, spec) in &manifest.inputs {
+            if let InputSpec::Mel(m) = spec {
+                let t = MelSpectrogram::new(m.config()).map_err(|reason| BundleError::Invalid {
+                    path: path.display().to_string(),
+                    field: format!("inputs.{name}"),
+                    reason,
+                })?;
+                mels.push((name.clone(), t));
+            }
+        }
+        Ok(Self {
+            dir: dir.to_path_buf(),
+            manifest,
+            text,
+            mels,
+        })
+    }
+
+    /// The video input's sampling, if a model takes frames.
+    pub fn video(&self) -> Option<&VideoSpec> {
+        self.manifest.inputs.values().find_map(|i| match i {
+            InputSpec::Video(v) => Some(v),
+            _ => None,
+        })
+    }
+
+    /// The mel transform of input `name`.
+    pub fn mel(&self, name: &str) -> Option<&MelSpectrogram> {
+        self.mels.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+
+    /// Sample rate the audio must have (from the first mel input), if any.
+    pub fn sample_rate(&self) -> Option<u32> {
+        self.mels.first().map(|(_, m)| m.config().sample_rate)
+    }
+}
+
+impl MelSpec {
+    /// The transform parameters.
+    pub fn config(&self) -> MelConfig {
+        let mut c =
+            MelConfig::torchaudio(self.sample_rate, self.n_fft, self.hop_length, self.n_mels);
+        c.win_length = self.win_length.unwrap_or(self.n_fft);
+        c.f_min = self.f_min;
+        c.f_max = self.f_max.unwrap_or(self.sample_rate as f64 / 2.0);
+        c.power = self.power;
+        c.center = self.center;
+        c.pad_mode = match self.pad_mode.as_str() {
+            "constant" => crate::media::mel::PadMode::Constant,
+            _ => crate::media::mel::PadMode::Reflect,
+        };
+        c.mel_scale = match self.mel_scale.as_str() {
+            "slaney" => crate::media::mel::MelScale::Slaney,
+            _ => crate::media::mel::MelScale::Htk,
+        };
+        c.norm = match self.norm.as_str() {
+            "slaney" => crate::media::mel::MelNorm::Slaney,
+            _ => crate::media::mel::MelNorm::None,
+        };
+        c
+    }
+}

@@ -1,0 +1,132 @@
+//! Compute devices: which libtorch device a `device` setting means, CUDA enabling,
+//! and a report of the compute environment.
+//!
+//! CUDA: rustc links with `--as-needed`, which drops `libtorch_cuda.so`, so libtorch
+//! would never find a GPU. [`enable_cuda`] loads it explicitly, before anything asks
+//! libtorch about devices (libtorch caches a "no CUDA" answer at first use).
+
+use std::sync::OnceLock;
+
+/// Directory of the libtorch shared libraries this build links (and has an rpath to).
+pub const LIBTORCH_LIB_DIR: &str = env!("GST_EMOTION_LIBTORCH_LIB");
+
+/// Loads `libtorch_cuda.so` so CUDA devices become visible to tch. Returns whether it
+/// loaded; without it (CPU-only libtorch, no driver) everything runs on the CPU. Safe
+/// to call many times; only the first call does work.
+pub fn enable_cuda() -> bool {
+    static LOADED: OnceLock<bool> = OnceLock::new();
+    *LOADED.get_or_init(|| {
+        let path = format!("{LIBTORCH_LIB_DIR}/libtorch_cuda.so\0");
+        // SAFETY: the path is NUL-terminated; dlopen has no other preconditions.
+        let handle =
+            unsafe { libc::dlopen(path.as_ptr().cast(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+        !handle.is_null()
+    })
+}
+
+/// A human-readable description of the compute environment: libtorch, CUDA, threads,
+/// whisper.cpp's CPU features.
+pub fn environment_report() -> String {
+    let cuda_lib = enable_cuda();
+    let cuda = tch::Cuda::is_available();
+    let devices = if cuda { tch::Cuda::device_count() } else { 0 };
+    format!(
+        "libtorch: {LIBTORCH_LIB_DIR}\n\
+         libtorch_cuda.so loaded: {cuda_lib}\n\
+         CUDA available: {cuda} ({devices} device(s))\n\
+         torch threads: {}\n\
+         whisper.cpp: {}\n",
+        tch::get_num_threads(),
+        whisper_rs::print_system_info().trim(),
+    )
+}
+
+/// A device setting: `auto`, `cpu`, `cuda` or `cuda:N`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum DeviceChoice {
+    /// CUDA device 0 when available, else the CPU.
+    #[default]
+    Auto,
+    /// The CPU.
+    Cpu,
+    /// CUDA device N.
+    Cuda(usize),
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "auto" | "" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| format!("{other:?} is not a device: use auto, cpu, cuda or cuda:N")),
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Auto => write!(f, "auto"),
+            Self::Cpu => write!(f, "cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+/// The libtorch device for `choice`, and a note when CUDA was asked for but is not
+/// usable (the CPU is used instead).
+pub fn resolve_device(choice: DeviceChoice) -> (tch::Device, Option<String>) {
+    let cuda = enable_cuda() && tch::Cuda::is_available();
+    let count = if cuda {
+        tch::Cuda::device_count() as usize
+    } else {
+        0
+    };
+    match choice {
+        DeviceChoice::Cpu => (tch::Device::Cpu, None),
+        DeviceChoice::Auto if count > 0 => (tch::Device::Cuda(0), None),
+        DeviceChoice::Auto => (tch::Device::Cpu, None),
+        DeviceChoice::Cuda(n) if n < count => (tch::Device::Cuda(n), None),
+        DeviceChoice::Cuda(n) => (
+            tch::Device::Cpu,
+            Some(format!(
+                "cuda:{n} is not available ({count} CUDA device(s)): using the CPU"
+            )),
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_device_settings() {
+        assert_eq!("auto".parse(), Ok(DeviceChoice::Auto));
+        assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
+        assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
+        assert_eq!("cuda:2".parse(), Ok(DeviceChoice::Cuda(2)));
+        assert!(
+            "gpu"
+                .parse::<DeviceChoice>()
+                .unwrap_err()
+                .contains("cuda:N")
+        );
+        assert_eq!(DeviceChoice::Cuda(1).to_string(), "cuda:1");
+    }
+
+    #[test]
+    fn missing_cuda_falls_back_to_cpu() {
+        // No machine here has a GPU; on one with a GPU this still holds for cuda:99.
+        let (device, note) = resolve_device(DeviceChoice::Cuda(99));
+        assert_eq!(device, tch::Device::Cpu);
+        assert!(note.unwrap().contains("using the CPU"));
+    }
+}

@@ -1,0 +1,167 @@
+//! Turning a window into the model's input tensors, exactly as the bundle declares:
+//! frame layout, channel order, scaling and normalisation; mel features with their
+//! normalisation and fixed length; token ids and attention mask.
+
+use std::collections::BTreeMap;
+
+use crate::bundle::{Bundle, ChannelOrder, FrameLayout, InputSpec, MelNormalize};
+use crate::media::RgbImage;
+use crate::media::audio::time_to_sample;
+use crate::window::WindowJob;
+
+/// One input tensor for a single window (no batch dimension).
+#[derive(Clone, Debug, PartialEq)]
+pub enum InputTensor {
+    /// float32 values.
+    F32 {
+        /// Shape without the batch dimension.
+        shape: Vec<i64>,
+        /// Row-major values.
+        data: Vec<f32>,
+    },
+    /// int64 values (token ids, masks).
+    I64 {
+        /// Shape without the batch dimension.
+        shape: Vec<i64>,
+        /// Row-major values.
+        data: Vec<i64>,
+    },
+}
+
+impl InputTensor {
+    /// Shape without the batch dimension.
+    pub fn shape(&self) -> &[i64] {
+        match self {
+            InputTensor::F32 { shape, .. } | InputTensor::I64 { shape, .. } => shape,
+        }
+    }
+}
+
+/// All inputs of one window, by input name, plus the text they encode.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Prepared {
+    /// Tensors by the bundle's input names.
+    pub inputs: BTreeMap<String, InputTensor>,
+    /// The text the model saw (transcript or the bundle's filler).
+    pub text: String,
+}
+
+/// Builds every input the bundle's models take from `job` and `text` (`None`: no
+/// transcript, the bundle's filler is used). A missing video or audio input becomes
+/// black frames or silence, as the reference pipeline pads.
+pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<Prepared, String> {
+    let mut inputs = BTreeMap::new();
+    let text = text
+        .map(str::to_owned)
+        .or_else(|| bundle.manifest.text.as_ref().map(|t| t.filler.clone()))
+        .unwrap_or_default();
+    let mut tokens = None;
+    for (name, spec) in &bundle.manifest.inputs {
+        let tensor = match spec {
+            InputSpec::Video(v) => {
+                let black;
+                let frames: Vec<&RgbImage> = match &job.frames {
+                    Some(sel) => sel.frames.iter().map(|f| f.as_ref()).collect(),
+                    None => {
+                        black = RgbImage::black(v.width, v.height);
+                        vec![&black; v.frames]
+                    }
+                };
+                if frames.len() != v.frames {
+                    return Err(format!(
+                        "{name}: window has {} frames, the bundle needs {}",
+                        frames.len(),
+                        v.frames
+                    ));
+                }
+                let order: [usize; 3] = match v.channel_order {
+                    ChannelOrder::Rgb => [0, 1, 2],
+                    ChannelOrder::Bgr => [2, 1, 0],
+                };
+                let (t, h, w) = (v.frames, v.height, v.width);
+                let mut data = vec![0f32; t * 3 * h * w];
+                let scale = v.scale as f32;
+                for (ti, f) in frames.iter().enumerate() {
+                    if f.width != w || f.height != h {
+                        return Err(format!(
+                            "{name}: frame is {}x{}, the bundle needs {w}x{h}",
+                            f.width, f.height
+                        ));
+                    }
+                    for (c, &src) in order.iter().enumerate() {
+                        let (mean, std) = (v.mean[c] as f32, v.std[c] as f32);
+                        let base = match v.layout {
+                            FrameLayout::Tchw => (ti * 3 + c) * h * w,
+                            FrameLayout::Cthw => (c * t + ti) * h * w,
+                        };
+                        let plane = &mut data[base..base + h * w];
+                        for (p, px) in plane.iter_mut().zip(f.data.chunks_exact(3)) {
+                            *p = (px[src] as f32 * scale - mean) / std;
+                        }
+                    }
+                }
+                let shape = match v.layout {
+                    FrameLayout::Tchw => vec![t as i64, 3, h as i64, w as i64],
+                    FrameLayout::Cthw => vec![3, t as i64, h as i64, w as i64],
+                };
+                InputTensor::F32 { shape, data }
+            }
+            InputSpec::Mel(m) => {
+                let mel = bundle
+                    .mel(name)
+                    .ok_or_else(|| format!("{name}: no mel transform"))?;
+                let silence;
+                let samples: &[f32] = match &job.audio {
+                    Some(a) if a.rate == m.sample_rate => &a.samples,
+                    Some(a) => {
+                        return Err(format!(
+                            "{name}: audio is {} Hz, the bundle needs {}",
+                            a.rate, m.sample_rate
+                        ));
+                    }
+                    None => {
+                        let n = time_to_sample(job.span.end - job.span.start, m.sample_rate);
+                        silence = vec![0.0; n as usize];
+                        &silence
+                    }
+                };
+                let mut spec = mel.compute(samples);
+                if m.normalize == MelNormalize::PerClip {
+                    spec.normalize_per_clip();
+                }
+                if let Some(frames) = m.frames {
+                    spec.fit_frames(frames);
+                }
+                let mut shape = vec![spec.n_mels as i64, spec.frames as i64];
+                if m.channel_dim {
+                    shape.insert(0, 1);
+                }
+                InputTensor::F32 {
+                    shape,
+                    data: spec.data,
+                }
+            }
+            InputSpec::TextIds | InputSpec::TextMask => {
+                if tokens.is_none() {
+                    let enc = bundle
+                        .text
+                        .as_ref()
+                        .ok_or_else(|| format!("{name}: bundle has no tokenizer"))?;
+                    tokens = Some(enc.encode(&text).map_err(|e| format!("{name}: {e}"))?);
+                }
+                let t = tokens.as_ref().expect("just set");
+                let data = if matches!(spec, InputSpec::TextIds) {
+                    t.input_ids.clone()
+                } else {
+                    t.attention_mask.clone()
+                };
+                InputTensor::I64 {
+                    shape: vec![data.len() as i64],
+                    data,
+                }
+            }
+        };
+        inputs.insert(name.clone(), tensor);
+    }
+    Ok(Prepared { inputs, text })
+}
