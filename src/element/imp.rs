@@ -607,17 +607,17 @@ impl AggregatorImpl for EmotionSense {
         if settings.min_window_length > settings.window_length {
             return Err(gst::error_msg!(
                 gst::LibraryError::Settings,
-                [
+                (
                     "min-window-length ({} s) is longer than window-length ({} s): lower min-window-length",
                     settings.min_window_length,
                     settings.window_length
-                ]
+                )
             ));
         }
         let engine = lock(&self.engine).clone();
         let config = settings
             .window_config_for(engine.as_ref().map(|e| e.bundle.as_ref()))
-            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ["{e}"]))?;
+            .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
         gst::info!(CAT, imp = self, "windows: {config:?}");
         let mut assembler = WindowAssembler::new(config);
         {
@@ -647,7 +647,7 @@ impl AggregatorImpl for EmotionSense {
         .map_err(|e| {
             gst::error_msg!(
                 gst::CoreError::Failed,
-                ["Could not start the analysis worker thread: {e}"]
+                ("Could not start the analysis worker thread: {e}")
             )
         })?;
         *lock(&self.worker) = Some(Arc::new(worker));
@@ -682,9 +682,7 @@ impl AggregatorImpl for EmotionSense {
                             gst::element_imp_error!(
                                 self,
                                 gst::StreamError::Format,
-                                [
-                                    "Unsupported video caps {caps}: put videoconvert before the video pad"
-                                ]
+                                ("Unsupported video caps {caps}: put videoconvert before the video pad")
                             );
                             return false;
                         }
@@ -699,9 +697,7 @@ impl AggregatorImpl for EmotionSense {
                                     gst::element_imp_error!(
                                         self,
                                         gst::StreamError::Format,
-                                        [
-                                            "Unsupported audio caps {caps}: put audioconvert ! audioresample before the audio pad"
-                                        ]
+                                        ("Unsupported audio caps {caps}: put audioconvert ! audioresample before the audio pad")
                                     );
                                     return false;
                                 }
@@ -713,7 +709,7 @@ impl AggregatorImpl for EmotionSense {
                             gst::element_imp_error!(
                                 self,
                                 gst::StreamError::Format,
-                                ["Invalid audio caps {caps}"]
+                                ("Invalid audio caps {caps}")
                             );
                             return false;
                         }
@@ -727,10 +723,10 @@ impl AggregatorImpl for EmotionSense {
                         gst::element_imp_error!(
                             self,
                             gst::StreamError::Format,
-                            [
+                            (
                                 "Video segment is not in TIME format: {:?}",
                                 s.segment().format()
-                            ]
+                            )
                         );
                         return false;
                     }
@@ -920,7 +916,7 @@ impl EmotionSense {
         let device: DeviceChoice = match settings.device.parse() {
             Ok(d) => d,
             Err(e) => {
-                gst::element_imp_error!(self, gst::LibraryError::Settings, ["device: {e}"]);
+                gst::element_imp_error!(self, gst::LibraryError::Settings, ("device: {e}"));
                 return Err(gst::StateChangeError);
             }
         };
@@ -949,7 +945,7 @@ impl EmotionSense {
                 gst::element_imp_error!(
                     self,
                     gst::ResourceError::OpenRead,
-                    ["Cannot use bundle {dir}: {e}"]
+                    ("Cannot use bundle {dir}: {e}")
                 );
                 Err(gst::StateChangeError)
             }
@@ -1016,7 +1012,7 @@ impl EmotionSense {
             gst::element_imp_error!(
                 self,
                 gst::CoreError::Negotiation,
-                ["Video buffer arrived before caps"]
+                ("Video buffer arrived before caps")
             );
             return Err(gst::FlowError::NotNegotiated);
         };
@@ -1034,7 +1030,7 @@ impl EmotionSense {
                 gst::element_imp_error!(
                     self,
                     gst::StreamError::Decode,
-                    ["Video buffer does not match its caps {:?}", info]
+                    ("Video buffer does not match its caps {:?}", info)
                 );
                 gst::FlowError::Error
             })?;

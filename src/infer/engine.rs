@@ -145,7 +145,10 @@ fn serve(
             m
         }
         Err(e) => {
-            let _ = ready.send(Err(model_error(format!("cannot load TorchScript: {e}"))));
+            let _ = ready.send(Err(model_error(format!(
+                "cannot load TorchScript: {}",
+                first_line(&e)
+            ))));
             return;
         }
     };
@@ -205,6 +208,16 @@ fn serve(
     }
 }
 
+/// libtorch errors carry a C++ backtrace after the first line; users need the first.
+fn first_line(e: &tch::TchError) -> String {
+    e.to_string()
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_string()
+}
+
 fn shapes(p: &Prepared) -> Vec<&[i64]> {
     p.inputs.values().map(InputTensor::shape).collect()
 }
@@ -252,11 +265,12 @@ fn run(
         };
         let tensor = tensor
             .f_reshape(shape.as_slice())
-            .map_err(|e| format!("input {name}: {e}"))?
+            .map_err(|e| format!("input {name}: {}", first_line(&e)))?
             .to_device(device);
         args.push(IValue::Tensor(tensor));
     }
-    let output = tch::no_grad(|| module.forward_is(&args)).map_err(|e| format!("forward: {e}"))?;
+    let output = tch::no_grad(|| module.forward_is(&args))
+        .map_err(|e| format!("forward: {}", first_line(&e)))?;
     let mut per_window: Vec<HeadLogits> =
         vec![Vec::with_capacity(bundle.manifest.heads.len()); batch.len()];
     for head in &bundle.manifest.heads {

@@ -1,0 +1,223 @@
+//! MELD parity: on a generated clip with motion and sound, the tensors `emotionsense`
+//! feeds the (random-init) MELD bundle and the probabilities it reports must match the
+//! reference Python pipeline (models/reference.py) within the bounds of docs/parity.md.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+use gst::prelude::*;
+
+const TEXT: &str = "I am SO happy today, café!";
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn python() -> PathBuf {
+    std::env::var_os("GST_EMOTION_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| root().join(".venv/bin/python"))
+}
+
+fn run_python(args: &[&std::ffi::OsStr]) -> String {
+    let out = Command::new(python())
+        .args(args)
+        .output()
+        .expect("run python");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{args:?} failed:\n{text}");
+    text
+}
+
+/// The random-init MELD bundle (seed 1), exported once into the cache and reused
+/// while the export scripts are unchanged.
+fn meld_bundle() -> PathBuf {
+    static BUNDLE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUNDLE.get_or_init(export_meld_bundle).clone()
+}
+
+fn export_meld_bundle() -> PathBuf {
+    let mut hash = 0xcbf29ce484222325u64; // FNV-1a over the scripts that make the bundle
+    for f in ["models/export_meld.py", "models/meld_model.py"] {
+        for b in std::fs::read(root().join(f)).unwrap() {
+            hash = (hash ^ b as u64).wrapping_mul(0x100000001b3);
+        }
+    }
+    let cache = std::env::var_os("GST_EMOTION_CACHE")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            PathBuf::from(std::env::var("HOME").unwrap()).join(".cache/gst-emotion")
+        });
+    let dir = cache.join(format!("test-bundles/meld-random-seed1-{hash:016x}"));
+    if !dir.join("bundle.toml").exists() {
+        let tmp = dir.with_extension(format!("tmp{}", std::process::id()));
+        run_python(&[
+            root().join("models/export_meld.py").as_os_str(),
+            "--random-init".as_ref(),
+            "--seed".as_ref(),
+            "1".as_ref(),
+            "--out".as_ref(),
+            tmp.as_os_str(),
+        ]);
+        // Another test process may have finished first: keep whichever landed.
+        if std::fs::rename(&tmp, &dir).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp);
+        }
+    }
+    dir
+}
+
+/// 3 s of a moving ball (H.264) with ticks at 16 kHz mono (AAC).
+fn parity_clip() -> PathBuf {
+    init();
+    let path = fixture_dir().join("parity.mp4");
+    let desc = format!(
+        "mp4mux name=mux ! filesink location={} \
+         videotestsrc pattern=ball num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! x264enc speed-preset=ultrafast ! h264parse ! queue ! mux. \
+         audiotestsrc wave=ticks samplesperbuffer=1024 num-buffers=47 ! audio/x-raw,rate=16000,channels=1 \
+         ! avenc_aac ! aacparse ! queue ! mux.",
+        path.display()
+    );
+    let p = gst::parse::launch(&desc).unwrap();
+    run_to_eos(&p, Duration::from_secs(60), |_| {}).unwrap();
+    path
+}
+
+fn run_element(clip: &Path, bundle: &Path, dump: &Path) -> Vec<gst::Structure> {
+    let p = gst::parse::launch(&format!(
+        "uridecodebin uri={} name=d \
+         emotionsense name=e window-length=3 window-hop=3 ! fakesink \
+         d. ! video/x-raw ! queue ! videoconvert ! e.video \
+         d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
+        uri(clip)
+    ))
+    .unwrap();
+    let e = p.downcast_ref::<gst::Bin>().unwrap().by_name("e").unwrap();
+    e.set_property("bundle", bundle.to_str().unwrap());
+    e.set_property("text", TEXT);
+    e.set_property("dump-dir", dump.to_str().unwrap());
+    let mut results = Vec::new();
+    run_to_eos(&p, Duration::from_secs(300), |m| {
+        if let gst::MessageView::Element(el) = m.view()
+            && let Some(s) = el.structure()
+            && s.name() == "emotion"
+        {
+            results.push(s.to_owned());
+        }
+    })
+    .unwrap();
+    results
+}
+
+#[test]
+fn meld_bundle_matches_the_reference_pipeline() {
+    let bundle = meld_bundle();
+    let clip = parity_clip();
+    let dump = fixture_dir().join("dump");
+    let results = run_element(&clip, &bundle, &dump);
+    assert_eq!(results.len(), 1, "one 3 s window");
+    let s = &results[0];
+    assert_eq!(s.get::<&str>("transcript").unwrap(), TEXT);
+    let probs = s.get::<gst::Array>("emotion-probs").unwrap();
+    assert_eq!(probs.len(), 7);
+    let labels = s.get::<gst::Array>("emotion-labels").unwrap();
+    assert_eq!(labels.as_slice()[3].get::<&str>().unwrap(), "joy");
+    assert_eq!(s.get::<gst::Array>("sentiment-probs").unwrap().len(), 3);
+
+    let reference = fixture_dir().join("reference.npz");
+    run_python(&[
+        root().join("models/reference.py").as_os_str(),
+        "--bundle".as_ref(),
+        bundle.as_os_str(),
+        "--video".as_ref(),
+        clip.as_os_str(),
+        "--text".as_ref(),
+        TEXT.as_ref(),
+        "--end".as_ref(),
+        "3".as_ref(),
+        "--out".as_ref(),
+        reference.as_os_str(),
+    ]);
+    let report = run_python(&[
+        root().join("models/compare_parity.py").as_os_str(),
+        reference.as_os_str(),
+        dump.as_os_str(),
+    ]);
+    println!("{report}");
+    assert!(report.contains("parity ok"), "{report}");
+}
+
+#[test]
+fn bad_bundles_fail_at_ready_with_one_line_errors() {
+    init();
+    let bundle = meld_bundle();
+    fn replace_in_manifest(d: &Path, from: &str, to: &str) {
+        let t = std::fs::read_to_string(d.join("bundle.toml")).unwrap();
+        assert!(t.contains(from));
+        std::fs::write(d.join("bundle.toml"), t.replace(from, to)).unwrap();
+    }
+    /// The field the error must name, and how to break a copy of the bundle.
+    type Case = (&'static str, fn(&Path));
+    let cases: Vec<Case> = vec![
+        ("bundle.toml", |d| {
+            std::fs::write(d.join("bundle.toml"), "format = [").unwrap()
+        }),
+        // 5 labels where the model gives 7 logits.
+        ("heads.emotion", |d| {
+            replace_in_manifest(
+                d,
+                r#"labels = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]"#,
+                r#"labels = ["anger", "disgust", "fear", "joy", "neutral"]"#,
+            )
+        }),
+        ("model.ts", |d| {
+            std::fs::write(d.join("model.ts"), b"not a model").unwrap()
+        }),
+        ("inputs.video_frames.policy", |d| {
+            replace_in_manifest(d, r#"policy = "first""#, r#"policy = "random""#)
+        }),
+    ];
+    for (i, (needle, corrupt)) in cases.iter().enumerate() {
+        let dir = fixture_dir().join(format!("bad-bundle-{i}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        for f in ["bundle.toml", "tokenizer.json", "MODEL_CARD.md"] {
+            std::fs::copy(bundle.join(f), dir.join(f)).unwrap();
+        }
+        if !dir.join("model.ts").exists() {
+            std::os::unix::fs::symlink(bundle.join("model.ts"), dir.join("model.ts")).unwrap();
+        }
+        if *needle == "model.ts" {
+            std::fs::remove_file(dir.join("model.ts")).unwrap();
+        }
+        corrupt(&dir);
+        let e = gst::ElementFactory::make("emotionsense")
+            .property("bundle", dir.to_str().unwrap())
+            .build()
+            .unwrap();
+        let bus = gst::Bus::new();
+        e.set_bus(Some(&bus));
+        assert!(
+            e.set_state(gst::State::Ready).is_err(),
+            "case {needle}: READY must fail"
+        );
+        let msg = bus
+            .pop_filtered(&[gst::MessageType::Error])
+            .expect("error message");
+        let gst::MessageView::Error(err) = msg.view() else {
+            unreachable!()
+        };
+        let text = err.error().to_string();
+        assert!(text.contains(needle), "case {needle}: {text}");
+        assert!(!text.contains('\n'), "one line: {text}");
+        let _ = e.set_state(gst::State::Null);
+    }
+}
