@@ -17,6 +17,13 @@
 //! attached to every following video buffer as a GstCustomMeta named `EmotionMeta`
 //! (see docs/metadata.md for the fields).
 //!
+//! With `bundle` set to a model bundle folder (docs/bundles.md), the model is loaded at
+//! NULL→READY (a bad bundle fails there with an error naming the file and field), the
+//! frame count, size and policy come from the bundle, and each window's result carries
+//! the softmax probabilities of every head (`emotion`, `sentiment`, ...), the top
+//! labels, and exponentially smoothed ones. Elements using the same bundle and
+//! `device` in one process share one model, which batches their windows.
+//!
 //! Windows: in `sliding` mode window k covers running time
 //! `[k·window-hop, k·window-hop + window-length)`. At end of stream a window cut short
 //! is still analysed when at least `min-window-length` long. A flushing seek starts
@@ -35,6 +42,13 @@
 //!   emotionsense name=e ! fakesink \
 //!   d. ! queue ! videoconvert ! e.video \
 //!   d. ! queue ! audioconvert ! audioresample ! e.audio
+//! ```
+//! and with a model:
+//! ```sh
+//! gst-launch-1.0 -m uridecodebin uri=file:///path/to/clip.mp4 name=d \
+//!   emotionsense name=e bundle=/path/to/bundle "text=what was said" ! fakesink \
+//!   d. ! video/x-raw ! queue ! videoconvert ! e.video \
+//!   d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio
 //! ```
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -277,7 +291,7 @@ impl ObjectImpl for EmotionSense {
                     .build(),
                 glib::ParamSpecDouble::builder("window-length")
                     .nick("Window length")
-                    .blurb("Length of a sliding window in seconds")
+                    .blurb("Length of a sliding window in seconds (overrides the bundle's default)")
                     .minimum(0.1)
                     .maximum(600.0)
                     .default_value(DEFAULT_WINDOW_LENGTH)
@@ -285,7 +299,7 @@ impl ObjectImpl for EmotionSense {
                     .build(),
                 glib::ParamSpecDouble::builder("window-hop")
                     .nick("Window hop")
-                    .blurb("Seconds between the starts of consecutive sliding windows")
+                    .blurb("Seconds between the starts of consecutive sliding windows (overrides the bundle's default)")
                     .minimum(0.01)
                     .maximum(600.0)
                     .default_value(DEFAULT_WINDOW_HOP)
@@ -304,7 +318,7 @@ impl ObjectImpl for EmotionSense {
                     .build(),
                 glib::ParamSpecUInt::builder("frames")
                     .nick("Frames per window")
-                    .blurb("Number of video frames (T) sampled from each window")
+                    .blurb("Number of video frames (T) sampled from each window (a bundle sets its own)")
                     .minimum(1)
                     .maximum(1024)
                     .default_value(DEFAULT_FRAMES)
@@ -312,12 +326,12 @@ impl ObjectImpl for EmotionSense {
                     .build(),
                 glib::ParamSpecEnum::builder_with_default("frame-policy", FramePolicy::Uniform)
                     .nick("Frame policy")
-                    .blurb("How the frames of a window are chosen")
+                    .blurb("How the frames of a window are chosen (a bundle sets its own)")
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecUInt::builder("frame-width")
                     .nick("Frame width")
-                    .blurb("Width in pixels the sampled frames are resized to (bilinear)")
+                    .blurb("Width the sampled frames are resized to, bilinear (a bundle sets its own)")
                     .minimum(8)
                     .maximum(4096)
                     .default_value(DEFAULT_FRAME_SIZE)
@@ -325,7 +339,7 @@ impl ObjectImpl for EmotionSense {
                     .build(),
                 glib::ParamSpecUInt::builder("frame-height")
                     .nick("Frame height")
-                    .blurb("Height in pixels the sampled frames are resized to (bilinear)")
+                    .blurb("Height the sampled frames are resized to, bilinear (a bundle sets its own)")
                     .minimum(8)
                     .maximum(4096)
                     .default_value(DEFAULT_FRAME_SIZE)
