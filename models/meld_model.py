@@ -50,6 +50,20 @@ class VideoEncoder(nn.Module):
         return self.backbone(x)
 
 
+class ChannelsLastVideoEncoder(nn.Module):
+    """A VideoEncoder running its backbone in channels-last-3d memory format: the
+    same weights and arithmetic, faster 3-D convolutions. Used for export only (its
+    state_dict keys differ from the seed project's)."""
+
+    def __init__(self, encoder: VideoEncoder):
+        super().__init__()
+        self.backbone = encoder.backbone.to(memory_format=torch.channels_last_3d)
+
+    def forward(self, x):
+        x = x.transpose(1, 2).contiguous(memory_format=torch.channels_last_3d)
+        return self.backbone(x)
+
+
 class AudioEncoder(nn.Module):
     def __init__(self):
         super().__init__()

@@ -49,6 +49,10 @@ pub struct ModelSpec {
     pub name: String,
     /// TorchScript file, relative to the bundle folder.
     pub file: String,
+    /// Optional variant of `file` optimised for the CPU (frozen, conv+bn folded,
+    /// MKLDNN); used instead of `file` when the model runs on the CPU.
+    #[serde(default)]
+    pub cpu_file: Option<String>,
     /// Names of the inputs passed to `forward`, in argument order.
     pub forward: Vec<String>,
 }

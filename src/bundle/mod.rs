@@ -85,12 +85,14 @@ impl Bundle {
         let manifest = Manifest::parse(&text, &path)?;
         manifest.validate(&path)?;
         for model in &manifest.models {
-            let file = dir.join(&model.file);
-            if !file.is_file() {
-                return Err(BundleError::Io {
-                    path: file.display().to_string(),
-                    reason: format!("model file of models.{} not found", model.name),
-                });
+            for file in std::iter::once(&model.file).chain(&model.cpu_file) {
+                let file = dir.join(file);
+                if !file.is_file() {
+                    return Err(BundleError::Io {
+                        path: file.display().to_string(),
+                        reason: format!("model file of models.{} not found", model.name),
+                    });
+                }
             }
         }
         let text = match &manifest.text {
@@ -137,6 +139,16 @@ impl Bundle {
     /// The mel transform of input `name`.
     pub fn mel(&self, name: &str) -> Option<&MelSpectrogram> {
         self.mels.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+
+    /// The TorchScript file of model `index` to load for `device`.
+    pub fn model_file(&self, index: usize, device: tch::Device) -> PathBuf {
+        let model = &self.manifest.models[index];
+        let file = match (&model.cpu_file, device) {
+            (Some(cpu), tch::Device::Cpu) => cpu,
+            _ => &model.file,
+        };
+        self.dir.join(file)
     }
 
     /// Sample rate the audio must have (from the first mel input), if any.

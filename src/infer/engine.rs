@@ -114,6 +114,28 @@ impl Engine {
         }
     }
 
+    /// Runs the model on several windows at once (they reach the inference thread
+    /// together, so they batch up to `max_batch`); logits per window, in order.
+    pub fn infer_many(&self, inputs: Vec<Prepared>) -> Vec<Result<HeadLogits, String>> {
+        let receivers: Vec<_> = inputs
+            .into_iter()
+            .map(|inputs| {
+                let (reply, rx) = bounded(1);
+                let sent = self.tx.send(Request { inputs, reply }).is_ok();
+                (sent, rx)
+            })
+            .collect();
+        receivers
+            .into_iter()
+            .map(|(sent, rx)| match sent {
+                true => rx
+                    .recv()
+                    .map_err(|_| "the inference thread has stopped".to_string())?,
+                false => Err("the inference thread has stopped".to_string()),
+            })
+            .collect()
+    }
+
     /// Runs the model on one window's inputs (blocking; batched with other waiting
     /// windows). Returns logits per head.
     pub fn infer(&self, inputs: Prepared) -> Result<HeadLogits, String> {
@@ -133,8 +155,7 @@ fn serve(
     rx: Receiver<Request>,
     ready: Sender<Result<(), BundleError>>,
 ) {
-    let model = &bundle.manifest.models[0];
-    let path = bundle.dir.join(&model.file);
+    let path = bundle.model_file(0, device);
     let model_error = |reason: String| BundleError::Model {
         path: path.display().to_string(),
         reason,
