@@ -186,15 +186,17 @@ mod tests {
         path
     }
 
-    fn tmp() -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("gst-emotion-text-{}", std::process::id()));
+    /// A folder of this test's own (tests run in parallel).
+    fn tmp(test: &str) -> std::path::PathBuf {
+        let d =
+            std::env::temp_dir().join(format!("gst-emotion-text-{}-{test}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d
     }
 
     #[test]
     fn pads_to_max_length_with_mask() {
-        let enc = TextEncoder::from_file(&bert_like(&tmp()), 8, true).unwrap();
+        let enc = TextEncoder::from_file(&bert_like(&tmp("pad")), 8, true).unwrap();
         let t = enc.encode("I am so HAPPY today!").unwrap();
         // Lower-cased; [CLS] i am so happy today ! [SEP] fills all 8.
         assert_eq!(t.input_ids, vec![2, 4, 5, 6, 7, 8, 9, 3]);
@@ -207,17 +209,17 @@ mod tests {
 
     #[test]
     fn truncates_keeping_special_tokens() {
-        let enc = TextEncoder::from_file(&bert_like(&tmp()), 4, true).unwrap();
+        let enc = TextEncoder::from_file(&bert_like(&tmp("truncate")), 4, true).unwrap();
         let t = enc.encode("i am so happy today").unwrap();
         assert_eq!(t.input_ids, vec![2, 4, 5, 3]);
     }
 
     #[test]
     fn without_padding_and_bad_settings() {
-        let enc = TextEncoder::from_file(&bert_like(&tmp()), 16, false).unwrap();
+        let enc = TextEncoder::from_file(&bert_like(&tmp("nopad")), 16, false).unwrap();
         assert_eq!(enc.encode("so happy").unwrap().input_ids.len(), 4);
         assert!(matches!(
-            TextEncoder::from_file(&bert_like(&tmp()), 1, true),
+            TextEncoder::from_file(&bert_like(&tmp("bad")), 1, true),
             Err(TextError::MaxLength(1))
         ));
         let err = TextEncoder::from_file(Path::new("/nonexistent/tokenizer.json"), 8, true)
