@@ -180,6 +180,8 @@ fn bad_bundles_fail_at_ready_with_one_line_errors() {
             )
         }),
         ("model.ts", |d| {
+            // The CPU variant would be loaded instead: drop it, break model.ts.
+            replace_in_manifest(d, "cpu_file = \"model.cpu.ts\"\n", "");
             std::fs::write(d.join("model.ts"), b"not a model").unwrap()
         }),
         ("inputs.video_frames.policy", |d| {
@@ -192,8 +194,10 @@ fn bad_bundles_fail_at_ready_with_one_line_errors() {
         for f in ["bundle.toml", "tokenizer.json", "MODEL_CARD.md"] {
             std::fs::copy(bundle.join(f), dir.join(f)).unwrap();
         }
-        if !dir.join("model.ts").exists() {
-            std::os::unix::fs::symlink(bundle.join("model.ts"), dir.join("model.ts")).unwrap();
+        for f in ["model.ts", "model.cpu.ts"] {
+            if bundle.join(f).exists() && std::fs::symlink_metadata(dir.join(f)).is_err() {
+                std::os::unix::fs::symlink(bundle.join(f), dir.join(f)).unwrap();
+            }
         }
         if *needle == "model.ts" {
             std::fs::remove_file(dir.join("model.ts")).unwrap();
