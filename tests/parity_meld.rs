@@ -225,3 +225,43 @@ fn bad_bundles_fail_at_ready_with_one_line_errors() {
         let _ = e.set_state(gst::State::Null);
     }
 }
+
+#[test]
+fn elements_share_one_model_per_bundle_and_device() {
+    use gst_emotion::infer::{DeviceChoice, Engine, EngineOptions};
+    init();
+    let bundle = meld_bundle();
+    let options = EngineOptions {
+        device: DeviceChoice::Cpu,
+        ..EngineOptions::default()
+    };
+    let a = Engine::shared(&bundle, options).unwrap();
+    let b = Engine::shared(&bundle, options).unwrap();
+    assert!(
+        std::sync::Arc::ptr_eq(&a, &b),
+        "same bundle + device: one model"
+    );
+    // Windows sent together are answered in order, each with one row per head.
+    let job = gst_emotion::window::WindowJob {
+        span: gst_emotion::window::WindowSpan {
+            index: 0,
+            start: 0,
+            end: 3_000_000_000,
+        },
+        frames: None,
+        audio: None,
+    };
+    let p1 = gst_emotion::infer::prepare(&a.bundle, &job, Some("i am happy")).unwrap();
+    let p2 = gst_emotion::infer::prepare(&a.bundle, &job, Some("i am furious")).unwrap();
+    let out = a.infer_many(vec![p1.clone(), p2, p1]);
+    let out: Vec<_> = out.into_iter().map(Result::unwrap).collect();
+    assert_eq!(out.len(), 3);
+    assert_eq!(out[0].len(), 2);
+    assert_eq!(out[0][0].len(), 7);
+    assert_eq!(out[0][1].len(), 3);
+    // Batched or not, the same window gives the same logits.
+    for (x, y) in out[0][0].iter().zip(&out[2][0]) {
+        assert!((x - y).abs() < 1e-5);
+    }
+    assert_ne!(out[0][0], out[1][0], "different text, different answer");
+}
