@@ -12,6 +12,7 @@ pub mod element;
 pub mod infer;
 pub mod media;
 pub mod output;
+pub mod speech;
 pub mod text;
 pub mod window;
 

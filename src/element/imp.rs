@@ -67,6 +67,7 @@ use crate::bundle::Bundle;
 use crate::infer::{DeviceChoice, Engine, EngineOptions};
 use crate::media::{PixelLayout, SampleFormat, pcm_to_mono, resize_linear};
 use crate::output::META_NAME;
+use crate::speech::{TranscriberConfig, WhisperModel};
 use crate::window::{
     InputState, SECOND, SlidingSchedule, WindowAssembler, WindowConfig, WindowJob,
 };
@@ -145,6 +146,10 @@ struct Settings {
     smoothing: f64,
     text: Option<String>,
     dump_dir: Option<String>,
+    asr: bool,
+    asr_model: Option<String>,
+    language: String,
+    asr_threads: u32,
     /// Properties the application set (they override the bundle's defaults).
     explicit: std::collections::HashSet<String>,
 }
@@ -168,6 +173,10 @@ impl Default for Settings {
             smoothing: DEFAULT_SMOOTHING,
             text: None,
             dump_dir: None,
+            asr: true,
+            asr_model: None,
+            language: "en".into(),
+            asr_threads: 1,
             explicit: Default::default(),
         }
     }
@@ -265,6 +274,7 @@ pub struct EmotionSense {
     pads: Mutex<Pads>,
     worker: Mutex<Option<Arc<Worker>>>,
     engine: Mutex<Option<Arc<Engine>>>,
+    whisper: Mutex<Option<Arc<WhisperModel>>>,
     shared: Arc<Shared>,
     flushing: AtomicBool,
 }
@@ -415,6 +425,37 @@ impl ObjectImpl for EmotionSense {
                     )
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("asr")
+                    .nick("Speech recognition")
+                    .blurb(
+                        "Transcribe each window's audio with Whisper (needs asr-model or the \
+                         model scripts/setup installs); the transcript feeds the text input",
+                    )
+                    .default_value(true)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("asr-model")
+                    .nick("Whisper model")
+                    .blurb(
+                        "whisper.cpp ggml model file (unset: the tiny.en q8_0 model built \
+                         by scripts/setup in ~/.cache/gst-emotion/whisper, if present)",
+                    )
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecString::builder("language")
+                    .nick("Language")
+                    .blurb("Spoken language code (en, de, ...) or auto; English-only models ignore it")
+                    .default_value(Some("en"))
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecUInt::builder("asr-threads")
+                    .nick("Speech recognition threads")
+                    .blurb("CPU threads whisper.cpp uses")
+                    .minimum(1)
+                    .maximum(64)
+                    .default_value(1)
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("windows-processed")
                     .nick("Windows processed")
                     .blurb("Windows analysed since the element started")
@@ -448,6 +489,13 @@ impl ObjectImpl for EmotionSense {
             "smoothing" => s.smoothing = v.get().expect("type checked upstream"),
             "text" => s.text = v.get().expect("type checked upstream"),
             "dump-dir" => s.dump_dir = v.get().expect("type checked upstream"),
+            "asr" => s.asr = v.get().expect("type checked upstream"),
+            "asr-model" => s.asr_model = v.get().expect("type checked upstream"),
+            "language" => {
+                let l: Option<String> = v.get().expect("type checked upstream");
+                s.language = l.unwrap_or_else(|| "en".into());
+            }
+            "asr-threads" => s.asr_threads = v.get().expect("type checked upstream"),
             "window-mode" => s.window_mode = v.get().expect("type checked upstream"),
             "window-length" => s.window_length = v.get().expect("type checked upstream"),
             "window-hop" => s.window_hop = v.get().expect("type checked upstream"),
@@ -482,6 +530,10 @@ impl ObjectImpl for EmotionSense {
             "smoothing" => s.smoothing.to_value(),
             "text" => s.text.to_value(),
             "dump-dir" => s.dump_dir.to_value(),
+            "asr" => s.asr.to_value(),
+            "asr-model" => s.asr_model.to_value(),
+            "language" => s.language.to_value(),
+            "asr-threads" => s.asr_threads.to_value(),
             "windows-processed" => self.shared.processed.load(Ordering::SeqCst).to_value(),
             "windows-dropped" => self.shared.dropped.load(Ordering::SeqCst).to_value(),
             other => {
@@ -566,7 +618,10 @@ impl ElementImpl for EmotionSense {
         transition: gst::StateChange,
     ) -> Result<gst::StateChangeSuccess, gst::StateChangeError> {
         match transition {
-            gst::StateChange::NullToReady => self.load_engine()?,
+            gst::StateChange::NullToReady => {
+                self.load_engine()?;
+                self.load_whisper()?;
+            }
             // Unblock a streaming thread waiting on the worker before pads deactivate.
             gst::StateChange::PausedToReady => self.flushing.store(true, Ordering::SeqCst),
             _ => {}
@@ -574,6 +629,7 @@ impl ElementImpl for EmotionSense {
         let res = self.parent_change_state(transition)?;
         if transition == gst::StateChange::ReadyToNull {
             *lock(&self.engine) = None;
+            *lock(&self.whisper) = None;
         }
         Ok(res)
     }
@@ -656,6 +712,13 @@ impl AggregatorImpl for EmotionSense {
                 smoothing: settings.smoothing,
                 text: settings.text.clone(),
                 dump_dir: settings.dump_dir.as_ref().map(Into::into),
+                speech: lock(&self.whisper).clone().map(|model| {
+                    let mut config =
+                        TranscriberConfig::new(settings.asr_model.clone().unwrap_or_default());
+                    config.language = settings.language.clone();
+                    config.threads = settings.asr_threads as usize;
+                    (model, config)
+                }),
             },
         )
         .map_err(|e| {
@@ -961,6 +1024,42 @@ impl EmotionSense {
                     gst::ResourceError::OpenRead,
                     ("Cannot use bundle {dir}: {e}")
                 );
+                Err(gst::StateChangeError)
+            }
+        }
+    }
+
+    /// Loads the Whisper model when speech recognition is on. An `asr-model` that
+    /// cannot be loaded is an error; without one, the default model is used if
+    /// scripts/setup installed it, else recognition is off (logged).
+    fn load_whisper(&self) -> Result<(), gst::StateChangeError> {
+        let mut settings = lock(&self.settings);
+        *lock(&self.whisper) = None;
+        if !settings.asr {
+            return Ok(());
+        }
+        let path = match &settings.asr_model {
+            Some(p) => std::path::PathBuf::from(p),
+            None => match crate::speech::default_model() {
+                Some(p) => p,
+                None => {
+                    gst::info!(
+                        CAT,
+                        imp = self,
+                        "no Whisper model installed: speech recognition off"
+                    );
+                    return Ok(());
+                }
+            },
+        };
+        match WhisperModel::load(&path) {
+            Ok(model) => {
+                settings.asr_model = Some(path.display().to_string());
+                *lock(&self.whisper) = Some(model);
+                Ok(())
+            }
+            Err(e) => {
+                gst::element_imp_error!(self, gst::ResourceError::OpenRead, ("asr-model: {e}"));
                 Err(gst::StateChangeError)
             }
         }

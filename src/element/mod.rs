@@ -7,6 +7,8 @@ use gst::glib;
 use gst::prelude::*;
 
 mod imp;
+
+pub(crate) use imp::CAT;
 pub mod worker;
 
 pub use worker::set_worker_delay_for_tests;

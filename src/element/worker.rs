@@ -12,7 +12,8 @@ use gst::prelude::*;
 
 use crate::infer::{Engine, prepare};
 use crate::output::npy::write_npy;
-use crate::output::{HeadResult, Prediction, WindowResult, softmax};
+use crate::output::{HeadResult, Prediction, TranscriptInfo, WindowResult, softmax};
+use crate::speech::{Transcriber, TranscriberConfig, WhisperModel};
 use crate::window::WindowJob;
 
 /// What the worker does with each window beyond measuring it.
@@ -26,6 +27,8 @@ pub struct Analysis {
     pub text: Option<String>,
     /// Folder receiving each window's input tensors and outputs as .npy.
     pub dump_dir: Option<std::path::PathBuf>,
+    /// Speech recognition: the model and the transcriber settings.
+    pub speech: Option<(Arc<WhisperModel>, TranscriberConfig)>,
 }
 
 /// Extra time the worker spends per window; lets tests make the worker slower than
@@ -168,6 +171,23 @@ fn run(
 ) {
     let mut smoothed: Vec<Vec<f64>> = Vec::new();
     let mut smoothed_generation = shared.generation.load(Ordering::SeqCst);
+    // One whisper state per worker.
+    let mut transcriber = match &analysis.speech {
+        Some((model, config)) => match Transcriber::new(model.clone(), config.clone()) {
+            Ok(t) => Some(t),
+            Err(e) => {
+                if let Some(element) = element.upgrade() {
+                    gst::element_warning!(
+                        element,
+                        gst::LibraryError::Init,
+                        ("{e}: speech recognition is off")
+                    );
+                }
+                None
+            }
+        },
+        None => None,
+    };
     for msg in rx {
         match msg {
             Message::Drain(done) => {
@@ -186,8 +206,14 @@ fn run(
                     smoothed_generation = generation;
                 }
                 let mut result = WindowResult::measure(&job, shared.dropped.load(Ordering::SeqCst));
+                result.transcript = window_transcript(&job, &analysis, transcriber.as_mut());
                 if let Some(engine) = &analysis.engine {
-                    match predict(engine, &job, &analysis, &mut smoothed) {
+                    let text = result
+                        .transcript
+                        .as_ref()
+                        .map(|t| t.text.as_str())
+                        .filter(|t| !t.is_empty());
+                    match predict(engine, &job, text, &analysis, &mut smoothed) {
                         Ok(p) => result.prediction = Some(p),
                         Err(e) => {
                             // Like the reference service: a window that fails is
@@ -215,16 +241,56 @@ fn run(
     }
 }
 
+/// The window's transcript: the `text` property when set, else what speech
+/// recognition hears in the window's audio.
+fn window_transcript(
+    job: &WindowJob,
+    analysis: &Analysis,
+    transcriber: Option<&mut Transcriber>,
+) -> Option<TranscriptInfo> {
+    if let Some(text) = &analysis.text {
+        return Some(TranscriptInfo {
+            text: text.clone(),
+            span: None,
+            no_speech: None,
+        });
+    }
+    let (transcriber, audio) = (transcriber?, job.audio.as_ref()?);
+    match transcriber.transcribe(&audio.samples) {
+        Ok(tr) => {
+            let at = |s: f64| (job.span.start + (s * 1e9) as u64).min(job.span.end);
+            Some(TranscriptInfo {
+                text: tr.text(),
+                span: tr
+                    .segments
+                    .first()
+                    .zip(tr.segments.last())
+                    .map(|(a, b)| (at(a.start), at(b.end))),
+                no_speech: tr
+                    .segments
+                    .iter()
+                    .map(|s| s.no_speech as f64)
+                    .reduce(f64::max),
+            })
+        }
+        Err(e) => {
+            gst::warning!(crate::element::CAT, "window {}: {e}", job.span.index);
+            None
+        }
+    }
+}
+
 /// Preprocesses, runs the model, and turns logits into probabilities (and the
 /// smoothed rolling ones).
 fn predict(
     engine: &Engine,
     job: &WindowJob,
+    text: Option<&str>,
     analysis: &Analysis,
     smoothed: &mut Vec<Vec<f64>>,
 ) -> Result<Prediction, String> {
     let bundle = &engine.bundle;
-    let inputs = prepare(bundle, job, analysis.text.as_deref())?;
+    let inputs = prepare(bundle, job, text)?;
     let text = inputs.text.clone();
     if let Some(dir) = &analysis.dump_dir {
         dump_inputs(dir, job.span.index, &inputs).map_err(|e| format!("{}: {e}", dir.display()))?;

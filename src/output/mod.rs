@@ -32,8 +32,21 @@ pub struct WindowResult {
     pub audio_rms: Option<f64>,
     /// Windows dropped so far because the worker was behind (live input only).
     pub windows_dropped: u64,
+    /// What was said (speech recognition, or the element's `text` property).
+    pub transcript: Option<TranscriptInfo>,
     /// The model's answer, when a bundle is loaded.
     pub prediction: Option<Prediction>,
+}
+
+/// The window's transcript.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TranscriptInfo {
+    /// The text (empty when nothing was said).
+    pub text: String,
+    /// Running time (ns) where the recognised speech starts and ends, when known.
+    pub span: Option<(u64, u64)>,
+    /// Highest no-speech probability among the kept segments, when recognised.
+    pub no_speech: Option<f64>,
 }
 
 /// What the model said about a window.
@@ -99,6 +112,7 @@ impl WindowResult {
             audio_samples: job.audio.as_ref().map(|a| a.real as u64),
             audio_rms: job.audio.as_ref().map(|a| rms(&a.samples)),
             windows_dropped,
+            transcript: None,
             prediction: None,
         }
     }
@@ -123,9 +137,18 @@ impl WindowResult {
         if let Some(v) = self.audio_rms {
             s.set("audio-rms", v);
         }
+        if let Some(t) = &self.transcript {
+            s.set("transcript", t.text.as_str());
+            if let Some((start, end)) = t.span {
+                s.set("transcript-start", start);
+                s.set("transcript-end", end);
+            }
+            if let Some(p) = t.no_speech {
+                s.set("no-speech-probability", p);
+            }
+        }
         if let Some(p) = &self.prediction {
             s.set("model", p.model.as_str());
-            s.set("transcript", p.text.as_str());
             for h in &p.heads {
                 let top = h.top();
                 s.set(h.name.as_str(), h.labels[top].as_str());
@@ -200,6 +223,11 @@ mod tests {
             audio_samples: None,
             audio_rms: None,
             windows_dropped: 0,
+            transcript: Some(TranscriptInfo {
+                text: "hi".into(),
+                span: None,
+                no_speech: None,
+            }),
             prediction: Some(Prediction {
                 model: "m".into(),
                 text: "hi".into(),
