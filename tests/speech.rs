@@ -166,3 +166,65 @@ fn a_missing_whisper_model_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// Reads a 16-bit mono WAV written by sox (44-byte header) as floats.
+fn read_wav(path: &std::path::Path) -> Vec<f32> {
+    let b = std::fs::read(path).unwrap();
+    b[44..]
+        .chunks_exact(2)
+        .map(|c| i16::from_le_bytes([c[0], c[1]]) as f32 / 32768.0)
+        .collect()
+}
+
+/// espeak-ng speech trimmed of its own leading/trailing silence, at 16 kHz.
+fn trimmed_speech(name: &str, text: &str) -> Vec<f32> {
+    let wav = speak(name, text);
+    let out = fixture_dir().join(format!("{name}-16k.wav"));
+    let status = Command::new("sox")
+        .arg(&wav)
+        .args(["-r", "16000", "-c", "1", "-b", "16"])
+        .arg(&out)
+        .args([
+            "silence", "1", "0.01", "0.5%", "reverse", "silence", "1", "0.01", "0.5%", "reverse",
+        ])
+        .status()
+        .expect("run sox");
+    assert!(status.success());
+    read_wav(&out)
+}
+
+#[test]
+fn voice_activity_finds_the_spoken_sentences() {
+    use gst_emotion::speech::{SegmenterConfig, VoiceDetector, default_vad_model, speech_segments};
+    let a = trimmed_speech("vad-a", "I am so happy to see you again.");
+    let b = trimmed_speech("vad-b", "Thank you very much for your help.");
+    let sec = |s: f64| vec![0.0f32; (s * 16000.0) as usize];
+    let mut audio = sec(1.0);
+    let a_span = (1.0, 1.0 + a.len() as f64 / 16000.0);
+    audio.extend(&a);
+    audio.extend(sec(1.5));
+    let b_start = audio.len() as f64 / 16000.0;
+    audio.extend(&b);
+    let b_span = (b_start, b_start + b.len() as f64 / 16000.0);
+    audio.extend(sec(1.0));
+    let model = default_vad_model().expect("Silero VAD installed by scripts/setup --deps-only");
+    for mut vad in [
+        VoiceDetector::silero(&model).unwrap(),
+        VoiceDetector::energy(),
+    ] {
+        let probs = vad.probabilities(&audio).unwrap();
+        let segs = speech_segments(
+            &probs,
+            512.0 / 16000.0,
+            audio.len() as f64 / 16000.0,
+            &SegmenterConfig::default(),
+        );
+        assert_eq!(segs.len(), 2, "{vad:?}: {segs:?}");
+        for ((s, e), (ts, te)) in segs.iter().zip([a_span, b_span]) {
+            assert!(
+                (s - ts).abs() <= 0.3 && (e - te).abs() <= 0.3,
+                "{vad:?}: {segs:?} vs {a_span:?} {b_span:?}"
+            );
+        }
+    }
+}

@@ -61,13 +61,13 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::worker::{Analysis, Shared, Submit, Worker};
+use super::worker::{Analysis, Shared, SpeechSetup, Submit, Worker};
 use super::{FramePolicy, WindowMode};
 use crate::bundle::Bundle;
 use crate::infer::{DeviceChoice, Engine, EngineOptions};
 use crate::media::{PixelLayout, SampleFormat, pcm_to_mono, resize_linear};
 use crate::output::META_NAME;
-use crate::speech::{TranscriberConfig, WhisperModel};
+use crate::speech::{SegmenterConfig, TranscriberConfig, WhisperModel};
 use crate::window::{
     InputState, SECOND, SlidingSchedule, WindowAssembler, WindowConfig, WindowJob,
 };
@@ -150,6 +150,7 @@ struct Settings {
     asr_model: Option<String>,
     language: String,
     asr_threads: u32,
+    vad_model: Option<String>,
     /// Properties the application set (they override the bundle's defaults).
     explicit: std::collections::HashSet<String>,
 }
@@ -177,6 +178,7 @@ impl Default for Settings {
             asr_model: None,
             language: "en".into(),
             asr_threads: 1,
+            vad_model: None,
             explicit: Default::default(),
         }
     }
@@ -456,6 +458,14 @@ impl ObjectImpl for EmotionSense {
                     .default_value(1)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecString::builder("vad-model")
+                    .nick("Voice activity model")
+                    .blurb(
+                        "Silero VAD TorchScript file that finds speech before transcription \
+                         (unset: the one scripts/setup installs, else an energy detector)",
+                    )
+                    .mutable_ready()
+                    .build(),
                 glib::ParamSpecUInt64::builder("windows-processed")
                     .nick("Windows processed")
                     .blurb("Windows analysed since the element started")
@@ -496,6 +506,7 @@ impl ObjectImpl for EmotionSense {
                 s.language = l.unwrap_or_else(|| "en".into());
             }
             "asr-threads" => s.asr_threads = v.get().expect("type checked upstream"),
+            "vad-model" => s.vad_model = v.get().expect("type checked upstream"),
             "window-mode" => s.window_mode = v.get().expect("type checked upstream"),
             "window-length" => s.window_length = v.get().expect("type checked upstream"),
             "window-hop" => s.window_hop = v.get().expect("type checked upstream"),
@@ -534,6 +545,7 @@ impl ObjectImpl for EmotionSense {
             "asr-model" => s.asr_model.to_value(),
             "language" => s.language.to_value(),
             "asr-threads" => s.asr_threads.to_value(),
+            "vad-model" => s.vad_model.to_value(),
             "windows-processed" => self.shared.processed.load(Ordering::SeqCst).to_value(),
             "windows-dropped" => self.shared.dropped.load(Ordering::SeqCst).to_value(),
             other => {
@@ -712,12 +724,21 @@ impl AggregatorImpl for EmotionSense {
                 smoothing: settings.smoothing,
                 text: settings.text.clone(),
                 dump_dir: settings.dump_dir.as_ref().map(Into::into),
-                speech: lock(&self.whisper).clone().map(|model| {
+                speech: lock(&self.whisper).clone().map(|whisper| {
                     let mut config =
                         TranscriberConfig::new(settings.asr_model.clone().unwrap_or_default());
                     config.language = settings.language.clone();
                     config.threads = settings.asr_threads as usize;
-                    (model, config)
+                    SpeechSetup {
+                        whisper,
+                        config,
+                        vad_model: settings
+                            .vad_model
+                            .clone()
+                            .map(Into::into)
+                            .or_else(crate::speech::default_vad_model),
+                        segmenter: SegmenterConfig::default(),
+                    }
                 }),
             },
         )

@@ -13,7 +13,9 @@ use gst::prelude::*;
 use crate::infer::{Engine, prepare};
 use crate::output::npy::write_npy;
 use crate::output::{HeadResult, Prediction, TranscriptInfo, WindowResult, softmax};
-use crate::speech::{Transcriber, TranscriberConfig, WhisperModel};
+use crate::speech::{
+    SegmenterConfig, Transcriber, TranscriberConfig, VoiceDetector, WhisperModel, speech_segments,
+};
 use crate::window::WindowJob;
 
 /// What the worker does with each window beyond measuring it.
@@ -27,8 +29,28 @@ pub struct Analysis {
     pub text: Option<String>,
     /// Folder receiving each window's input tensors and outputs as .npy.
     pub dump_dir: Option<std::path::PathBuf>,
-    /// Speech recognition: the model and the transcriber settings.
-    pub speech: Option<(Arc<WhisperModel>, TranscriberConfig)>,
+    /// Speech recognition, when on.
+    pub speech: Option<SpeechSetup>,
+}
+
+/// What the worker needs for speech recognition.
+#[derive(Clone, Debug)]
+pub struct SpeechSetup {
+    /// The loaded Whisper model.
+    pub whisper: Arc<WhisperModel>,
+    /// Transcriber settings.
+    pub config: TranscriberConfig,
+    /// Silero VAD model; `None`: the energy detector.
+    pub vad_model: Option<std::path::PathBuf>,
+    /// How voice activity becomes speech segments.
+    pub segmenter: SegmenterConfig,
+}
+
+/// A worker's speech recogniser with its voice activity detector.
+struct Speech {
+    transcriber: Transcriber,
+    vad: VoiceDetector,
+    segmenter: SegmenterConfig,
 }
 
 /// Extra time the worker spends per window; lets tests make the worker slower than
@@ -171,23 +193,29 @@ fn run(
 ) {
     let mut smoothed: Vec<Vec<f64>> = Vec::new();
     let mut smoothed_generation = shared.generation.load(Ordering::SeqCst);
-    // One whisper state per worker.
-    let mut transcriber = match &analysis.speech {
-        Some((model, config)) => match Transcriber::new(model.clone(), config.clone()) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                if let Some(element) = element.upgrade() {
-                    gst::element_warning!(
-                        element,
-                        gst::LibraryError::Init,
-                        ("{e}: speech recognition is off")
-                    );
-                }
-                None
-            }
-        },
-        None => None,
+    // One whisper state and one VAD per worker.
+    let warn = |msg: String| {
+        if let Some(element) = element.upgrade() {
+            gst::element_warning!(element, gst::LibraryError::Init, ("{msg}"));
+        }
     };
+    let mut speech = analysis.speech.as_ref().and_then(|s| {
+        let transcriber = Transcriber::new(s.whisper.clone(), s.config.clone())
+            .map_err(|e| warn(format!("{e}: speech recognition is off")))
+            .ok()?;
+        let vad = match &s.vad_model {
+            Some(path) => VoiceDetector::silero(path).unwrap_or_else(|e| {
+                warn(format!("{e}: using the energy voice detector"));
+                VoiceDetector::energy()
+            }),
+            None => VoiceDetector::energy(),
+        };
+        Some(Speech {
+            transcriber,
+            vad,
+            segmenter: s.segmenter.clone(),
+        })
+    });
     for msg in rx {
         match msg {
             Message::Drain(done) => {
@@ -206,7 +234,7 @@ fn run(
                     smoothed_generation = generation;
                 }
                 let mut result = WindowResult::measure(&job, shared.dropped.load(Ordering::SeqCst));
-                result.transcript = window_transcript(&job, &analysis, transcriber.as_mut());
+                result.transcript = window_transcript(&job, &analysis, speech.as_mut());
                 if let Some(engine) = &analysis.engine {
                     let text = result
                         .transcript
@@ -242,11 +270,12 @@ fn run(
 }
 
 /// The window's transcript: the `text` property when set, else what speech
-/// recognition hears in the window's audio.
+/// recognition hears in the window's audio. Whisper only runs on the stretch where
+/// the voice detector found speech (silence and noise give no text).
 fn window_transcript(
     job: &WindowJob,
     analysis: &Analysis,
-    transcriber: Option<&mut Transcriber>,
+    speech: Option<&mut Speech>,
 ) -> Option<TranscriptInfo> {
     if let Some(text) = &analysis.text {
         return Some(TranscriptInfo {
@@ -255,22 +284,37 @@ fn window_transcript(
             no_speech: None,
         });
     }
-    let (transcriber, audio) = (transcriber?, job.audio.as_ref()?);
-    match transcriber.transcribe(&audio.samples) {
-        Ok(tr) => {
-            let at = |s: f64| (job.span.start + (s * 1e9) as u64).min(job.span.end);
+    let (speech, audio) = (speech?, job.audio.as_ref()?);
+    let rate = audio.rate as f64;
+    let duration = audio.samples.len() as f64 / rate;
+    let result = speech.vad.probabilities(&audio.samples).and_then(|probs| {
+        let frame = crate::speech::vad::FRAME as f64 / crate::speech::vad::RATE as f64;
+        let segments = speech_segments(&probs, frame, duration, &speech.segmenter);
+        let (Some(first), Some(last)) = (segments.first(), segments.last()) else {
+            return Ok(None);
+        };
+        let from = (first.0 * rate) as usize;
+        let to = ((last.1 * rate) as usize).min(audio.samples.len());
+        let tr = speech.transcriber.transcribe(&audio.samples[from..to])?;
+        Ok(Some((first.0, last.1, tr)))
+    });
+    let at = |s: f64| (job.span.start + (s * 1e9) as u64).min(job.span.end);
+    match result {
+        Ok(None) => Some(TranscriptInfo {
+            text: String::new(),
+            span: None,
+            no_speech: None,
+        }),
+        Ok(Some((start, end, tr))) => {
+            let text = tr.text();
             Some(TranscriptInfo {
-                text: tr.text(),
-                span: tr
-                    .segments
-                    .first()
-                    .zip(tr.segments.last())
-                    .map(|(a, b)| (at(a.start), at(b.end))),
+                span: (!text.is_empty()).then(|| (at(start), at(end))),
                 no_speech: tr
                     .segments
                     .iter()
                     .map(|s| s.no_speech as f64)
                     .reduce(f64::max),
+                text,
             })
         }
         Err(e) => {

@@ -15,6 +15,10 @@ use whisper_rs::{
 
 use crate::media::rms;
 
+pub mod vad;
+
+pub use vad::{SegmenterConfig, VoiceDetector, default_vad_model, speech_segments};
+
 static WHISPER_CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new(
         "emotionwhisper",
@@ -67,13 +71,15 @@ pub const DEFAULT_MODEL_FILE: &str = "ggml-tiny.en-q8_0.bin";
 /// The Whisper model scripts/setup installs, if it is there:
 /// `$GST_EMOTION_CACHE/whisper/` (default `~/.cache/gst-emotion/whisper/`).
 pub fn default_model() -> Option<PathBuf> {
-    let cache = std::env::var_os("GST_EMOTION_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| {
-            std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/gst-emotion"))
-        })?;
-    let path = cache.join("whisper").join(DEFAULT_MODEL_FILE);
+    let path = cache_dir()?.join("whisper").join(DEFAULT_MODEL_FILE);
     path.is_file().then_some(path)
+}
+
+/// The project's cache folder: `$GST_EMOTION_CACHE`, else `~/.cache/gst-emotion`.
+pub fn cache_dir() -> Option<PathBuf> {
+    std::env::var_os("GST_EMOTION_CACHE")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/gst-emotion")))
 }
 
 /// Why speech recognition failed.
