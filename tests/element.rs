@@ -260,6 +260,15 @@ fn gst_inspect_documents_the_element() {
         "max-pending-windows",
         "windows-dropped",
         "windows-processed",
+        "bundle",
+        "device",
+        "max-batch",
+        "smoothing",
+        "asr-model",
+        "vad-model",
+        "language",
+        "max-utterance-length",
+        "utterance",
     ] {
         assert!(text.contains(needle), "gst-inspect lacks {needle}:\n{text}");
     }

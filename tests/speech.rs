@@ -228,3 +228,92 @@ fn voice_activity_finds_the_spoken_sentences() {
         }
     }
 }
+
+/// Writes 16-bit mono 16 kHz samples as a WAV file.
+fn write_wav(path: &std::path::Path, samples: &[f32]) {
+    let mut b = Vec::with_capacity(44 + samples.len() * 2);
+    let data_len = (samples.len() * 2) as u32;
+    b.extend_from_slice(b"RIFF");
+    b.extend_from_slice(&(36 + data_len).to_le_bytes());
+    b.extend_from_slice(b"WAVEfmt ");
+    b.extend_from_slice(&16u32.to_le_bytes());
+    b.extend_from_slice(&1u16.to_le_bytes()); // PCM
+    b.extend_from_slice(&1u16.to_le_bytes()); // mono
+    b.extend_from_slice(&16000u32.to_le_bytes());
+    b.extend_from_slice(&32000u32.to_le_bytes());
+    b.extend_from_slice(&2u16.to_le_bytes());
+    b.extend_from_slice(&16u16.to_le_bytes());
+    b.extend_from_slice(b"data");
+    b.extend_from_slice(&data_len.to_le_bytes());
+    for s in samples {
+        b.extend_from_slice(&((s.clamp(-1.0, 1.0) * 32767.0) as i16).to_le_bytes());
+    }
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn utterance_windows_follow_the_spoken_sentences() {
+    let sentences = [
+        "I am so happy to see you again.",
+        "Thank you very much for your help.",
+    ];
+    let a = trimmed_speech("utt-a", sentences[0]);
+    let b = trimmed_speech("utt-b", sentences[1]);
+    let sec = |s: f64| vec![0.0f32; (s * 16000.0) as usize];
+    let mut audio = sec(1.0);
+    audio.extend(&a);
+    audio.extend(sec(1.5));
+    let b_start = audio.len() as f64 / 16000.0;
+    audio.extend(&b);
+    audio.extend(sec(1.0));
+    let truth = [
+        (1.0, 1.0 + a.len() as f64 / 16000.0),
+        (b_start, b_start + b.len() as f64 / 16000.0),
+    ];
+    let wav = fixture_dir().join("two-sentences.wav");
+    write_wav(&wav, &audio);
+    let seconds = (audio.len() as f64 / 16000.0).ceil() as u32;
+    let clip = av_clip(
+        "two-sentences",
+        &format!("filesrc location={} ! wavparse", wav.display()),
+        seconds,
+    );
+
+    let p = gst::parse::launch(&format!(
+        "uridecodebin uri={} name=d emotionsense name=e window-mode=utterance ! fakesink \
+         d. ! video/x-raw ! queue ! videoconvert ! e.video \
+         d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
+        uri(&clip)
+    ))
+    .unwrap();
+    let mut windows = Vec::new();
+    run_to_eos(&p, Duration::from_secs(120), |m| {
+        if let gst::MessageView::Element(e) = m.view()
+            && let Some(s) = e.structure()
+            && s.name() == "emotion"
+        {
+            windows.push((
+                s.get::<u64>("start").unwrap() as f64 / 1e9,
+                s.get::<u64>("end").unwrap() as f64 / 1e9,
+                s.get::<String>("transcript").unwrap(),
+                s.get::<u32>("frames").unwrap(),
+            ));
+        }
+    })
+    .unwrap();
+    assert_eq!(
+        windows.len(),
+        2,
+        "one window per sentence, none for the silences: {windows:?}"
+    );
+    for ((start, end, text, frames), (sentence, (ts, te))) in
+        windows.iter().zip(sentences.iter().zip(truth))
+    {
+        assert!(
+            (start - ts).abs() <= 0.3 && (end - te).abs() <= 0.3,
+            "{start}-{end} vs {ts}-{te}"
+        );
+        assert_eq!(words(text), words(sentence), "{text:?}");
+        assert_eq!(*frames, 16);
+    }
+}

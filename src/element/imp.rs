@@ -65,9 +65,11 @@ use super::worker::{Analysis, Shared, SpeechSetup, Submit, Worker};
 use super::{FramePolicy, WindowMode};
 use crate::bundle::Bundle;
 use crate::infer::{DeviceChoice, Engine, EngineOptions};
+use crate::media::audio::time_to_sample;
 use crate::media::{PixelLayout, SampleFormat, pcm_to_mono, resize_linear};
 use crate::output::META_NAME;
-use crate::speech::{SegmenterConfig, TranscriberConfig, WhisperModel};
+use crate::speech::segmenter::SegmenterThread;
+use crate::speech::{SegmenterConfig, TranscriberConfig, VoiceDetector, WhisperModel};
 use crate::window::{
     InputState, SECOND, SlidingSchedule, WindowAssembler, WindowConfig, WindowJob,
 };
@@ -126,6 +128,7 @@ const DEFAULT_MAX_PENDING: u32 = 2;
 const DEFAULT_MAX_BATCH: u32 = 4;
 const DEFAULT_MAX_BATCH_WAIT_MS: u32 = 10;
 const DEFAULT_SMOOTHING: f64 = 0.5;
+const DEFAULT_MAX_UTTERANCE: f64 = 10.0;
 
 /// Properties, applied when the element starts (READY → PAUSED).
 #[derive(Debug, Clone)]
@@ -151,6 +154,7 @@ struct Settings {
     language: String,
     asr_threads: u32,
     vad_model: Option<String>,
+    max_utterance_length: f64,
     /// Properties the application set (they override the bundle's defaults).
     explicit: std::collections::HashSet<String>,
 }
@@ -179,6 +183,7 @@ impl Default for Settings {
             language: "en".into(),
             asr_threads: 1,
             vad_model: None,
+            max_utterance_length: DEFAULT_MAX_UTTERANCE,
             explicit: Default::default(),
         }
     }
@@ -238,6 +243,7 @@ impl Settings {
             frame_width: self.frame_width as usize,
             frame_height: self.frame_height as usize,
             sample_rate: SAMPLE_RATE as u32,
+            utterance: self.window_mode == WindowMode::Utterance,
         }
     }
 }
@@ -277,6 +283,7 @@ pub struct EmotionSense {
     worker: Mutex<Option<Arc<Worker>>>,
     engine: Mutex<Option<Arc<Engine>>>,
     whisper: Mutex<Option<Arc<WhisperModel>>>,
+    segmenter: Mutex<Option<Arc<SegmenterThread>>>,
     shared: Arc<Shared>,
     flushing: AtomicBool,
 }
@@ -307,6 +314,14 @@ impl ObjectImpl for EmotionSense {
                     .minimum(0.1)
                     .maximum(600.0)
                     .default_value(DEFAULT_WINDOW_LENGTH)
+                    .mutable_ready()
+                    .build(),
+                glib::ParamSpecDouble::builder("max-utterance-length")
+                    .nick("Maximum utterance length")
+                    .blurb("In utterance mode, longer speech is cut into windows of this many seconds")
+                    .minimum(0.5)
+                    .maximum(60.0)
+                    .default_value(DEFAULT_MAX_UTTERANCE)
                     .mutable_ready()
                     .build(),
                 glib::ParamSpecDouble::builder("window-hop")
@@ -507,6 +522,9 @@ impl ObjectImpl for EmotionSense {
             }
             "asr-threads" => s.asr_threads = v.get().expect("type checked upstream"),
             "vad-model" => s.vad_model = v.get().expect("type checked upstream"),
+            "max-utterance-length" => {
+                s.max_utterance_length = v.get().expect("type checked upstream")
+            }
             "window-mode" => s.window_mode = v.get().expect("type checked upstream"),
             "window-length" => s.window_length = v.get().expect("type checked upstream"),
             "window-hop" => s.window_hop = v.get().expect("type checked upstream"),
@@ -546,6 +564,7 @@ impl ObjectImpl for EmotionSense {
             "language" => s.language.to_value(),
             "asr-threads" => s.asr_threads.to_value(),
             "vad-model" => s.vad_model.to_value(),
+            "max-utterance-length" => s.max_utterance_length.to_value(),
             "windows-processed" => self.shared.processed.load(Ordering::SeqCst).to_value(),
             "windows-dropped" => self.shared.dropped.load(Ordering::SeqCst).to_value(),
             other => {
@@ -749,6 +768,31 @@ impl AggregatorImpl for EmotionSense {
             )
         })?;
         *lock(&self.worker) = Some(Arc::new(worker));
+        *lock(&self.segmenter) = None;
+        if settings.window_mode == WindowMode::Utterance {
+            let detector = match settings
+                .vad_model
+                .clone()
+                .map(std::path::PathBuf::from)
+                .or_else(crate::speech::default_vad_model)
+            {
+                Some(path) => VoiceDetector::silero(&path).map_err(|e| {
+                    gst::error_msg!(gst::ResourceError::OpenRead, ("vad-model: {e}"))
+                })?,
+                None => VoiceDetector::energy(),
+            };
+            let config = SegmenterConfig {
+                max_length: settings.max_utterance_length,
+                ..SegmenterConfig::default()
+            };
+            let seg = SegmenterThread::start(detector, config).map_err(|e| {
+                gst::error_msg!(
+                    gst::CoreError::Failed,
+                    ["Could not start the speech segmenter thread: {e}"]
+                )
+            })?;
+            *lock(&self.segmenter) = Some(Arc::new(seg));
+        }
         gst::debug!(CAT, imp = self, "started with {settings:?}");
         Ok(())
     }
@@ -757,6 +801,7 @@ impl AggregatorImpl for EmotionSense {
         self.flushing.store(true, Ordering::SeqCst);
         let worker = lock(&self.worker).take();
         drop(worker); // joins the thread once the last reference is gone
+        drop(lock(&self.segmenter).take());
         *lock(&self.state) = State::default();
         Ok(())
     }
@@ -883,6 +928,9 @@ impl AggregatorImpl for EmotionSense {
             let mut state = lock(&self.state);
             state.assembler.reset();
         }
+        if let Some(seg) = lock(&self.segmenter).clone() {
+            seg.reset();
+        }
         *lock(&self.shared.latest) = None;
         self.flushing.store(false, Ordering::SeqCst);
         self.parent_flush()
@@ -911,8 +959,11 @@ impl AggregatorImpl for EmotionSense {
             (pads.video.clone(), pads.audio.clone())
         };
         let live = self.is_live(video.as_ref(), audio.as_ref());
+        let segmenter = lock(&self.segmenter).clone();
+        let max_utterance = lock(&self.settings).max_utterance_length;
+        let mut vad_audio = Vec::new();
         let mut outgoing = Vec::new();
-        let (jobs, eos) = {
+        let (mut jobs, eos) = {
             let mut state = lock(&self.state);
             state.assembler.set_wait_for_pending(!live);
             // Consume buffers in running-time order across the pads, so video never
@@ -943,8 +994,11 @@ impl AggregatorImpl for EmotionSense {
                     }
                 } else {
                     let pad = audio.as_ref().expect("audio head exists");
-                    if let Some(buf) = pad.pop_buffer() {
-                        self.push_audio(&mut state, pad, buf);
+                    if let Some(buf) = pad.pop_buffer()
+                        && let Some(chunk) = self.push_audio(&mut state, pad, buf)
+                        && segmenter.is_some()
+                    {
+                        vad_audio.push(chunk);
                     }
                 }
             }
@@ -960,6 +1014,16 @@ impl AggregatorImpl for EmotionSense {
                     .assembler
                     .advance_to(now.saturating_sub(latency).nseconds());
             }
+            if let Some(seg) = &segmenter {
+                for span in seg.take_spans() {
+                    state.assembler.add_utterance(span.start, span.end);
+                }
+                // No utterance found later can start before this.
+                let horizon = ((max_utterance + 0.5) * SECOND as f64) as u64;
+                state
+                    .assembler
+                    .set_keep_from(seg.processed_until().saturating_sub(horizon));
+            }
             let mut jobs = state.assembler.take_complete();
             gst::trace!(
                 CAT,
@@ -970,11 +1034,31 @@ impl AggregatorImpl for EmotionSense {
                 jobs.len()
             );
             let eos = state.assembler.all_ended();
-            if eos {
+            if eos && segmenter.is_none() {
                 jobs.extend(state.assembler.finish());
             }
             (jobs, eos)
         };
+        if let Some(seg) = &segmenter {
+            // The voice detector runs on its own thread, never here.
+            let stop = || self.flushing.load(Ordering::SeqCst);
+            for (rt, samples) in vad_audio {
+                seg.push(
+                    time_to_sample(rt, SAMPLE_RATE as u32),
+                    samples,
+                    !live,
+                    &stop,
+                );
+            }
+            if eos {
+                let spans = seg.flush();
+                let mut state = lock(&self.state);
+                for span in spans {
+                    state.assembler.add_utterance(span.start, span.end);
+                }
+                jobs.extend(state.assembler.finish());
+            }
+        }
 
         for buf in outgoing {
             let buf = self.attach_meta(buf);
@@ -1112,28 +1196,34 @@ impl EmotionSense {
         live
     }
 
-    fn push_audio(&self, state: &mut State, pad: &gst_base::AggregatorPad, buf: gst::Buffer) {
+    fn push_audio(
+        &self,
+        state: &mut State,
+        pad: &gst_base::AggregatorPad,
+        buf: gst::Buffer,
+    ) -> Option<(u64, Vec<f32>)> {
         let Some((format, channels)) = state.audio_format else {
             gst::warning!(CAT, imp = self, "audio buffer before caps, dropped");
-            return;
+            return None;
         };
         // Cut the parts outside the segment, so running times are defined.
         let bpf = (format.width() * channels) as u32;
         let Some(buf) = gst_audio::audio_buffer_clip(buf, &pad.segment(), SAMPLE_RATE as u32, bpf)
         else {
             gst::log!(CAT, imp = self, "audio buffer outside the segment, dropped");
-            return;
+            return None;
         };
         let Some(rt) = running_time(pad, &buf) else {
             gst::log!(CAT, imp = self, "audio buffer without timestamp, dropped");
-            return;
+            return None;
         };
         let Ok(map) = buf.map_readable() else {
             gst::warning!(CAT, imp = self, "unreadable audio buffer, dropped");
-            return;
+            return None;
         };
         let mono = pcm_to_mono(&map, format, channels);
         state.assembler.push_audio(rt, &mono);
+        Some((rt, mono))
     }
 
     fn push_video(

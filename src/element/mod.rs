@@ -31,6 +31,12 @@ pub enum WindowMode {
         nick = "sliding"
     )]
     Sliding = 0,
+    /// Speech segments found by voice activity detection.
+    #[enum_value(
+        name = "Utterance: one window per speech segment (up to max-utterance-length seconds)",
+        nick = "utterance"
+    )]
+    Utterance = 1,
 }
 
 /// How the T frames of a window are chosen.

@@ -15,6 +15,7 @@ use whisper_rs::{
 
 use crate::media::rms;
 
+pub mod segmenter;
 pub mod vad;
 
 pub use vad::{SegmenterConfig, VoiceDetector, default_vad_model, speech_segments};

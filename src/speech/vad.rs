@@ -107,6 +107,48 @@ impl VoiceDetector {
     }
 }
 
+impl VoiceDetector {
+    /// Starts a new stream for [`stream_probability`](Self::stream_probability)
+    /// (resets Silero's recurrent state).
+    pub fn start_stream(&mut self) -> Result<(), SpeechError> {
+        if let VoiceDetector::Silero(m) = self {
+            m.method_is::<IValue>("reset_states", &[]).map_err(|e| {
+                SpeechError::Transcribe(format!(
+                    "VAD: {}",
+                    e.to_string().lines().next().unwrap_or_default()
+                ))
+            })?;
+        }
+        Ok(())
+    }
+
+    /// Speech probability of the next [`FRAME`] samples of a stream (state carried over
+    /// from the previous frame).
+    pub fn stream_probability(&mut self, frame: &[f32]) -> Result<f32, SpeechError> {
+        match self {
+            VoiceDetector::Silero(m) => {
+                let err = |e: tch::TchError| {
+                    SpeechError::Transcribe(format!(
+                        "VAD: {}",
+                        e.to_string().lines().next().unwrap_or_default()
+                    ))
+                };
+                let x = tch::Tensor::from_slice(frame).reshape([1, frame.len() as i64]);
+                let out =
+                    tch::no_grad(|| m.forward_is(&[IValue::Tensor(x), IValue::Int(RATE as i64)]))
+                        .map_err(err)?;
+                match out {
+                    IValue::Tensor(t) => f32::try_from(t.reshape([-1]).get(0)).map_err(err),
+                    _ => Err(SpeechError::Transcribe("VAD: unexpected output".into())),
+                }
+            }
+            VoiceDetector::Energy { .. } => {
+                Ok(self.probabilities(frame)?.first().copied().unwrap_or(0.0))
+            }
+        }
+    }
+}
+
 /// How probabilities become speech segments.
 #[derive(Clone, Debug, PartialEq)]
 pub struct SegmenterConfig {

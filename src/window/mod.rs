@@ -73,6 +73,9 @@ pub struct WindowConfig {
     pub frame_height: usize,
     /// Sample rate of the window audio (Hz).
     pub sample_rate: u32,
+    /// `utterance` mode: windows come from [`WindowAssembler::add_utterance`] instead
+    /// of the sliding schedule.
+    pub utterance: bool,
 }
 
 impl Default for WindowConfig {
@@ -88,6 +91,7 @@ impl Default for WindowConfig {
             frame_width: 224,
             frame_height: 224,
             sample_rate: 16000,
+            utterance: false,
         }
     }
 }
@@ -163,6 +167,10 @@ pub struct WindowAssembler {
     ring: AudioRing,
     video_end: u64,
     wait_for_pending: bool,
+    /// Utterance mode: recent frames (windows are announced after their start).
+    history: VecDeque<(u64, Arc<RgbImage>)>,
+    next_utterance: u64,
+    keep_from: u64,
 }
 
 impl WindowAssembler {
@@ -179,6 +187,9 @@ impl WindowAssembler {
             ring,
             video_end: 0,
             wait_for_pending: true,
+            history: VecDeque::new(),
+            next_utterance: 0,
+            keep_from: 0,
         }
     }
 
@@ -217,6 +228,9 @@ impl WindowAssembler {
     }
 
     fn ensure_windows(&mut self, upto: u64) {
+        if self.config.utterance {
+            return;
+        }
         let schedule = self.config.schedule;
         let mut next = match self.next_to_create {
             Some(n) => n,
@@ -253,6 +267,10 @@ impl WindowAssembler {
             }
         }
         self.video_end = self.video_end.max(t + duration.unwrap_or(0));
+        if self.config.utterance {
+            self.history.push_back((t, frame.clone()));
+            self.trim_history();
+        }
         self.held = Some((t, frame));
         let reached = t + duration.unwrap_or(0);
         self.video = match self.video {
@@ -287,6 +305,43 @@ impl WindowAssembler {
         }
     }
 
+    /// Utterance mode: adds the window `[start, end)` (running time, ns), found by the
+    /// speech segmenter after the fact; its frames come from the recent history.
+    pub fn add_utterance(&mut self, start: u64, end: u64) {
+        if end <= start {
+            return;
+        }
+        let span = WindowSpan {
+            index: self.next_utterance,
+            start,
+            end,
+        };
+        self.next_utterance += 1;
+        let mut frames = SampledFrames::new(start);
+        for (t, f) in self.history.iter().filter(|(t, _)| *t < end) {
+            frames.push(*t, f.clone());
+        }
+        self.open.push_back(OpenWindow { span, frames });
+    }
+
+    /// Utterance mode: data before running time `t` will not be asked for again
+    /// (no utterance can start earlier), so it can be forgotten.
+    pub fn set_keep_from(&mut self, t: u64) {
+        self.keep_from = self.keep_from.max(t);
+        self.trim_history();
+    }
+
+    fn trim_history(&mut self) {
+        let keep = self
+            .open
+            .front()
+            .map_or(self.keep_from, |w| w.span.start.min(self.keep_from));
+        // Keep the frame on screen at `keep`.
+        while self.history.len() > 1 && self.history[1].0 <= keep {
+            self.history.pop_front();
+        }
+    }
+
     /// Live timeout: inputs that have not delivered data up to `t` are treated as if
     /// they had (missing audio is silence, the last frame stays on screen).
     pub fn advance_to(&mut self, t: u64) {
@@ -299,6 +354,9 @@ impl WindowAssembler {
 
     /// End of the earliest window not yet complete, once any data has arrived.
     pub fn next_deadline(&self) -> Option<u64> {
+        if self.config.utterance {
+            return self.open.front().map(|w| w.span.end);
+        }
         let index = self
             .open
             .front()
@@ -371,6 +429,9 @@ impl WindowAssembler {
         self.held = None;
         self.ring.clear();
         self.video_end = 0;
+        self.history.clear();
+        self.next_utterance = 0;
+        self.keep_from = 0;
         for s in [&mut self.video, &mut self.audio] {
             if *s != InputState::Absent {
                 *s = InputState::Pending;
@@ -582,6 +643,41 @@ mod tests {
         feed_video(&mut a, 0, 2100, &mut jobs);
         assert_eq!(jobs.len(), 1);
         assert_eq!(jobs[0].span.start, 0);
+    }
+
+    #[test]
+    fn utterances_get_their_frames_and_audio() {
+        let mut a = WindowAssembler::new(WindowConfig {
+            utterance: true,
+            ..config()
+        });
+        a.set_input(true, true);
+        a.set_input(false, true);
+        let mut jobs = Vec::new();
+        feed(&mut a, 0, 3000, &mut jobs);
+        assert!(jobs.is_empty(), "no sliding windows in utterance mode");
+        // The segmenter reports speech from 0.55 s to 1.75 s after the fact.
+        a.add_utterance(550 * MS, 1750 * MS);
+        a.set_keep_from(1000 * MS);
+        let jobs = a.take_complete();
+        assert_eq!(jobs.len(), 1);
+        let j = &jobs[0];
+        assert_eq!(
+            (j.span.index, j.span.start, j.span.end),
+            (0, 550 * MS, 1750 * MS)
+        );
+        assert_eq!(j.audio.as_ref().unwrap().samples.len(), 19200);
+        assert_eq!(j.audio.as_ref().unwrap().real, 19200);
+        // Frame on screen at 0.55 s is the one from 0.5 s (value 5); centres of 4 slices.
+        let f: Vec<u8> = j
+            .frames
+            .as_ref()
+            .unwrap()
+            .frames
+            .iter()
+            .map(|f| f.data[0])
+            .collect();
+        assert_eq!(f, vec![7, 10, 13, 16]);
     }
 
     fn feed_video(a: &mut WindowAssembler, from_ms: u64, to_ms: u64, jobs: &mut Vec<WindowJob>) {

@@ -1,0 +1,293 @@
+//! Online speech segmentation for `utterance` windows: a thread that runs the voice
+//! detector over the element's audio as it arrives (32 ms frames, the detector's state
+//! carried across frames) and reports finished speech segments — with a hangover for
+//! short pauses, a minimum length and a maximum length — on the running-time axis.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+use super::vad::{FRAME, RATE, SegmenterConfig, VoiceDetector};
+use crate::media::audio::sample_to_time;
+
+/// A finished speech segment, running time in nanoseconds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SpeechSpan {
+    /// Start (ns, inclusive).
+    pub start: u64,
+    /// End (ns, exclusive).
+    pub end: u64,
+}
+
+enum Msg {
+    Audio {
+        first_sample: u64,
+        samples: Vec<f32>,
+    },
+    Flush(Sender<Vec<SpeechSpan>>),
+    Reset,
+}
+
+/// Frame-by-frame segmentation state (no threads; unit-testable).
+#[derive(Debug)]
+pub struct OnlineSegmenter {
+    config: SegmenterConfig,
+    /// Sample index (16 kHz, running time) of the next frame.
+    next_frame: Option<u64>,
+    speech_start: Option<u64>,
+    last_speech_end: u64,
+}
+
+impl OnlineSegmenter {
+    /// A segmenter with `config`.
+    pub fn new(config: SegmenterConfig) -> Self {
+        Self {
+            config,
+            next_frame: None,
+            speech_start: None,
+            last_speech_end: 0,
+        }
+    }
+
+    fn samples(&self, seconds: f64) -> u64 {
+        (seconds * RATE as f64).round() as u64
+    }
+
+    fn span(&self, start: u64, end: u64, limit: u64) -> Option<SpeechSpan> {
+        if end.saturating_sub(start) < self.samples(self.config.min_speech) {
+            return None;
+        }
+        let pad = self.samples(self.config.pad);
+        Some(SpeechSpan {
+            start: sample_to_time(start.saturating_sub(pad), RATE),
+            end: sample_to_time((end + pad).min(limit), RATE),
+        })
+    }
+
+    /// Takes the speech probability of the frame starting at sample `at`; returns a
+    /// segment when one finishes.
+    pub fn push(&mut self, at: u64, probability: f32) -> Option<SpeechSpan> {
+        let frame_end = at + FRAME as u64;
+        self.next_frame = Some(frame_end);
+        if probability >= self.config.threshold {
+            let start = *self.speech_start.get_or_insert(at);
+            self.last_speech_end = frame_end;
+            if frame_end - start >= self.samples(self.config.max_length) {
+                // Too long: cut here and go on with a new segment.
+                self.speech_start = Some(frame_end);
+                let pad = self.samples(self.config.pad);
+                return Some(SpeechSpan {
+                    start: sample_to_time(start.saturating_sub(pad), RATE),
+                    end: sample_to_time(frame_end, RATE),
+                });
+            }
+            None
+        } else if let Some(start) = self.speech_start
+            && frame_end - self.last_speech_end >= self.samples(self.config.min_silence)
+        {
+            self.speech_start = None;
+            self.span(start, self.last_speech_end, frame_end)
+        } else {
+            None
+        }
+    }
+
+    /// End of stream: the open segment, if any.
+    pub fn finish(&mut self) -> Option<SpeechSpan> {
+        let start = self.speech_start.take()?;
+        let limit = self.next_frame.unwrap_or(self.last_speech_end);
+        self.span(start, self.last_speech_end, limit)
+    }
+
+    /// Forgets everything (flushing seek).
+    pub fn reset(&mut self) {
+        self.next_frame = None;
+        self.speech_start = None;
+        self.last_speech_end = 0;
+    }
+}
+
+/// The segmentation thread of one element.
+pub struct SegmenterThread {
+    tx: Option<Sender<Msg>>,
+    spans: Receiver<SpeechSpan>,
+    processed: Arc<AtomicU64>,
+    handle: Option<JoinHandle<()>>,
+}
+
+impl SegmenterThread {
+    /// Starts a thread running `detector` with `config`.
+    pub fn start(mut detector: VoiceDetector, config: SegmenterConfig) -> std::io::Result<Self> {
+        let (tx, rx) = bounded::<Msg>(256);
+        let (span_tx, spans) = unbounded();
+        let processed = Arc::new(AtomicU64::new(0));
+        let done = processed.clone();
+        let handle = std::thread::Builder::new()
+            .name("emotionsense-vad".into())
+            .spawn(move || {
+                let mut seg = OnlineSegmenter::new(config);
+                let mut pending: Vec<f32> = Vec::new();
+                let mut pending_start = 0u64;
+                let _ = detector.start_stream();
+                for msg in rx {
+                    match msg {
+                        Msg::Audio {
+                            first_sample,
+                            samples,
+                        } => {
+                            if pending.is_empty() {
+                                pending_start = first_sample;
+                            }
+                            pending.extend_from_slice(&samples);
+                            let frames = pending.len() / FRAME;
+                            for k in 0..frames {
+                                let frame = &pending[k * FRAME..(k + 1) * FRAME];
+                                let at = pending_start + (k * FRAME) as u64;
+                                let p = detector.stream_probability(frame).unwrap_or(0.0);
+                                if let Some(span) = seg.push(at, p) {
+                                    let _ = span_tx.send(span);
+                                }
+                            }
+                            pending.drain(..frames * FRAME);
+                            pending_start += (frames * FRAME) as u64;
+                            done.store(sample_to_time(pending_start, RATE), Ordering::SeqCst);
+                        }
+                        Msg::Flush(reply) => {
+                            let mut out = Vec::new();
+                            if let Some(span) = seg.finish() {
+                                out.push(span);
+                            }
+                            let _ = reply.send(out);
+                        }
+                        Msg::Reset => {
+                            seg.reset();
+                            pending.clear();
+                            let _ = detector.start_stream();
+                            done.store(0, Ordering::SeqCst);
+                        }
+                    }
+                }
+            })?;
+        Ok(Self {
+            tx: Some(tx),
+            spans,
+            processed,
+            handle: Some(handle),
+        })
+    }
+
+    /// Hands mono 16 kHz audio starting at sample index `first_sample` to the thread.
+    /// With `block`, waits while the thread is behind (checking `stop`); else drops
+    /// the audio when it is.
+    pub fn push(&self, first_sample: u64, samples: Vec<f32>, block: bool, stop: &dyn Fn() -> bool) {
+        let Some(tx) = &self.tx else { return };
+        let mut msg = Msg::Audio {
+            first_sample,
+            samples,
+        };
+        if !block {
+            let _ = tx.try_send(msg);
+            return;
+        }
+        while !stop() {
+            match tx.send_timeout(msg, std::time::Duration::from_millis(20)) {
+                Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => msg = m,
+                _ => return,
+            }
+        }
+    }
+
+    /// Segments found so far.
+    pub fn take_spans(&self) -> Vec<SpeechSpan> {
+        self.spans.try_iter().collect()
+    }
+
+    /// Running time (ns) up to which audio has been analysed.
+    pub fn processed_until(&self) -> u64 {
+        self.processed.load(Ordering::SeqCst)
+    }
+
+    /// End of stream: waits for the queued audio to be analysed; returns the segments
+    /// not yet taken, the open one included.
+    pub fn flush(&self) -> Vec<SpeechSpan> {
+        let Some(tx) = &self.tx else {
+            return Vec::new();
+        };
+        let (reply, rx) = bounded(1);
+        if tx.send(Msg::Flush(reply)).is_err() {
+            return Vec::new();
+        }
+        let last = rx.recv().unwrap_or_default();
+        let mut spans = self.take_spans();
+        spans.extend(last);
+        spans
+    }
+
+    /// Flushing seek: forget all audio and segments.
+    pub fn reset(&self) {
+        if let Some(tx) = &self.tx {
+            let _ = tx.send(Msg::Reset);
+        }
+        let _ = self.take_spans();
+    }
+}
+
+impl Drop for SegmenterThread {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn online_segments_match_offline_rules() {
+        let c = SegmenterConfig {
+            pad: 0.0,
+            ..Default::default()
+        };
+        let mut s = OnlineSegmenter::new(c);
+        let mut spans = Vec::new();
+        // 1 s silence, 1 s speech, 1 s silence, 0.1 s blip, 1 s silence (frames of 512).
+        let pattern: Vec<f32> = [(31, 0.0), (31, 1.0), (31, 0.0), (3, 1.0), (31, 0.0)]
+            .iter()
+            .flat_map(|&(n, p)| std::iter::repeat_n(p, n))
+            .collect();
+        for (k, &p) in pattern.iter().enumerate() {
+            spans.extend(s.push((k * FRAME) as u64, p));
+        }
+        spans.extend(s.finish());
+        assert_eq!(spans.len(), 1, "{spans:?}");
+        assert_eq!(spans[0].start, sample_to_time(31 * 512, RATE));
+        assert_eq!(spans[0].end, sample_to_time(62 * 512, RATE));
+    }
+
+    #[test]
+    fn long_speech_is_cut_and_open_speech_ends_at_eos() {
+        let c = SegmenterConfig {
+            pad: 0.0,
+            max_length: 1.0,
+            ..Default::default()
+        };
+        let mut s = OnlineSegmenter::new(c);
+        let mut spans = Vec::new();
+        for k in 0..80 {
+            spans.extend(s.push(k * 512, 1.0));
+        }
+        spans.extend(s.finish());
+        assert_eq!(spans.len(), 3, "{spans:?}");
+        assert!(
+            spans
+                .iter()
+                .all(|x| x.end - x.start <= 1_000_000_000 + 32_000_000)
+        );
+        assert_eq!(spans[2].end, sample_to_time(80 * 512, RATE));
+    }
+}
