@@ -297,6 +297,9 @@ fn utterance_windows_follow_the_spoken_sentences() {
                 s.get::<u64>("end").unwrap() as f64 / 1e9,
                 s.get::<String>("transcript").unwrap(),
                 s.get::<u32>("frames").unwrap(),
+                s.get::<gst::Array>("transcript-words")
+                    .map(|a| a.len())
+                    .unwrap_or(0),
             ));
         }
     })
@@ -306,7 +309,7 @@ fn utterance_windows_follow_the_spoken_sentences() {
         2,
         "one window per sentence, none for the silences: {windows:?}"
     );
-    for ((start, end, text, frames), (sentence, (ts, te))) in
+    for ((start, end, text, frames, timed_words), (sentence, (ts, te))) in
         windows.iter().zip(sentences.iter().zip(truth))
     {
         assert!(
@@ -315,5 +318,10 @@ fn utterance_windows_follow_the_spoken_sentences() {
         );
         assert_eq!(words(text), words(sentence), "{text:?}");
         assert_eq!(*frames, 16);
+        assert_eq!(
+            *timed_words,
+            text.split_whitespace().count(),
+            "word timestamps for {text:?}"
+        );
     }
 }

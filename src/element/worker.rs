@@ -282,6 +282,7 @@ fn window_transcript(
             text: text.clone(),
             span: None,
             no_speech: None,
+            words: Vec::new(),
         });
     }
     let (speech, audio) = (speech?, job.audio.as_ref()?);
@@ -304,10 +305,19 @@ fn window_transcript(
             text: String::new(),
             span: None,
             no_speech: None,
+            words: Vec::new(),
         }),
         Ok(Some((start, end, tr))) => {
             let text = tr.text();
+            // Whisper's times count from the start of the transcribed stretch.
+            let words = tr
+                .segments
+                .iter()
+                .flat_map(|s| &s.words)
+                .map(|w| (w.text.clone(), at(start + w.start), at(start + w.end)))
+                .collect();
             Some(TranscriptInfo {
+                words,
                 span: (!text.is_empty()).then(|| (at(start), at(end))),
                 no_speech: tr
                     .segments

@@ -47,6 +47,8 @@ pub struct TranscriptInfo {
     pub span: Option<(u64, u64)>,
     /// Highest no-speech probability among the kept segments, when recognised.
     pub no_speech: Option<f64>,
+    /// Words with their running times (ns), when recognised.
+    pub words: Vec<(String, u64, u64)>,
 }
 
 /// What the model said about a window.
@@ -146,6 +148,18 @@ impl WindowResult {
             if let Some(p) = t.no_speech {
                 s.set("no-speech-probability", p);
             }
+            if !t.words.is_empty() {
+                s.set(
+                    "transcript-words",
+                    gst::Array::new(t.words.iter().map(|(w, start, end)| {
+                        gst::Structure::builder("word")
+                            .field("text", w.as_str())
+                            .field("start", *start)
+                            .field("end", *end)
+                            .build()
+                    })),
+                );
+            }
         }
         if let Some(p) = &self.prediction {
             s.set("model", p.model.as_str());
@@ -227,6 +241,7 @@ mod tests {
                 text: "hi".into(),
                 span: None,
                 no_speech: None,
+                words: vec![("hi".into(), 0, 1)],
             }),
             prediction: Some(Prediction {
                 model: "m".into(),

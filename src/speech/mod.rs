@@ -184,6 +184,43 @@ pub struct Segment {
     pub text: String,
     /// Whisper's probability that the segment holds no speech.
     pub no_speech: f32,
+    /// Words with their times (from whisper.cpp's token timestamps).
+    pub words: Vec<Word>,
+}
+
+/// One recognised word, times in seconds from the start of the audio.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Word {
+    /// The word as decoded (punctuation attached).
+    pub text: String,
+    /// Start (s).
+    pub start: f64,
+    /// End (s).
+    pub end: f64,
+}
+
+/// Groups decoded tokens `(text, t0, t1)` into words: a token starting with a space
+/// starts a new word; special tokens (`[_…]`, `<|…|>`) are skipped.
+fn words_from_tokens(tokens: &[(String, f64, f64)]) -> Vec<Word> {
+    let mut words: Vec<Word> = Vec::new();
+    for (text, t0, t1) in tokens {
+        if text.starts_with("[_") || text.starts_with("<|") || text.is_empty() {
+            continue;
+        }
+        match words.last_mut() {
+            Some(w) if !text.starts_with(' ') => {
+                w.text.push_str(text);
+                w.end = *t1;
+            }
+            _ => words.push(Word {
+                text: text.trim_start().to_string(),
+                start: *t0,
+                end: *t1,
+            }),
+        }
+    }
+    words.retain(|w| !w.text.is_empty());
+    words
 }
 
 /// What was said in a stretch of audio.
@@ -261,6 +298,7 @@ impl Transcriber {
         params.set_print_progress(false);
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
+        params.set_token_timestamps(true);
         // whisper.cpp wants at least ~1 s; pad short windows with silence.
         let mut padded;
         let audio = if samples.len() < 16000 + 1600 {
@@ -283,11 +321,24 @@ impl Transcriber {
             if no_speech > self.config.no_speech_threshold || is_annotation(&text) {
                 continue;
             }
+            let tokens: Vec<(String, f64, f64)> = (0..seg.n_tokens())
+                .filter_map(|i| seg.get_token(i))
+                .map(|t| {
+                    let d = t.token_data();
+                    let text = t.to_str_lossy().map(|c| c.into_owned()).unwrap_or_default();
+                    (
+                        text,
+                        d.t0 as f64 / 100.0,
+                        (d.t1 as f64 / 100.0).min(seconds),
+                    )
+                })
+                .collect();
             segments.push(Segment {
                 start: seg.start_timestamp() as f64 / 100.0,
                 end: (seg.end_timestamp() as f64 / 100.0).min(seconds),
                 text: text.trim().to_string(),
                 no_speech,
+                words: words_from_tokens(&tokens),
             });
         }
         Ok(Transcript { segments })
@@ -315,16 +366,37 @@ mod tests {
                     end: 1.0,
                     text: " Hello.".into(),
                     no_speech: 0.1,
+                    words: vec![],
                 },
                 Segment {
                     start: 1.0,
                     end: 2.0,
                     text: "How are you?".into(),
                     no_speech: 0.1,
+                    words: vec![],
                 },
             ],
         };
         assert_eq!(t.text(), "Hello. How are you?");
+    }
+
+    #[test]
+    fn tokens_group_into_words() {
+        let t = |s: &str, a: f64, b: f64| (s.to_string(), a, b);
+        let words = words_from_tokens(&[
+            t("[_BEG_]", 0.0, 0.0),
+            t(" Hel", 0.1, 0.3),
+            t("lo", 0.3, 0.5),
+            t(",", 0.5, 0.5),
+            t(" world", 0.6, 1.0),
+            t("<|endoftext|>", 1.0, 1.0),
+        ]);
+        assert_eq!(words.len(), 2);
+        assert_eq!(
+            (words[0].text.as_str(), words[0].start, words[0].end),
+            ("Hello,", 0.1, 0.5)
+        );
+        assert_eq!(words[1].text, "world");
     }
 
     #[test]
