@@ -1,36 +1,51 @@
 //! The `gst-emotion` command line.
 //!
-//! Subcommands:
 //! - `info`: versions and the compute environment (GStreamer, libtorch/CUDA,
 //!   whisper.cpp CPU features), and whether the element is registered.
+//! - `analyze`: emotion analysis over many files (docs/batch.md).
+
+pub mod analyze;
 
 use std::process::ExitCode;
 
-const USAGE: &str = "\
-usage: gst-emotion <command>
+use clap::{Parser, Subcommand};
 
-commands:
-  info      print versions and the compute environment
-  help      print this help
-";
+/// Emotion and sentiment recognition in video, from the command line.
+#[derive(Debug, Parser)]
+#[command(name = "gst-emotion", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Print versions and the compute environment.
+    Info,
+    /// Analyse many files: JSONL, CSV and WebVTT per input, summary.json per run.
+    ///
+    /// Exit status: 0 when every input succeeded (or was already done), 1 when some
+    /// input failed (see summary.json), 2 for a usage error.
+    Analyze(Box<analyze::AnalyzeArgs>),
+}
 
 /// Runs the command line; returns the process exit code.
 pub fn main() -> ExitCode {
-    let args: Vec<String> = std::env::args().skip(1).collect();
-    match args.first().map(String::as_str) {
-        Some("info") => match info() {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("gst-emotion info: {e:#}");
-                ExitCode::FAILURE
-            }
-        },
-        Some("help" | "-h" | "--help") | None => {
-            print!("{USAGE}");
-            ExitCode::SUCCESS
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(if e.use_stderr() { 2 } else { 0 });
         }
-        Some(other) => {
-            eprintln!("gst-emotion: unknown command '{other}'\n\n{USAGE}");
+    };
+    let result = match cli.command {
+        Command::Info => info().map(|_| 0),
+        Command::Analyze(args) => analyze::run(*args),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("gst-emotion: {e:#}");
             ExitCode::from(2)
         }
     }

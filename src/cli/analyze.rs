@@ -1,0 +1,685 @@
+//! `gst-emotion analyze`: emotion analysis over many files, restartable and shardable.
+//!
+//! Every input runs through `uridecodebin → emotionsense` (registered in-process);
+//! several run in parallel (`--jobs`) and share one model per device, so their windows
+//! batch together. Each finished input gets `NAME.jsonl`, `NAME.csv`, `NAME.vtt` (and
+//! `NAME.reference.json` with `--format reference`), written under temporary names and
+//! renamed when complete, then `NAME.done.json`; a rerun skips inputs that have it.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use anyhow::{Context, anyhow};
+use gst::prelude::*;
+use serde_json::{Value, json};
+
+/// Extensions taken from directories (other files there are ignored).
+const MEDIA_EXTENSIONS: &[&str] = &[
+    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "flv", "ogv", "wmv", "3gp",
+    "wav", "mp3", "m4a", "aac", "flac", "ogg", "opus",
+];
+
+/// Options of `analyze`.
+#[derive(Debug, clap::Args)]
+pub struct AnalyzeArgs {
+    /// Files, directories (searched recursively), glob patterns, file:// rtsp:// http(s)://
+    /// URIs, or @list.txt (one input per line).
+    #[arg(required = true)]
+    pub inputs: Vec<String>,
+    /// Output folder.
+    #[arg(long)]
+    pub out: PathBuf,
+    /// Model bundle folder (without one, windows carry measurements and transcripts only).
+    #[arg(long)]
+    pub bundle: Option<PathBuf>,
+    /// Device for the model: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// Inputs processed in parallel (they share one model per device).
+    #[arg(long, default_value_t = 1)]
+    pub jobs: usize,
+    /// Only inputs of shard I of N (0-based), by a hash of each input that is the same
+    /// on every machine.
+    #[arg(long, value_parser = parse_shard)]
+    pub shard: Option<(u64, u64)>,
+    /// Redo inputs that already have complete outputs.
+    #[arg(long)]
+    pub force: bool,
+    /// Also write the reference service's JSON (`NAME.reference.json`).
+    #[arg(long, value_parser = ["reference"])]
+    pub format: Option<String>,
+    /// Window mode: sliding or utterance.
+    #[arg(long, default_value = "utterance")]
+    pub window_mode: String,
+    /// More emotionsense properties, as name=value (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub properties: Vec<String>,
+}
+
+fn parse_shard(s: &str) -> Result<(u64, u64), String> {
+    let (i, n) = s.split_once('/').ok_or("use I/N, e.g. 0/4")?;
+    let (i, n): (u64, u64) = (
+        i.parse().map_err(|_| format!("{i:?} is not a number"))?,
+        n.parse().map_err(|_| format!("{n:?} is not a number"))?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+    }
+    Ok((i, n))
+}
+
+/// One input: what the user gave and the URI it plays from.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Input {
+    /// The input as listed (path or URI).
+    pub name: String,
+    /// URI for uridecodebin.
+    pub uri: String,
+}
+
+/// Expands the command-line inputs into a sorted, de-duplicated list.
+pub fn expand_inputs(args: &[String]) -> anyhow::Result<Vec<Input>> {
+    let mut out = Vec::new();
+    for arg in args {
+        if let Some(list) = arg.strip_prefix('@') {
+            let text = std::fs::read_to_string(list)
+                .with_context(|| format!("reading input list {list}"))?;
+            let lines: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect();
+            out.extend(expand_inputs(&lines)?);
+        } else if arg.contains("://") {
+            out.push(Input {
+                name: arg.clone(),
+                uri: arg.clone(),
+            });
+        } else if Path::new(arg).is_dir() {
+            let mut stack = vec![PathBuf::from(arg)];
+            while let Some(dir) = stack.pop() {
+                for entry in
+                    std::fs::read_dir(&dir).with_context(|| format!("reading {}", dir.display()))?
+                {
+                    let path = entry?.path();
+                    if path.is_dir() {
+                        stack.push(path);
+                    } else if path
+                        .extension()
+                        .and_then(|e| e.to_str())
+                        .is_some_and(|e| MEDIA_EXTENSIONS.contains(&e.to_lowercase().as_str()))
+                    {
+                        out.push(file_input(&path));
+                    }
+                }
+            }
+        } else if arg.contains(['*', '?', '[']) {
+            let paths = glob::glob(arg).map_err(|e| anyhow!("bad pattern {arg}: {e}"))?;
+            out.extend(
+                paths
+                    .filter_map(Result::ok)
+                    .filter(|p| p.is_file())
+                    .map(|p| file_input(&p)),
+            );
+        } else {
+            // A missing file still becomes an input: it gets an error record.
+            out.push(file_input(Path::new(arg)));
+        }
+    }
+    out.sort();
+    out.dedup();
+    Ok(out)
+}
+
+fn file_input(path: &Path) -> Input {
+    let abs = std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf());
+    let uri = gst::glib::filename_to_uri(&abs, None)
+        .map(|u| u.to_string())
+        .unwrap_or_else(|_| format!("file://{}", abs.display()));
+    Input {
+        name: path.display().to_string(),
+        uri,
+    }
+}
+
+/// FNV-1a: a hash that is the same on every machine and Rust version.
+fn stable_hash(s: &str) -> u64 {
+    s.bytes().fold(0xcbf29ce484222325u64, |h, b| {
+        (h ^ b as u64).wrapping_mul(0x100000001b3)
+    })
+}
+
+/// Whether `input` belongs to shard `i` of `n` (by its URI).
+pub fn in_shard(input: &Input, (i, n): (u64, u64)) -> bool {
+    stable_hash(&input.uri) % n == i
+}
+
+/// Output base name: the file stem plus a short hash of the URI (so equal names in
+/// different folders do not collide).
+pub fn output_name(input: &Input) -> String {
+    let stem = input
+        .uri
+        .rsplit('/')
+        .next()
+        .unwrap_or("input")
+        .split(['?', '#'])
+        .next()
+        .unwrap_or("input");
+    let stem = stem.rsplit_once('.').map_or(stem, |(s, _)| s);
+    let clean: String = stem
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(80)
+        .collect();
+    format!(
+        "{}.{:08x}",
+        if clean.is_empty() { "input" } else { &clean },
+        stable_hash(&input.uri) as u32
+    )
+}
+
+/// Runs `analyze`; returns the process exit code (0 all done, 1 some failed).
+pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
+    gst::init()?;
+    crate::register_static()?;
+    let all = expand_inputs(&args.inputs)?;
+    let inputs: Vec<Input> = match args.shard {
+        Some(shard) => all.into_iter().filter(|i| in_shard(i, shard)).collect(),
+        None => all,
+    };
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("creating {}", args.out.display()))?;
+    let total = inputs.len();
+    let queue = Mutex::new(inputs.into_iter().enumerate());
+    let records = Mutex::new(Vec::new());
+    let started = Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..args.jobs.max(1) {
+            s.spawn(|| {
+                loop {
+                    let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
+                    let Some((k, input)) = next else { break };
+                    let record = process(&args, &input);
+                    let status = record["status"].as_str().unwrap_or("?").to_string();
+                    println!(
+                        "[{}/{total}] {status:<7} {} {}",
+                        k + 1,
+                        input.name,
+                        record["error"].as_str().unwrap_or("")
+                    );
+                    records
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push(record);
+                }
+            });
+        }
+    });
+    let mut records = records.into_inner().unwrap_or_else(|e| e.into_inner());
+    records.sort_by(|a, b| a["input"].as_str().cmp(&b["input"].as_str()));
+    let failed = records.iter().filter(|r| r["status"] == "error").count();
+    let summary = json!({
+        "shard": args.shard.map(|(i, n)| format!("{i}/{n}")),
+        "inputs": records.len(),
+        "succeeded": records.iter().filter(|r| r["status"] == "ok").count(),
+        "skipped": records.iter().filter(|r| r["status"] == "skipped").count(),
+        "failed": failed,
+        "wall_seconds": started.elapsed().as_secs_f64(),
+        "files": records,
+    });
+    let name = match args.shard {
+        Some((i, n)) => format!("summary.shard-{i}-of-{n}.json"),
+        None => "summary.json".to_string(),
+    };
+    write_atomic(
+        &args.out.join(name),
+        serde_json::to_string_pretty(&summary)?.as_bytes(),
+    )?;
+    println!("{} input(s): {} failed", summary["inputs"], failed);
+    Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Writes `data` to a temporary name and renames it over `path`.
+fn write_atomic(path: &Path, data: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension(format!(
+        "{}.tmp{}",
+        path.extension().and_then(|e| e.to_str()).unwrap_or(""),
+        std::process::id()
+    ));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(data)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Analyses one input and writes its outputs; returns its summary record.
+fn process(args: &AnalyzeArgs, input: &Input) -> Value {
+    let name = output_name(input);
+    let done = args.out.join(format!("{name}.done.json"));
+    if !args.force
+        && let Ok(text) = std::fs::read_to_string(&done)
+        && let Ok(mut record) = serde_json::from_str::<Value>(&text)
+    {
+        record["status"] = json!("skipped");
+        return record;
+    }
+    let started = Instant::now();
+    let result = analyse(args, input).and_then(|windows| {
+        write_outputs(args, &name, &windows)?;
+        Ok(windows)
+    });
+    let mut record = json!({
+        "input": input.name,
+        "uri": input.uri,
+        "output": name,
+        "seconds": started.elapsed().as_secs_f64(),
+    });
+    match result {
+        Ok(windows) => {
+            record["status"] = json!("ok");
+            record["windows"] = json!(windows.len());
+            if windows.is_empty() && args.window_mode == "utterance" {
+                record["note"] = json!(
+                    "no speech found: utterance windows need speech; use --window-mode sliding for video without speech"
+                );
+            }
+            record["duration"] = json!(
+                windows
+                    .iter()
+                    .filter_map(|w| w["end"].as_f64())
+                    .fold(0.0, f64::max)
+            );
+            if let Err(e) = write_atomic(
+                &done,
+                serde_json::to_string_pretty(&record)
+                    .unwrap_or_default()
+                    .as_bytes(),
+            ) {
+                record["status"] = json!("error");
+                record["error"] = json!(format!("writing {}: {e}", done.display()));
+            }
+        }
+        Err(e) => {
+            record["status"] = json!("error");
+            record["error"] = json!(format!("{e:#}"));
+        }
+    }
+    record
+}
+
+/// Runs the pipeline on one input; returns one JSON record per window.
+fn analyse(args: &AnalyzeArgs, input: &Input) -> anyhow::Result<Vec<Value>> {
+    if let Some(path) = input.uri.strip_prefix("file://")
+        && !Path::new(&percent_decode(path)).exists()
+    {
+        return Err(anyhow!("no such file"));
+    }
+    let pipeline = gst::Pipeline::new();
+    let src = gst::ElementFactory::make("uridecodebin")
+        .property("uri", &input.uri)
+        .build()?;
+    let sense = gst::ElementFactory::make("emotionsense").build()?;
+    sense.set_property_from_str("window-mode", &args.window_mode);
+    sense.set_property("device", &args.device);
+    if let Some(b) = &args.bundle {
+        sense.set_property("bundle", b.to_string_lossy().as_ref());
+    }
+    for p in &args.properties {
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--set {p}: use NAME=VALUE"))?;
+        if sense.find_property(k).is_none() {
+            return Err(anyhow!("--set {k}: emotionsense has no such property"));
+        }
+        sense.set_property_from_str(k, v);
+    }
+    let sink = gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .build()?;
+    pipeline.add_many([&src, &sense, &sink])?;
+    sense.link(&sink)?;
+    // Link each decoded stream as it appears; streams of other kinds are ignored.
+    let pipeline_weak = pipeline.downgrade();
+    let sense_weak = sense.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let (Some(pipeline), Some(sense)) = (pipeline_weak.upgrade(), sense_weak.upgrade()) else {
+            return;
+        };
+        let caps = pad.current_caps().or_else(|| Some(pad.query_caps(None)));
+        let Some(kind) = caps.and_then(|c| c.structure(0).map(|s| s.name().to_string())) else {
+            return;
+        };
+        let (chain, target): (&[&str], &str) = if kind.starts_with("video/x-raw") {
+            (&["queue", "videoconvert"], "video")
+        } else if kind.starts_with("audio/x-raw") {
+            (&["queue", "audioconvert", "audioresample"], "audio")
+        } else {
+            return;
+        };
+        let elements: Vec<gst::Element> = chain
+            .iter()
+            .filter_map(|f| gst::ElementFactory::make(f).build().ok())
+            .collect();
+        if elements.len() != chain.len() || pipeline.add_many(&elements).is_err() {
+            return;
+        }
+        let linked = gst::Element::link_many(&elements).is_ok()
+            && sense
+                .request_pad_simple(target)
+                .and_then(|sink_pad| elements.last()?.static_pad("src")?.link(&sink_pad).ok())
+                .is_some()
+            && elements[0]
+                .static_pad("sink")
+                .is_some_and(|s| pad.link(&s).is_ok());
+        if linked {
+            for e in &elements {
+                let _ = e.sync_state_with_parent();
+            }
+        }
+    });
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| anyhow!("pipeline without bus"))?;
+    pipeline.set_state(gst::State::Playing).map_err(|_| {
+        let reason = bus
+            .iter_filtered(&[gst::MessageType::Error])
+            .find_map(|m| match m.view() {
+                gst::MessageView::Error(e) => Some(e.error().to_string()),
+                _ => None,
+            })
+            .unwrap_or_else(|| "could not start the pipeline".into());
+        anyhow!(reason)
+    })?;
+    let mut windows = Vec::new();
+    let mut failure = None;
+    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+        match msg.view() {
+            gst::MessageView::Element(e) => {
+                if let Some(s) = e.structure()
+                    && s.name() == "emotion"
+                {
+                    windows.push(window_record(s));
+                }
+            }
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                failure = Some(format!("{}", e.error()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+    match failure {
+        Some(e) => Err(anyhow!(e)),
+        None => Ok(windows),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%'
+            && i + 2 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+        {
+            out.push(v);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// One window as a JSON object: times in seconds, labels, probabilities by label.
+pub fn window_record(s: &gst::StructureRef) -> Value {
+    let secs = |f: &str| s.get::<u64>(f).ok().map(|v| v as f64 / 1e9);
+    let mut rec = serde_json::Map::new();
+    rec.insert("index".into(), json!(s.get::<u64>("index").ok()));
+    rec.insert("start".into(), json!(secs("start")));
+    rec.insert("end".into(), json!(secs("end")));
+    if let Ok(t) = s.get::<String>("transcript") {
+        rec.insert("transcript".into(), json!(t));
+    }
+    for field in ["frames", "distinct-frames"] {
+        if let Ok(v) = s.get::<u32>(field) {
+            rec.insert(field.replace('-', "_"), json!(v));
+        }
+    }
+    if let Ok(v) = s.get::<u64>("audio-samples") {
+        rec.insert("audio_samples".into(), json!(v));
+    }
+    if let Ok(v) = s.get::<f64>("audio-rms") {
+        rec.insert("audio_rms".into(), json!(v));
+    }
+    // Heads: every field H with H-labels and H-probs.
+    for (field, _) in s.iter() {
+        let Some(head) = field.strip_suffix("-labels") else {
+            continue;
+        };
+        let labels: Vec<String> = s
+            .get::<gst::Array>(field)
+            .map(|a| a.iter().filter_map(|v| v.get::<String>().ok()).collect())
+            .unwrap_or_default();
+        let probs: Vec<f64> = s
+            .get::<gst::Array>(format!("{head}-probs").as_str())
+            .map(|a| a.iter().filter_map(|v| v.get::<f64>().ok()).collect())
+            .unwrap_or_default();
+        let by_label: BTreeMap<&str, f64> = labels
+            .iter()
+            .map(String::as_str)
+            .zip(probs.iter().copied())
+            .collect();
+        let head_key = head.replace('-', "_");
+        rec.insert(head_key.clone(), json!(s.get::<String>(head).ok()));
+        rec.insert(
+            format!("{head_key}_confidence"),
+            json!(s.get::<f64>(format!("{head}-confidence").as_str()).ok()),
+        );
+        rec.insert(
+            format!("{head_key}_smoothed"),
+            json!(s.get::<String>(format!("{head}-smoothed").as_str()).ok()),
+        );
+        rec.insert(format!("{head_key}_labels"), json!(labels));
+        rec.insert(format!("{head_key}_probs"), json!(by_label));
+    }
+    Value::Object(rec)
+}
+
+fn write_outputs(args: &AnalyzeArgs, name: &str, windows: &[Value]) -> anyhow::Result<()> {
+    let out = |ext: &str| args.out.join(format!("{name}.{ext}"));
+    // JSON Lines.
+    let mut jsonl = String::new();
+    for w in windows {
+        jsonl.push_str(&serde_json::to_string(w)?);
+        jsonl.push('\n');
+    }
+    write_atomic(&out("jsonl"), jsonl.as_bytes())?;
+    // CSV: fixed columns, then one column per class probability.
+    let heads: Vec<(String, Vec<String>)> = windows
+        .first()
+        .and_then(|w| w.as_object())
+        .map(|o| {
+            o.iter()
+                .filter_map(|(k, v)| {
+                    let head = k.strip_suffix("_labels")?;
+                    let labels = v
+                        .as_array()?
+                        .iter()
+                        .filter_map(|l| l.as_str().map(str::to_owned))
+                        .collect();
+                    Some((head.to_string(), labels))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut csv = String::from("index,start,end,transcript");
+    for (head, labels) in &heads {
+        csv.push_str(&format!(",{head},{head}_confidence"));
+        for l in labels {
+            csv.push_str(&format!(",{head}_{l}"));
+        }
+    }
+    csv.push('\n');
+    let cell = |v: &Value| match v {
+        Value::Null => String::new(),
+        Value::String(s) => format!("\"{}\"", s.replace('"', "\"\"")),
+        other => other.to_string(),
+    };
+    for w in windows {
+        csv.push_str(&format!(
+            "{},{},{},{}",
+            cell(&w["index"]),
+            cell(&w["start"]),
+            cell(&w["end"]),
+            cell(&w["transcript"])
+        ));
+        for (head, labels) in &heads {
+            csv.push_str(&format!(
+                ",{},{}",
+                cell(&w[head.as_str()]),
+                cell(&w[format!("{head}_confidence")])
+            ));
+            for l in labels {
+                csv.push_str(&format!(
+                    ",{}",
+                    cell(&w[format!("{head}_probs")][l.as_str()])
+                ));
+            }
+        }
+        csv.push('\n');
+    }
+    write_atomic(&out("csv"), csv.as_bytes())?;
+    // WebVTT: one cue per window.
+    let mut vtt = String::from("WEBVTT\n\n");
+    for w in windows {
+        let (Some(start), Some(end)) = (w["start"].as_f64(), w["end"].as_f64()) else {
+            continue;
+        };
+        let mut line = heads
+            .iter()
+            .filter_map(|(h, _)| {
+                Some(format!(
+                    "{} {:.2}",
+                    w[h.as_str()].as_str()?,
+                    w[format!("{h}_confidence")].as_f64()?
+                ))
+            })
+            .collect::<Vec<_>>()
+            .join(" | ");
+        if let Some(t) = w["transcript"].as_str().filter(|t| !t.is_empty()) {
+            if !line.is_empty() {
+                line = format!("[{line}] ");
+            }
+            line.push_str(t);
+        }
+        if line.is_empty() {
+            line = "…".into();
+        }
+        vtt.push_str(&format!(
+            "{} --> {}\n{}\n\n",
+            vtt_time(start),
+            vtt_time(end),
+            line.replace("-->", "->")
+        ));
+    }
+    write_atomic(&out("vtt"), vtt.as_bytes())?;
+    if args.format.as_deref() == Some("reference") {
+        let utterances: Vec<Value> = windows
+            .iter()
+            .map(|w| {
+                let top3 = |head: &str| -> Vec<Value> {
+                    let mut v: Vec<(String, f64)> = w[format!("{head}_probs")]
+                        .as_object()
+                        .map(|o| {
+                            o.iter()
+                                .filter_map(|(k, p)| Some((k.clone(), p.as_f64()?)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    v.sort_by(|a, b| b.1.total_cmp(&a.1));
+                    v.into_iter()
+                        .take(3)
+                        .map(
+                            |(label, confidence)| json!({"label": label, "confidence": confidence}),
+                        )
+                        .collect()
+                };
+                json!({
+                    "start_time": w["start"], "end_time": w["end"],
+                    "text": w["transcript"].as_str().unwrap_or(""),
+                    "emotions": top3("emotion"), "sentiments": top3("sentiment"),
+                })
+            })
+            .collect();
+        write_atomic(
+            &out("reference.json"),
+            serde_json::to_string_pretty(&json!({"utterances": utterances}))?.as_bytes(),
+        )?;
+    }
+    Ok(())
+}
+
+fn vtt_time(s: f64) -> String {
+    let ms = (s * 1000.0).round() as u64;
+    format!(
+        "{:02}:{:02}:{:02}.{:03}",
+        ms / 3_600_000,
+        ms / 60_000 % 60,
+        ms / 1000 % 60,
+        ms % 1000
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_are_disjoint_and_cover_everything() {
+        let inputs: Vec<Input> = (0..200)
+            .map(|i| Input {
+                name: format!("f{i}.mp4"),
+                uri: format!("file:///data/f{i}.mp4"),
+            })
+            .collect();
+        let mut seen = vec![0; inputs.len()];
+        for i in 0..4 {
+            for (k, input) in inputs.iter().enumerate() {
+                if in_shard(input, (i, 4)) {
+                    seen[k] += 1;
+                }
+            }
+        }
+        assert!(seen.iter().all(|&c| c == 1));
+        // Stable: FNV-1a of a fixed string.
+        assert_eq!(stable_hash("a"), 0xaf63dc4c8601ec8c);
+    }
+
+    #[test]
+    fn names_and_times() {
+        let i = Input {
+            name: "x".into(),
+            uri: "file:///a/b/My%20clip.final.mp4".into(),
+        };
+        assert!(output_name(&i).starts_with("My_20clip_final."));
+        assert_eq!(vtt_time(3723.5), "01:02:03.500");
+        assert_eq!(parse_shard("1/4"), Ok((1, 4)));
+        assert!(parse_shard("4/4").is_err());
+        assert_eq!(percent_decode("/a/My%20clip.mp4"), "/a/My clip.mp4");
+    }
+}
