@@ -165,6 +165,22 @@ fn analyze_a_folder_resume_and_shard() {
     seen.dedup();
     assert_eq!(before, seen.len(), "disjoint");
     assert_eq!(seen.len(), 7, "cover: {seen:?}");
+
+    // The shard summaries merge into one covering everything.
+    let merged = fixture_dir().join("merged.json");
+    let m = Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
+        .args([
+            "merge",
+            out.to_str().unwrap(),
+            "--out",
+            merged.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(m.status.code(), Some(1), "3 inputs failed");
+    let s = summary(&merged);
+    assert_eq!(s["inputs"], 7);
+    assert_eq!(s["failed"], 3);
 }
 
 #[test]

@@ -3,6 +3,7 @@
 //! - `info`: versions and the compute environment (GStreamer, libtorch/CUDA,
 //!   whisper.cpp CPU features), and whether the element is registered.
 //! - `analyze`: emotion analysis over many files (docs/batch.md).
+//! - `merge`: combines the summaries of shards.
 
 pub mod analyze;
 
@@ -27,6 +28,18 @@ enum Command {
     /// Exit status: 0 when every input succeeded (or was already done), 1 when some
     /// input failed (see summary.json), 2 for a usage error.
     Analyze(Box<analyze::AnalyzeArgs>),
+    /// Combine the summaries of shards (or runs) into one summary.json.
+    ///
+    /// Reads summary*.json in each DIR; an input done in several keeps its best status
+    /// (ok > skipped > error). Exit status 0 when no input failed, 1 otherwise.
+    Merge {
+        /// Output folders of `analyze` runs (e.g. one per shard).
+        #[arg(required = true)]
+        dirs: Vec<std::path::PathBuf>,
+        /// Where to write the merged summary (default: stdout).
+        #[arg(long)]
+        out: Option<std::path::PathBuf>,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -41,6 +54,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info => info().map(|_| 0),
         Command::Analyze(args) => analyze::run(*args),
+        Command::Merge { dirs, out } => analyze::merge(&dirs, out.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),
