@@ -89,7 +89,7 @@ fn analyze_a_folder_resume_and_shard() {
         assert_eq!(st, "ok", "{f:#}");
         assert!(f["windows"].as_u64().unwrap() >= 1, "{f:#}");
         let base = out.join(f["output"].as_str().unwrap());
-        for ext in ["jsonl", "csv", "vtt", "done.json"] {
+        for ext in ["jsonl", "csv", "vtt", "svg", "done.json"] {
             assert!(
                 base.with_extension(ext).exists()
                     || Path::new(&format!("{}.{ext}", base.display())).exists(),

@@ -200,6 +200,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     let total = inputs.len();
+    let progress = Progress::new(total);
     let queue = Mutex::new(inputs.into_iter().enumerate());
     let records = Mutex::new(Vec::new());
     let started = Instant::now();
@@ -209,13 +210,17 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
                 loop {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some((k, input)) = next else { break };
+                    let bar = progress.start(&input.name);
                     let record = process(&args, &input);
                     let status = record["status"].as_str().unwrap_or("?").to_string();
-                    println!(
-                        "[{}/{total}] {status:<7} {} {}",
-                        k + 1,
-                        input.name,
-                        record["error"].as_str().unwrap_or("")
+                    progress.finish(
+                        bar,
+                        &format!(
+                            "[{}/{total}] {status:<7} {} {}",
+                            k + 1,
+                            input.name,
+                            record["error"].as_str().unwrap_or("")
+                        ),
                     );
                     records
                         .lock()
@@ -247,6 +252,65 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     )?;
     println!("{} input(s): {} failed", summary["inputs"], failed);
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Progress: bars (overall, and one spinner per running input with its elapsed time)
+/// on a terminal, plain log lines otherwise.
+struct Progress {
+    multi: Option<indicatif::MultiProgress>,
+    overall: Option<indicatif::ProgressBar>,
+}
+
+impl Progress {
+    fn new(total: usize) -> Self {
+        use std::io::IsTerminal;
+        if !std::io::stdout().is_terminal() {
+            return Self {
+                multi: None,
+                overall: None,
+            };
+        }
+        let multi = indicatif::MultiProgress::new();
+        let overall = multi.add(indicatif::ProgressBar::new(total as u64));
+        overall.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files  {per_sec}  ETA {eta}  elapsed {elapsed}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        Self {
+            multi: Some(multi),
+            overall: Some(overall),
+        }
+    }
+
+    fn start(&self, name: &str) -> Option<indicatif::ProgressBar> {
+        let bar = self
+            .multi
+            .as_ref()?
+            .add(indicatif::ProgressBar::new_spinner());
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("  {spinner} {elapsed:>4} {msg}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_spinner()),
+        );
+        bar.set_message(name.to_string());
+        bar.enable_steady_tick(std::time::Duration::from_millis(200));
+        Some(bar)
+    }
+
+    fn finish(&self, bar: Option<indicatif::ProgressBar>, line: &str) {
+        match (&self.multi, &self.overall) {
+            (Some(multi), Some(overall)) => {
+                if let Some(bar) = bar {
+                    bar.finish_and_clear();
+                    multi.remove(&bar);
+                }
+                let _ = multi.println(line);
+                overall.inc(1);
+            }
+            _ => println!("{line}"),
+        }
+    }
 }
 
 /// `gst-emotion merge`: combines `summary*.json` of `dirs` into one summary (to `out` or
@@ -652,6 +716,7 @@ fn write_outputs(args: &AnalyzeArgs, name: &str, windows: &[Value]) -> anyhow::R
         ));
     }
     write_atomic(&out("vtt"), vtt.as_bytes())?;
+    write_atomic(&out("svg"), timeline_svg(windows, &heads).as_bytes())?;
     if args.format.as_deref() == Some("reference") {
         let utterances: Vec<Value> = windows
             .iter()
@@ -686,6 +751,72 @@ fn write_outputs(args: &AnalyzeArgs, name: &str, windows: &[Value]) -> anyhow::R
         )?;
     }
     Ok(())
+}
+
+/// The timeline plot: one line per emotion (the first head) over window centres; a
+/// placeholder text when there are no probabilities to plot.
+fn timeline_svg(windows: &[Value], heads: &[(String, Vec<String>)]) -> String {
+    use plotters::prelude::*;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (960, 360)).into_drawing_area();
+        let _ = root.fill(&WHITE);
+        let Some((head, labels)) = heads.first() else {
+            let _ = root.draw(&Text::new(
+                "no model probabilities (run with --bundle)",
+                (20, 30),
+                ("sans-serif", 18).into_font(),
+            ));
+            let _ = root.present();
+            drop(root);
+            return svg;
+        };
+        let end = windows
+            .iter()
+            .filter_map(|w| w["end"].as_f64())
+            .fold(1.0, f64::max);
+        let chart = ChartBuilder::on(&root)
+            .caption(
+                format!("{head} probabilities over time"),
+                ("sans-serif", 20),
+            )
+            .margin(10)
+            .x_label_area_size(35)
+            .y_label_area_size(45)
+            .right_y_label_area_size(0)
+            .build_cartesian_2d(0.0..end, 0.0..1.0);
+        if let Ok(mut chart) = chart {
+            let _ = chart
+                .configure_mesh()
+                .x_desc("seconds")
+                .y_desc("probability")
+                .draw();
+            for (k, label) in labels.iter().enumerate() {
+                let color = Palette99::pick(k).to_rgba();
+                let points: Vec<(f64, f64)> = windows
+                    .iter()
+                    .filter_map(|w| {
+                        let centre = (w["start"].as_f64()? + w["end"].as_f64()?) / 2.0;
+                        Some((centre, w[format!("{head}_probs")][label.as_str()].as_f64()?))
+                    })
+                    .collect();
+                if let Ok(series) =
+                    chart.draw_series(LineSeries::new(points, color.stroke_width(2)))
+                {
+                    series.label(label.as_str()).legend(move |(x, y)| {
+                        PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+                    });
+                }
+            }
+            let _ = chart
+                .configure_series_labels()
+                .background_style(WHITE.mix(0.8))
+                .border_style(BLACK)
+                .draw();
+        }
+        let _ = root.present();
+    }
+    svg
 }
 
 fn vtt_time(s: f64) -> String {
