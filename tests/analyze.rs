@@ -189,3 +189,69 @@ fn usage_errors_exit_2() {
     assert_eq!(code, 2, "{log}");
     assert!(log.contains("need 0 <= I < N"));
 }
+
+#[test]
+fn killed_run_resumes_without_duplicates() {
+    let dir = fixture_dir().join("kill");
+    std::fs::create_dir_all(&dir).unwrap();
+    let src = clip("kill-src", ClipSpec::av(3));
+    for k in 0..6 {
+        std::fs::copy(&src, dir.join(format!("clip{k}.mp4"))).unwrap();
+    }
+    let out = fixture_dir().join("kill-out");
+    let args = [
+        dir.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--window-mode",
+        "sliding",
+    ];
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
+        .arg("analyze")
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it as soon as the first input is complete (or it finished already).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    let done_count = || {
+        std::fs::read_dir(&out)
+            .map(|d| {
+                d.flatten()
+                    .filter(|e| e.file_name().to_string_lossy().ends_with(".done.json"))
+                    .count()
+            })
+            .unwrap_or(0)
+    };
+    while done_count() == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill(); // SIGKILL
+    let _ = child.wait();
+    let (code, log) = analyze(&args);
+    assert_eq!(code, 0, "{log}");
+    let s = summary(&out.join("summary.json"));
+    assert_eq!(s["inputs"], 6);
+    assert_eq!(s["failed"], 0);
+    // Every input done exactly once: complete outputs, one record per window.
+    for f in s["files"].as_array().unwrap() {
+        let base = out.join(f["output"].as_str().unwrap());
+        let jsonl = std::fs::read_to_string(format!("{}.jsonl", base.display())).unwrap();
+        let done: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(format!("{}.done.json", base.display())).unwrap(),
+        )
+        .unwrap();
+        assert_eq!(
+            jsonl.lines().count() as u64,
+            done["windows"].as_u64().unwrap()
+        );
+        assert_eq!(jsonl.lines().count(), 3);
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.contains(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}

@@ -199,6 +199,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     };
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
+    remove_stale_temporaries(&args.out);
     let total = inputs.len();
     let progress = Progress::new(total);
     let queue = Mutex::new(inputs.into_iter().enumerate());
@@ -365,6 +366,23 @@ pub fn merge(dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<u8> {
         None => println!("{text}"),
     }
     Ok(if failed == 0 { 0 } else { 1 })
+}
+
+/// Removes temporary files a killed run left behind (`*.tmp<pid>`).
+fn remove_stale_temporaries(dir: &Path) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if let Some((_, tail)) = name.rsplit_once(".tmp")
+            && !tail.is_empty()
+            && tail.chars().all(|c| c.is_ascii_digit())
+        {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// Writes `data` to a temporary name and renames it over `path`.
