@@ -255,3 +255,46 @@ fn killed_run_resumes_without_duplicates() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn debug_dir_shows_what_the_model_saw() {
+    let src = clip("debug-src", ClipSpec::av(2));
+    let out = fixture_dir().join("debug-out");
+    let debug = fixture_dir().join("debug-dir");
+    let (code, log) = analyze(&[
+        src.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--window-mode",
+        "sliding",
+        "--debug",
+        debug.to_str().unwrap(),
+        "--set",
+        "frames=4",
+    ]);
+    assert_eq!(code, 0, "{log}");
+    let per_input = std::fs::read_dir(&debug)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let names: Vec<String> = std::fs::read_dir(&per_input)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    for k in 0..4 {
+        assert!(
+            names.contains(&format!("w000000_frame{k:03}.png")),
+            "{names:?}"
+        );
+    }
+    let summary = std::fs::read_to_string(per_input.join("w000000_summary.txt")).unwrap();
+    assert!(
+        summary.contains("window 0: 0.000 s - 2.000 s") && summary.contains("audio-rms"),
+        "{summary}"
+    );
+    let png = std::fs::read(per_input.join("w000000_frame000.png")).unwrap();
+    assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}

@@ -54,6 +54,10 @@ pub struct AnalyzeArgs {
     /// Window mode: sliding or utterance.
     #[arg(long, default_value = "utterance")]
     pub window_mode: String,
+    /// Write, per input, what the model saw in DIR/NAME/: each window's sampled frames
+    /// as PNG, its input tensors and logits/probabilities as .npy, and a summary.txt.
+    #[arg(long, value_name = "DIR")]
+    pub debug: Option<PathBuf>,
     /// More emotionsense properties, as name=value (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
@@ -410,7 +414,7 @@ fn process(args: &AnalyzeArgs, input: &Input) -> Value {
         return record;
     }
     let started = Instant::now();
-    let result = analyse(args, input).and_then(|windows| {
+    let result = analyse(args, input, &name).and_then(|windows| {
         write_outputs(args, &name, &windows)?;
         Ok(windows)
     });
@@ -454,7 +458,7 @@ fn process(args: &AnalyzeArgs, input: &Input) -> Value {
 }
 
 /// Runs the pipeline on one input; returns one JSON record per window.
-fn analyse(args: &AnalyzeArgs, input: &Input) -> anyhow::Result<Vec<Value>> {
+fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<Value>> {
     if let Some(path) = input.uri.strip_prefix("file://")
         && !Path::new(&percent_decode(path)).exists()
     {
@@ -469,6 +473,9 @@ fn analyse(args: &AnalyzeArgs, input: &Input) -> anyhow::Result<Vec<Value>> {
     sense.set_property("device", &args.device);
     if let Some(b) = &args.bundle {
         sense.set_property("bundle", b.to_string_lossy().as_ref());
+    }
+    if let Some(debug) = &args.debug {
+        sense.set_property("dump-dir", debug.join(name).to_string_lossy().as_ref());
     }
     for p in &args.properties {
         let (k, v) = p

@@ -437,8 +437,9 @@ impl ObjectImpl for EmotionSense {
                 glib::ParamSpecString::builder("dump-dir")
                     .nick("Dump folder")
                     .blurb(
-                        "Folder receiving each window's model inputs and outputs as .npy \
-                         files (for checking what the model saw); unset: off",
+                        "Folder receiving, per window, the sampled frames as PNG, a \
+                         summary.txt, and the model's inputs and outputs as .npy files (for \
+                         checking what the model saw); unset: off",
                     )
                     .mutable_ready()
                     .build(),

@@ -258,6 +258,11 @@ fn run(
                     }
                 }
                 let s = result.to_structure();
+                if let Some(dir) = &analysis.dump_dir
+                    && let Err(e) = dump_window(dir, &job, &s)
+                {
+                    gst::warning!(crate::element::CAT, "dump-dir {}: {e}", dir.display());
+                }
                 *shared.latest.lock().unwrap_or_else(|e| e.into_inner()) = Some(s.clone());
                 shared.processed.fetch_add(1, Ordering::SeqCst);
                 if let Some(element) = element.upgrade() {
@@ -388,6 +393,45 @@ fn predict(
         text,
         heads,
     })
+}
+
+/// Writes what a window looked like: its sampled frames as PNG and a summary.txt with
+/// its span, transcript and results.
+fn dump_window(
+    dir: &std::path::Path,
+    job: &WindowJob,
+    result: &gst::Structure,
+) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    let index = job.span.index;
+    if let Some(sel) = &job.frames {
+        for (k, f) in sel.frames.iter().enumerate() {
+            let file = std::fs::File::create(dir.join(format!("w{index:06}_frame{k:03}.png")))?;
+            let mut enc = png::Encoder::new(
+                std::io::BufWriter::new(file),
+                f.width as u32,
+                f.height as u32,
+            );
+            enc.set_color(png::ColorType::Rgb);
+            enc.set_depth(png::BitDepth::Eight);
+            enc.write_header()
+                .and_then(|mut w| w.write_image_data(&f.data))
+                .map_err(std::io::Error::other)?;
+        }
+    }
+    let mut text = format!(
+        "window {index}: {:.3} s - {:.3} s\n",
+        job.span.start as f64 / 1e9,
+        job.span.end as f64 / 1e9
+    );
+    for (name, value) in result.iter() {
+        let v = value
+            .serialize()
+            .map(|s| s.to_string())
+            .unwrap_or_else(|_| format!("{value:?}"));
+        text.push_str(&format!("{name}: {v}\n"));
+    }
+    std::fs::write(dir.join(format!("w{index:06}_summary.txt")), text)
 }
 
 fn dump_inputs(
