@@ -14,6 +14,14 @@ pub const FRAME: usize = 512;
 /// Sample rate the detectors work at.
 pub const RATE: u32 = 16000;
 
+/// A libtorch error from the VAD model, first line only (the rest is a C++ backtrace).
+fn vad_error(e: tch::TchError) -> SpeechError {
+    SpeechError::Transcribe(format!(
+        "VAD: {}",
+        e.to_string().lines().next().unwrap_or_default()
+    ))
+}
+
 /// File name of the Silero model scripts/setup installs.
 pub const DEFAULT_VAD_FILE: &str = "silero_vad.jit";
 
@@ -75,13 +83,8 @@ impl VoiceDetector {
         }
         match self {
             VoiceDetector::Silero(m) => {
-                let err = |e: tch::TchError| {
-                    SpeechError::Transcribe(format!(
-                        "VAD: {}",
-                        e.to_string().lines().next().unwrap_or_default()
-                    ))
-                };
-                m.method_is::<IValue>("reset_states", &[]).map_err(err)?;
+                m.method_is::<IValue>("reset_states", &[])
+                    .map_err(vad_error)?;
                 let x = tch::Tensor::from_slice(samples).reshape([1, samples.len() as i64]);
                 let out = tch::no_grad(|| {
                     m.method_is(
@@ -89,9 +92,9 @@ impl VoiceDetector {
                         &[IValue::Tensor(x), IValue::Int(RATE as i64)],
                     )
                 })
-                .map_err(err)?;
+                .map_err(vad_error)?;
                 match out {
-                    IValue::Tensor(t) => Vec::<f32>::try_from(t.reshape([-1])).map_err(err),
+                    IValue::Tensor(t) => Vec::<f32>::try_from(t.reshape([-1])).map_err(vad_error),
                     _ => Err(SpeechError::Transcribe("VAD: unexpected output".into())),
                 }
             }
@@ -112,12 +115,8 @@ impl VoiceDetector {
     /// (resets Silero's recurrent state).
     pub fn start_stream(&mut self) -> Result<(), SpeechError> {
         if let VoiceDetector::Silero(m) = self {
-            m.method_is::<IValue>("reset_states", &[]).map_err(|e| {
-                SpeechError::Transcribe(format!(
-                    "VAD: {}",
-                    e.to_string().lines().next().unwrap_or_default()
-                ))
-            })?;
+            m.method_is::<IValue>("reset_states", &[])
+                .map_err(vad_error)?;
         }
         Ok(())
     }
@@ -127,18 +126,12 @@ impl VoiceDetector {
     pub fn stream_probability(&mut self, frame: &[f32]) -> Result<f32, SpeechError> {
         match self {
             VoiceDetector::Silero(m) => {
-                let err = |e: tch::TchError| {
-                    SpeechError::Transcribe(format!(
-                        "VAD: {}",
-                        e.to_string().lines().next().unwrap_or_default()
-                    ))
-                };
                 let x = tch::Tensor::from_slice(frame).reshape([1, frame.len() as i64]);
                 let out =
                     tch::no_grad(|| m.forward_is(&[IValue::Tensor(x), IValue::Int(RATE as i64)]))
-                        .map_err(err)?;
+                        .map_err(vad_error)?;
                 match out {
-                    IValue::Tensor(t) => f32::try_from(t.reshape([-1]).get(0)).map_err(err),
+                    IValue::Tensor(t) => f32::try_from(t.reshape([-1]).get(0)).map_err(vad_error),
                     _ => Err(SpeechError::Transcribe("VAD: unexpected output".into())),
                 }
             }
