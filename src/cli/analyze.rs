@@ -245,6 +245,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         "skipped": records.iter().filter(|r| r["status"] == "skipped").count(),
         "failed": failed,
         "wall_seconds": started.elapsed().as_secs_f64(),
+        "forward_seconds": crate::infer::engine::FORWARD_NANOS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9,
+        "video_seconds": records.iter().filter_map(|r| r["duration"].as_f64()).sum::<f64>(),
         "files": records,
     });
     let name = match args.shard {

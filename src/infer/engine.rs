@@ -15,6 +15,9 @@ use super::prepare::{InputTensor, Prepared, prepare};
 use crate::bundle::{Bundle, BundleError, HeadSpec};
 use crate::window::{SECOND, WindowJob, WindowSpan};
 
+/// Time spent in forward passes by every engine of the process (ns), for benchmarks.
+pub static FORWARD_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// Logits of one window: one vector per head, in the bundle's head order.
 pub type HeadLogits = Vec<Vec<f32>>;
 
@@ -290,8 +293,13 @@ fn run(
             .to_device(device);
         args.push(IValue::Tensor(tensor));
     }
+    let started = Instant::now();
     let output = tch::no_grad(|| module.forward_is(&args))
         .map_err(|e| format!("forward: {}", first_line(&e)))?;
+    FORWARD_NANOS.fetch_add(
+        started.elapsed().as_nanos() as u64,
+        std::sync::atomic::Ordering::Relaxed,
+    );
     let mut per_window: Vec<HeadLogits> =
         vec![Vec::with_capacity(bundle.manifest.heads.len()); batch.len()];
     for head in &bundle.manifest.heads {
