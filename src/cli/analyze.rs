@@ -494,6 +494,8 @@ fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<
     pipeline.add_many([&src, &sense, &sink])?;
     sense.link(&sink)?;
     // Link each decoded stream as it appears; streams of other kinds are ignored.
+    let linked_streams = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = linked_streams.clone();
     let pipeline_weak = pipeline.downgrade();
     let sense_weak = sense.downgrade();
     src.connect_pad_added(move |_, pad| {
@@ -527,9 +529,21 @@ fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<
                 .static_pad("sink")
                 .is_some_and(|s| pad.link(&s).is_ok());
         if linked {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             for e in &elements {
                 let _ = e.sync_state_with_parent();
             }
+        }
+    });
+    // A file whose demuxer finds no audio or video stream must not wait forever.
+    let counter = linked_streams.clone();
+    let pipeline_weak = pipeline.downgrade();
+    src.connect_no_more_pads(move |_| {
+        if counter.load(std::sync::atomic::Ordering::SeqCst) == 0
+            && let Some(p) = pipeline_weak.upgrade()
+        {
+            let s = gst::Structure::new_empty("gst-emotion-no-streams");
+            let _ = p.post_message(gst::message::Application::new(s));
         }
     });
     let bus = pipeline
@@ -547,8 +561,34 @@ fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<
     })?;
     let mut windows = Vec::new();
     let mut failure = None;
-    for msg in bus.iter_timed(gst::ClockTime::NONE) {
+    // Stall watchdog: no message and no position change for this long is an error.
+    const STALL: std::time::Duration = std::time::Duration::from_secs(60);
+    let mut last_progress = Instant::now();
+    let mut last_position = None;
+    loop {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(1)) else {
+            let position = pipeline.query_position::<gst::ClockTime>();
+            if position != last_position {
+                last_position = position;
+                last_progress = Instant::now();
+            } else if last_progress.elapsed() > STALL {
+                failure = Some(format!(
+                    "no progress for {} s: the input stalled",
+                    STALL.as_secs()
+                ));
+                break;
+            }
+            continue;
+        };
+        last_progress = Instant::now();
         match msg.view() {
+            gst::MessageView::Application(a)
+                if a.structure()
+                    .is_some_and(|s| s.name() == "gst-emotion-no-streams") =>
+            {
+                failure = Some("no audio or video stream found".to_string());
+                break;
+            }
             gst::MessageView::Element(e) => {
                 if let Some(s) = e.structure()
                     && s.name() == "emotion"
