@@ -9,6 +9,7 @@
 pub mod bundle;
 pub mod cli;
 pub mod element;
+pub mod face;
 pub mod infer;
 pub mod media;
 pub mod output;

@@ -53,7 +53,9 @@ pub struct ModelSpec {
     /// MKLDNN); used instead of `file` when the model runs on the CPU.
     #[serde(default)]
     pub cpu_file: Option<String>,
-    /// Names of the inputs passed to `forward`, in argument order.
+    /// Names of the inputs passed to `forward`, in argument order. Parts of a fusion
+    /// stage that the stage drives itself (e.g. the MTCNN nets) may leave it empty.
+    #[serde(default)]
     pub forward: Vec<String>,
 }
 
@@ -79,6 +81,19 @@ pub enum ChannelOrder {
     Rgb,
     /// Blue, green, red (OpenCV's order).
     Bgr,
+    /// One luma channel (OpenCV's `COLOR_BGR2GRAY` weights); `mean`/`std` take one value.
+    #[serde(alias = "grey")]
+    Gray,
+}
+
+impl ChannelOrder {
+    /// Channels per pixel in the tensor.
+    pub fn channels(self) -> usize {
+        match self {
+            ChannelOrder::Gray => 1,
+            _ => 3,
+        }
+    }
 }
 
 /// Per-sample layout of the frames tensor (the batch dimension comes first).
@@ -130,6 +145,17 @@ pub struct VideoSpec {
     /// Full frame or face crop.
     #[serde(default)]
     pub crop: CropMode,
+    /// With `crop = "face"`: frames are scaled (aspect kept, never enlarged) so their
+    /// longest side is at most this many pixels before face detection and cropping.
+    #[serde(default)]
+    pub detect_size: Option<usize>,
+}
+
+impl VideoSpec {
+    /// The longest frame side the face detector sees (`crop = "face"` only).
+    pub fn detect_size(&self) -> usize {
+        self.detect_size.unwrap_or(640)
+    }
 }
 
 fn zeros3() -> Vec<f64> {
@@ -294,8 +320,146 @@ impl Default for WindowDefaults {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FusionSpec {
-    /// Fusion method.
+    /// Fusion method: `"late"` (each branch predicts, weighted average of branches).
     pub kind: String,
+    /// Probability of `neutral` when no branch has evidence (the rest is spread
+    /// evenly); such windows are flagged low-confidence.
+    #[serde(default = "empty_confidence")]
+    pub empty_confidence: f64,
+    /// The face branch: detection and per-face emotion.
+    #[serde(default)]
+    pub face: Option<FaceFusion>,
+    /// The text branch: zero-shot emotion from sentence embeddings.
+    #[serde(default)]
+    pub text: Option<TextFusion>,
+    /// Sentiment from the transcript (VADER) and the face's valence.
+    #[serde(default)]
+    pub sentiment: Option<SentimentFusion>,
+}
+
+fn empty_confidence() -> f64 {
+    0.4
+}
+
+/// Face detection (MTCNN) and the face-emotion classifier.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaceFusion {
+    /// The MTCNN P-Net, R-Net and O-Net, by model name.
+    pub detector: Vec<String>,
+    /// The face-emotion classifier, by model name: [N, C, H, W] crops → [N, labels]
+    /// probabilities.
+    pub classifier: String,
+    /// The `crop = "face"` video input describing the crops.
+    pub input: String,
+    /// The classifier's labels, in output order.
+    pub labels: Vec<String>,
+    /// For each classifier label, the emotion head label it counts for.
+    pub maps_to: Vec<String>,
+    /// For each classifier label, its valence in [-1, 1] (feeds sentiment).
+    pub valence: Vec<f64>,
+    /// Smallest face in pixels (at `detect_size`).
+    #[serde(default = "min_face")]
+    pub min_face: f64,
+    /// P-Net, R-Net and O-Net score thresholds.
+    #[serde(default = "thresholds")]
+    pub thresholds: Vec<f64>,
+    /// Scale step of the image pyramid.
+    #[serde(default = "pyramid_factor")]
+    pub pyramid_factor: f64,
+    /// Run the detector on every N-th sampled frame; the frames in between reuse the
+    /// latest boxes.
+    #[serde(default = "detect_every")]
+    pub detect_every: usize,
+    /// Margin added around each (squared) face box, as a fraction of its side.
+    #[serde(default = "margin")]
+    pub margin: f64,
+    /// Most faces reported per window (largest first).
+    #[serde(default = "max_faces")]
+    pub max_faces: usize,
+    /// Weight of the face branch in the emotion fusion.
+    #[serde(default = "one")]
+    pub weight: f64,
+}
+
+fn min_face() -> f64 {
+    32.0
+}
+fn thresholds() -> Vec<f64> {
+    vec![0.6, 0.7, 0.7]
+}
+fn pyramid_factor() -> f64 {
+    0.709
+}
+fn detect_every() -> usize {
+    3
+}
+fn margin() -> f64 {
+    0.1
+}
+fn max_faces() -> usize {
+    8
+}
+fn one() -> f64 {
+    1.0
+}
+
+/// Zero-shot text emotion: the transcript's sentence embedding against prototype
+/// sentences per emotion label.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TextFusion {
+    /// The sentence encoder, by model name: (input_ids, attention_mask) → [N, D]
+    /// L2-normalised embeddings.
+    pub encoder: String,
+    /// Prototype sentences per emotion head label.
+    pub prototypes: BTreeMap<String, Vec<String>>,
+    /// Softmax temperature over cosine similarities.
+    #[serde(default = "text_temperature")]
+    pub temperature: f64,
+    /// Weight of the text branch in the emotion fusion.
+    #[serde(default = "text_weight")]
+    pub weight: f64,
+}
+
+fn text_temperature() -> f64 {
+    0.05
+}
+fn text_weight() -> f64 {
+    0.7
+}
+
+/// Sentiment: VADER on the transcript fused with the face's valence.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct SentimentFusion {
+    /// The VADER lexicon file in the bundle.
+    pub lexicon: String,
+    /// Weight of the transcript's VADER compound score.
+    #[serde(default = "sentiment_text_weight")]
+    pub text_weight: f64,
+    /// Weight of the face valence.
+    #[serde(default = "sentiment_face_weight")]
+    pub face_weight: f64,
+    /// Scores within ±this are neutral (VADER's convention is 0.05).
+    #[serde(default = "neutral_band")]
+    pub neutral_band: f64,
+    /// Softmax temperature turning the fused score into probabilities.
+    #[serde(default = "sentiment_temperature")]
+    pub temperature: f64,
+}
+
+fn sentiment_text_weight() -> f64 {
+    0.6
+}
+fn sentiment_face_weight() -> f64 {
+    0.4
+}
+fn neutral_band() -> f64 {
+    0.05
+}
+fn sentiment_temperature() -> f64 {
+    0.1
 }
 
 impl Manifest {
@@ -329,10 +493,10 @@ impl Manifest {
                 "at least one model is required".into(),
             ));
         }
-        if self.models.len() > 1 || self.fusion.is_some() {
+        if self.models.len() > 1 && self.fusion.is_none() {
             return Err(bad(
-                "fusion".into(),
-                "composite (late-fusion) bundles are not supported by this build yet; use one model".into(),
+                "models".into(),
+                "several models need a [fusion] section saying how they combine".into(),
             ));
         }
         for (name, spec) in &self.inputs {
@@ -354,20 +518,33 @@ impl Manifest {
                             "width and height must be 8..=4096".into(),
                         ));
                     }
-                    if v.mean.len() != 3 {
-                        return Err(bad(field("mean"), "needs 3 values".into()));
+                    let c = v.channel_order.channels();
+                    if v.mean.len() != c {
+                        return Err(bad(field("mean"), format!("needs {c} value(s)")));
                     }
-                    if v.std.len() != 3 || v.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
-                        return Err(bad(field("std"), "needs 3 finite non-zero values".into()));
+                    if v.std.len() != c || v.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
+                        return Err(bad(
+                            field("std"),
+                            format!("needs {c} finite non-zero value(s)"),
+                        ));
                     }
                     if !v.scale.is_finite() || v.scale == 0.0 {
                         return Err(bad(field("scale"), "must be finite and non-zero".into()));
                     }
-                    if v.crop == CropMode::Face {
+                    if v.crop == CropMode::Face && self.fusion.is_none() {
                         return Err(bad(
                             field("crop"),
-                            "face crops are not supported by this build yet".into(),
+                            "face crops are made by a [fusion.face] stage; add one or use crop = \"full\"".into(),
                         ));
+                    }
+                    if v.crop == CropMode::Full && v.detect_size.is_some() {
+                        return Err(bad(
+                            field("detect_size"),
+                            "only applies to crop = \"face\"".into(),
+                        ));
+                    }
+                    if !(64..=4096).contains(&v.detect_size()) {
+                        return Err(bad(field("detect_size"), "must be 64..=4096".into()));
                     }
                 }
                 InputSpec::Mel(m) => {
@@ -424,7 +601,7 @@ impl Manifest {
             ));
         }
         for model in &self.models {
-            if model.forward.is_empty() {
+            if model.forward.is_empty() && self.fusion.is_none() {
                 return Err(bad(
                     format!("models.{}.forward", model.name),
                     "lists no inputs".into(),
@@ -458,7 +635,14 @@ impl Manifest {
             if head.labels.len() < 2 {
                 return Err(bad(field("labels"), "needs at least 2 labels".into()));
             }
-            if !self.models.iter().any(|m| m.name == head.model) {
+            if self.fusion.is_some() {
+                if head.model != "fusion" {
+                    return Err(bad(
+                        field("model"),
+                        "heads of a fusion bundle come from \"fusion\"".into(),
+                    ));
+                }
+            } else if !self.models.iter().any(|m| m.name == head.model) {
                 return Err(bad(
                     field("model"),
                     format!("{:?} is not a model name", head.model),
@@ -488,11 +672,211 @@ impl Manifest {
                 ));
             }
         }
+        if let Some(f) = &self.fusion {
+            self.validate_fusion(f, path)?;
+        }
         let w = &self.window;
         if !(w.length > 0.0 && w.hop > 0.0 && w.min_length >= 0.0 && w.min_length <= w.length) {
             return Err(bad(
                 "window".into(),
                 "need length > 0, hop > 0 and 0 <= min_length <= length".into(),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The head named `name`, if any.
+    pub fn head(&self, name: &str) -> Option<&HeadSpec> {
+        self.heads.iter().find(|h| h.name == name)
+    }
+
+    fn validate_fusion(&self, f: &FusionSpec, path: &Path) -> Result<(), BundleError> {
+        let bad = |field: &str, reason: String| BundleError::Invalid {
+            path: path.display().to_string(),
+            field: format!("fusion.{field}"),
+            reason,
+        };
+        if f.kind != "late" {
+            return Err(bad("kind", format!("{:?}: use \"late\"", f.kind)));
+        }
+        if !(0.0..=1.0).contains(&f.empty_confidence) {
+            return Err(bad("empty_confidence", "must be in [0, 1]".into()));
+        }
+        for head in &self.heads {
+            if head.name != "emotion" && head.name != "sentiment" {
+                return Err(bad(
+                    "kind",
+                    format!(
+                        "late fusion makes the heads \"emotion\" and \"sentiment\", not {:?}",
+                        head.name
+                    ),
+                ));
+            }
+        }
+        let model = |field: &str, name: &str| {
+            if self.models.iter().any(|m| m.name == name) {
+                Ok(())
+            } else {
+                Err(bad(
+                    field,
+                    format!("{name:?} is not one of the [[models]] names"),
+                ))
+            }
+        };
+        let weight = |field: &str, w: f64| {
+            if w.is_finite() && w >= 0.0 {
+                Ok(())
+            } else {
+                Err(bad(field, "must be a finite number >= 0".into()))
+            }
+        };
+        let emotion = self.head("emotion");
+        if let Some(face) = &f.face {
+            if face.detector.len() != 3 {
+                return Err(bad(
+                    "face.detector",
+                    "name the three MTCNN models (P-Net, R-Net, O-Net)".into(),
+                ));
+            }
+            for d in &face.detector {
+                model("face.detector", d)?;
+            }
+            model("face.classifier", &face.classifier)?;
+            match self.inputs.get(&face.input) {
+                Some(InputSpec::Video(v)) if v.crop == CropMode::Face => {}
+                _ => {
+                    return Err(bad(
+                        "face.input",
+                        format!(
+                            "{:?} must name a video input with crop = \"face\"",
+                            face.input
+                        ),
+                    ));
+                }
+            }
+            let n = face.labels.len();
+            if n < 2 {
+                return Err(bad("face.labels", "needs at least 2 labels".into()));
+            }
+            if face.maps_to.len() != n {
+                return Err(bad(
+                    "face.maps_to",
+                    format!("needs {n} entries, one per label"),
+                ));
+            }
+            if let Some(e) = emotion {
+                for m in &face.maps_to {
+                    if !e.labels.contains(m) {
+                        return Err(bad(
+                            "face.maps_to",
+                            format!("{m:?} is not a label of heads.emotion"),
+                        ));
+                    }
+                }
+            }
+            if face.valence.len() != n || face.valence.iter().any(|v| !(-1.0..=1.0).contains(v)) {
+                return Err(bad(
+                    "face.valence",
+                    format!("needs {n} values in [-1, 1], one per label"),
+                ));
+            }
+            if face.thresholds.len() != 3 || face.thresholds.iter().any(|t| !(0.0..1.0).contains(t))
+            {
+                return Err(bad("face.thresholds", "needs 3 values in [0, 1)".into()));
+            }
+            if !(0.1..=0.95).contains(&face.pyramid_factor) {
+                return Err(bad("face.pyramid_factor", "must be in [0.1, 0.95]".into()));
+            }
+            if !(12.0..=4096.0).contains(&face.min_face) {
+                return Err(bad("face.min_face", "must be 12..=4096 pixels".into()));
+            }
+            if face.detect_every == 0 {
+                return Err(bad("face.detect_every", "must be at least 1".into()));
+            }
+            if !(0.0..=1.0).contains(&face.margin) {
+                return Err(bad("face.margin", "must be in [0, 1]".into()));
+            }
+            if face.max_faces == 0 {
+                return Err(bad("face.max_faces", "must be at least 1".into()));
+            }
+            weight("face.weight", face.weight)?;
+        }
+        if let Some(text) = &f.text {
+            model("text.encoder", &text.encoder)?;
+            if self.text.is_none() {
+                return Err(bad(
+                    "text",
+                    "the text branch needs a [text] tokenizer section".into(),
+                ));
+            }
+            if text.prototypes.is_empty() {
+                return Err(bad(
+                    "text.prototypes",
+                    "give prototype sentences per label".into(),
+                ));
+            }
+            for (label, sentences) in &text.prototypes {
+                if let Some(e) = emotion
+                    && !e.labels.contains(label)
+                {
+                    return Err(bad(
+                        "text.prototypes",
+                        format!("{label:?} is not a label of heads.emotion"),
+                    ));
+                }
+                if sentences.is_empty() || sentences.iter().any(|s| s.trim().is_empty()) {
+                    return Err(bad(
+                        &format!("text.prototypes.{label}"),
+                        "needs non-empty sentences".into(),
+                    ));
+                }
+            }
+            if !(text.temperature > 0.0 && text.temperature.is_finite()) {
+                return Err(bad("text.temperature", "must be > 0".into()));
+            }
+            weight("text.weight", text.weight)?;
+        }
+        if let Some(s) = &f.sentiment {
+            weight("sentiment.text_weight", s.text_weight)?;
+            weight("sentiment.face_weight", s.face_weight)?;
+            if !(0.0..1.0).contains(&s.neutral_band) {
+                return Err(bad("sentiment.neutral_band", "must be in [0, 1)".into()));
+            }
+            if !(s.temperature > 0.0 && s.temperature.is_finite()) {
+                return Err(bad("sentiment.temperature", "must be > 0".into()));
+            }
+            match self.head("sentiment") {
+                Some(h) => {
+                    let mut l = h.labels.clone();
+                    l.sort();
+                    if l != ["negative", "neutral", "positive"] {
+                        return Err(bad(
+                            "sentiment",
+                            "heads.sentiment must have the labels negative, neutral, positive"
+                                .into(),
+                        ));
+                    }
+                }
+                None => return Err(bad("sentiment", "needs a [[heads]] named sentiment".into())),
+            }
+        } else if self.head("sentiment").is_some() {
+            return Err(bad(
+                "sentiment",
+                "heads.sentiment needs a [fusion.sentiment] section".into(),
+            ));
+        }
+        if emotion.is_some() && f.face.is_none() && f.text.is_none() {
+            return Err(bad(
+                "face",
+                "heads.emotion needs a [fusion.face] or [fusion.text] branch".into(),
+            ));
+        }
+        if let Some(e) = emotion
+            && !e.labels.iter().any(|l| l == "neutral")
+        {
+            return Err(bad(
+                "kind",
+                "heads.emotion needs a \"neutral\" label".into(),
             ));
         }
         Ok(())

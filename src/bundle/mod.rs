@@ -12,8 +12,9 @@ mod manifest;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{
-    ChannelOrder, CropMode, FORMAT_VERSION, FrameLayout, FusionSpec, HeadSpec, InputSpec, Manifest,
-    MelNormalize, MelSpec, ModelSpec, TextSpec, VideoSpec, WindowDefaults,
+    ChannelOrder, CropMode, FORMAT_VERSION, FaceFusion, FrameLayout, FusionSpec, HeadSpec,
+    InputSpec, Manifest, MelNormalize, MelSpec, ModelSpec, SentimentFusion, TextFusion, TextSpec,
+    VideoSpec, WindowDefaults,
 };
 
 use crate::media::{MelConfig, MelSpectrogram};
@@ -21,6 +22,36 @@ use crate::text::TextEncoder;
 
 /// The manifest's file name inside a bundle folder.
 pub const MANIFEST: &str = "bundle.toml";
+
+/// Folder name of the default bundle under `$GST_EMOTION_CACHE/bundles/` (the number
+/// follows models/build_default.py's BUILD_VERSION).
+pub const DEFAULT_BUNDLE_DIR: &str = "default-v1";
+
+/// Where scripts/setup puts the default bundle:
+/// `$GST_EMOTION_CACHE/bundles/default-v1` (default `~/.cache/gst-emotion/...`).
+pub fn default_bundle_path() -> Option<PathBuf> {
+    crate::speech::cache_dir().map(|d| d.join("bundles").join(DEFAULT_BUNDLE_DIR))
+}
+
+/// Resolves a bundle setting: `"default"` is the default bundle, anything else a folder.
+pub fn resolve_bundle(setting: &str) -> Result<PathBuf, BundleError> {
+    if setting == "default" {
+        return match default_bundle_path() {
+            Some(p) if p.join(MANIFEST).is_file() => Ok(p),
+            Some(p) => Err(BundleError::Io {
+                path: p.display().to_string(),
+                reason: "the default bundle is not built: run scripts/setup (or \
+                         models/build_default.py --out this folder)"
+                    .into(),
+            }),
+            None => Err(BundleError::Io {
+                path: "default".into(),
+                reason: "cannot locate the cache folder: set GST_EMOTION_CACHE or HOME".into(),
+            }),
+        };
+    }
+    Ok(PathBuf::from(setting))
+}
 
 /// Why a bundle could not be loaded. The message names the file and field at fault.
 #[derive(Debug, thiserror::Error)]
@@ -72,6 +103,8 @@ pub struct Bundle {
     pub text: Option<TextEncoder>,
     /// One mel transform per mel input, in `manifest.inputs` order.
     pub mels: Vec<(String, MelSpectrogram)>,
+    /// The VADER analyser of a `[fusion.sentiment]` stage.
+    pub vader: Option<crate::text::vader::Vader>,
 }
 
 impl Bundle {
@@ -120,11 +153,24 @@ impl Bundle {
                 mels.push((name.clone(), t));
             }
         }
+        let vader = match manifest.fusion.as_ref().and_then(|f| f.sentiment.as_ref()) {
+            Some(s) => Some(
+                crate::text::vader::Vader::from_file(&dir.join(&s.lexicon)).map_err(|reason| {
+                    BundleError::Invalid {
+                        path: path.display().to_string(),
+                        field: "fusion.sentiment.lexicon".into(),
+                        reason,
+                    }
+                })?,
+            ),
+            None => None,
+        };
         Ok(Self {
             dir: dir.to_path_buf(),
             manifest,
             text,
             mels,
+            vader,
         })
     }
 
@@ -139,6 +185,16 @@ impl Bundle {
     /// The mel transform of input `name`.
     pub fn mel(&self, name: &str) -> Option<&MelSpectrogram> {
         self.mels.iter().find(|(n, _)| n == name).map(|(_, m)| m)
+    }
+
+    /// Whether this is a late-fusion bundle (face/text/sentiment branches).
+    pub fn is_fusion(&self) -> bool {
+        self.manifest.fusion.is_some()
+    }
+
+    /// Index of the model named `name`.
+    pub fn model_index(&self, name: &str) -> Option<usize> {
+        self.manifest.models.iter().position(|m| m.name == name)
     }
 
     /// The TorchScript file of model `index` to load for `device`.

@@ -32,9 +32,10 @@ pub struct AnalyzeArgs {
     /// Output folder.
     #[arg(long)]
     pub out: PathBuf,
-    /// Model bundle folder (without one, windows carry measurements and transcripts only).
+    /// Model bundle: a folder, "default" (the default bundle scripts/setup builds; used
+    /// when it is installed), or "none" (windows carry measurements and transcripts only).
     #[arg(long)]
-    pub bundle: Option<PathBuf>,
+    pub bundle: Option<String>,
     /// Device for the model: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -473,8 +474,14 @@ fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<
     let sense = gst::ElementFactory::make("emotionsense").build()?;
     sense.set_property_from_str("window-mode", &args.window_mode);
     sense.set_property("device", &args.device);
-    if let Some(b) = &args.bundle {
-        sense.set_property("bundle", b.to_string_lossy().as_ref());
+    match args.bundle.as_deref() {
+        Some("none") => {}
+        Some(b) => sense.set_property("bundle", b),
+        None => {
+            if crate::bundle::resolve_bundle("default").is_ok() {
+                sense.set_property("bundle", "default");
+            }
+        }
     }
     if let Some(debug) = &args.debug {
         sense.set_property("dump-dir", debug.join(name).to_string_lossy().as_ref());

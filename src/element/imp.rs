@@ -101,6 +101,20 @@ const VIDEO_FORMATS: &[gst_video::VideoFormat] = &[
 ];
 
 /// Where R, G and B sit in a pixel of `format`.
+/// The size of a `width`×`height` frame scaled so its longest side is at most `side`
+/// (aspect kept, never enlarged, at least 1×1).
+fn fit_size(width: usize, height: usize, side: usize) -> (usize, usize) {
+    let longest = width.max(height);
+    if longest <= side {
+        return (width.max(1), height.max(1));
+    }
+    let scale = side as f64 / longest as f64;
+    (
+        ((width as f64 * scale).round() as usize).max(1),
+        ((height as f64 * scale).round() as usize).max(1),
+    )
+}
+
 fn pixel_layout(format: gst_video::VideoFormat) -> Option<PixelLayout> {
     use gst_video::VideoFormat as F;
     let (bytes_per_pixel, rgb_offsets) = match format {
@@ -211,6 +225,10 @@ impl Settings {
             c.frames = v.frames;
             c.frame_width = v.width;
             c.frame_height = v.height;
+            if v.crop == crate::bundle::CropMode::Face {
+                // Faces are detected and cropped from frames that keep their aspect.
+                c.fit_longest_side = Some(v.detect_size());
+            }
             c.policy = if v.policy == "first" {
                 crate::media::FramePolicy::First
             } else {
@@ -242,6 +260,7 @@ impl Settings {
             policy: self.frame_policy.into(),
             frame_width: self.frame_width as usize,
             frame_height: self.frame_height as usize,
+            fit_longest_side: None,
             sample_rate: SAMPLE_RATE as u32,
             utterance: self.window_mode == WindowMode::Utterance,
         }
@@ -255,6 +274,8 @@ struct State {
     audio_format: Option<(SampleFormat, usize)>,
     live: Option<bool>,
     last_drop_warning: Option<Instant>,
+    /// An upstream element attaches face ROI metas to this stream.
+    upstream_faces: bool,
 }
 
 impl Default for State {
@@ -265,6 +286,7 @@ impl Default for State {
             audio_format: None,
             live: None,
             last_drop_warning: None,
+            upstream_faces: false,
         }
     }
 }
@@ -386,8 +408,10 @@ impl ObjectImpl for EmotionSense {
                 glib::ParamSpecString::builder("bundle")
                     .nick("Model bundle")
                     .blurb(
-                        "Folder of the model bundle (bundle.toml + TorchScript model); unset: \
-                         windows are measured but no model runs",
+                        "Folder of the model bundle (bundle.toml + TorchScript models), or \
+                         \"default\" for the default bundle scripts/setup builds (faces, words, \
+                         sentiment from pretrained parts); unset: windows are measured and \
+                         transcribed but no model runs",
                     )
                     .mutable_ready()
                     .build(),
@@ -1108,7 +1132,7 @@ impl EmotionSense {
             max_batch: settings.max_batch as usize,
             max_wait: Duration::from_millis(settings.max_batch_wait_ms as u64),
         };
-        match Engine::shared(std::path::Path::new(&dir), options) {
+        match crate::bundle::resolve_bundle(&dir).and_then(|path| Engine::shared(&path, options)) {
             Ok(engine) => {
                 if let Some(note) = &engine.device_note {
                     gst::warning!(CAT, imp = self, "{note}");
@@ -1259,12 +1283,16 @@ impl EmotionSense {
                 );
                 gst::FlowError::Error
             })?;
+        let (iw, ih) = (info.width() as usize, info.height() as usize);
         let (w, h) = {
             let c = state.assembler.config();
-            (c.frame_width, c.frame_height)
+            match c.fit_longest_side {
+                Some(side) => fit_size(iw, ih, side),
+                None => (c.frame_width, c.frame_height),
+            }
         };
         let plane = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
-        let resized = resize_linear(
+        let mut resized = resize_linear(
             plane,
             info.width() as usize,
             info.height() as usize,
@@ -1273,6 +1301,29 @@ impl EmotionSense {
             w,
             h,
         );
+        // Face boxes from an upstream detector (e.g. opencv's facedetect): once a stream
+        // has carried one, every frame's boxes (possibly none) replace detection here.
+        let (sx, sy) = (w as f64 / iw as f64, h as f64 / ih as f64);
+        let faces: Vec<crate::media::FaceRoi> = buf
+            .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
+            .filter(|m| m.roi_type() == "face")
+            .map(|m| {
+                let (x, y, rw, rh) = m.rect();
+                crate::media::FaceRoi {
+                    x: (x as f64 * sx).round() as u32,
+                    y: (y as f64 * sy).round() as u32,
+                    width: ((rw as f64 * sx).round() as u32).max(1),
+                    height: ((rh as f64 * sy).round() as u32).max(1),
+                }
+            })
+            .collect();
+        if !faces.is_empty() && !state.upstream_faces {
+            gst::info!(CAT, imp = self, "using face boxes from upstream ROI metas");
+            state.upstream_faces = true;
+        }
+        if state.upstream_faces {
+            resized.faces = Some(faces);
+        }
         let duration = buf.duration().map(|d| d.nseconds()).or_else(|| {
             let fps = info.fps();
             (fps.numer() > 0).then(|| {

@@ -354,13 +354,22 @@ fn predict(
     if let Some(dir) = &analysis.dump_dir {
         dump_inputs(dir, job.span.index, &inputs).map_err(|e| format!("{}: {e}", dir.display()))?;
     }
-    let logits = engine.infer(inputs)?;
-    if smoothed.len() != logits.len() {
+    let (probs, logits, fusion) = if bundle.is_fusion() {
+        let (probs, details) = engine.fuse(inputs)?;
+        (probs, None, Some(details))
+    } else {
+        let logits = engine.infer(inputs)?;
+        (
+            logits.iter().map(|l| softmax(l)).collect(),
+            Some(logits),
+            None,
+        )
+    };
+    if smoothed.len() != probs.len() {
         smoothed.clear();
     }
-    let mut heads = Vec::with_capacity(logits.len());
-    for (i, (spec, l)) in bundle.manifest.heads.iter().zip(&logits).enumerate() {
-        let probs = softmax(l);
+    let mut heads = Vec::with_capacity(probs.len());
+    for (i, (spec, probs)) in bundle.manifest.heads.iter().zip(probs).enumerate() {
         let s = match smoothed.get(i) {
             Some(prev) => prev
                 .iter()
@@ -377,8 +386,12 @@ fn predict(
         if let Some(dir) = &analysis.dump_dir {
             let base = dir.join(format!("w{:06}_{}", job.span.index, spec.name));
             let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
-            write_npy(&base.with_extension("logits.npy"), &[l.len()], l)
-                .and_then(|_| write_npy(&base.with_extension("probs.npy"), &[l.len()], &probs32))
+            let n = probs32.len();
+            if let Some(l) = logits.as_ref().map(|l| &l[i]) {
+                write_npy(&base.with_extension("logits.npy"), &[n], l)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            write_npy(&base.with_extension("probs.npy"), &[n], &probs32)
                 .map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         heads.push(HeadResult {
@@ -392,6 +405,7 @@ fn predict(
         model: bundle.manifest.name.clone(),
         text,
         heads,
+        fusion,
     })
 }
 

@@ -11,8 +11,10 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use tch::{IValue, Tensor};
 
 use super::device::{DeviceChoice, resolve_device};
+use super::fusion::{FusionModel, FusionOutput};
 use super::prepare::{InputTensor, Prepared, prepare};
 use crate::bundle::{Bundle, BundleError, HeadSpec};
+use crate::media::RgbImage;
 use crate::window::{SECOND, WindowJob, WindowSpan};
 
 /// Time spent in forward passes by every engine of the process (ns), for benchmarks.
@@ -42,9 +44,24 @@ impl Default for EngineOptions {
     }
 }
 
+/// What the inference thread answers.
+enum Reply {
+    /// A single model's logits per head.
+    Logits(HeadLogits),
+    /// A fusion bundle's probabilities per head and details.
+    Fused(Box<FusionOutput>),
+}
+
 struct Request {
     inputs: Prepared,
-    reply: Sender<Result<HeadLogits, String>>,
+    reply: Sender<Result<Reply, String>>,
+}
+
+fn logits(r: Result<Reply, String>) -> Result<HeadLogits, String> {
+    match r? {
+        Reply::Logits(l) => Ok(l),
+        Reply::Fused(_) => Err("this is a fusion bundle: use Engine::fuse".into()),
+    }
 }
 
 /// A model ready to analyse windows; cheap to share (`Arc`).
@@ -131,9 +148,10 @@ impl Engine {
         receivers
             .into_iter()
             .map(|(sent, rx)| match sent {
-                true => rx
-                    .recv()
-                    .map_err(|_| "the inference thread has stopped".to_string())?,
+                true => logits(
+                    rx.recv()
+                        .map_err(|_| "the inference thread has stopped".to_string())?,
+                ),
                 false => Err("the inference thread has stopped".to_string()),
             })
             .collect()
@@ -142,6 +160,18 @@ impl Engine {
     /// Runs the model on one window's inputs (blocking; batched with other waiting
     /// windows). Returns logits per head.
     pub fn infer(&self, inputs: Prepared) -> Result<HeadLogits, String> {
+        logits(self.request(inputs))
+    }
+
+    /// Runs a fusion bundle on one window: probabilities per head and the details.
+    pub fn fuse(&self, inputs: Prepared) -> Result<FusionOutput, String> {
+        match self.request(inputs)? {
+            Reply::Fused(f) => Ok(*f),
+            Reply::Logits(_) => Err("this is not a fusion bundle: use Engine::infer".into()),
+        }
+    }
+
+    fn request(&self, inputs: Prepared) -> Result<Reply, String> {
         let (reply, rx) = bounded(1);
         self.tx
             .send(Request { inputs, reply })
@@ -158,6 +188,9 @@ fn serve(
     rx: Receiver<Request>,
     ready: Sender<Result<(), BundleError>>,
 ) {
+    if bundle.is_fusion() {
+        return serve_fusion(bundle, device, rx, ready);
+    }
     let path = bundle.model_file(0, device);
     let model_error = |reason: String| BundleError::Model {
         path: path.display().to_string(),
@@ -214,7 +247,7 @@ fn serve(
             match run(&module, &bundle, device, &inputs) {
                 Ok(rows) => {
                     for (r, logits) in batch.into_iter().zip(rows) {
-                        let _ = r.reply.send(Ok(logits));
+                        let _ = r.reply.send(Ok(Reply::Logits(logits)));
                     }
                 }
                 Err(e) => {
@@ -225,11 +258,71 @@ fn serve(
             }
         } else {
             for r in batch {
-                let out = run(&module, &bundle, device, &[&r.inputs]).map(|mut v| v.remove(0));
+                let out = run(&module, &bundle, device, &[&r.inputs])
+                    .map(|mut v| Reply::Logits(v.remove(0)));
                 let _ = r.reply.send(out);
             }
         }
     }
+}
+
+/// The inference thread of a fusion bundle: loads every branch, checks a blank window
+/// gives one probability per label, then answers windows one at a time (its models
+/// are small; the work per window is face detection, crops and one sentence).
+fn serve_fusion(
+    bundle: Arc<Bundle>,
+    device: tch::Device,
+    rx: Receiver<Request>,
+    ready: Sender<Result<(), BundleError>>,
+) {
+    let model_error = |reason: String| BundleError::Model {
+        path: bundle
+            .dir
+            .join(crate::bundle::MANIFEST)
+            .display()
+            .to_string(),
+        reason,
+    };
+    let model = match FusionModel::load(bundle.clone(), device) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = ready.send(Err(model_error(e)));
+            return;
+        }
+    };
+    let blank = RgbImage::black(64, 48);
+    let warm = model
+        .analyse(&[Arc::new(blank)], "")
+        .and_then(|(heads, _)| check_heads(&bundle, &heads));
+    if let Err(e) = warm {
+        let _ = ready.send(Err(model_error(format!("warm-up failed: {e}"))));
+        return;
+    }
+    let _ = ready.send(Ok(()));
+    drop(ready);
+    while let Ok(r) = rx.recv() {
+        let started = Instant::now();
+        let out = model.analyse(&r.inputs.frames, &r.inputs.text);
+        FORWARD_NANOS.fetch_add(
+            started.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let _ = r.reply.send(out.map(|o| Reply::Fused(Box::new(o))));
+    }
+}
+
+fn check_heads(bundle: &Bundle, heads: &[Vec<f64>]) -> Result<(), String> {
+    for (spec, p) in bundle.manifest.heads.iter().zip(heads) {
+        if p.len() != spec.labels.len() || p.iter().any(|v| !v.is_finite()) {
+            return Err(format!(
+                "heads.{}: {} values for {} labels",
+                spec.name,
+                p.len(),
+                spec.labels.len()
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// libtorch errors carry a C++ backtrace after the first line; users need the first.

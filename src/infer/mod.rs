@@ -4,8 +4,10 @@
 
 pub mod device;
 pub mod engine;
+pub mod fusion;
 pub mod prepare;
 
 pub use device::{DeviceChoice, LIBTORCH_LIB_DIR, enable_cuda, environment_report, resolve_device};
 pub use engine::{Engine, EngineOptions, HeadLogits};
+pub use fusion::{FaceReport, FusionDetails, FusionModel, FusionOutput};
 pub use prepare::{InputTensor, Prepared, prepare};

@@ -44,6 +44,8 @@ pub struct Prepared {
     pub inputs: BTreeMap<String, InputTensor>,
     /// The text the model saw (transcript or the bundle's filler).
     pub text: String,
+    /// The window's sampled frames, for fusion bundles (which crop faces themselves).
+    pub frames: Vec<std::sync::Arc<RgbImage>>,
 }
 
 /// Builds every input the bundle's models take from `job` and `text` (`None`: no
@@ -55,6 +57,19 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
         .map(str::to_owned)
         .or_else(|| bundle.manifest.text.as_ref().map(|t| t.filler.clone()))
         .unwrap_or_default();
+    if bundle.is_fusion() {
+        // The fusion stage detects and crops faces and encodes text itself.
+        let frames = job
+            .frames
+            .as_ref()
+            .map(|sel| sel.frames[..sel.real.max(1).min(sel.frames.len())].to_vec())
+            .unwrap_or_default();
+        return Ok(Prepared {
+            inputs,
+            text,
+            frames,
+        });
+    }
     let mut tokens = None;
     for (name, spec) in &bundle.manifest.inputs {
         let tensor = match spec {
@@ -75,11 +90,13 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
                     ));
                 }
                 let order: [usize; 3] = match v.channel_order {
-                    ChannelOrder::Rgb => [0, 1, 2],
+                    ChannelOrder::Rgb | ChannelOrder::Gray => [0, 1, 2],
                     ChannelOrder::Bgr => [2, 1, 0],
                 };
+                let gray = v.channel_order == ChannelOrder::Gray;
+                let channels = v.channel_order.channels();
                 let (t, h, w) = (v.frames, v.height, v.width);
-                let mut data = vec![0f32; t * 3 * h * w];
+                let mut data = vec![0f32; t * channels * h * w];
                 let scale = v.scale as f32;
                 for (ti, f) in frames.iter().enumerate() {
                     if f.width != w || f.height != h {
@@ -88,21 +105,27 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
                             f.width, f.height
                         ));
                     }
-                    for (c, &src) in order.iter().enumerate() {
+                    for (c, &src) in order.iter().enumerate().take(channels) {
                         let (mean, std) = (v.mean[c] as f32, v.std[c] as f32);
                         let base = match v.layout {
-                            FrameLayout::Tchw => (ti * 3 + c) * h * w,
+                            FrameLayout::Tchw => (ti * channels + c) * h * w,
                             FrameLayout::Cthw => (c * t + ti) * h * w,
                         };
                         let plane = &mut data[base..base + h * w];
                         for (p, px) in plane.iter_mut().zip(f.data.chunks_exact(3)) {
-                            *p = (px[src] as f32 * scale - mean) / std;
+                            let value = if gray {
+                                crate::face::gray(px[0], px[1], px[2])
+                            } else {
+                                px[src]
+                            };
+                            *p = (value as f32 * scale - mean) / std;
                         }
                     }
                 }
+                let (c, t) = (channels as i64, t as i64);
                 let shape = match v.layout {
-                    FrameLayout::Tchw => vec![t as i64, 3, h as i64, w as i64],
-                    FrameLayout::Cthw => vec![3, t as i64, h as i64, w as i64],
+                    FrameLayout::Tchw => vec![t, c, h as i64, w as i64],
+                    FrameLayout::Cthw => vec![c, t, h as i64, w as i64],
                 };
                 InputTensor::F32 { shape, data }
             }
@@ -163,5 +186,9 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
         };
         inputs.insert(name.clone(), tensor);
     }
-    Ok(Prepared { inputs, text })
+    Ok(Prepared {
+        inputs,
+        text,
+        frames: Vec::new(),
+    })
 }

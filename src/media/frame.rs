@@ -14,6 +14,23 @@ pub struct RgbImage {
     pub height: usize,
     /// `width * height * 3` bytes, row-major, R G B per pixel.
     pub data: Vec<u8>,
+    /// Face boxes an upstream detector attached to this frame (GstVideoRegionOfInterestMeta
+    /// of type "face"), in this image's pixels; `None` when the stream has no upstream
+    /// face detector (then faces are detected here).
+    pub faces: Option<Vec<FaceRoi>>,
+}
+
+/// A face box in image pixels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FaceRoi {
+    /// Left edge.
+    pub x: u32,
+    /// Top edge.
+    pub y: u32,
+    /// Width.
+    pub width: u32,
+    /// Height.
+    pub height: u32,
 }
 
 impl RgbImage {
@@ -23,6 +40,7 @@ impl RgbImage {
             width,
             height,
             data: vec![0; width * height * 3],
+            faces: None,
         }
     }
 

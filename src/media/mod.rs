@@ -11,6 +11,6 @@ pub mod mel;
 pub mod sampler;
 
 pub use audio::{AudioRing, SampleFormat, pcm_to_mono, rms};
-pub use frame::{PixelLayout, RgbImage, resize_linear};
+pub use frame::{FaceRoi, PixelLayout, RgbImage, resize_linear};
 pub use mel::{Mel, MelConfig, MelSpectrogram};
 pub use sampler::{FramePolicy, SampledFrames};

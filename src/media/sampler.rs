@@ -121,6 +121,7 @@ mod tests {
             width: 1,
             height: 1,
             data: vec![v; 3],
+            faces: None,
         })
     }
 

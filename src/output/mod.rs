@@ -60,6 +60,8 @@ pub struct Prediction {
     pub text: String,
     /// One entry per head, in the bundle's order.
     pub heads: Vec<HeadResult>,
+    /// Faces, branches and flags of a fusion bundle.
+    pub fusion: Option<crate::infer::FusionDetails>,
 }
 
 /// One classification head's result.
@@ -184,9 +186,58 @@ impl WindowResult {
                     gst::Array::new(h.smoothed.iter().copied()),
                 );
             }
+            if let Some(f) = &p.fusion {
+                let labels = p
+                    .heads
+                    .iter()
+                    .find(|h| h.name == "emotion")
+                    .map(|h| h.labels.clone())
+                    .unwrap_or_default();
+                set_fusion(&mut s, f, &labels);
+            }
         }
         s
     }
+}
+
+/// The fusion fields (docs/metadata.md): faces, branches, flags, per-branch results.
+fn set_fusion(s: &mut gst::Structure, f: &crate::infer::FusionDetails, labels: &[String]) {
+    s.set("branches", f.branches());
+    s.set("low-confidence", f.low_confidence());
+    s.set("flags", gst::Array::new(f.flags.iter().copied()));
+    s.set("face-count", f.faces.len() as u32);
+    s.set(
+        "faces",
+        gst::Array::new(f.faces.iter().map(|face| {
+            let top = argmax(&face.probs);
+            gst::Structure::builder("face")
+                .field("x", face.rect[0])
+                .field("y", face.rect[1])
+                .field("width", face.rect[2])
+                .field("height", face.rect[3])
+                .field("frames", face.frames as u32)
+                .field("score", face.score)
+                .field("upstream", face.upstream)
+                .field("emotion", labels.get(top).map_or("", String::as_str))
+                .field("emotion-confidence", face.probs[top])
+                .field("emotion-probs", gst::Array::new(face.probs.iter().copied()))
+                .build()
+        })),
+    );
+    if let Some(p) = &f.face_probs {
+        s.set("face-emotion-probs", gst::Array::new(p.iter().copied()));
+    }
+    if let Some(p) = &f.text_probs {
+        s.set("text-emotion-probs", gst::Array::new(p.iter().copied()));
+    }
+    if let Some(v) = f.text_compound {
+        s.set("text-sentiment-compound", v);
+    }
+    if let Some(v) = f.face_valence {
+        s.set("face-valence", v);
+    }
+    s.set("face-weight", f.weights.0);
+    s.set("text-weight", f.weights.1);
 }
 
 #[cfg(test)]
@@ -252,6 +303,7 @@ mod tests {
                     probs: probs.clone(),
                     smoothed: vec![0.6, 0.2, 0.2],
                 }],
+                fusion: None,
             }),
         };
         let s = r.to_structure();

@@ -3,6 +3,8 @@
 //! `attention_mask` a text encoder takes — what `tokenizer(text, max_length=N,
 //! padding="max_length", truncation=True)` gives in Python.
 
+pub mod vader;
+
 use std::path::Path;
 
 use tokenizers::{

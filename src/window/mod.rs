@@ -71,6 +71,9 @@ pub struct WindowConfig {
     pub frame_width: usize,
     /// Height of the sampled frames.
     pub frame_height: usize,
+    /// When set, frames keep their aspect ratio and are scaled (never enlarged) so
+    /// their longest side is at most this; `frame_width`/`frame_height` are ignored.
+    pub fit_longest_side: Option<usize>,
     /// Sample rate of the window audio (Hz).
     pub sample_rate: u32,
     /// `utterance` mode: windows come from [`WindowAssembler::add_utterance`] instead
@@ -90,6 +93,7 @@ impl Default for WindowConfig {
             policy: FramePolicy::Uniform,
             frame_width: 224,
             frame_height: 224,
+            fit_longest_side: None,
             sample_rate: 16000,
             utterance: false,
         }
@@ -501,6 +505,7 @@ mod tests {
             width: 1,
             height: 1,
             data: vec![v; 3],
+            faces: None,
         })
     }
 

