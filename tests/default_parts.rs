@@ -1,0 +1,165 @@
+//! The default bundle's re-implemented parts against the original Python packages
+//! (models/reference_parts.py): VADER's compound score against vaderSentiment 3.3.2 on
+//! sentences exercising every rule, and the Rust MTCNN cascade against
+//! facenet-pytorch's `detect_face` on the same TorchScript nets and images.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use gst_emotion::face::{Mtcnn, MtcnnConfig};
+use gst_emotion::media::RgbImage;
+use gst_emotion::text::vader::Vader;
+
+fn bundle() -> PathBuf {
+    gst_emotion::bundle::resolve_bundle("default")
+        .unwrap_or_else(|e| panic!("{e} (scripts/setup --deps-only builds it)"))
+}
+
+fn python(args: &[&str]) -> serde_json::Value {
+    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
+    let out = Command::new(venv)
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/reference_parts.py"))
+        .args(args)
+        .output()
+        .expect("run models/reference_parts.py");
+    assert!(
+        out.status.success(),
+        "reference_parts.py failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON from reference_parts.py")
+}
+
+const SENTENCES: &[&str] = &[
+    "The book was good.",
+    "The book was very good!!",
+    "The book was VERY GOOD.",
+    "The book was not good.",
+    "The book was not very good at all.",
+    "It isn't a horrible book.",
+    "At least it isn't a horrible book.",
+    "The book was only kind of good.",
+    "The plot was good, but the characters are uncompelling and the dialog is not great.",
+    "Today SUX!",
+    "Sentiment analysis has never been good.",
+    "Sentiment analysis has never been this good!",
+    "Without a doubt, an excellent idea.",
+    "Roger Dodger is one of the least compelling variations on this theme.",
+    "Roger Dodger is at least compelling as a variation on the theme.",
+    "I am so happy today. This is a wonderful day and I love it.",
+    "I hate this. I am furious with you and I am so angry right now.",
+    "No problem, that is fine.",
+    "There is no joy in this.",
+    "What? Really?? Are you serious???",
+    "You are the shit!",
+    "He was kind of happy, sort of.",
+    "I am not sad, but not happy either.",
+    "The meeting is at three o'clock.",
+    "",
+    "Wow :) that was great :D",
+];
+
+#[test]
+fn vader_matches_the_python_package() {
+    let lexicon = bundle().join("vader_lexicon.txt");
+    let vader = Vader::from_file(&lexicon).unwrap();
+    let expected = python(&[&["vader"][..], SENTENCES].concat());
+    let expected = expected.as_array().unwrap();
+    assert_eq!(expected.len(), SENTENCES.len());
+    for (s, e) in SENTENCES.iter().zip(expected) {
+        let ours = vader.polarity(s).compound;
+        let theirs = e.as_f64().unwrap();
+        // The package rounds to 4 decimals.
+        assert!(
+            (ours - theirs).abs() <= 5.1e-5,
+            "{s:?}: ours {ours}, vaderSentiment {theirs}"
+        );
+    }
+}
+
+fn read_png(path: &Path) -> RgbImage {
+    let decoder = png::Decoder::new(std::io::BufReader::new(std::fs::File::open(path).unwrap()));
+    let mut reader = decoder.read_info().unwrap();
+    let mut buf = vec![0; reader.output_buffer_size().unwrap()];
+    let info = reader.next_frame(&mut buf).unwrap();
+    let (w, h) = (info.width as usize, info.height as usize);
+    let data: Vec<u8> = match info.color_type {
+        png::ColorType::Rgb => buf[..w * h * 3].to_vec(),
+        png::ColorType::Rgba => buf[..w * h * 4]
+            .chunks_exact(4)
+            .flat_map(|p| [p[0], p[1], p[2]])
+            .collect(),
+        png::ColorType::Grayscale => buf[..w * h].iter().flat_map(|&v| [v, v, v]).collect(),
+        other => panic!("unexpected PNG colour type {other:?}"),
+    };
+    RgbImage {
+        width: w,
+        height: h,
+        data,
+        faces: None,
+    }
+}
+
+#[test]
+fn mtcnn_matches_facenet_pytorch() {
+    let b = bundle();
+    let media = gst_emotion::speech::cache_dir().unwrap().join("media");
+    let mut compared = 0;
+    for image in ["astronaut.png", "camera.png"] {
+        let path = media.join(image);
+        assert!(
+            path.is_file(),
+            "{} missing: run scripts/setup --deps-only",
+            path.display()
+        );
+        let img = read_png(&path);
+        for min_face in [20.0, 40.0] {
+            let mtcnn = Mtcnn::load(
+                [
+                    &b.join("mtcnn_pnet.ts"),
+                    &b.join("mtcnn_rnet.ts"),
+                    &b.join("mtcnn_onet.ts"),
+                ],
+                MtcnnConfig {
+                    min_face,
+                    thresholds: [0.6, 0.7, 0.7],
+                    factor: 0.709,
+                },
+                tch::Device::Cpu,
+            )
+            .unwrap();
+            let ours = mtcnn.detect(&img).unwrap();
+            let theirs = python(&[
+                "mtcnn",
+                b.to_str().unwrap(),
+                path.to_str().unwrap(),
+                &min_face.to_string(),
+            ]);
+            let theirs = theirs.as_array().unwrap();
+            assert_eq!(
+                ours.len(),
+                theirs.len(),
+                "{image} min_face {min_face}: {ours:?} vs {theirs:?}"
+            );
+            for (o, t) in ours.iter().zip(theirs) {
+                let t: Vec<f32> = t
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|v| v.as_f64().unwrap() as f32)
+                    .collect();
+                for (a, e) in [o.x1, o.y1, o.x2, o.y2].iter().zip(&t[..4]) {
+                    assert!((a - e).abs() < 0.05, "{image}: box {o:?} vs {t:?}");
+                }
+                assert!(
+                    (o.score - t[4]).abs() < 1e-4,
+                    "{image}: score {o:?} vs {t:?}"
+                );
+                compared += 1;
+            }
+        }
+    }
+    assert!(compared >= 2, "no faces compared");
+}
