@@ -8,12 +8,15 @@ use std::process::Command;
 
 use common::*;
 
+/// Runs `gst-emotion analyze ARGS`; without `--bundle` in ARGS, with `--bundle none`
+/// (these tests are about the command's mechanics, not a model).
 fn analyze(args: &[&str]) -> (i32, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
-        .arg("analyze")
-        .args(args)
-        .output()
-        .expect("run gst-emotion");
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gst-emotion"));
+    cmd.arg("analyze").args(args);
+    if !args.contains(&"--bundle") {
+        cmd.args(["--bundle", "none"]);
+    }
+    let out = cmd.output().expect("run gst-emotion");
     (
         out.status.code().unwrap_or(-1),
         format!(
@@ -205,6 +208,8 @@ fn killed_run_resumes_without_duplicates() {
         out.to_str().unwrap(),
         "--window-mode",
         "sliding",
+        "--bundle",
+        "none",
     ];
     let mut child = Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
         .arg("analyze")
@@ -297,4 +302,53 @@ fn debug_dir_shows_what_the_model_saw() {
     );
     let png = std::fs::read(per_input.join("w000000_frame000.png")).unwrap();
     assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+}
+
+#[test]
+fn default_bundle_records_have_emotions_and_faces() {
+    init();
+    let img = gst_emotion::speech::cache_dir()
+        .unwrap()
+        .join("media/astronaut.png");
+    assert!(img.is_file(), "run scripts/setup --deps-only");
+    let clip = fixture_dir().join("face.mp4");
+    let p = gst::parse::launch(&format!(
+        "multifilesrc location={} loop=true caps=image/png,framerate=30/1 num-buffers=90 \
+         ! pngdec ! videoconvert ! x264enc speed-preset=ultrafast ! mp4mux \
+         ! filesink location={}",
+        img.display(),
+        clip.display()
+    ))
+    .unwrap();
+    run_to_eos(&p, std::time::Duration::from_secs(60), |_| {}).unwrap();
+    let out = fixture_dir().join("default-out");
+    // No --bundle: the default bundle, which scripts/setup installs.
+    let (code, log) = analyze(&[
+        clip.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--window-mode",
+        "sliding",
+        "--bundle",
+        "default",
+    ]);
+    assert_eq!(code, 0, "{log}");
+    let s = summary(&out.join("summary.json"));
+    let base = out.join(s["files"][0]["output"].as_str().unwrap());
+    let jsonl = std::fs::read_to_string(format!("{}.jsonl", base.display())).unwrap();
+    let recs: Vec<serde_json::Value> = jsonl
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert!(!recs.is_empty());
+    for r in &recs {
+        assert_eq!(r["emotion"], "joy", "{r:#}");
+        assert_eq!(r["branches"], "face", "{r:#}");
+        let faces = r["faces"].as_array().unwrap();
+        assert_eq!(faces.len(), 1, "{r:#}");
+        assert_eq!(faces[0]["emotion"], "joy");
+        assert!(faces[0]["emotion_probs"]["joy"].as_f64().unwrap() > 0.9);
+    }
+    let csv = std::fs::read_to_string(format!("{}.csv", base.display())).unwrap();
+    assert!(csv.lines().next().unwrap().contains("joy"), "{csv}");
 }

@@ -689,6 +689,62 @@ pub fn window_record(s: &gst::StructureRef) -> Value {
         rec.insert(format!("{head_key}_labels"), json!(labels));
         rec.insert(format!("{head_key}_probs"), json!(by_label));
     }
+    // Fusion bundles: branches, flags and every face.
+    if let Ok(b) = s.get::<String>("branches") {
+        rec.insert("branches".into(), json!(b));
+        rec.insert(
+            "low_confidence".into(),
+            json!(s.get::<bool>("low-confidence").ok()),
+        );
+        let flags: Vec<String> = s
+            .get::<gst::Array>("flags")
+            .map(|a| a.iter().filter_map(|v| v.get::<String>().ok()).collect())
+            .unwrap_or_default();
+        rec.insert("flags".into(), json!(flags));
+        for f in ["text-sentiment-compound", "face-valence"] {
+            if let Ok(v) = s.get::<f64>(f) {
+                rec.insert(f.replace('-', "_"), json!(v));
+            }
+        }
+        let labels: Vec<String> = s
+            .get::<gst::Array>("emotion-labels")
+            .map(|a| a.iter().filter_map(|v| v.get::<String>().ok()).collect())
+            .unwrap_or_default();
+        let faces: Vec<Value> = s
+            .get::<gst::Array>("faces")
+            .map(|a| {
+                a.iter()
+                    .filter_map(|v| v.get::<gst::Structure>().ok())
+                    .map(|f| {
+                        let probs: BTreeMap<&str, f64> = labels
+                            .iter()
+                            .map(String::as_str)
+                            .zip(
+                                f.get::<gst::Array>("emotion-probs")
+                                    .map(|a| a.iter().filter_map(|v| v.get::<f64>().ok()).collect())
+                                    .unwrap_or_else(|_| Vec::new()),
+                            )
+                            .collect();
+                        json!({
+                            "box": [
+                                f.get::<f64>("x").ok(),
+                                f.get::<f64>("y").ok(),
+                                f.get::<f64>("width").ok(),
+                                f.get::<f64>("height").ok()
+                            ],
+                            "frames": f.get::<u32>("frames").ok(),
+                            "score": f.get::<f64>("score").ok(),
+                            "upstream": f.get::<bool>("upstream").ok(),
+                            "emotion": f.get::<String>("emotion").ok(),
+                            "emotion_confidence": f.get::<f64>("emotion-confidence").ok(),
+                            "emotion_probs": probs,
+                        })
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        rec.insert("faces".into(), json!(faces));
+    }
     Value::Object(rec)
 }
 
