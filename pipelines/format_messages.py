@@ -27,6 +27,11 @@ for line in sys.stdin:
     for head in ("emotion", "sentiment"):
         if head in f:
             out += "  %s %s %.2f" % (head, unescape(f[head]), float(f.get(head + "-confidence", "nan")))
+    if "branches" in f:
+        out += "  faces %s  from %s" % (f.get("face-count", "0"), unescape(f["branches"]))
+        flags = re.findall(r"flags=\(\w+\)<([^>]*)>", line)
+        if flags and flags[0].strip():
+            out += " [%s]" % ", ".join(x.strip() for x in flags[0].split(","))
     if "transcript" in f:
         out += '  "%s"' % unescape(f["transcript"])
     if int(f.get("windows-dropped", 0)):

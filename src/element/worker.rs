@@ -233,8 +233,15 @@ fn run(
                     smoothed.clear();
                     smoothed_generation = generation;
                 }
+                let started = std::time::Instant::now();
                 let mut result = WindowResult::measure(&job, shared.dropped.load(Ordering::SeqCst));
                 result.transcript = window_transcript(&job, &analysis, speech.as_mut());
+                if speech.is_some() && analysis.text.is_none() {
+                    result
+                        .timings
+                        .push(("asr".into(), started.elapsed().as_secs_f64() * 1e3));
+                }
+                let model_started = std::time::Instant::now();
                 if let Some(engine) = &analysis.engine {
                     let text = result
                         .transcript
@@ -242,7 +249,18 @@ fn run(
                         .map(|t| t.text.as_str())
                         .filter(|t| !t.is_empty());
                     match predict(engine, &job, text, &analysis, &mut smoothed) {
-                        Ok(p) => result.prediction = Some(p),
+                        Ok(p) => {
+                            result.timings.push((
+                                "model".into(),
+                                model_started.elapsed().as_secs_f64() * 1e3,
+                            ));
+                            if let Some(f) = &p.fusion {
+                                result
+                                    .timings
+                                    .extend(f.timings.iter().map(|(k, v)| (k.to_string(), *v)));
+                            }
+                            result.prediction = Some(p);
+                        }
                         Err(e) => {
                             // Like the reference service: a window that fails is
                             // skipped, the stream goes on.
@@ -257,6 +275,9 @@ fn run(
                         }
                     }
                 }
+                result
+                    .timings
+                    .push(("total".into(), started.elapsed().as_secs_f64() * 1e3));
                 let s = result.to_structure();
                 if let Some(dir) = &analysis.dump_dir
                     && let Err(e) = dump_window(dir, &job, &s)

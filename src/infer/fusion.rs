@@ -45,6 +45,8 @@ pub struct FusionDetails {
     pub weights: (f64, f64),
     /// Conditions worth knowing: "no-face", "no-speech", "no-evidence".
     pub flags: Vec<&'static str>,
+    /// Milliseconds spent per stage: face detection, face classification, text.
+    pub timings: Vec<(&'static str, f64)>,
 }
 
 impl FusionDetails {
@@ -222,7 +224,7 @@ impl FusionModel {
         // Face branch.
         let mut face_raw: Option<(Vec<f64>, f64)> = None; // (classifier probs, presence)
         if let Some(face) = &self.face {
-            let (reports, raw) = self.faces(face, frames)?;
+            let (reports, raw) = self.faces(face, frames, &mut d.timings)?;
             if let (Some(first), Some(raw)) = (reports.first(), raw) {
                 let presence = first.frames as f64 / frames.len().max(1) as f64;
                 d.face_probs = Some(first.probs.clone());
@@ -244,6 +246,7 @@ impl FusionModel {
         if !has_words {
             d.flags.push("no-speech");
         }
+        let text_started = std::time::Instant::now();
         if has_words && let Some(t) = &self.text {
             let e = embed(&self.bundle, &t.encoder, self.device, text)?;
             let mut logits = vec![f64::NEG_INFINITY; n];
@@ -256,6 +259,8 @@ impl FusionModel {
         if has_words && let Some(v) = &self.bundle.vader {
             d.text_compound = Some(v.polarity(text).compound);
         }
+        d.timings
+            .push(("text", text_started.elapsed().as_secs_f64() * 1e3));
         // Emotion: weighted average of the branches present.
         let confidence = |p: &[f64]| p.iter().cloned().fold(0.0, f64::max);
         let wf = match (&self.face, &d.face_probs, &face_raw) {
@@ -324,7 +329,9 @@ impl FusionModel {
         &self,
         face: &FaceBranch,
         frames: &[Arc<RgbImage>],
+        timings: &mut Vec<(&'static str, f64)>,
     ) -> Result<(Vec<FaceReport>, Option<Vec<f64>>), String> {
+        let started = std::time::Instant::now();
         let mut per_frame: Vec<Vec<FaceBox>> = Vec::with_capacity(frames.len());
         let mut upstream = false;
         let mut held: Vec<FaceBox> = Vec::new();
@@ -352,6 +359,8 @@ impl FusionModel {
             };
             per_frame.push(boxes);
         }
+        timings.push(("face-detect", started.elapsed().as_secs_f64() * 1e3));
+        let started = std::time::Instant::now();
         let mut tracks = link(&per_frame, 0.3);
         tracks.truncate(face.spec.max_faces);
         if tracks.is_empty() {
@@ -439,6 +448,7 @@ impl FusionModel {
                 upstream,
             });
         }
+        timings.push(("face-classify", started.elapsed().as_secs_f64() * 1e3));
         Ok((reports, dominant_raw))
     }
 }

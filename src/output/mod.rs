@@ -36,6 +36,9 @@ pub struct WindowResult {
     pub transcript: Option<TranscriptInfo>,
     /// The model's answer, when a bundle is loaded.
     pub prediction: Option<Prediction>,
+    /// Milliseconds the worker spent per stage on this window (speech recognition,
+    /// model or fusion stages, total).
+    pub timings: Vec<(String, f64)>,
 }
 
 /// The window's transcript.
@@ -118,6 +121,7 @@ impl WindowResult {
             windows_dropped,
             transcript: None,
             prediction: None,
+            timings: Vec::new(),
         }
     }
 
@@ -195,6 +199,13 @@ impl WindowResult {
                     .unwrap_or_default();
                 set_fusion(&mut s, f, &labels);
             }
+        }
+        if !self.timings.is_empty() {
+            let mut t = gst::Structure::new_empty("timing");
+            for (k, v) in &self.timings {
+                t.set(k.as_str(), *v);
+            }
+            s.set("timing", t);
         }
         s
     }
@@ -305,6 +316,7 @@ mod tests {
                 }],
                 fusion: None,
             }),
+            timings: Vec::new(),
         };
         let s = r.to_structure();
         assert_eq!(s.get::<&str>("sentiment").unwrap(), "neutral");

@@ -1,0 +1,169 @@
+//! Live speed benchmark of the default bundle (run by scripts/bench-live): a live
+//! 1280×720 30 fps I420 source (the astronaut photo through `imagefreeze is-live`)
+//! and speech played in real time go through `videoconvert ! emotionsense
+//! bundle=default` at the default window settings. For every window it records when
+//! the result was posted relative to the window's end (running time) and the
+//! worker's per-stage times; it prints the real-time factor (worker time per window ÷
+//! hop), the lag, drops, and the per-stage means and maxima.
+//!
+//!   cargo run --release --example bench_live -- IMAGE SPEECH.wav SECONDS
+
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+
+#[derive(Default)]
+struct Seen {
+    /// (window end, posted at) in running time (ns), and the timing fields (ms).
+    windows: Vec<(u64, u64, Vec<(String, f64)>)>,
+    dropped: u64,
+}
+
+fn cpu_seconds() -> f64 {
+    // utime + stime of this process from /proc/self/stat (clock ticks).
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or_default();
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| f.get(i).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args: Vec<String> = std::env::args().collect();
+    if args.len() != 4 {
+        eprintln!("usage: bench_live IMAGE SPEECH.wav SECONDS");
+        std::process::exit(2);
+    }
+    let (image, speech, seconds): (&str, &str, u64) = (&args[1], &args[2], args[3].parse()?);
+    gst::init()?;
+    gst_emotion::register_static()?;
+    let desc = format!(
+        "multifilesrc location={image} num-buffers=1 caps=image/png ! pngdec ! videoconvert \
+         ! videoscale add-borders=true ! video/x-raw,width=1280,height=720,pixel-aspect-ratio=1/1 \
+         ! imagefreeze is-live=true num-buffers={frames} ! videoconvert \
+         ! video/x-raw,format=I420,framerate=30/1 ! queue ! videoconvert ! e.video \
+         filesrc location={speech} ! wavparse ! audioconvert ! audioresample \
+         ! audio/x-raw,rate=16000,channels=1 ! identity sync=true ! queue ! e.audio \
+         emotionsense name=e bundle=default ! fakesink sync=true",
+        frames = seconds * 30
+    );
+    let pipeline = gst::parse::launch(&desc)?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| "not a pipeline")?;
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let bus = pipeline.bus().ok_or("no bus")?;
+    {
+        let seen = seen.clone();
+        let weak = pipeline.downgrade();
+        bus.set_sync_handler(move |_, msg| {
+            if let gst::MessageView::Element(e) = msg.view()
+                && let Some(s) = e.structure()
+                && s.name() == "emotion"
+                && let Some(p) = weak.upgrade()
+            {
+                let now = p.current_running_time().map(|t| t.nseconds()).unwrap_or(0);
+                let end: u64 = s.get("end").unwrap_or(0);
+                let timing = s
+                    .get::<gst::Structure>("timing")
+                    .map(|t| {
+                        t.iter()
+                            .filter_map(|(k, v)| v.get::<f64>().ok().map(|v| (k.to_string(), v)))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                let mut seen = seen.lock().unwrap();
+                seen.dropped = seen.dropped.max(s.get("windows-dropped").unwrap_or(0));
+                seen.windows.push((end, now, timing));
+            }
+            gst::BusSyncReply::Pass
+        });
+    }
+    let cpu0 = cpu_seconds();
+    let wall0 = std::time::Instant::now();
+    pipeline.set_state(gst::State::Playing)?;
+    let mut error = None;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(seconds + 120)) {
+        match msg.view() {
+            gst::MessageView::Eos(_) => break,
+            gst::MessageView::Error(e) => {
+                error = Some(format!("{} ({:?})", e.error(), e.debug()));
+                break;
+            }
+            _ => {}
+        }
+    }
+    let wall = wall0.elapsed().as_secs_f64();
+    let cpu = cpu_seconds() - cpu0;
+    let dropped_prop: u64 = pipeline
+        .by_name("e")
+        .map(|e| e.property::<u64>("windows-dropped"))
+        .unwrap_or(0);
+    pipeline.set_state(gst::State::Null)?;
+    if let Some(e) = error {
+        return Err(e.into());
+    }
+    let seen = seen.lock().unwrap();
+    let hop = 1.5;
+    let n = seen.windows.len();
+    if n == 0 {
+        return Err("no windows".into());
+    }
+    let lags: Vec<f64> = seen
+        .windows
+        .iter()
+        .map(|(end, at, _)| (*at as f64 - *end as f64) / 1e9)
+        .collect();
+    let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
+    for (_, _, t) in &seen.windows {
+        for (k, v) in t {
+            match stages.iter_mut().find(|(s, _)| s == k) {
+                Some((_, vals)) => vals.push(*v),
+                None => stages.push((k.clone(), vec![*v])),
+            }
+        }
+    }
+    let total: Vec<f64> = stages
+        .iter()
+        .find(|(k, _)| k == "total")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len().max(1) as f64;
+    let max = |v: &[f64]| v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
+    let late = lags.iter().filter(|l| **l > hop).count();
+    println!(
+        "live 1280x720 30 fps + speech, default bundle, {seconds} s of stream, window 3.0 s / hop {hop} s"
+    );
+    println!("  windows analysed        {n}");
+    println!(
+        "  windows dropped         {} (element property {dropped_prop})",
+        seen.dropped
+    );
+    println!(
+        "  result lag after window end: mean {:.3} s, max {:.3} s (next window due after {hop} s; {late} late)",
+        mean(&lags),
+        max(&lags)
+    );
+    println!(
+        "  worker time per window: mean {:.0} ms, max {:.0} ms -> real-time factor {:.2} (worker time / hop; < 1 is real time)",
+        mean(&total),
+        max(&total),
+        mean(&total) / 1e3 / hop
+    );
+    println!("  per stage (ms, mean / max):");
+    for (k, v) in &stages {
+        println!("    {k:<14} {:8.1} / {:8.1}", mean(v), max(v));
+    }
+    println!(
+        "  process CPU {:.1} s over {:.1} s wall = {:.0}% of one core (2 cores here)",
+        cpu,
+        wall,
+        cpu / wall * 100.0
+    );
+    let verdict = if seen.dropped == 0 && dropped_prop == 0 && late == 0 {
+        "REAL TIME: every window finished before the next was due, none dropped"
+    } else {
+        "NOT real time"
+    };
+    println!("  {verdict}");
+    Ok(())
+}
