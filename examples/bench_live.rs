@@ -12,10 +12,13 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
+/// Per-stage milliseconds of one window.
+type Timing = Vec<(String, f64)>;
+
 #[derive(Default)]
 struct Seen {
     /// (window end, posted at) in running time (ns), and the timing fields (ms).
-    windows: Vec<(u64, u64, Vec<(String, f64)>)>,
+    windows: Vec<(u64, u64, Timing)>,
     dropped: u64,
 }
 

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Live analysis of a V4L2 webcam (and the default microphone), shown in a window.
+# Live analysis of a V4L2 webcam (and the default microphone) with the default bundle,
+# shown in a window with the overlay (labels, probability bars, face boxes).
 #   pipelines/webcam.sh [/dev/video0]         video + microphone
 #   AUDIO=0 pipelines/webcam.sh /dev/video0   video only
 # Live input: emotionsense never blocks the camera; when analysis is slower than real
@@ -15,5 +16,5 @@ fi
 gst-launch-1.0 -m -e \
   v4l2src device="$device" ! videoconvert ! queue ! e.video \
   "${audio[@]}" \
-  emotionsense name=e ! videoconvert ! autovideosink sync=false \
+  emotionsense name=e bundle="${BUNDLE:-default}" overlay=true ! videoconvert ! autovideosink sync=false \
   2>&1 | grep --line-buffered -E 'emotion,|ERROR|WARNING'

@@ -100,7 +100,6 @@ const VIDEO_FORMATS: &[gst_video::VideoFormat] = &[
     gst_video::VideoFormat::Gray8,
 ];
 
-/// Where R, G and B sit in a pixel of `format`.
 /// The size of a `width`×`height` frame scaled so its longest side is at most `side`
 /// (aspect kept, never enlarged, at least 1×1).
 fn fit_size(width: usize, height: usize, side: usize) -> (usize, usize) {
@@ -115,6 +114,7 @@ fn fit_size(width: usize, height: usize, side: usize) -> (usize, usize) {
     )
 }
 
+/// Where R, G and B sit in a pixel of `format`.
 fn pixel_layout(format: gst_video::VideoFormat) -> Option<PixelLayout> {
     use gst_video::VideoFormat as F;
     let (bytes_per_pixel, rgb_offsets) = match format {
@@ -161,6 +161,7 @@ struct Settings {
     max_batch: u32,
     max_batch_wait_ms: u32,
     smoothing: f64,
+    overlay: bool,
     text: Option<String>,
     dump_dir: Option<String>,
     asr: bool,
@@ -190,6 +191,7 @@ impl Default for Settings {
             max_batch: DEFAULT_MAX_BATCH,
             max_batch_wait_ms: DEFAULT_MAX_BATCH_WAIT_MS,
             smoothing: DEFAULT_SMOOTHING,
+            overlay: false,
             text: None,
             dump_dir: None,
             asr: true,
@@ -439,6 +441,16 @@ impl ObjectImpl for EmotionSense {
                     .default_value(DEFAULT_MAX_BATCH_WAIT_MS)
                     .mutable_ready()
                     .build(),
+                glib::ParamSpecBoolean::builder("overlay")
+                    .nick("Overlay")
+                    .blurb(
+                        "Draw the latest result on the outgoing video: a panel with the \
+                         smoothed emotion and sentiment and their probability bars, and a box \
+                         with the label around each face (packed RGB-family and GRAY8 video)",
+                    )
+                    .default_value(false)
+                    .mutable_playing()
+                    .build(),
                 glib::ParamSpecDouble::builder("smoothing")
                     .nick("Smoothing")
                     .blurb(
@@ -537,6 +549,7 @@ impl ObjectImpl for EmotionSense {
             "max-batch" => s.max_batch = v.get().expect("type checked upstream"),
             "max-batch-wait" => s.max_batch_wait_ms = v.get().expect("type checked upstream"),
             "smoothing" => s.smoothing = v.get().expect("type checked upstream"),
+            "overlay" => s.overlay = v.get().expect("type checked upstream"),
             "text" => s.text = v.get().expect("type checked upstream"),
             "dump-dir" => s.dump_dir = v.get().expect("type checked upstream"),
             "asr" => s.asr = v.get().expect("type checked upstream"),
@@ -582,6 +595,7 @@ impl ObjectImpl for EmotionSense {
             "max-batch" => s.max_batch.to_value(),
             "max-batch-wait" => s.max_batch_wait_ms.to_value(),
             "smoothing" => s.smoothing.to_value(),
+            "overlay" => s.overlay.to_value(),
             "text" => s.text.to_value(),
             "dump-dir" => s.dump_dir.to_value(),
             "asr" => s.asr.to_value(),
@@ -1085,8 +1099,17 @@ impl AggregatorImpl for EmotionSense {
             }
         }
 
+        let overlay = lock(&self.settings).overlay;
+        let overlay_info = if overlay {
+            lock(&self.state).video_info.clone()
+        } else {
+            None
+        };
         for buf in outgoing {
-            let buf = self.attach_meta(buf);
+            let mut buf = self.attach_meta(buf);
+            if let Some(info) = &overlay_info {
+                self.draw_overlay(&mut buf, info);
+            }
             self.obj().finish_buffer(buf)?;
         }
         for job in jobs {
@@ -1334,6 +1357,31 @@ impl EmotionSense {
         });
         state.assembler.push_frame(rt, duration, Arc::new(resized));
         Ok(())
+    }
+
+    /// Draws the latest result on `buf` (the `overlay` property).
+    fn draw_overlay(&self, buf: &mut gst::Buffer, info: &gst_video::VideoInfo) {
+        let Some(latest) = lock(&self.shared.latest).clone() else {
+            return;
+        };
+        let Some(layout) = pixel_layout(info.format()) else {
+            return;
+        };
+        let Ok(mut frame) =
+            gst_video::VideoFrameRef::from_buffer_ref_writable(buf.make_mut(), info)
+        else {
+            gst::warning!(CAT, imp = self, "overlay: cannot map the video buffer");
+            return;
+        };
+        let (w, h, stride) = (
+            info.width() as usize,
+            info.height() as usize,
+            info.stride()[0] as usize,
+        );
+        if let Ok(plane) = frame.plane_data_mut(0) {
+            let mut canvas = crate::output::overlay::Canvas::new(plane, w, h, stride, layout);
+            crate::output::overlay::draw(&mut canvas, &latest);
+        }
     }
 
     fn attach_meta(&self, mut buf: gst::Buffer) -> gst::Buffer {

@@ -5,6 +5,7 @@
 //! fields.
 
 pub mod npy;
+pub mod overlay;
 
 use crate::media::rms;
 use crate::window::{WindowJob, WindowSpan};

@@ -1,0 +1,279 @@
+//! The on-video overlay (`overlay` property): the latest window's emotion and
+//! sentiment with probability bars in a panel at the top left, and a box around each
+//! face. Drawn in place on packed RGB-family or GRAY8 frames with a built-in 5×7 font.
+
+use crate::media::PixelLayout;
+
+/// 5×7 glyphs, one byte per row (low 5 bits, bit 4 = leftmost column).
+fn glyph(c: char) -> [u8; 7] {
+    match c.to_ascii_lowercase() {
+        'a' => [0x00, 0x00, 0x0e, 0x01, 0x0f, 0x11, 0x0f],
+        'b' => [0x10, 0x10, 0x1e, 0x11, 0x11, 0x11, 0x1e],
+        'c' => [0x00, 0x00, 0x0e, 0x10, 0x10, 0x11, 0x0e],
+        'd' => [0x01, 0x01, 0x0f, 0x11, 0x11, 0x11, 0x0f],
+        'e' => [0x00, 0x00, 0x0e, 0x11, 0x1f, 0x10, 0x0e],
+        'f' => [0x06, 0x09, 0x08, 0x1c, 0x08, 0x08, 0x08],
+        'g' => [0x00, 0x0f, 0x11, 0x11, 0x0f, 0x01, 0x0e],
+        'h' => [0x10, 0x10, 0x16, 0x19, 0x11, 0x11, 0x11],
+        'i' => [0x04, 0x00, 0x0c, 0x04, 0x04, 0x04, 0x0e],
+        'j' => [0x02, 0x00, 0x06, 0x02, 0x02, 0x12, 0x0c],
+        'k' => [0x10, 0x10, 0x12, 0x14, 0x18, 0x14, 0x12],
+        'l' => [0x0c, 0x04, 0x04, 0x04, 0x04, 0x04, 0x0e],
+        'm' => [0x00, 0x00, 0x1a, 0x15, 0x15, 0x11, 0x11],
+        'n' => [0x00, 0x00, 0x16, 0x19, 0x11, 0x11, 0x11],
+        'o' => [0x00, 0x00, 0x0e, 0x11, 0x11, 0x11, 0x0e],
+        'p' => [0x00, 0x00, 0x1e, 0x11, 0x1e, 0x10, 0x10],
+        'q' => [0x00, 0x00, 0x0f, 0x11, 0x0f, 0x01, 0x01],
+        'r' => [0x00, 0x00, 0x16, 0x19, 0x10, 0x10, 0x10],
+        's' => [0x00, 0x00, 0x0f, 0x10, 0x0e, 0x01, 0x1e],
+        't' => [0x08, 0x08, 0x1c, 0x08, 0x08, 0x09, 0x06],
+        'u' => [0x00, 0x00, 0x11, 0x11, 0x11, 0x13, 0x0d],
+        'v' => [0x00, 0x00, 0x11, 0x11, 0x11, 0x0a, 0x04],
+        'w' => [0x00, 0x00, 0x11, 0x11, 0x15, 0x15, 0x0a],
+        'x' => [0x00, 0x00, 0x11, 0x0a, 0x04, 0x0a, 0x11],
+        'y' => [0x00, 0x00, 0x11, 0x11, 0x0f, 0x01, 0x0e],
+        'z' => [0x00, 0x00, 0x1f, 0x02, 0x04, 0x08, 0x1f],
+        '0' => [0x0e, 0x11, 0x13, 0x15, 0x19, 0x11, 0x0e],
+        '1' => [0x04, 0x0c, 0x04, 0x04, 0x04, 0x04, 0x0e],
+        '2' => [0x0e, 0x11, 0x01, 0x02, 0x04, 0x08, 0x1f],
+        '3' => [0x1f, 0x02, 0x04, 0x02, 0x01, 0x11, 0x0e],
+        '4' => [0x02, 0x06, 0x0a, 0x12, 0x1f, 0x02, 0x02],
+        '5' => [0x1f, 0x10, 0x1e, 0x01, 0x01, 0x11, 0x0e],
+        '6' => [0x06, 0x08, 0x10, 0x1e, 0x11, 0x11, 0x0e],
+        '7' => [0x1f, 0x01, 0x02, 0x04, 0x08, 0x08, 0x08],
+        '8' => [0x0e, 0x11, 0x11, 0x0e, 0x11, 0x11, 0x0e],
+        '9' => [0x0e, 0x11, 0x11, 0x0f, 0x01, 0x02, 0x0c],
+        '.' => [0x00, 0x00, 0x00, 0x00, 0x00, 0x0c, 0x0c],
+        ':' => [0x00, 0x0c, 0x0c, 0x00, 0x0c, 0x0c, 0x00],
+        '-' => [0x00, 0x00, 0x00, 0x1f, 0x00, 0x00, 0x00],
+        '+' => [0x00, 0x04, 0x04, 0x1f, 0x04, 0x04, 0x00],
+        '%' => [0x18, 0x19, 0x02, 0x04, 0x08, 0x13, 0x03],
+        '/' => [0x00, 0x01, 0x02, 0x04, 0x08, 0x10, 0x00],
+        '(' => [0x02, 0x04, 0x08, 0x08, 0x08, 0x04, 0x02],
+        ')' => [0x08, 0x04, 0x02, 0x02, 0x02, 0x04, 0x08],
+        _ => [0; 7],
+    }
+}
+
+/// Colours of the emotion bars, by label.
+fn colour(label: &str) -> [u8; 3] {
+    match label {
+        "anger" => [230, 60, 50],
+        "disgust" => [120, 170, 40],
+        "fear" => [150, 80, 200],
+        "joy" => [250, 200, 40],
+        "sadness" => [60, 110, 230],
+        "surprise" => [250, 130, 40],
+        "negative" => [220, 60, 60],
+        "positive" => [60, 200, 90],
+        _ => [180, 180, 180],
+    }
+}
+
+/// A packed frame to draw on.
+pub struct Canvas<'a> {
+    data: &'a mut [u8],
+    width: usize,
+    height: usize,
+    stride: usize,
+    layout: PixelLayout,
+}
+
+impl<'a> Canvas<'a> {
+    /// Wraps a mapped frame plane.
+    pub fn new(
+        data: &'a mut [u8],
+        width: usize,
+        height: usize,
+        stride: usize,
+        layout: PixelLayout,
+    ) -> Self {
+        Self {
+            data,
+            width,
+            height,
+            stride,
+            layout,
+        }
+    }
+
+    fn put(&mut self, x: usize, y: usize, rgb: [u8; 3], alpha: u16) {
+        if x >= self.width || y >= self.height {
+            return;
+        }
+        let base = y * self.stride + x * self.layout.bytes_per_pixel;
+        if self.layout.bytes_per_pixel == 1 {
+            let g = crate::face::gray(rgb[0], rgb[1], rgb[2]);
+            let p = &mut self.data[base];
+            *p = ((*p as u16 * (256 - alpha) + g as u16 * alpha) >> 8) as u8;
+            return;
+        }
+        for (c, &off) in self.layout.rgb_offsets.iter().enumerate() {
+            let p = &mut self.data[base + off];
+            *p = ((*p as u16 * (256 - alpha) + rgb[c] as u16 * alpha) >> 8) as u8;
+        }
+    }
+
+    fn rect(&mut self, x: usize, y: usize, w: usize, h: usize, rgb: [u8; 3], alpha: u16) {
+        for yy in y..(y + h).min(self.height) {
+            for xx in x..(x + w).min(self.width) {
+                self.put(xx, yy, rgb, alpha);
+            }
+        }
+    }
+
+    fn outline(&mut self, x: usize, y: usize, w: usize, h: usize, t: usize, rgb: [u8; 3]) {
+        self.rect(x, y, w, t, rgb, 256);
+        self.rect(x, (y + h).saturating_sub(t), w, t, rgb, 256);
+        self.rect(x, y, t, h, rgb, 256);
+        self.rect((x + w).saturating_sub(t), y, t, h, rgb, 256);
+    }
+
+    /// Draws `text` with its top-left corner at (x, y), each font pixel `s`×`s`.
+    fn text(&mut self, x: usize, y: usize, s: usize, text: &str, rgb: [u8; 3]) {
+        for (i, c) in text.chars().enumerate() {
+            let g = glyph(c);
+            for (row, bits) in g.iter().enumerate() {
+                for col in 0..5 {
+                    if bits & (0x10 >> col) != 0 {
+                        self.rect(x + (i * 6 + col) * s, y + row * s, s, s, rgb, 256);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn strings(s: &gst::StructureRef, f: &str) -> Vec<String> {
+    s.get::<gst::Array>(f)
+        .map(|a| a.iter().filter_map(|v| v.get::<String>().ok()).collect())
+        .unwrap_or_default()
+}
+
+fn floats(s: &gst::StructureRef, f: &str) -> Vec<f64> {
+    s.get::<gst::Array>(f)
+        .map(|a| a.iter().filter_map(|v| v.get::<f64>().ok()).collect())
+        .unwrap_or_default()
+}
+
+/// Draws the overlay for `result` (an `emotion` structure); draws nothing before the
+/// first result.
+pub fn draw(canvas: &mut Canvas, result: &gst::StructureRef) {
+    let s = (canvas.height / 360).max(1);
+    // Face boxes.
+    if let Ok(faces) = result.get::<gst::Array>("faces") {
+        for (i, f) in faces
+            .iter()
+            .filter_map(|v| v.get::<gst::Structure>().ok())
+            .enumerate()
+        {
+            let g = |k: &str| f.get::<f64>(k).unwrap_or(0.0);
+            let (w, h) = (canvas.width as f64, canvas.height as f64);
+            let colour = if i == 0 {
+                [60, 220, 90]
+            } else {
+                [200, 200, 200]
+            };
+            canvas.outline(
+                (g("x") * w) as usize,
+                (g("y") * h) as usize,
+                (g("width") * w).max(1.0) as usize,
+                (g("height") * h).max(1.0) as usize,
+                2 * s,
+                colour,
+            );
+            if let Ok(label) = f.get::<String>("emotion") {
+                let y = ((g("y") * h) as usize).saturating_sub(9 * s);
+                canvas.text((g("x") * w) as usize, y, s, &label, colour);
+            }
+        }
+    }
+    let heads: Vec<(String, Vec<String>, Vec<f64>)> = ["emotion", "sentiment"]
+        .iter()
+        .filter(|h| result.has_field(**h))
+        .map(|h| {
+            (
+                h.to_string(),
+                strings(result, &format!("{h}-labels")),
+                floats(result, &format!("{h}-smoothed-probs")),
+            )
+        })
+        .collect();
+    if heads.is_empty() {
+        return;
+    }
+    let line = 10 * s;
+    let rows: usize = heads.iter().map(|(_, l, _)| l.len()).sum::<usize>() + heads.len() + 1;
+    let (px, py) = (8 * s, 8 * s);
+    let panel_w = 150 * s;
+    canvas.rect(px, py, panel_w, rows * line + 4 * s, [0, 0, 0], 160);
+    let mut y = py + 3 * s;
+    let title: Vec<String> = heads
+        .iter()
+        .map(|(h, _, _)| {
+            result
+                .get::<String>(format!("{h}-smoothed").as_str())
+                .unwrap_or_default()
+        })
+        .collect();
+    canvas.text(px + 3 * s, y, s, &title.join("  "), [255, 255, 255]);
+    y += line;
+    let bar_x = px + 3 * s + 9 * 6 * s;
+    let bar_w = panel_w - (bar_x - px) - 4 * s;
+    for (_, labels, probs) in &heads {
+        y += line / 2;
+        for (l, p) in labels.iter().zip(probs) {
+            canvas.text(px + 3 * s, y, s, l, [230, 230, 230]);
+            let len = ((bar_w as f64) * p.clamp(0.0, 1.0)).round() as usize;
+            canvas.rect(bar_x, y, len.max(1), 7 * s, colour(l), 256);
+            y += line;
+        }
+        y -= line / 2;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn draws_panel_bars_and_face_box() {
+        gst::init().unwrap();
+        let (w, h) = (320, 240);
+        let mut data = vec![0u8; w * h * 3];
+        let s = gst::Structure::builder("emotion")
+            .field("emotion", "joy")
+            .field("emotion-smoothed", "joy")
+            .field("emotion-labels", gst::Array::new(["joy", "neutral"]))
+            .field("emotion-smoothed-probs", gst::Array::new([1.0f64, 0.0]))
+            .field(
+                "faces",
+                gst::Array::new([gst::Structure::builder("face")
+                    .field("x", 0.5f64)
+                    .field("y", 0.5f64)
+                    .field("width", 0.25f64)
+                    .field("height", 0.25f64)
+                    .field("emotion", "joy")
+                    .build()]),
+            )
+            .build();
+        draw(
+            &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
+            &s,
+        );
+        let px = |x: usize, y: usize| {
+            [
+                data[(y * w + x) * 3],
+                data[(y * w + x) * 3 + 1],
+                data[(y * w + x) * 3 + 2],
+            ]
+        };
+        // The face box's top-left corner is green.
+        assert_eq!(px(160, 120), [60, 220, 90]);
+        // The joy bar (full length) is yellow at its right end; the neutral bar is short.
+        let row = (0..h).find(|&y| px(140, y) == [250, 200, 40]);
+        assert!(row.is_some(), "no full joy bar");
+        // Untouched far corner.
+        assert_eq!(px(w - 1, h - 1), [0, 0, 0]);
+    }
+}
