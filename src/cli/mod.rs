@@ -4,8 +4,10 @@
 //!   whisper.cpp CPU features), and whether the element is registered.
 //! - `analyze`: emotion analysis over many files (docs/batch.md).
 //! - `merge`: combines the summaries of shards.
+//! - `watch`: live analysis of a webcam, an RTSP camera or any URI.
 
 pub mod analyze;
+pub mod watch;
 
 use std::process::ExitCode;
 
@@ -28,6 +30,12 @@ enum Command {
     /// Exit status: 0 when every input succeeded (or was already done), 1 when some
     /// input failed (see summary.json), 2 for a usage error.
     Analyze(Box<analyze::AnalyzeArgs>),
+    /// Live analysis of a webcam (/dev/videoN), an RTSP camera or any URI: one line per
+    /// window, optionally JSONL; RTSP streams are reconnected when they drop.
+    ///
+    /// Ctrl-C ends the stream with EOS and exits 0. Exit status 1 when the source fails
+    /// (or --max-reconnects is exhausted), 2 for a usage error.
+    Watch(Box<watch::WatchArgs>),
     /// Combine the summaries of shards (or runs) into one summary.json.
     ///
     /// Reads summary*.json in each DIR; an input done in several keeps its best status
@@ -54,6 +62,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Info => info().map(|_| 0),
         Command::Analyze(args) => analyze::run(*args),
+        Command::Watch(args) => watch::run(*args),
         Command::Merge { dirs, out } => analyze::merge(&dirs, out.as_deref()),
     };
     match result {

@@ -1464,11 +1464,20 @@ impl EmotionSense {
             }
         };
         let Some(other) = other else { return };
-        {
-            let state = lock(&self.state);
-            if state.live == Some(true) {
+        // Live sources (cameras, RTSP) may expose a branch late (e.g. rtspsrc's audio
+        // stream): never end an input of a live pipeline.
+        let live = lock(&self.state).live;
+        if live == Some(true) {
+            return;
+        }
+        if live.is_none() {
+            let mut q = gst::query::Latency::new();
+            if fed.peer_query(&mut q) && q.result().0 {
                 return;
             }
+        }
+        {
+            let state = lock(&self.state);
             let other_state = if other.name() == "video" {
                 state.assembler.video_state()
             } else {
