@@ -20,6 +20,17 @@ struct Seen {
     /// (window end, posted at) in running time (ns), and the timing fields (ms).
     windows: Vec<(u64, u64, Timing)>,
     dropped: u64,
+    /// Resident memory (kB) when each window arrived.
+    rss: Vec<u64>,
+}
+
+fn resident_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn cpu_seconds() -> f64 {
@@ -77,6 +88,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut seen = seen.lock().unwrap();
                 seen.dropped = seen.dropped.max(s.get("windows-dropped").unwrap_or(0));
                 seen.windows.push((end, now, timing));
+                seen.rss.push(resident_kb());
             }
             gst::BusSyncReply::Pass
         });
@@ -161,6 +173,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         cpu,
         wall,
         cpu / wall * 100.0
+    );
+    let settled = seen.rss.get(10).or(seen.rss.first()).copied().unwrap_or(0);
+    println!(
+        "  resident memory: {} MB after 10 windows, {} MB at the end, max {} MB",
+        settled / 1024,
+        seen.rss.last().copied().unwrap_or(0) / 1024,
+        seen.rss.iter().max().copied().unwrap_or(0) / 1024
     );
     let verdict = if seen.dropped == 0 && dropped_prop == 0 && late == 0 {
         "REAL TIME: every window finished before the next was due, none dropped"

@@ -117,8 +117,8 @@ fn build(args: &WatchArgs) -> anyhow::Result<gst::Pipeline> {
     let audio = !args.no_audio;
     let desc = match kind(&args.source)? {
         Kind::Webcam => {
-            let mut d = format!(
-                "v4l2src name=src ! videoconvert ! queue max-size-buffers=2 leaky=downstream ! e.video"
+            let mut d = String::from(
+                "v4l2src name=src ! videoconvert ! queue max-size-buffers=2 leaky=downstream ! e.video",
             );
             if audio {
                 d.push_str(" autoaudiosrc ! audioconvert ! audioresample ! queue ! e.audio");
