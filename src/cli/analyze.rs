@@ -197,6 +197,12 @@ pub fn output_name(input: &Input) -> String {
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     gst::init()?;
     crate::register_static()?;
+    // Bad --set values are a usage error, reported before any work.
+    let probe = gst::ElementFactory::make("emotionsense").build()?;
+    for p in &args.properties {
+        super::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
+    }
+    drop(probe);
     let all = expand_inputs(&args.inputs)?;
     let inputs: Vec<Input> = match args.shard {
         Some(shard) => all.into_iter().filter(|i| in_shard(i, shard)).collect(),
@@ -247,7 +253,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         "failed": failed,
         "wall_seconds": started.elapsed().as_secs_f64(),
         "forward_seconds": crate::infer::engine::FORWARD_NANOS.load(std::sync::atomic::Ordering::Relaxed) as f64 / 1e9,
-        "video_seconds": records.iter().filter_map(|r| r["duration"].as_f64()).sum::<f64>(),
+        "video_seconds": 0.0 + records.iter().filter_map(|r| r["duration"].as_f64()).sum::<f64>(),
         "files": records,
     });
     let name = match args.shard {
@@ -487,13 +493,7 @@ fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<
         sense.set_property("dump-dir", debug.join(name).to_string_lossy().as_ref());
     }
     for p in &args.properties {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--set {p}: use NAME=VALUE"))?;
-        if sense.find_property(k).is_none() {
-            return Err(anyhow!("--set {k}: emotionsense has no such property"));
-        }
-        sense.set_property_from_str(k, v);
+        super::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
     }
     let sink = gst::ElementFactory::make("fakesink")
         .property("sync", false)

@@ -74,6 +74,49 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Sets `--set NAME=VALUE` on `element`, refusing unknown properties, values that do
+/// not parse and values out of the property's range (instead of GLib's warning and
+/// silent clamping).
+pub fn set_property_checked(element: &gst::Element, setting: &str) -> Result<(), String> {
+    use gst::glib;
+    use gst::glib::translate::{ToGlibPtr, ToGlibPtrMut};
+    use gst::prelude::*;
+    let (k, v) = setting
+        .split_once('=')
+        .ok_or_else(|| format!("--set {setting}: use NAME=VALUE"))?;
+    let name = element
+        .factory()
+        .map(|f| f.name().to_string())
+        .unwrap_or_default();
+    let pspec = element
+        .find_property(k)
+        .ok_or_else(|| format!("--set {k}: {name} has no such property"))?;
+    let value = <glib::Value as gst::prelude::GstValueExt>::deserialize_with_pspec(v, &pspec)
+        .map_err(|_| {
+            format!(
+                "--set {k}={v}: not a valid {} ({})",
+                pspec.value_type().name(),
+                pspec.blurb().unwrap_or_default()
+            )
+        })?;
+    let mut check = value.clone();
+    // SAFETY: both pointers are valid for the call; validate only modifies `check`.
+    let modified = unsafe {
+        glib::gobject_ffi::g_param_value_validate(
+            pspec.to_glib_none().0,
+            check.to_glib_none_mut().0,
+        )
+    } != 0;
+    if modified {
+        return Err(format!(
+            "--set {k}={v}: out of range ({})",
+            pspec.blurb().unwrap_or_default()
+        ));
+    }
+    element.set_property_from_value(k, &value);
+    Ok(())
+}
+
 fn info() -> anyhow::Result<()> {
     gst::init()?;
     crate::register_static()?;

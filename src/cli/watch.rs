@@ -178,13 +178,7 @@ fn build(args: &WatchArgs) -> anyhow::Result<gst::Pipeline> {
         }
     }
     for p in &args.properties {
-        let (k, v) = p
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--set {p}: use PROP=VALUE"))?;
-        if e.find_property(k).is_none() {
-            return Err(anyhow!("--set {k}: emotionsense has no such property"));
-        }
-        e.set_property_from_str(k, v);
+        super::set_property_checked(&e, p).map_err(|e| anyhow!(e))?;
     }
     Ok(pipeline)
 }

@@ -694,6 +694,12 @@ impl ElementImpl for EmotionSense {
             }
             // Unblock a streaming thread waiting on the worker before pads deactivate.
             gst::StateChange::PausedToReady => self.flushing.store(true, Ordering::SeqCst),
+            // Without any input the Aggregator would wait forever (and downstream
+            // never prerolls): inputs may still be requested while the pipeline
+            // prerolls (decodebin's pad-added), so give them a few seconds.
+            gst::StateChange::ReadyToPaused if self.obj().sink_pads().is_empty() => {
+                self.watch_for_missing_inputs();
+            }
             _ => {}
         }
         let res = self.parent_change_state(transition)?;
@@ -1297,15 +1303,29 @@ impl EmotionSense {
             return Ok(());
         };
         let layout = pixel_layout(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
-        let frame = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info)
-            .map_err(|_| {
-                gst::element_imp_error!(
-                    self,
-                    gst::StreamError::Decode,
-                    ("Video buffer does not match its caps {:?}", info)
-                );
-                gst::FlowError::Error
-            })?;
+        if buf.flags().contains(gst::BufferFlags::GAP) || buf.size() == 0 {
+            gst::log!(
+                CAT,
+                imp = self,
+                "gap or empty video buffer: passed, not analysed"
+            );
+            return Ok(());
+        }
+        let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info)
+        else {
+            gst::element_imp_warning!(
+                self,
+                gst::StreamError::Decode,
+                (
+                    "A video buffer of {} bytes does not match its caps ({}x{} {}): not analysed",
+                    buf.size(),
+                    info.width(),
+                    info.height(),
+                    info.format().to_str()
+                )
+            );
+            return Ok(());
+        };
         let (iw, ih) = (info.width() as usize, info.height() as usize);
         let (w, h) = {
             let c = state.assembler.config();
@@ -1357,6 +1377,38 @@ impl EmotionSense {
         });
         state.assembler.push_frame(rt, duration, Arc::new(resized));
         Ok(())
+    }
+
+    /// Posts an error if the element still has no sink pad 5 s after READY→PAUSED.
+    fn watch_for_missing_inputs(&self) {
+        let weak = self.obj().downgrade();
+        let spawned = std::thread::Builder::new()
+            .name("emotionsense-inputs".into())
+            .spawn(move || {
+                for _ in 0..50 {
+                    std::thread::sleep(Duration::from_millis(100));
+                    let Some(obj) = weak.upgrade() else { return };
+                    if !obj.sink_pads().is_empty()
+                        || obj.current_state() < gst::State::Paused
+                            && obj.pending_state() != gst::State::Paused
+                    {
+                        return;
+                    }
+                }
+                if let Some(obj) = weak.upgrade()
+                    && obj.sink_pads().is_empty()
+                {
+                    gst::element_error!(
+                        obj,
+                        gst::CoreError::Pad,
+                        ("emotionsense has no inputs: link its \"video\" and/or \"audio\" \
+                             request pad (e.g. `... ! e.video`)")
+                    );
+                }
+            });
+        if let Err(e) = spawned {
+            gst::warning!(CAT, imp = self, "cannot watch for missing inputs: {e}");
+        }
     }
 
     /// Draws the latest result on `buf` (the `overlay` property).

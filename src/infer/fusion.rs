@@ -157,9 +157,11 @@ impl FusionModel {
                     Some(InputSpec::Video(v)) => v.clone(),
                     _ => return Err("fusion.face.input is not a video input".into()),
                 };
+                let classifier = load_module(&bundle, &spec.classifier, device)?;
+                check_classifier(&bundle, &classifier, spec, &input, device)?;
                 Some(FaceBranch {
                     mtcnn,
-                    classifier: load_module(&bundle, &spec.classifier, device)?,
+                    classifier,
                     map: spec
                         .maps_to
                         .iter()
@@ -451,6 +453,40 @@ impl FusionModel {
         timings.push(("face-classify", started.elapsed().as_secs_f64() * 1e3));
         Ok((reports, dominant_raw))
     }
+}
+
+/// Runs the face classifier on one blank crop: its output must have one value per
+/// `fusion.face.labels` entry.
+fn check_classifier(
+    bundle: &Bundle,
+    classifier: &CModule,
+    spec: &FaceFusion,
+    input: &VideoSpec,
+    device: Device,
+) -> Result<(), String> {
+    let channels = input.channel_order.channels() as i64;
+    let blank = Tensor::zeros(
+        [1, channels, input.height as i64, input.width as i64],
+        (Kind::Float, device),
+    );
+    let file = bundle
+        .model_index(&spec.classifier)
+        .map(|i| bundle.model_file(i, device).display().to_string())
+        .unwrap_or_default();
+    let out = tch::no_grad(|| classifier.forward_is(&[IValue::Tensor(blank)]))
+        .map_err(|e| format!("{file}: forward on a blank face failed: {}", first_line(e)))?;
+    let IValue::Tensor(out) = out else {
+        return Err(format!("{file}: expected one output tensor"));
+    };
+    let want = [1, spec.labels.len() as i64];
+    if out.size() != want {
+        return Err(format!(
+            "{file}: output shape {:?}, expected {want:?} (fusion.face.labels has {} labels)",
+            out.size(),
+            spec.labels.len()
+        ));
+    }
+    Ok(())
 }
 
 /// The sentence embedding of `text` (the bundle's tokenizer, then the encoder).
