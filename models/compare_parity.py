@@ -24,10 +24,16 @@ def main() -> int:
     ours = lambda name: np.load(args.dump / f"w{args.window:06d}_{name}.npy")  # noqa: E731
     failures = []
 
-    ids_equal = np.array_equal(ref["input_ids"], ours("input_ids")) and np.array_equal(
-        ref["attention_mask"], ours("attention_mask")
+    # A bundle with padding = "longest" feeds the real tokens only: they must equal the
+    # reference's, and the reference's remainder must be padding.
+    ids, mask = ours("input_ids"), ours("attention_mask")
+    n = ids.shape[-1]
+    ids_equal = (
+        np.array_equal(ref["input_ids"][..., :n], ids)
+        and np.array_equal(ref["attention_mask"][..., :n], mask)
+        and not ref["attention_mask"][..., n:].any()
     )
-    print(f"tokens: identical={ids_equal} ({int(ref['attention_mask'].sum())} real tokens)")
+    print(f"tokens: identical={ids_equal} ({int(ref['attention_mask'].sum())} real tokens, {n} fed)")
     if not ids_equal:
         failures.append("token ids differ")
 

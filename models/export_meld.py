@@ -117,7 +117,7 @@ output_key = "sentiments"
 [text]
 tokenizer = "tokenizer.json"
 max_length = {max_tokens}
-padding = "max_length"
+padding = "longest"         # pad a batch to its longest text (mask-equivalent to max_length)
 truncation = true
 filler = ""
 

@@ -266,7 +266,9 @@ pub struct TextSpec {
     pub tokenizer: String,
     /// Maximum tokens.
     pub max_length: usize,
-    /// `max_length` (pad every text to max_length) or `none`.
+    /// `max_length` (pad every text to max_length), `longest` (pad the windows of a
+    /// batch to the longest among them: the same answers for a model that honours
+    /// its attention mask, with less work) or `none`.
     #[serde(default = "max_length")]
     pub padding: String,
     /// Truncate to max_length (must be true: longer input cannot be fed).
@@ -659,10 +661,13 @@ impl Manifest {
             if t.max_length < 2 || t.max_length > 4096 {
                 return Err(bad("text.max_length".into(), "must be 2..=4096".into()));
             }
-            if t.padding != "max_length" && t.padding != "none" {
+            if !["max_length", "longest", "none"].contains(&t.padding.as_str()) {
                 return Err(bad(
                     "text.padding".into(),
-                    format!("{:?}: use \"max_length\" or \"none\"", t.padding),
+                    format!(
+                        "{:?}: use \"max_length\", \"longest\" or \"none\"",
+                        t.padding
+                    ),
                 ));
             }
             if !t.truncation {

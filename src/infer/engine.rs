@@ -238,10 +238,11 @@ fn serve(
                 Err(_) => break,
             }
         }
-        // Windows batch together when their tensors have the same shapes.
+        // Windows batch together when their tensors have the same shapes (text of
+        // different lengths too, when the bundle pads to the longest in a batch).
         let same = batch
             .iter()
-            .all(|r| shapes(&r.inputs) == shapes(&batch[0].inputs));
+            .all(|r| batch_shapes(&bundle, &r.inputs) == batch_shapes(&bundle, &batch[0].inputs));
         if same {
             let inputs: Vec<&Prepared> = batch.iter().map(|r| &r.inputs).collect();
             match run(&module, &bundle, device, &inputs) {
@@ -335,8 +336,29 @@ fn first_line(e: &tch::TchError) -> String {
         .to_string()
 }
 
-fn shapes(p: &Prepared) -> Vec<&[i64]> {
-    p.inputs.values().map(InputTensor::shape).collect()
+/// The shapes that must agree for windows to share a forward pass.
+fn batch_shapes<'a>(bundle: &Bundle, p: &'a Prepared) -> Vec<&'a [i64]> {
+    let longest = pads_to_longest(bundle);
+    p.inputs
+        .iter()
+        .filter(|(name, _)| !(longest && is_text(bundle, name)))
+        .map(|(_, t)| t.shape())
+        .collect()
+}
+
+fn pads_to_longest(bundle: &Bundle) -> bool {
+    bundle
+        .manifest
+        .text
+        .as_ref()
+        .is_some_and(|t| t.padding == "longest")
+}
+
+fn is_text(bundle: &Bundle, name: &str) -> bool {
+    matches!(
+        bundle.manifest.inputs.get(name),
+        Some(crate::bundle::InputSpec::TextIds | crate::bundle::InputSpec::TextMask)
+    )
 }
 
 /// One forward pass over `batch`; returns logits per window per head.
@@ -348,12 +370,40 @@ fn run(
 ) -> Result<Vec<HeadLogits>, String> {
     let model = &bundle.manifest.models[0];
     let n = batch.len() as i64;
+    let longest = pads_to_longest(bundle);
+    let pad_id = bundle.text.as_ref().map_or(0, |t| t.pad_id());
     let mut args = Vec::with_capacity(model.forward.len());
     for name in &model.forward {
         let first = batch[0]
             .inputs
             .get(name)
             .ok_or_else(|| format!("input {name} was not prepared"))?;
+        if longest && is_text(bundle, name) {
+            // Pad every window's text to the longest in the batch.
+            let len = batch
+                .iter()
+                .map(|p| p.inputs[name].shape().last().copied().unwrap_or(0))
+                .max()
+                .unwrap_or(0)
+                .max(1) as usize;
+            let fill = match bundle.manifest.inputs.get(name) {
+                Some(crate::bundle::InputSpec::TextIds) => pad_id,
+                _ => 0,
+            };
+            let mut data = Vec::with_capacity(batch.len() * len);
+            for p in batch {
+                let InputTensor::I64 { data: d, .. } = &p.inputs[name] else {
+                    return Err(format!("input {name}: expected int64 tokens"));
+                };
+                data.extend_from_slice(d);
+                data.extend(std::iter::repeat_n(fill, len - d.len()));
+            }
+            let tensor = Tensor::from_slice(&data)
+                .reshape([n, len as i64])
+                .to_device(device);
+            args.push(IValue::Tensor(tensor));
+            continue;
+        }
         let mut shape = vec![n];
         shape.extend_from_slice(first.shape());
         let tensor = match first {

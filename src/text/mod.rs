@@ -54,6 +54,7 @@ impl TextInputs {
 pub struct TextEncoder {
     tokenizer: Tokenizer,
     max_length: usize,
+    pad_id: i64,
 }
 
 impl std::fmt::Debug for TextEncoder {
@@ -96,15 +97,14 @@ impl TextEncoder {
                 stride: 0,
             }))
             .map_err(|e| TextError::Encode(e.to_string()))?;
+        // Keep the file's pad token when it has one, else BERT's "[PAD]".
+        let pad_token = tokenizer
+            .get_padding()
+            .map(|p| p.pad_token.clone())
+            .unwrap_or_else(|| "[PAD]".to_string());
+        let pad_id = tokenizer.token_to_id(&pad_token);
         if pad_to_max_length {
-            // Keep the file's pad token when it has one, else BERT's "[PAD]".
-            let pad_token = tokenizer
-                .get_padding()
-                .map(|p| p.pad_token.clone())
-                .unwrap_or_else(|| "[PAD]".to_string());
-            let pad_id = tokenizer
-                .token_to_id(&pad_token)
-                .ok_or_else(|| TextError::NoPadToken(pad_token.clone()))?;
+            let pad_id = pad_id.ok_or_else(|| TextError::NoPadToken(pad_token.clone()))?;
             tokenizer.with_padding(Some(PaddingParams {
                 strategy: PaddingStrategy::Fixed(max_length),
                 direction: PaddingDirection::Right,
@@ -119,7 +119,13 @@ impl TextEncoder {
         Ok(Self {
             tokenizer,
             max_length,
+            pad_id: pad_id.unwrap_or(0) as i64,
         })
+    }
+
+    /// The padding token's id (0 when the tokenizer defines none).
+    pub fn pad_id(&self) -> i64 {
+        self.pad_id
     }
 
     /// Maximum number of tokens.
