@@ -23,6 +23,11 @@
 //! the softmax probabilities of every head (`emotion`, `sentiment`, ...), the top
 //! labels, and exponentially smoothed ones. Elements using the same bundle and
 //! `device` in one process share one model, which batches their windows.
+//! `bundle=default` is the default bundle scripts/setup builds from pretrained parts:
+//! faces (MTCNN + a FER2013 CNN, or face boxes from an upstream detector's
+//! GstVideoRegionOfInterestMeta), the words (zero-shot emotion from sentence
+//! embeddings, VADER sentiment), fused per window, with every face reported
+//! (docs/default-bundle.md). `overlay=true` draws the result on the video.
 //!
 //! Windows: in `sliding` mode window k covers running time
 //! `[k·window-hop, k·window-hop + window-length)`. At end of stream a window cut short
@@ -43,10 +48,10 @@
 //!   d. ! queue ! videoconvert ! e.video \
 //!   d. ! queue ! audioconvert ! audioresample ! e.audio
 //! ```
-//! and with a model:
+//! and with the default bundle, watching the overlay:
 //! ```sh
 //! gst-launch-1.0 -m uridecodebin uri=file:///path/to/clip.mp4 name=d \
-//!   emotionsense name=e bundle=/path/to/bundle "text=what was said" ! fakesink \
+//!   emotionsense name=e bundle=default overlay=true ! videoconvert ! autovideosink \
 //!   d. ! video/x-raw ! queue ! videoconvert ! e.video \
 //!   d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio
 //! ```
