@@ -1355,14 +1355,19 @@ impl EmotionSense {
         let faces: Vec<crate::media::FaceRoi> = buf
             .iter_meta::<gst_video::VideoRegionOfInterestMeta>()
             .filter(|m| m.roi_type() == "face")
-            .map(|m| {
+            .filter_map(|m| {
+                // Clipped to the frame: an upstream box may be anything.
                 let (x, y, rw, rh) = m.rect();
-                crate::media::FaceRoi {
-                    x: (x as f64 * sx).round() as u32,
-                    y: (y as f64 * sy).round() as u32,
-                    width: ((rw as f64 * sx).round() as u32).max(1),
-                    height: ((rh as f64 * sy).round() as u32).max(1),
-                }
+                let x0 = ((x as f64 * sx).round() as usize).min(w.saturating_sub(1));
+                let y0 = ((y as f64 * sy).round() as usize).min(h.saturating_sub(1));
+                let x1 = (((x as f64 + rw as f64) * sx).round() as usize).min(w);
+                let y1 = (((y as f64 + rh as f64) * sy).round() as usize).min(h);
+                (x1 > x0 && y1 > y0).then(|| crate::media::FaceRoi {
+                    x: x0 as u32,
+                    y: y0 as u32,
+                    width: (x1 - x0) as u32,
+                    height: (y1 - y0) as u32,
+                })
             })
             .collect();
         if !faces.is_empty() && !state.upstream_faces {
