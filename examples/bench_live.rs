@@ -24,15 +24,6 @@ struct Seen {
     rss: Vec<u64>,
 }
 
-fn resident_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
-}
-
 fn cpu_seconds() -> f64 {
     // utime + stime of this process from /proc/self/stat (clock ticks).
     let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
@@ -88,7 +79,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let mut seen = seen.lock().unwrap();
                 seen.dropped = seen.dropped.max(s.get("windows-dropped").unwrap_or(0));
                 seen.windows.push((end, now, timing));
-                seen.rss.push(resident_kb());
+                seen.rss.push(gst_emotion::resident_set_kb());
             }
             gst::BusSyncReply::Pass
         });

@@ -20,6 +20,17 @@ pub mod window;
 use gst::glib;
 use gst::glib::translate::{FromGlibPtrBorrow, IntoGlib};
 
+/// This process's resident set size in kB (Linux `/proc/self/status`), for the memory
+/// checks of tests and benchmarks; 0 when unknown.
+pub fn resident_set_kb() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
 /// Registers everything the `emotion` plugin provides: the `EmotionMeta` custom meta
 /// and the `emotionsense` element.
 pub fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {

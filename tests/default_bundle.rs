@@ -7,7 +7,6 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::Duration;
 
 use common::*;
@@ -27,18 +26,6 @@ fn astronaut() -> PathBuf {
         p.display()
     );
     p
-}
-
-fn speak(name: &str, text: &str) -> PathBuf {
-    let wav = fixture_dir().join(format!("{name}.wav"));
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("run espeak-ng");
-    assert!(status.success(), "espeak-ng failed");
-    wav
 }
 
 /// An MP4 (1280×720, 30 fps) of `video` (a source description giving raw video) and,

@@ -38,7 +38,7 @@ fn slow_worker_drops_windows_and_lag_stays_bounded() {
             let now = el.current_running_time().unwrap().nseconds();
             lags.push(now.saturating_sub(w.end));
             last_dropped = w.dropped;
-            rss.push((now, resident_kb()));
+            rss.push((now, gst_emotion::resident_set_kb()));
         }
         match m.view() {
             gst::MessageView::Qos(_) => qos += 1,
@@ -79,16 +79,6 @@ fn slow_worker_drops_windows_and_lag_stays_bounded() {
         end <= settled + 30 * 1024,
         "resident memory grew from {settled} kB to {end} kB: {rss:?}"
     );
-}
-
-/// This process's resident set size in kB.
-fn resident_kb() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .unwrap_or_default()
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[test]

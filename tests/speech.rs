@@ -10,19 +10,6 @@ use std::time::Duration;
 
 use common::*;
 
-/// Speaks `text` with espeak-ng into a WAV file.
-fn speak(name: &str, text: &str) -> PathBuf {
-    let wav = fixture_dir().join(format!("{name}.wav"));
-    let status = Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg(text)
-        .status()
-        .expect("run espeak-ng");
-    assert!(status.success(), "espeak-ng failed");
-    wav
-}
-
 /// An MP4 with a moving test pattern and `audio` (a GStreamer source description
 /// producing raw audio), `seconds` long.
 fn av_clip(name: &str, audio: &str, seconds: u32) -> PathBuf {

@@ -480,15 +480,7 @@ fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<
     let sense = gst::ElementFactory::make("emotionsense").build()?;
     sense.set_property_from_str("window-mode", &args.window_mode);
     sense.set_property("device", &args.device);
-    match args.bundle.as_deref() {
-        Some("none") => {}
-        Some(b) => sense.set_property("bundle", b),
-        None => {
-            if crate::bundle::resolve_bundle("default").is_ok() {
-                sense.set_property("bundle", "default");
-            }
-        }
-    }
+    super::apply_bundle(&sense, args.bundle.as_deref());
     if let Some(debug) = &args.debug {
         sense.set_property("dump-dir", debug.join(name).to_string_lossy().as_ref());
     }

@@ -74,6 +74,21 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Applies a `--bundle` choice to an `emotionsense`: a folder or "default" as given,
+/// "none" for no model, and without a choice the default bundle when it is installed.
+pub fn apply_bundle(sense: &gst::Element, choice: Option<&str>) {
+    use gst::prelude::*;
+    match choice {
+        Some("none") => {}
+        Some(b) => sense.set_property("bundle", b),
+        None => {
+            if crate::bundle::resolve_bundle("default").is_ok() {
+                sense.set_property("bundle", "default");
+            }
+        }
+    }
+}
+
 /// Sets `--set NAME=VALUE` on `element`, refusing unknown properties, values that do
 /// not parse and values out of the property's range (instead of GLib's warning and
 /// silent clamping).

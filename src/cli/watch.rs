@@ -168,15 +168,7 @@ fn build(args: &WatchArgs) -> anyhow::Result<gst::Pipeline> {
     }
     let e = pipeline.by_name("e").expect("named in the description");
     e.set_property("device", &args.device);
-    match args.bundle.as_deref() {
-        Some("none") => {}
-        Some(b) => e.set_property("bundle", b),
-        None => {
-            if crate::bundle::resolve_bundle("default").is_ok() {
-                e.set_property("bundle", "default");
-            }
-        }
-    }
+    super::apply_bundle(&e, args.bundle.as_deref());
     for p in &args.properties {
         super::set_property_checked(&e, p).map_err(|e| anyhow!(e))?;
     }

@@ -75,15 +75,11 @@ impl std::fmt::Debug for Mtcnn {
 }
 
 fn tch_err(what: &str, e: tch::TchError) -> String {
-    let first = e.to_string().lines().next().unwrap_or_default().to_string();
-    format!("{what}: {first}")
+    format!("{what}: {}", crate::infer::first_line(&e))
 }
 
 fn load(path: &Path, device: Device) -> Result<CModule, String> {
-    let mut m = CModule::load_on_device(path, device)
-        .map_err(|e| tch_err(&format!("{}: cannot load TorchScript", path.display()), e))?;
-    m.set_eval();
-    Ok(m)
+    crate::infer::load_torchscript(path, device)
 }
 
 /// A box row during the cascade: x1, y1, x2, y2, score, then 4 regression values.

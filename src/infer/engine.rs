@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 use tch::{IValue, Tensor};
 
 use super::device::{DeviceChoice, resolve_device};
+use super::first_line;
 use super::fusion::{FusionModel, FusionOutput};
 use super::prepare::{InputTensor, Prepared, prepare};
 use crate::bundle::{Bundle, BundleError, HeadSpec};
@@ -324,16 +325,6 @@ fn check_heads(bundle: &Bundle, heads: &[Vec<f64>]) -> Result<(), String> {
         }
     }
     Ok(())
-}
-
-/// libtorch errors carry a C++ backtrace after the first line; users need the first.
-fn first_line(e: &tch::TchError) -> String {
-    e.to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
 }
 
 /// The shapes that must agree for windows to share a forward pass.

@@ -101,28 +101,14 @@ pub struct FusionModel {
 }
 
 fn first_line(e: tch::TchError) -> String {
-    e.to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    super::first_line(&e)
 }
 
 fn load_module(bundle: &Bundle, name: &str, device: Device) -> Result<CModule, String> {
     let i = bundle
         .model_index(name)
         .ok_or_else(|| format!("no model named {name:?}"))?;
-    let path = bundle.model_file(i, device);
-    let mut m = CModule::load_on_device(&path, device).map_err(|e| {
-        format!(
-            "{}: cannot load TorchScript: {}",
-            path.display(),
-            first_line(e)
-        )
-    })?;
-    m.set_eval();
-    Ok(m)
+    super::load_torchscript(&bundle.model_file(i, device), device)
 }
 
 impl FusionModel {

@@ -196,3 +196,17 @@ pub fn uri(path: &Path) -> String {
 pub fn ms(ns: u64) -> u64 {
     (ns + 500_000) / 1_000_000
 }
+
+/// Speaks `text` with espeak-ng (US English, 150 words/min) into `NAME.wav` in the
+/// fixture folder.
+pub fn speak(name: &str, text: &str) -> PathBuf {
+    let wav = fixture_dir().join(format!("{name}.wav"));
+    let status = std::process::Command::new("espeak-ng")
+        .args(["-v", "en-us", "-s", "150", "-w"])
+        .arg(&wav)
+        .arg(text)
+        .status()
+        .expect("run espeak-ng");
+    assert!(status.success(), "espeak-ng failed");
+    wav
+}
