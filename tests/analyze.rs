@@ -307,22 +307,17 @@ fn debug_dir_shows_what_the_model_saw() {
 #[test]
 fn default_bundle_records_have_emotions_and_faces() {
     init();
-    let img = gst_emotion::speech::cache_dir()
-        .unwrap()
-        .join("media/astronaut.png");
-    assert!(img.is_file(), "run scripts/setup --deps-only");
     let clip = fixture_dir().join("face.mp4");
     let p = gst::parse::launch(&format!(
-        "multifilesrc location={} loop=true caps=image/png,framerate=30/1 num-buffers=90 \
-         ! pngdec ! videoconvert ! x264enc speed-preset=ultrafast ! mp4mux \
+        "{} ! videoconvert ! x264enc speed-preset=ultrafast ! mp4mux \
          ! filesink location={}",
-        img.display(),
+        still_video(&astronaut(), 90),
         clip.display()
     ))
     .unwrap();
     run_to_eos(&p, std::time::Duration::from_secs(60), |_| {}).unwrap();
     let out = fixture_dir().join("default-out");
-    // No --bundle: the default bundle, which scripts/setup installs.
+    // The default bundle, which scripts/setup installs.
     let (code, log) = analyze(&[
         clip.to_str().unwrap(),
         "--out",

@@ -11,23 +11,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn default_bundle() -> PathBuf {
-    gst_emotion::bundle::resolve_bundle("default")
-        .unwrap_or_else(|e| panic!("{e} (scripts/setup --deps-only builds it)"))
-}
-
-fn astronaut() -> PathBuf {
-    let p = gst_emotion::speech::cache_dir()
-        .expect("cache dir")
-        .join("media/astronaut.png");
-    assert!(
-        p.is_file(),
-        "{} missing: run scripts/setup --deps-only",
-        p.display()
-    );
-    p
-}
-
 /// An MP4 (1280×720, 30 fps) of `video` (a source description giving raw video) and,
 /// with `speech`, that WAV file.
 fn clip(name: &str, video: &str, speech: Option<&Path>) -> PathBuf {
@@ -50,15 +33,6 @@ fn clip(name: &str, video: &str, speech: Option<&Path>) -> PathBuf {
     let p = gst::parse::launch(&desc).unwrap();
     run_to_eos(&p, Duration::from_secs(120), |_| {}).unwrap();
     path
-}
-
-/// The still image as `seconds` of 30 fps video.
-fn still(image: &Path, seconds: u32) -> String {
-    format!(
-        "multifilesrc location={} loop=true caps=image/png,framerate=30/1 num-buffers={} ! pngdec",
-        image.display(),
-        seconds * 30
-    )
 }
 
 /// The `emotion` messages of `clip` run through `emotionsense bundle=default`, with
@@ -118,7 +92,11 @@ fn smiling_face_is_joy_and_a_happy_sentence_is_positive() {
         "happy",
         "I am so happy today. This is a wonderful day and I love it.",
     );
-    let c = clip("astronaut-happy", &still(&astronaut(), 5), Some(&wav));
+    let c = clip(
+        "astronaut-happy",
+        &still_video(&astronaut(), 150),
+        Some(&wav),
+    );
     let windows = analyse(&c, "", true);
     for w in &windows {
         assert_eq!(label(w, "emotion"), "joy", "{w}");
@@ -152,7 +130,7 @@ fn smiling_face_is_joy_and_a_happy_sentence_is_positive() {
 
 #[test]
 fn face_only_is_joy_and_flagged_without_speech() {
-    let c = clip("astronaut-silent", &still(&astronaut(), 4), None);
+    let c = clip("astronaut-silent", &still_video(&astronaut(), 120), None);
     for w in analyse(&c, "", false) {
         assert_eq!(label(&w, "emotion"), "joy", "{w}");
         assert_eq!(label(&w, "branches"), "face", "{w}");
@@ -209,8 +187,8 @@ fn two_faces_give_two_entries() {
     let video = format!(
         "{} ! videoconvert ! m.sink_0 {} ! videoconvert ! m.sink_1 \
          compositor name=m sink_1::xpos=512 ! video/x-raw,width=1024,height=512",
-        still(&img, 3),
-        still(&img, 3)
+        still_video(&img, 90),
+        still_video(&img, 90)
     );
     let c = clip("two-faces", &video, None);
     for w in analyse(&c, "", false) {
@@ -229,7 +207,7 @@ fn two_faces_give_two_entries() {
 
 #[test]
 fn upstream_facedetect_boxes_are_used() {
-    let c = clip("astronaut-roi", &still(&astronaut(), 3), None);
+    let c = clip("astronaut-roi", &still_video(&astronaut(), 90), None);
     let windows = analyse(&c, "! facedetect display=false ! videoconvert", false);
     for w in &windows {
         let f = faces(w);

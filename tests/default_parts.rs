@@ -5,17 +5,14 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use common::default_bundle;
 use std::process::Command;
 
 use gst_emotion::face::{Mtcnn, MtcnnConfig};
 use gst_emotion::media::RgbImage;
 use gst_emotion::text::vader::Vader;
-
-fn bundle() -> PathBuf {
-    gst_emotion::bundle::resolve_bundle("default")
-        .unwrap_or_else(|e| panic!("{e} (scripts/setup --deps-only builds it)"))
-}
 
 fn python(args: &[&str]) -> serde_json::Value {
     let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
@@ -63,7 +60,7 @@ const SENTENCES: &[&str] = &[
 
 #[test]
 fn vader_matches_the_python_package() {
-    let lexicon = bundle().join("vader_lexicon.txt");
+    let lexicon = default_bundle().join("vader_lexicon.txt");
     let vader = Vader::from_file(&lexicon).unwrap();
     let expected = python(&[&["vader"][..], SENTENCES].concat());
     let expected = expected.as_array().unwrap();
@@ -104,7 +101,7 @@ fn read_png(path: &Path) -> RgbImage {
 
 #[test]
 fn mtcnn_matches_facenet_pytorch() {
-    let b = bundle();
+    let b = default_bundle();
     let media = gst_emotion::speech::cache_dir().unwrap().join("media");
     let mut compared = 0;
     for image in ["astronaut.png", "camera.png"] {

@@ -154,15 +154,7 @@ fn broken_files_give_clear_errors() {
 #[test]
 fn odd_but_valid_media_are_analysed() {
     init();
-    let astronaut = gst_emotion::speech::cache_dir()
-        .unwrap()
-        .join("media/astronaut.png");
-    let still = |n: u32| {
-        format!(
-            "multifilesrc location={} loop=true caps=image/png,framerate=30/1 num-buffers={n} ! pngdec ! videoconvert",
-            astronaut.display()
-        )
-    };
+    let still = |n: u32| format!("{} ! videoconvert", still_video(&astronaut(), n));
     // 3840x2160: the face is still found (frames are scaled before detection).
     let uhd = make(
         "uhd.mp4",
@@ -260,7 +252,7 @@ fn bad_bundles_settings_and_models_give_clear_errors() {
     );
     // Corrupt bundle: a copy of the default bundle with a damaged model file, and one
     // whose classifier labels do not match the model's outputs.
-    let default = gst_emotion::bundle::resolve_bundle("default").unwrap();
+    let default = default_bundle();
     for (name, damage) in [("corrupt", 0), ("labels", 1)] {
         let dir = fixture_dir().join(format!("bundle-{name}"));
         let _ = std::fs::remove_dir_all(&dir);
@@ -290,12 +282,8 @@ fn bad_bundles_settings_and_models_give_clear_errors() {
         let astronaut = make(
             "face-short.mp4",
             &format!(
-                "multifilesrc location={} loop=true caps=image/png,framerate=30/1 num-buffers=60 \
-                 ! pngdec ! videoconvert ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={{out}}",
-                gst_emotion::speech::cache_dir()
-                    .unwrap()
-                    .join("media/astronaut.png")
-                    .display()
+                "{} ! videoconvert ! x264enc speed-preset=ultrafast ! mp4mux ! filesink location={{out}}",
+                still_video(&astronaut(), 60)
             ),
         );
         let (code, rec, err) = analyze(&astronaut, &["--bundle", dir.to_str().unwrap()]);

@@ -113,9 +113,9 @@ fn kind(source: &str) -> anyhow::Result<Kind> {
     ))
 }
 
-fn build(args: &WatchArgs) -> anyhow::Result<gst::Pipeline> {
+fn build(args: &WatchArgs, kind: &Kind) -> anyhow::Result<gst::Pipeline> {
     let audio = !args.no_audio;
-    let desc = match kind(&args.source)? {
+    let desc = match kind {
         Kind::Webcam => {
             let mut d = String::from(
                 "v4l2src name=src ! videoconvert ! queue max-size-buffers=2 leaky=downstream ! e.video",
@@ -160,7 +160,7 @@ fn build(args: &WatchArgs) -> anyhow::Result<gst::Pipeline> {
         .downcast::<gst::Pipeline>()
         .map_err(|_| anyhow!("not a pipeline"))?;
     let src = pipeline.by_name("src").expect("named in the description");
-    match kind(&args.source)? {
+    match kind {
         Kind::Webcam => src.set_property("device", &args.source),
         // Set after parsing so credentials need no escaping in the description.
         Kind::Rtsp => src.set_property("location", &args.source),
@@ -225,7 +225,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
     }
-    let rtsp = matches!(kind(&args.source)?, Kind::Rtsp);
+    let kind = kind(&args.source)?;
+    let rtsp = matches!(kind, Kind::Rtsp);
     let shown = redact(&args.source);
     let mut jsonl = match &args.jsonl {
         Some(p) => Some(
@@ -240,11 +241,11 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     eprintln!("watching {shown} (Ctrl-C to stop)");
     let mut failures = 0u32;
     loop {
-        let pipeline = build(&args)?;
+        let pipeline = build(&args, &kind)?;
         let started = Instant::now();
         let mut windows = 0u64;
         let resumed = failures > 0;
-        let end = play(&pipeline, &args, |s| {
+        let end = play(&pipeline, &args.source, rtsp, |s| {
             if windows == 0 && resumed {
                 eprintln!("reconnected: analysis resumed");
             }
@@ -301,7 +302,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
 /// Plays `pipeline` until Ctrl-C (then EOS is sent and waited for), EOS or an error.
 fn play(
     pipeline: &gst::Pipeline,
-    args: &WatchArgs,
+    source: &str,
+    rtsp: bool,
     mut on_window: impl FnMut(&gst::StructureRef),
 ) -> End {
     let bus = pipeline.bus().expect("a pipeline has a bus");
@@ -341,14 +343,14 @@ fn play(
                 if msg.src() == Some(pipeline.upcast_ref())
                     && sc.current() == gst::State::Playing =>
             {
-                eprintln!("playing {}", redact(&args.source));
+                eprintln!("playing {}", redact(source));
             }
             gst::MessageView::Warning(w) => {
-                let text = scrub(&w.error().to_string(), &args.source);
+                let text = scrub(&w.error().to_string(), source);
                 eprintln!("warning: {text}");
             }
             gst::MessageView::Eos(_) => {
-                if stopping.is_some() || !matches!(kind(&args.source), Ok(Kind::Rtsp)) {
+                if stopping.is_some() || !rtsp {
                     return End::Done;
                 }
                 return End::Lost("the server ended the stream".into());

@@ -1116,10 +1116,16 @@ impl AggregatorImpl for EmotionSense {
         } else {
             None
         };
+        // The latest result, read once for all buffers leaving now.
+        let latest = if outgoing.is_empty() {
+            None
+        } else {
+            lock(&self.shared.latest).clone()
+        };
         for buf in outgoing {
-            let mut buf = self.attach_meta(buf);
-            if let Some(info) = &overlay_info {
-                self.draw_overlay(&mut buf, info);
+            let mut buf = self.attach_meta(buf, latest.as_ref());
+            if let (Some(info), Some(result)) = (&overlay_info, &latest) {
+                self.draw_overlay(&mut buf, info, result);
             }
             self.obj().finish_buffer(buf)?;
         }
@@ -1422,10 +1428,12 @@ impl EmotionSense {
     }
 
     /// Draws the latest result on `buf` (the `overlay` property).
-    fn draw_overlay(&self, buf: &mut gst::Buffer, info: &gst_video::VideoInfo) {
-        let Some(latest) = lock(&self.shared.latest).clone() else {
-            return;
-        };
+    fn draw_overlay(
+        &self,
+        buf: &mut gst::Buffer,
+        info: &gst_video::VideoInfo,
+        latest: &gst::Structure,
+    ) {
         let Some(layout) = pixel_layout(info.format()) else {
             return;
         };
@@ -1442,12 +1450,12 @@ impl EmotionSense {
         );
         if let Ok(plane) = frame.plane_data_mut(0) {
             let mut canvas = crate::output::overlay::Canvas::new(plane, w, h, stride, layout);
-            crate::output::overlay::draw(&mut canvas, &latest);
+            crate::output::overlay::draw(&mut canvas, latest);
         }
     }
 
-    fn attach_meta(&self, mut buf: gst::Buffer) -> gst::Buffer {
-        let latest = lock(&self.shared.latest).clone();
+    /// Attaches `EmotionMeta` holding `latest` (empty before the first result).
+    fn attach_meta(&self, mut buf: gst::Buffer, latest: Option<&gst::Structure>) -> gst::Buffer {
         gst::trace!(CAT, imp = self, "attaching {latest:?}");
         let b = buf.make_mut();
         let Ok(mut meta) = gst::meta::CustomMeta::add(b, META_NAME) else {
@@ -1528,15 +1536,8 @@ impl EmotionSense {
         let Some(other) = other else { return };
         // Live sources (cameras, RTSP) may expose a branch late (e.g. rtspsrc's audio
         // stream): never end an input of a live pipeline.
-        let live = lock(&self.state).live;
-        if live == Some(true) {
+        if self.is_live(Some(fed), Some(&other)) {
             return;
-        }
-        if live.is_none() {
-            let mut q = gst::query::Latency::new();
-            if fed.peer_query(&mut q) && q.result().0 {
-                return;
-            }
         }
         {
             let state = lock(&self.state);

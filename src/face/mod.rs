@@ -11,6 +11,7 @@ use std::path::Path;
 
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
+use crate::infer::load_torchscript;
 use crate::media::{PixelLayout, RgbImage, resize_linear};
 
 /// A detected face, in the pixels of the image it was found in.
@@ -78,20 +79,19 @@ fn tch_err(what: &str, e: tch::TchError) -> String {
     format!("{what}: {}", crate::infer::first_line(&e))
 }
 
-fn load(path: &Path, device: Device) -> Result<CModule, String> {
-    crate::infer::load_torchscript(path, device)
-}
-
 /// A box row during the cascade: x1, y1, x2, y2, score, then 4 regression values.
 type Row = [f32; 9];
+
+/// The boxes a refinement stage kept and its output tensors as flat vectors.
+type StageOutput = (Vec<Row>, Vec<Vec<f32>>);
 
 impl Mtcnn {
     /// Loads P-Net, R-Net and O-Net.
     pub fn load(paths: [&Path; 3], config: MtcnnConfig, device: Device) -> Result<Self, String> {
         Ok(Self {
-            pnet: load(paths[0], device)?,
-            rnet: load(paths[1], device)?,
-            onet: load(paths[2], device)?,
+            pnet: load_torchscript(paths[0], device)?,
+            rnet: load_torchscript(paths[1], device)?,
+            onet: load_torchscript(paths[2], device)?,
             config,
             device,
         })
@@ -154,89 +154,101 @@ impl Mtcnn {
             .collect();
         boxes.iter_mut().for_each(rerec);
         // Stage 2: R-Net.
-        if !boxes.is_empty() {
-            let (kept, data) = self.crops(&image, &boxes, 24, w, h);
-            boxes = kept;
-            if !boxes.is_empty() {
-                let out = self
-                    .rnet
-                    .forward_is(&[IValue::Tensor(data)])
-                    .map_err(|e| tch_err("R-Net", e))?;
-                let (reg, probs) = two(&out, "R-Net")?;
-                let reg = to_vec(&reg)?;
-                let probs = to_vec(&probs)?;
-                let mut next = Vec::new();
-                for (k, b) in boxes.iter().enumerate() {
-                    let score = probs[k * 2 + 1];
-                    if score > c.thresholds[1] as f32 {
-                        let mut r = *b;
-                        r[4] = score;
-                        r[5..9].copy_from_slice(&reg[k * 4..k * 4 + 4]);
-                        next.push(r);
-                    }
-                }
-                let keep = nms_union(&next, 0.7);
-                boxes = keep.into_iter().map(|i| next[i]).collect();
-                boxes.iter_mut().for_each(bbreg);
-                boxes.iter_mut().for_each(rerec);
-            }
+        if let Some((kept, out)) = self.stage(&self.rnet, "R-Net", &image, &boxes, 24, 2)? {
+            let (reg, probs) = (&out[0], &out[1]);
+            let next: Vec<Row> = kept
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| probs[k * 2 + 1] > c.thresholds[1] as f32)
+                .map(|(k, b)| {
+                    let mut r = *b;
+                    r[4] = probs[k * 2 + 1];
+                    r[5..9].copy_from_slice(&reg[k * 4..k * 4 + 4]);
+                    r
+                })
+                .collect();
+            boxes = nms_union(&next, 0.7).into_iter().map(|i| next[i]).collect();
+            boxes.iter_mut().for_each(bbreg);
+            boxes.iter_mut().for_each(rerec);
+        } else {
+            boxes.clear();
         }
         // Stage 3: O-Net with landmarks.
-        let mut faces = Vec::new();
-        if !boxes.is_empty() {
-            let (kept, data) = self.crops(&image, &boxes, 48, w, h);
-            boxes = kept;
-            if !boxes.is_empty() {
-                let out = self
-                    .onet
-                    .forward_is(&[IValue::Tensor(data)])
-                    .map_err(|e| tch_err("O-Net", e))?;
-                let IValue::Tuple(items) = &out else {
-                    return Err("O-Net: expected a tuple (reg, landmarks, probs)".into());
-                };
-                let [
-                    IValue::Tensor(reg),
-                    IValue::Tensor(pts),
-                    IValue::Tensor(probs),
-                ] = items.as_slice()
-                else {
-                    return Err("O-Net: expected a tuple (reg, landmarks, probs)".into());
-                };
-                let (reg, pts, probs) = (to_vec(reg)?, to_vec(pts)?, to_vec(probs)?);
-                let mut cand = Vec::new();
-                for (k, b) in boxes.iter().enumerate() {
-                    let score = probs[k * 2 + 1];
-                    if score <= c.thresholds[2] as f32 {
-                        continue;
-                    }
-                    let mut r = *b;
-                    r[4] = score;
-                    let bw = r[2] - r[0] + 1.0;
-                    let bh = r[3] - r[1] + 1.0;
-                    let p = &pts[k * 10..k * 10 + 10];
-                    let mut lm = [[0.0f32; 2]; 5];
-                    for (j, l) in lm.iter_mut().enumerate() {
-                        *l = [bw * p[j] + r[0] - 1.0, bh * p[5 + j] + r[1] - 1.0];
-                    }
-                    r[5..9].copy_from_slice(&reg[k * 4..k * 4 + 4]);
-                    bbreg(&mut r);
-                    cand.push((r, lm));
-                }
-                let rows: Vec<Row> = cand.iter().map(|(r, _)| *r).collect();
-                for i in nms_min(&rows, 0.7) {
-                    let (r, lm) = cand[i];
-                    faces.push(FaceBox {
-                        x1: r[0],
-                        y1: r[1],
-                        x2: r[2],
-                        y2: r[3],
-                        score: r[4],
-                        landmarks: Some(lm),
-                    });
-                }
+        let Some((kept, out)) = self.stage(&self.onet, "O-Net", &image, &boxes, 48, 3)? else {
+            return Ok(Vec::new());
+        };
+        let (reg, pts, probs) = (&out[0], &out[1], &out[2]);
+        let mut cand = Vec::new();
+        for (k, b) in kept.iter().enumerate() {
+            let score = probs[k * 2 + 1];
+            if score <= c.thresholds[2] as f32 {
+                continue;
             }
+            let mut r = *b;
+            r[4] = score;
+            let bw = r[2] - r[0] + 1.0;
+            let bh = r[3] - r[1] + 1.0;
+            let p = &pts[k * 10..k * 10 + 10];
+            let mut lm = [[0.0f32; 2]; 5];
+            for (j, l) in lm.iter_mut().enumerate() {
+                *l = [bw * p[j] + r[0] - 1.0, bh * p[5 + j] + r[1] - 1.0];
+            }
+            r[5..9].copy_from_slice(&reg[k * 4..k * 4 + 4]);
+            bbreg(&mut r);
+            cand.push((r, lm));
         }
+        let rows: Vec<Row> = cand.iter().map(|(r, _)| *r).collect();
+        let faces = nms_min(&rows, 0.7)
+            .into_iter()
+            .map(|i| {
+                let (r, lm) = cand[i];
+                FaceBox {
+                    x1: r[0],
+                    y1: r[1],
+                    x2: r[2],
+                    y2: r[3],
+                    score: r[4],
+                    landmarks: Some(lm),
+                }
+            })
+            .collect();
         Ok(faces)
+    }
+
+    /// A refinement stage: crops `boxes` to `size`², runs `net` on them, and returns the
+    /// boxes kept with the net's `outputs` tensors as flat vectors (in the net's tuple
+    /// order); `None` when no box is left to refine.
+    fn stage(
+        &self,
+        net: &CModule,
+        name: &str,
+        image: &Tensor,
+        boxes: &[Row],
+        size: i64,
+        outputs: usize,
+    ) -> Result<Option<StageOutput>, String> {
+        if boxes.is_empty() {
+            return Ok(None);
+        }
+        let (h, w) = (image.size()[2], image.size()[3]);
+        let (kept, data) = self.crops(image, boxes, size, w, h);
+        if kept.is_empty() {
+            return Ok(None);
+        }
+        let out = net
+            .forward_is(&[IValue::Tensor(data)])
+            .map_err(|e| tch_err(name, e))?;
+        let tensors = match &out {
+            IValue::Tuple(items) if items.len() == outputs => items
+                .iter()
+                .map(|v| match v {
+                    IValue::Tensor(t) => to_vec(t),
+                    _ => Err(format!("{name}: expected tensors")),
+                })
+                .collect::<Result<Vec<_>, _>>()?,
+            _ => return Err(format!("{name}: expected a tuple of {outputs} tensors")),
+        };
+        Ok(Some((kept, tensors)))
     }
 
     /// Crops the boxes (clipped to the image, as facenet-pytorch does) and resizes them

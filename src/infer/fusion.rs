@@ -11,6 +11,7 @@ use crate::bundle::{Bundle, FaceFusion, InputSpec, SentimentFusion, TextFusion, 
 use crate::face::track::link;
 use crate::face::{CropSpec, FaceBox, Mtcnn, MtcnnConfig, crop_gray};
 use crate::media::RgbImage;
+use crate::output::softmax_f64 as softmax;
 
 /// One face seen in a window.
 #[derive(Clone, Debug, PartialEq)]
@@ -506,13 +507,6 @@ fn embed(
             .reshape([-1]),
     )
     .map_err(|e: tch::TchError| e.to_string())
-}
-
-fn softmax(logits: &[f64]) -> Vec<f64> {
-    let max = logits.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
-    let e: Vec<f64> = logits.iter().map(|v| (v - max).exp()).collect();
-    let s: f64 = e.iter().sum();
-    e.into_iter().map(|v| v / s).collect()
 }
 
 /// Sentiment probabilities (negative, neutral, positive) from the transcript's VADER

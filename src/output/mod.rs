@@ -104,8 +104,13 @@ fn argmax(v: &[f64]) -> usize {
 
 /// Softmax of logits, computed in f64.
 pub fn softmax(logits: &[f32]) -> Vec<f64> {
-    let max = logits.iter().fold(f32::NEG_INFINITY, |m, &v| m.max(v)) as f64;
-    let exps: Vec<f64> = logits.iter().map(|&v| (v as f64 - max).exp()).collect();
+    softmax_f64(&logits.iter().map(|&v| v as f64).collect::<Vec<_>>())
+}
+
+/// Softmax of f64 logits; `-inf` entries get probability 0.
+pub fn softmax_f64(logits: &[f64]) -> Vec<f64> {
+    let max = logits.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v));
+    let exps: Vec<f64> = logits.iter().map(|&v| (v - max).exp()).collect();
     let sum: f64 = exps.iter().sum();
     exps.into_iter().map(|e| e / sum).collect()
 }

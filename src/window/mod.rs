@@ -500,6 +500,12 @@ mod tests {
         }
     }
 
+    /// The first byte of each sampled frame (the tests' frames are uniform).
+    fn frame_values(job: &WindowJob) -> Vec<u8> {
+        let sel = job.frames.as_ref().expect("a window with video");
+        sel.frames.iter().map(|f| f.data[0]).collect()
+    }
+
     fn frame(v: u8) -> Arc<RgbImage> {
         Arc::new(RgbImage {
             width: 1,
@@ -573,14 +579,7 @@ mod tests {
             assert_eq!(j.frames.as_ref().unwrap().real, 4);
         }
         // Uniform slices of [1 s, 3 s): centres 1.25, 1.75, 2.25, 2.75 s -> frames 12, 17, 22, 27.
-        let f: Vec<u8> = jobs[1]
-            .frames
-            .as_ref()
-            .unwrap()
-            .frames
-            .iter()
-            .map(|f| f.data[0])
-            .collect();
+        let f = frame_values(&jobs[1]);
         assert_eq!(f, vec![12, 17, 22, 27]);
     }
 
@@ -674,14 +673,7 @@ mod tests {
         assert_eq!(j.audio.as_ref().unwrap().samples.len(), 19200);
         assert_eq!(j.audio.as_ref().unwrap().real, 19200);
         // Frame on screen at 0.55 s is the one from 0.5 s (value 5); centres of 4 slices.
-        let f: Vec<u8> = j
-            .frames
-            .as_ref()
-            .unwrap()
-            .frames
-            .iter()
-            .map(|f| f.data[0])
-            .collect();
+        let f = frame_values(j);
         assert_eq!(f, vec![7, 10, 13, 16]);
     }
 

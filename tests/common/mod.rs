@@ -210,3 +210,30 @@ pub fn speak(name: &str, text: &str) -> PathBuf {
     assert!(status.success(), "espeak-ng failed");
     wav
 }
+
+/// The default bundle scripts/setup builds (a test fails, saying so, without it).
+pub fn default_bundle() -> PathBuf {
+    gst_emotion::bundle::resolve_bundle("default")
+        .unwrap_or_else(|e| panic!("{e} (scripts/setup --deps-only builds it)"))
+}
+
+/// scikit-image's astronaut photo (a smiling face) that scripts/setup installs.
+pub fn astronaut() -> PathBuf {
+    let p = gst_emotion::speech::cache_dir()
+        .expect("cache dir")
+        .join("media/astronaut.png");
+    assert!(
+        p.is_file(),
+        "{} missing: run scripts/setup --deps-only",
+        p.display()
+    );
+    p
+}
+
+/// A launch fragment giving the PNG `image` as `frames` frames of raw video at 30 fps.
+pub fn still_video(image: &Path, frames: u32) -> String {
+    format!(
+        "multifilesrc location={} loop=true caps=image/png,framerate=30/1 num-buffers={frames} ! pngdec",
+        image.display()
+    )
+}
