@@ -132,11 +132,14 @@ def whisper_tensors(v: dict) -> dict:
             t[f"{name}.{j}.weight"] = f(f"{ct2}/linear_{i}/weight")
             t[f"{name}.{j}.bias"] = f(f"{ct2}/linear_{i}/bias")
 
+    def layers(side: str) -> int:
+        return sum(1 for n in v if n.startswith(f"{side}/layer_") and n.endswith("self_attention/layer_norm/gamma"))
+
     t["encoder.positional_embedding"] = f("encoder/position_encodings/encodings")
     for c in ("conv1", "conv2"):
         t[f"encoder.{c}.weight"] = f(f"encoder/{c}/weight")
         t[f"encoder.{c}.bias"] = f(f"encoder/{c}/bias").reshape(-1, 1)
-    n_audio_layer = sum(1 for n in v if n.startswith("encoder/layer_") and n.endswith("self_attention/layer_norm/gamma"))
+    n_audio_layer = layers("encoder")
     for i in range(n_audio_layer):
         p, q = f"encoder/layer_{i}", f"encoder.blocks.{i}"
         norm(p + "/self_attention/layer_norm", q + ".attn_ln")
@@ -146,7 +149,7 @@ def whisper_tensors(v: dict) -> dict:
 
     t["decoder.positional_embedding"] = f("decoder/position_encodings/encodings")
     t["decoder.token_embedding.weight"] = f("decoder/embeddings/weight")
-    n_text_layer = sum(1 for n in v if n.startswith("decoder/layer_") and n.endswith("self_attention/layer_norm/gamma"))
+    n_text_layer = layers("decoder")
     for i in range(n_text_layer):
         p, q = f"decoder/layer_{i}", f"decoder.blocks.{i}"
         norm(p + "/self_attention/layer_norm", q + ".attn_ln")
