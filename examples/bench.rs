@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use gst_emotion::infer::{DeviceChoice, Engine, EngineOptions, prepare};
+use gst_emotion::infer::{DeviceChoice, Model, ModelOptions, prepare};
 use gst_emotion::media::sampler::FrameSelection;
 use gst_emotion::media::{MelConfig, MelSpectrogram, PixelLayout, RgbImage, resize_linear};
 use gst_emotion::window::{WindowAudio, WindowJob, WindowSpan};
@@ -70,9 +70,9 @@ fn main() -> anyhow::Result<()> {
         },
     );
 
-    let engine = Engine::shared(
+    let engine = Model::shared(
         std::path::Path::new(bundle),
-        EngineOptions {
+        ModelOptions {
             device: DeviceChoice::Cpu,
             max_batch: 8,
             max_wait: Duration::from_millis(50),
@@ -107,6 +107,7 @@ fn main() -> anyhow::Result<()> {
             real: audio.len(),
             rate: 16000,
         }),
+        utterance: false,
     };
     rate(
         "prepare one window (tensors for the model)",
@@ -125,10 +126,10 @@ fn main() -> anyhow::Result<()> {
     let prepared = prepare(b, &job, Some("i am so happy today")).map_err(anyhow::Error::msg)?;
     for batch in [1usize, 4, 8] {
         // Warm-up at this batch size (libtorch specialises on first use).
-        engine.infer_many(vec![prepared.clone(); batch]);
+        engine.predict_many(vec![prepared.clone(); batch]);
         let t = Instant::now();
         for _ in 0..iterations {
-            for r in engine.infer_many(vec![prepared.clone(); batch]) {
+            for r in engine.predict_many(vec![prepared.clone(); batch]) {
                 r.map_err(anyhow::Error::msg)?;
             }
         }

@@ -62,23 +62,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         let weak = pipeline.downgrade();
         bus.set_sync_handler(move |_, msg| {
             if let gst::MessageView::Element(e) = msg.view()
-                && let Some(s) = e.structure()
-                && s.name() == "emotion"
+                && let Some(r) = e
+                    .structure()
+                    .and_then(|s| gst_emotion::output::WindowResult::from_structure(s).ok())
                 && let Some(p) = weak.upgrade()
             {
                 let now = p.current_running_time().map(|t| t.nseconds()).unwrap_or(0);
-                let end: u64 = s.get("end").unwrap_or(0);
-                let timing = s
-                    .get::<gst::Structure>("timing")
-                    .map(|t| {
-                        t.iter()
-                            .filter_map(|(k, v)| v.get::<f64>().ok().map(|v| (k.to_string(), v)))
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 let mut seen = seen.lock().unwrap();
-                seen.dropped = seen.dropped.max(s.get("windows-dropped").unwrap_or(0));
-                seen.windows.push((end, now, timing));
+                seen.dropped = seen.dropped.max(r.windows_dropped);
+                seen.windows.push((r.span.end, now, r.timings));
                 seen.rss.push(gst_emotion::resident_set_kb());
             }
             gst::BusSyncReply::Pass

@@ -6,6 +6,7 @@
 //! `emotion`; applications and tests can register it in-process with
 //! [`register_static`].
 
+pub mod analyzer;
 pub mod bundle;
 pub mod cli;
 pub mod element;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
+use gst_emotion::output::{FaceReport, FusionDetails, WindowResult, argmax};
 
 /// An MP4 (1280×720, 30 fps) of `video` (a source description giving raw video) and,
 /// with `speech`, that WAV file.
@@ -35,10 +36,10 @@ fn clip(name: &str, video: &str, speech: Option<&Path>) -> PathBuf {
     path
 }
 
-/// The `emotion` messages of `clip` run through `emotionsense bundle=default`, with
+/// The window results of `clip` run through `emotionsense bundle=default`, with
 /// `filter` (a launch fragment) between the video decoder and the element; `has_audio`
 /// says whether the clip has an audio stream to link.
-fn analyse(clip: &Path, filter: &str, has_audio: bool) -> Vec<gst::Structure> {
+fn analyse(clip: &Path, filter: &str, has_audio: bool) -> Vec<WindowResult> {
     init();
     let audio = if has_audio {
         "d. ! queue ! audioconvert ! audioresample ! e.audio"
@@ -53,37 +54,24 @@ fn analyse(clip: &Path, filter: &str, has_audio: bool) -> Vec<gst::Structure> {
     );
     let p = gst::parse::launch(&desc).unwrap();
     let mut out = Vec::new();
-    run_to_eos(&p, Duration::from_secs(300), |m| {
-        if let gst::MessageView::Element(e) = m.view()
-            && let Some(s) = e.structure()
-            && s.name() == "emotion"
-        {
-            out.push(s.to_owned());
-        }
-    })
-    .unwrap();
+    run_to_eos(&p, Duration::from_secs(300), |m| out.extend(window_of(m))).unwrap();
     assert!(!out.is_empty(), "no windows");
     out
 }
 
-fn label(s: &gst::Structure, f: &str) -> String {
-    s.get::<String>(f).unwrap()
+/// The top label of head `h`.
+fn label(w: &WindowResult, h: &str) -> String {
+    w.head(h).expect(h).top_label().0.to_string()
 }
 
-fn flags(s: &gst::Structure) -> Vec<String> {
-    s.get::<gst::Array>("flags")
-        .unwrap()
-        .iter()
-        .map(|v| v.get::<String>().unwrap())
-        .collect()
+fn fusion(w: &WindowResult) -> &FusionDetails {
+    w.fusion().expect("a fusion result")
 }
 
-fn faces(s: &gst::Structure) -> Vec<gst::Structure> {
-    s.get::<gst::Array>("faces")
-        .unwrap()
-        .iter()
-        .map(|v| v.get::<gst::Structure>().unwrap())
-        .collect()
+/// The top emotion of a face.
+fn face_label(w: &WindowResult, face: &FaceReport) -> String {
+    let labels = &w.head("emotion").unwrap().labels;
+    labels[argmax(&face.probs)].clone()
 }
 
 #[test]
@@ -99,32 +87,23 @@ fn smiling_face_is_joy_and_a_happy_sentence_is_positive() {
     );
     let windows = analyse(&c, "", true);
     for w in &windows {
-        assert_eq!(label(w, "emotion"), "joy", "{w}");
-        assert_eq!(label(w, "sentiment"), "positive", "{w}");
-        assert_eq!(faces(w).len(), 1, "{w}");
-        assert_eq!(faces(w)[0].get::<String>("emotion").unwrap(), "joy");
-        assert!(!w.get::<bool>("low-confidence").unwrap());
+        assert_eq!(label(w, "emotion"), "joy", "{w:?}");
+        assert_eq!(label(w, "sentiment"), "positive", "{w:?}");
+        assert_eq!(fusion(w).faces.len(), 1, "{w:?}");
+        assert_eq!(face_label(w, &fusion(w).faces[0]), "joy");
+        assert!(!fusion(w).low_confidence());
     }
     // Words were heard and used.
     let spoken: Vec<_> = windows
         .iter()
-        .filter(|w| label(w, "branches") == "face+text")
+        .filter(|w| fusion(w).branches() == "face+text")
         .collect();
     assert!(!spoken.is_empty(), "no window used the transcript");
     for w in spoken {
-        assert!(
-            w.get::<f64>("text-sentiment-compound").unwrap() > 0.5,
-            "{w}"
-        );
+        assert!(fusion(w).text_compound.unwrap() > 0.5, "{w:?}");
         // The zero-shot text branch agrees: joy is its top label.
-        let text: Vec<f64> = w
-            .get::<gst::Array>("text-emotion-probs")
-            .unwrap()
-            .iter()
-            .map(|v| v.get::<f64>().unwrap())
-            .collect();
-        let top = (0..text.len()).max_by(|&a, &b| text[a].total_cmp(&text[b]));
-        assert_eq!(top, Some(3), "text branch {text:?}: {w}");
+        let text = fusion(w).text_probs.clone().unwrap();
+        assert_eq!(argmax(&text), 3, "text branch {text:?}: {w:?}");
     }
 }
 
@@ -132,11 +111,11 @@ fn smiling_face_is_joy_and_a_happy_sentence_is_positive() {
 fn face_only_is_joy_and_flagged_without_speech() {
     let c = clip("astronaut-silent", &still_video(&astronaut(), 120), None);
     for w in analyse(&c, "", false) {
-        assert_eq!(label(&w, "emotion"), "joy", "{w}");
-        assert_eq!(label(&w, "branches"), "face", "{w}");
-        assert!(flags(&w).contains(&"no-speech".to_string()), "{w}");
+        assert_eq!(label(&w, "emotion"), "joy", "{w:?}");
+        assert_eq!(fusion(&w).branches(), "face", "{w:?}");
+        assert!(fusion(&w).flags.contains(&"no-speech".to_string()), "{w:?}");
         // The smile's valence alone makes the sentiment positive.
-        assert_eq!(label(&w, "sentiment"), "positive", "{w}");
+        assert_eq!(label(&w, "sentiment"), "positive", "{w:?}");
     }
 }
 
@@ -154,12 +133,12 @@ fn no_face_and_an_angry_sentence_is_negative_and_flagged() {
     let windows = analyse(&c, "", true);
     let mut with_words = 0;
     for w in &windows {
-        assert_eq!(w.get::<u32>("face-count").unwrap(), 0, "{w}");
-        assert!(flags(w).contains(&"no-face".to_string()), "{w}");
-        if label(w, "branches") == "text" {
+        assert!(fusion(w).faces.is_empty(), "{w:?}");
+        assert!(fusion(w).flags.contains(&"no-face".to_string()), "{w:?}");
+        if fusion(w).branches() == "text" {
             with_words += 1;
-            assert_eq!(label(w, "sentiment"), "negative", "{w}");
-            assert_eq!(label(w, "emotion"), "anger", "{w}");
+            assert_eq!(label(w, "sentiment"), "negative", "{w:?}");
+            assert_eq!(label(w, "emotion"), "anger", "{w:?}");
         }
     }
     assert!(with_words > 0, "no window had words");
@@ -173,10 +152,10 @@ fn nothing_to_go_on_is_neutral_with_low_confidence() {
         None,
     );
     for w in analyse(&c, "", false) {
-        assert_eq!(label(&w, "emotion"), "neutral", "{w}");
-        assert_eq!(label(&w, "sentiment"), "neutral", "{w}");
-        assert!(w.get::<bool>("low-confidence").unwrap(), "{w}");
-        assert_eq!(label(&w, "branches"), "none");
+        assert_eq!(label(&w, "emotion"), "neutral", "{w:?}");
+        assert_eq!(label(&w, "sentiment"), "neutral", "{w:?}");
+        assert!(fusion(&w).low_confidence(), "{w:?}");
+        assert_eq!(fusion(&w).branches(), "none");
     }
 }
 
@@ -192,16 +171,13 @@ fn two_faces_give_two_entries() {
     );
     let c = clip("two-faces", &video, None);
     for w in analyse(&c, "", false) {
-        let f = faces(&w);
-        assert_eq!(f.len(), 2, "{w}");
+        let f = &fusion(&w).faces;
+        assert_eq!(f.len(), 2, "{w:?}");
         // One on each half of the frame.
-        let mut xs: Vec<f64> = f.iter().map(|s| s.get::<f64>("x").unwrap()).collect();
+        let mut xs: Vec<f64> = f.iter().map(|face| face.rect[0]).collect();
         xs.sort_by(f64::total_cmp);
         assert!(xs[0] < 0.5 && xs[1] > 0.5, "{xs:?}");
-        assert!(
-            f.iter()
-                .all(|s| s.get::<String>("emotion").unwrap() == "joy")
-        );
+        assert!(f.iter().all(|face| face_label(&w, face) == "joy"));
     }
 }
 
@@ -210,17 +186,13 @@ fn upstream_facedetect_boxes_are_used() {
     let c = clip("astronaut-roi", &still_video(&astronaut(), 90), None);
     let windows = analyse(&c, "! facedetect display=false ! videoconvert", false);
     for w in &windows {
-        let f = faces(w);
-        assert!(!f.is_empty(), "{w}");
-        assert!(f.iter().all(|s| s.get::<bool>("upstream").unwrap()), "{w}");
+        let f = &fusion(w).faces;
+        assert!(!f.is_empty(), "{w:?}");
+        assert!(f.iter().all(|face| face.upstream), "{w:?}");
         // The dominant upstream face is the astronaut's, and she smiles.
-        assert_eq!(f[0].get::<String>("emotion").unwrap(), "joy", "{w}");
+        assert_eq!(face_label(w, &f[0]), "joy", "{w:?}");
     }
     // Without facedetect the element's own detector is used.
     let own = analyse(&c, "", false);
-    assert!(
-        faces(&own[0])
-            .iter()
-            .all(|s| !s.get::<bool>("upstream").unwrap())
-    );
+    assert!(fusion(&own[0]).faces.iter().all(|face| !face.upstream));
 }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use gst::prelude::*;
+use gst_emotion::output::WindowResult;
 
 const AV: ClipSpec = ClipSpec::av(5);
 
@@ -57,7 +58,7 @@ fn collect_buffers(pipeline: &gst::Element) -> Arc<Mutex<Vec<SeenBuffer>>> {
                 let meta = gst::meta::CustomMeta::from_buffer(buf, "EmotionMeta").ok();
                 let has_window = meta
                     .as_ref()
-                    .is_some_and(|m| m.structure().has_field("start"));
+                    .is_some_and(|m| WindowResult::from_structure(m.structure()).is_ok());
                 store.lock().unwrap().push((
                     buf.pts().map(|t| t.nseconds()),
                     meta.is_some(),
@@ -70,7 +71,7 @@ fn collect_buffers(pipeline: &gst::Element) -> Arc<Mutex<Vec<SeenBuffer>>> {
     out
 }
 
-fn run_windows(pipeline: &gst::Element) -> Vec<Window> {
+fn run_windows(pipeline: &gst::Element) -> Vec<WindowResult> {
     let mut windows = Vec::new();
     run_to_eos(pipeline, Duration::from_secs(60), |m| {
         windows.extend(window_of(m))
@@ -88,7 +89,7 @@ fn av_file_gives_exact_windows_and_passes_video_through() {
 
     let spans: Vec<(u64, u64, u64)> = windows
         .iter()
-        .map(|w| (w.index, ms(w.start), ms(w.end)))
+        .map(|w| (w.span.index, ms(w.span.start), ms(w.span.end)))
         .collect();
     assert_eq!(spans.len(), 5, "windows: {spans:?}");
     assert_eq!(
@@ -109,7 +110,7 @@ fn av_file_gives_exact_windows_and_passes_video_through() {
     );
     for w in &windows {
         assert_eq!(w.frames, Some(16), "frames per window = T");
-        assert_eq!(w.dropped, 0);
+        assert_eq!(w.windows_dropped, 0);
     }
     for w in &windows[..4] {
         assert_eq!(w.audio_samples, Some(32000), "2 s × 16 kHz");
@@ -131,9 +132,14 @@ fn av_file_gives_exact_windows_and_passes_video_through() {
         with_element.iter().all(|b| b.1),
         "EmotionMeta on every buffer"
     );
+    // Once a result exists, every later buffer carries one (the latest).
+    let first = with_element
+        .iter()
+        .position(|b| b.2)
+        .expect("some buffer carries a window result");
     assert!(
-        with_element.iter().any(|b| b.2),
-        "later buffers carry a window result"
+        with_element[first..].iter().all(|b| b.2),
+        "a buffer after the first result has an empty EmotionMeta"
     );
 }
 
@@ -156,7 +162,10 @@ fn video_only_file_does_not_hang() {
     // The audio branch is linked but decodebin never exposes an audio pad.
     let pipeline = decode_pipeline(&path, "window-hop=1", true);
     let windows = run_windows(&pipeline);
-    let spans: Vec<(u64, u64)> = windows.iter().map(|w| (ms(w.start), ms(w.end))).collect();
+    let spans: Vec<(u64, u64)> = windows
+        .iter()
+        .map(|w| (ms(w.span.start), ms(w.span.end)))
+        .collect();
     assert_eq!(spans, vec![(0, 2000), (1000, 3000), (2000, 3000)]);
     assert!(
         windows
@@ -184,7 +193,10 @@ fn element_with_only_a_video_pad() {
     )
     .unwrap();
     let windows = run_windows(&pipeline);
-    let spans: Vec<(u64, u64)> = windows.iter().map(|w| (ms(w.start), ms(w.end))).collect();
+    let spans: Vec<(u64, u64)> = windows
+        .iter()
+        .map(|w| (ms(w.span.start), ms(w.span.end)))
+        .collect();
     assert_eq!(spans, vec![(0, 1000), (1000, 2000), (2000, 3000)]);
 }
 
@@ -204,7 +216,7 @@ fn flushing_seek_starts_windows_over() {
     let windows = run_windows(&pipeline);
     let spans: Vec<(u64, u64, u64)> = windows
         .iter()
-        .map(|w| (w.index, ms(w.start), ms(w.end)))
+        .map(|w| (w.span.index, ms(w.span.start), ms(w.span.end)))
         .collect();
     assert_eq!(spans.len(), 3, "{spans:?}");
     assert_eq!(&spans[..2], &[(0, 0, 2000), (1, 1000, 3000)]);
@@ -249,6 +261,35 @@ fn gst_inspect_documents_the_element() {
         "Filter/Analyzer/Video/Audio",
         "SINK template: 'video'",
         "SINK template: 'audio'",
+    ] {
+        assert!(text.contains(needle), "gst-inspect lacks {needle}:\n{text}");
+    }
+    // Every property is listed by its exact name with its blurb (a property line is
+    // "  NAME  : BLURB").
+    let listed: std::collections::BTreeMap<String, String> = text
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, blurb)| (name.trim().to_string(), blurb.trim().to_string()))
+        .filter(|(name, _)| !name.is_empty() && !name.contains(' '))
+        .collect();
+    init();
+    let element = gst::ElementFactory::make("emotionsense").build().unwrap();
+    for pspec in element.list_properties() {
+        let name = pspec.name().to_string();
+        let blurb = listed
+            .get(&name)
+            .unwrap_or_else(|| panic!("gst-inspect does not list property {name}:\n{text}"));
+        assert_eq!(
+            blurb,
+            pspec.blurb().unwrap_or_default(),
+            "property {name}: gst-inspect shows another text"
+        );
+        if pspec.owner_type() == element.type_() {
+            assert!(blurb.len() > 20, "property {name} has no real description");
+        }
+    }
+    for name in [
         "window-mode",
         "window-length",
         "window-hop",
@@ -263,13 +304,58 @@ fn gst_inspect_documents_the_element() {
         "bundle",
         "device",
         "max-batch",
+        "max-batch-wait",
         "smoothing",
+        "overlay",
+        "text",
+        "dump-dir",
+        "asr",
         "asr-model",
-        "vad-model",
         "language",
+        "asr-threads",
+        "vad-model",
         "max-utterance-length",
-        "utterance",
     ] {
-        assert!(text.contains(needle), "gst-inspect lacks {needle}:\n{text}");
+        assert!(
+            listed.contains_key(name),
+            "gst-inspect lacks property {name}"
+        );
     }
+    // The window modes' nicks are documented.
+    for nick in [
+        "(0): sliding",
+        "(1): utterance",
+        "(0): first",
+        "(1): uniform",
+    ] {
+        assert!(text.contains(nick), "gst-inspect lacks enum value {nick}");
+    }
+}
+
+#[test]
+fn min_window_length_is_checked_against_the_bundles_window_length() {
+    // The default bundle's windows are 3 s long; 2.5 s is a valid minimum for them
+    // although it is longer than the element's own default window length (2 s).
+    init();
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=120 ! video/x-raw,framerate=30/1,width=160,height=120 \
+         ! emotionsense asr=false bundle={} min-window-length=2.5 ! fakesink",
+        default_bundle().display()
+    ))
+    .unwrap();
+    let windows = run_windows(&pipeline);
+    assert!(!windows.is_empty());
+    assert_eq!(ms(windows[0].span.end - windows[0].span.start), 3000);
+    // A minimum longer than the window length in effect is still refused.
+    let pipeline = gst::parse::launch(&format!(
+        "videotestsrc num-buffers=10 ! emotionsense asr=false bundle={} min-window-length=3.5 \
+         ! fakesink",
+        default_bundle().display()
+    ))
+    .unwrap();
+    let err = run_to_eos(&pipeline, Duration::from_secs(30), |_| {}).unwrap_err();
+    assert!(
+        err.contains("min-window-length") && err.contains("3 s"),
+        "{err}"
+    );
 }

@@ -36,8 +36,8 @@ fn slow_worker_drops_windows_and_lag_stays_bounded() {
     run_to_eos(&pipeline, Duration::from_secs(120), |m| {
         if let Some(w) = window_of(m) {
             let now = el.current_running_time().unwrap().nseconds();
-            lags.push(now.saturating_sub(w.end));
-            last_dropped = w.dropped;
+            lags.push(now.saturating_sub(w.span.end));
+            last_dropped = w.windows_dropped;
             rss.push((now, gst_emotion::resident_set_kb()));
         }
         match m.view() {

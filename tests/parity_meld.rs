@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use common::*;
 use gst::prelude::*;
+use gst_emotion::output::WindowResult;
 
 const TEXT: &str = "I am SO happy today, café!";
 
@@ -92,7 +93,7 @@ fn parity_clip() -> PathBuf {
     path
 }
 
-fn run_element(clip: &Path, bundle: &Path, dump: &Path) -> Vec<gst::Structure> {
+fn run_element(clip: &Path, bundle: &Path, dump: &Path) -> Vec<WindowResult> {
     let p = gst::parse::launch(&format!(
         "uridecodebin uri={} name=d \
          emotionsense name=e window-length=3 window-hop=3 ! fakesink \
@@ -107,12 +108,7 @@ fn run_element(clip: &Path, bundle: &Path, dump: &Path) -> Vec<gst::Structure> {
     e.set_property("dump-dir", dump.to_str().unwrap());
     let mut results = Vec::new();
     run_to_eos(&p, Duration::from_secs(300), |m| {
-        if let gst::MessageView::Element(el) = m.view()
-            && let Some(s) = el.structure()
-            && s.name() == "emotion"
-        {
-            results.push(s.to_owned());
-        }
+        results.extend(window_of(m))
     })
     .unwrap();
     results
@@ -125,13 +121,12 @@ fn meld_bundle_matches_the_reference_pipeline() {
     let dump = fixture_dir().join("dump");
     let results = run_element(&clip, &bundle, &dump);
     assert_eq!(results.len(), 1, "one 3 s window");
-    let s = &results[0];
-    assert_eq!(s.get::<&str>("transcript").unwrap(), TEXT);
-    let probs = s.get::<gst::Array>("emotion-probs").unwrap();
-    assert_eq!(probs.len(), 7);
-    let labels = s.get::<gst::Array>("emotion-labels").unwrap();
-    assert_eq!(labels.as_slice()[3].get::<&str>().unwrap(), "joy");
-    assert_eq!(s.get::<gst::Array>("sentiment-probs").unwrap().len(), 3);
+    let w = &results[0];
+    assert_eq!(w.transcript_text(), TEXT);
+    let emotion = w.head("emotion").unwrap();
+    assert_eq!(emotion.probs.len(), 7);
+    assert_eq!(emotion.labels[3], "joy");
+    assert_eq!(w.head("sentiment").unwrap().probs.len(), 3);
 
     let reference = fixture_dir().join("reference.npz");
     run_python(&[
@@ -228,15 +223,17 @@ fn bad_bundles_fail_at_ready_with_one_line_errors() {
 
 #[test]
 fn elements_share_one_model_per_bundle_and_device() {
-    use gst_emotion::infer::{DeviceChoice, Engine, EngineOptions};
+    use gst_emotion::infer::{DeviceChoice, Model, ModelOptions};
     init();
     let bundle = meld_bundle();
-    let options = EngineOptions {
+    let options = ModelOptions {
         device: DeviceChoice::Cpu,
-        ..EngineOptions::default()
+        ..ModelOptions::default()
     };
-    let a = Engine::shared(&bundle, options).unwrap();
-    let b = Engine::shared(&bundle, options).unwrap();
+    let loads = Model::loads();
+    let a = Model::shared(&bundle, options).unwrap();
+    let b = Model::shared(&bundle, options).unwrap();
+    assert!(Model::loads() <= loads + 1, "loaded once");
     assert!(
         std::sync::Arc::ptr_eq(&a, &b),
         "same bundle + device: one model"
@@ -250,11 +247,19 @@ fn elements_share_one_model_per_bundle_and_device() {
         },
         frames: None,
         audio: None,
+        utterance: false,
     };
-    let p1 = gst_emotion::infer::prepare(&a.bundle, &job, Some("i am happy")).unwrap();
-    let p2 = gst_emotion::infer::prepare(&a.bundle, &job, Some("i am furious")).unwrap();
-    let out = a.infer_many(vec![p1.clone(), p2, p1]);
-    let out: Vec<_> = out.into_iter().map(Result::unwrap).collect();
+    let p1 = a.prepare(&job, Some("i am happy")).unwrap();
+    let p2 = a.prepare(&job, Some("i am furious")).unwrap();
+    let out = a.predict_many(vec![p1.clone(), p2, p1]);
+    let out: Vec<_> = out
+        .into_iter()
+        .map(|r| {
+            r.unwrap()
+                .logits
+                .expect("a TorchScript bundle gives logits")
+        })
+        .collect();
     assert_eq!(out.len(), 3);
     assert_eq!(out[0].len(), 2);
     assert_eq!(out[0][0].len(), 7);

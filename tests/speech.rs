@@ -40,11 +40,8 @@ fn transcripts(clip: &std::path::Path, props: &str) -> Vec<String> {
     .unwrap();
     let mut out = Vec::new();
     run_to_eos(&p, Duration::from_secs(120), |m| {
-        if let gst::MessageView::Element(e) = m.view()
-            && let Some(s) = e.structure()
-            && s.name() == "emotion"
-        {
-            out.push(s.get::<String>("transcript").expect("transcript field"));
+        if let Some(w) = window_of(m) {
+            out.push(w.transcript.expect("a transcript").text);
         }
     })
     .unwrap();
@@ -275,18 +272,14 @@ fn utterance_windows_follow_the_spoken_sentences() {
     .unwrap();
     let mut windows = Vec::new();
     run_to_eos(&p, Duration::from_secs(120), |m| {
-        if let gst::MessageView::Element(e) = m.view()
-            && let Some(s) = e.structure()
-            && s.name() == "emotion"
-        {
+        if let Some(w) = window_of(m) {
+            let t = w.transcript.clone().expect("a transcript");
             windows.push((
-                s.get::<u64>("start").unwrap() as f64 / 1e9,
-                s.get::<u64>("end").unwrap() as f64 / 1e9,
-                s.get::<String>("transcript").unwrap(),
-                s.get::<u32>("frames").unwrap(),
-                s.get::<gst::Array>("transcript-words")
-                    .map(|a| a.len())
-                    .unwrap_or(0),
+                w.start_seconds(),
+                w.end_seconds(),
+                t.text,
+                w.frames.unwrap(),
+                t.words.len(),
             ));
         }
     })
@@ -311,4 +304,67 @@ fn utterance_windows_follow_the_spoken_sentences() {
             "word timestamps for {text:?}"
         );
     }
+}
+
+#[test]
+fn utterance_windows_are_transcribed_without_a_second_voice_search() {
+    use gst_emotion::analyzer::{Analyzer, AnalyzerConfig, SpeechSetup};
+    use gst_emotion::speech::{TranscriberConfig, WhisperModel, default_model, default_vad_model};
+    use gst_emotion::window::{WindowAudio, WindowJob, WindowSpan};
+    let model = default_model().expect("Whisper model installed by scripts/setup --deps-only");
+    let speech = SpeechSetup {
+        whisper: WhisperModel::load(&model).unwrap(),
+        config: TranscriberConfig::new(&model),
+        vad_model: default_vad_model(),
+        segmenter: Default::default(),
+    };
+    let (mut analyzer, warnings) = Analyzer::new(AnalyzerConfig {
+        speech: Some(speech),
+        ..AnalyzerConfig::default()
+    });
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mut audio = vec![0.0f32; 8000];
+    audio.extend(trimmed_speech(
+        "analyzer",
+        "I am so happy to see you again.",
+    ));
+    audio.extend(vec![0.0f32; 8000]);
+    let job = |utterance: bool| WindowJob {
+        span: WindowSpan {
+            index: 0,
+            start: 0,
+            end: audio.len() as u64 * 1_000_000_000 / 16000,
+        },
+        frames: None,
+        audio: Some(WindowAudio {
+            samples: audio.clone(),
+            real: audio.len(),
+            rate: 16000,
+        }),
+        utterance,
+    };
+    // An utterance window is speech the segmenter found: Whisper runs, no VAD pass.
+    let r = analyzer.analyse(&job(true)).unwrap();
+    assert_eq!(
+        words(r.transcript_text()),
+        words("I am so happy to see you again.")
+    );
+    let stats = analyzer.stats();
+    assert_eq!(
+        (stats.vad_passes, stats.transcriptions),
+        (0, 1),
+        "{stats:?}"
+    );
+    // A sliding window is searched for speech once, then transcribed.
+    let r = analyzer.analyse(&job(false)).unwrap();
+    assert_eq!(
+        words(r.transcript_text()),
+        words("I am so happy to see you again.")
+    );
+    let stats = analyzer.stats();
+    assert_eq!(
+        (stats.vad_passes, stats.transcriptions),
+        (1, 2),
+        "{stats:?}"
+    );
 }

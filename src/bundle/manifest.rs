@@ -6,6 +6,9 @@ use std::path::Path;
 use serde::Deserialize;
 
 use super::BundleError;
+use crate::media::FramePolicy;
+use crate::media::mel::{MelNorm, MelScale, PadMode};
+use crate::window::{DEFAULT_HOP, DEFAULT_LENGTH, DEFAULT_MIN_LENGTH, SECOND};
 
 /// The manifest format version this build reads.
 pub const FORMAT_VERSION: u32 = 1;
@@ -124,8 +127,8 @@ pub enum CropMode {
 pub struct VideoSpec {
     /// Frames per window (T).
     pub frames: usize,
-    /// `first` or `uniform`.
-    pub policy: String,
+    /// How the T frames are chosen: `first` or `uniform`.
+    pub policy: FramePolicy,
     /// Frame width after resizing.
     pub width: usize,
     /// Frame height after resizing.
@@ -206,13 +209,13 @@ pub struct MelSpec {
     pub center: bool,
     /// `reflect` or `constant`.
     #[serde(default = "reflect")]
-    pub pad_mode: String,
+    pub pad_mode: PadMode,
     /// `htk` or `slaney`.
     #[serde(default = "htk")]
-    pub mel_scale: String,
+    pub mel_scale: MelScale,
     /// Filterbank norm: `none` or `slaney`.
     #[serde(default = "none")]
-    pub norm: String,
+    pub norm: MelNorm,
     /// Normalisation of the spectrogram.
     #[serde(default)]
     pub normalize: MelNormalize,
@@ -230,14 +233,14 @@ fn two() -> f64 {
 fn yes() -> bool {
     true
 }
-fn reflect() -> String {
-    "reflect".into()
+fn reflect() -> PadMode {
+    PadMode::Reflect
 }
-fn htk() -> String {
-    "htk".into()
+fn htk() -> MelScale {
+    MelScale::Htk
 }
-fn none() -> String {
-    "none".into()
+fn none() -> MelNorm {
+    MelNorm::None
 }
 
 /// A classification head: labels and where its logits come from.
@@ -266,11 +269,9 @@ pub struct TextSpec {
     pub tokenizer: String,
     /// Maximum tokens.
     pub max_length: usize,
-    /// `max_length` (pad every text to max_length), `longest` (pad the windows of a
-    /// batch to the longest among them: the same answers for a model that honours
-    /// its attention mask, with less work) or `none`.
-    #[serde(default = "max_length")]
-    pub padding: String,
+    /// How token sequences are padded.
+    #[serde(default)]
+    pub padding: TextPadding,
     /// Truncate to max_length (must be true: longer input cannot be fed).
     #[serde(default = "yes")]
     pub truncation: bool,
@@ -279,8 +280,18 @@ pub struct TextSpec {
     pub filler: String,
 }
 
-fn max_length() -> String {
-    "max_length".into()
+/// How token sequences are padded (`[text] padding`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TextPadding {
+    /// Every text padded to `max_length`.
+    #[default]
+    MaxLength,
+    /// The windows of a batch padded to the longest among them: the same answers for
+    /// a model that honours its attention mask, with less work.
+    Longest,
+    /// No padding (one window per forward pass when lengths differ).
+    None,
 }
 
 /// Window defaults of the bundle.
@@ -298,14 +309,17 @@ pub struct WindowDefaults {
     pub min_length: f64,
 }
 
+fn seconds(ns: u64) -> f64 {
+    ns as f64 / SECOND as f64
+}
 fn window_length() -> f64 {
-    2.0
+    seconds(DEFAULT_LENGTH)
 }
 fn window_hop() -> f64 {
-    1.0
+    seconds(DEFAULT_HOP)
 }
 fn min_length() -> f64 {
-    0.5
+    seconds(DEFAULT_MIN_LENGTH)
 }
 
 impl Default for WindowDefaults {
@@ -322,8 +336,8 @@ impl Default for WindowDefaults {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct FusionSpec {
-    /// Fusion method: `"late"` (each branch predicts, weighted average of branches).
-    pub kind: String,
+    /// Fusion method.
+    pub kind: FusionKind,
     /// Probability of `neutral` when no branch has evidence (the rest is spread
     /// evenly); such windows are flagged low-confidence.
     #[serde(default = "empty_confidence")]
@@ -337,6 +351,15 @@ pub struct FusionSpec {
     /// Sentiment from the transcript (VADER) and the face's valence.
     #[serde(default)]
     pub sentiment: Option<SentimentFusion>,
+}
+
+/// How a fusion bundle combines its branches (`[fusion] kind`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum FusionKind {
+    /// Each branch predicts on its own; the emotion is the weighted average of the
+    /// branches present.
+    Late,
 }
 
 fn empty_confidence() -> f64 {
@@ -464,12 +487,55 @@ fn sentiment_temperature() -> f64 {
     0.1
 }
 
+/// The value serde rejected in "unknown variant `X`, expected ...".
+fn rejected_variant(message: &str) -> Option<&str> {
+    let rest = message.split("unknown variant `").nth(1)?;
+    rest.split('`').next()
+}
+
+/// The key of the table at dotted `path` in `root` whose value is the string `value`.
+fn key_holding(root: &toml::Value, path: &str, value: &str) -> Option<String> {
+    let mut t = root;
+    for part in path.split('.').filter(|p| !p.is_empty()) {
+        t = t.get(part)?;
+    }
+    let keys: Vec<&String> = t
+        .as_table()?
+        .iter()
+        .filter(|(_, v)| v.as_str() == Some(value))
+        .map(|(k, _)| k)
+        .collect();
+    (keys.len() == 1).then(|| keys[0].clone())
+}
+
 impl Manifest {
-    /// Parses TOML text; `path` names the file in errors.
+    /// Parses TOML text; `path` names the file in errors, which also name the field
+    /// at fault and, for enumerated fields, the allowed values.
     pub fn parse(text: &str, path: &Path) -> Result<Self, BundleError> {
-        toml::from_str(text).map_err(|e| BundleError::Parse {
+        let one_line = |e: &dyn std::fmt::Display| e.to_string().trim().replace('\n', " ");
+        let table: toml::Table = toml::from_str(text).map_err(|e| BundleError::Parse {
             path: path.display().to_string(),
-            reason: e.to_string().trim().replace('\n', " "),
+            reason: one_line(&e),
+        })?;
+        let value = toml::Value::Table(table);
+        serde_path_to_error::deserialize(value.clone()).map_err(|e| {
+            let reason = one_line(e.inner());
+            let mut field = e.path().to_string();
+            // Inside an internally tagged table (an input) the path stops at the table:
+            // find the key holding the rejected value.
+            if let Some(key) =
+                rejected_variant(&reason).and_then(|v| key_holding(&value, &field, v))
+            {
+                field = format!("{field}.{key}");
+            }
+            if field == "." {
+                field = "bundle.toml".into();
+            }
+            BundleError::Invalid {
+                path: path.display().to_string(),
+                field,
+                reason,
+            }
         })
     }
 
@@ -508,12 +574,6 @@ impl Manifest {
                     if v.frames == 0 || v.frames > 1024 {
                         return Err(bad(field("frames"), "must be 1..=1024".into()));
                     }
-                    if v.policy != "first" && v.policy != "uniform" {
-                        return Err(bad(
-                            field("policy"),
-                            format!("{:?}: use \"first\" or \"uniform\"", v.policy),
-                        ));
-                    }
                     if !(8..=4096).contains(&v.width) || !(8..=4096).contains(&v.height) {
                         return Err(bad(
                             field("width"),
@@ -550,18 +610,6 @@ impl Manifest {
                     }
                 }
                 InputSpec::Mel(m) => {
-                    for (name, value, allowed) in [
-                        ("pad_mode", &m.pad_mode, &["reflect", "constant"][..]),
-                        ("mel_scale", &m.mel_scale, &["htk", "slaney"][..]),
-                        ("norm", &m.norm, &["none", "slaney"][..]),
-                    ] {
-                        if !allowed.contains(&value.as_str()) {
-                            return Err(bad(
-                                field(name),
-                                format!("{value:?}: use one of {allowed:?}"),
-                            ));
-                        }
-                    }
                     if m.frames == Some(0) {
                         return Err(bad(field("frames"), "must be > 0".into()));
                     }
@@ -661,15 +709,6 @@ impl Manifest {
             if t.max_length < 2 || t.max_length > 4096 {
                 return Err(bad("text.max_length".into(), "must be 2..=4096".into()));
             }
-            if !["max_length", "longest", "none"].contains(&t.padding.as_str()) {
-                return Err(bad(
-                    "text.padding".into(),
-                    format!(
-                        "{:?}: use \"max_length\", \"longest\" or \"none\"",
-                        t.padding
-                    ),
-                ));
-            }
             if !t.truncation {
                 return Err(bad(
                     "text.truncation".into(),
@@ -701,9 +740,6 @@ impl Manifest {
             field: format!("fusion.{field}"),
             reason,
         };
-        if f.kind != "late" {
-            return Err(bad("kind", format!("{:?}: use \"late\"", f.kind)));
-        }
         if !(0.0..=1.0).contains(&f.empty_confidence) {
             return Err(bad("empty_confidence", "must be in [0, 1]".into()));
         }
@@ -769,14 +805,19 @@ impl Manifest {
                     format!("needs {n} entries, one per label"),
                 ));
             }
-            if let Some(e) = emotion {
-                for m in &face.maps_to {
-                    if !e.labels.contains(m) {
-                        return Err(bad(
-                            "face.maps_to",
-                            format!("{m:?} is not a label of heads.emotion"),
-                        ));
-                    }
+            let Some(e) = emotion else {
+                return Err(bad(
+                    "face.maps_to",
+                    "the face branch needs a [[heads]] named emotion (maps_to names its labels)"
+                        .into(),
+                ));
+            };
+            for m in &face.maps_to {
+                if !e.labels.contains(m) {
+                    return Err(bad(
+                        "face.maps_to",
+                        format!("{m:?} is not a label of heads.emotion"),
+                    ));
                 }
             }
             if face.valence.len() != n || face.valence.iter().any(|v| !(-1.0..=1.0).contains(v)) {
@@ -820,10 +861,15 @@ impl Manifest {
                     "give prototype sentences per label".into(),
                 ));
             }
+            let Some(e) = emotion else {
+                return Err(bad(
+                    "text.prototypes",
+                    "the text branch needs a [[heads]] named emotion (its prototypes name its labels)"
+                        .into(),
+                ));
+            };
             for (label, sentences) in &text.prototypes {
-                if let Some(e) = emotion
-                    && !e.labels.contains(label)
-                {
+                if !e.labels.contains(label) {
                     return Err(bad(
                         "text.prototypes",
                         format!("{label:?} is not a label of heads.emotion"),
@@ -885,5 +931,115 @@ impl Manifest {
             ));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A late-fusion manifest with a face branch; `heads` replaces its heads.
+    fn fusion_manifest(heads: &str) -> String {
+        format!(
+            r#"
+format = 1
+name = "t"
+[[models]]
+name = "pnet"
+file = "p.ts"
+[[models]]
+name = "rnet"
+file = "r.ts"
+[[models]]
+name = "onet"
+file = "o.ts"
+[[models]]
+name = "face_emotion"
+file = "f.ts"
+[inputs.faces]
+kind = "video"
+crop = "face"
+frames = 6
+policy = "uniform"
+width = 64
+height = 64
+channel_order = "gray"
+scale = 0.0039
+mean = [0.5]
+std = [0.5]
+layout = "TCHW"
+[fusion]
+kind = "late"
+[fusion.face]
+detector = ["pnet", "rnet", "onet"]
+classifier = "face_emotion"
+input = "faces"
+labels = ["happy", "sad", "neutral"]
+maps_to = ["joy", "sadness", "neutral"]
+valence = [0.9, -0.8, 0.0]
+[fusion.sentiment]
+lexicon = "vader_lexicon.txt"
+{heads}
+"#
+        )
+    }
+
+    fn check(text: &str) -> Result<Manifest, BundleError> {
+        let path = Path::new("bundle.toml");
+        let m = Manifest::parse(text, path)?;
+        m.validate(path)?;
+        Ok(m)
+    }
+
+    const SENTIMENT: &str = r#"
+[[heads]]
+name = "sentiment"
+model = "fusion"
+labels = ["negative", "neutral", "positive"]
+"#;
+
+    const EMOTION: &str = r#"
+[[heads]]
+name = "emotion"
+model = "fusion"
+labels = ["joy", "neutral", "sadness"]
+"#;
+
+    #[test]
+    fn a_face_branch_needs_the_emotion_head_it_maps_to() {
+        let e = check(&fusion_manifest(SENTIMENT)).unwrap_err().to_string();
+        assert!(e.contains("fusion.face.maps_to"), "{e}");
+        assert!(e.contains("emotion"), "{e}");
+        check(&fusion_manifest(&format!("{EMOTION}{SENTIMENT}"))).unwrap();
+    }
+
+    #[test]
+    fn enumerated_fields_name_the_field_and_the_allowed_values() {
+        let ok = fusion_manifest(&format!("{EMOTION}{SENTIMENT}"));
+        for (from, to, field, allowed) in [
+            (
+                r#"policy = "uniform""#,
+                r#"policy = "random""#,
+                "inputs.faces.policy",
+                "uniform",
+            ),
+            (
+                r#"kind = "late""#,
+                r#"kind = "early""#,
+                "fusion.kind",
+                "late",
+            ),
+            (
+                r#"layout = "TCHW""#,
+                r#"layout = "HWC""#,
+                "inputs.faces.layout",
+                "TCHW",
+            ),
+        ] {
+            let e = check(&ok.replace(from, to)).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+            assert!(e.contains(allowed), "{e}");
+            assert!(!e.contains('\n'), "{e}");
+        }
     }
 }

@@ -12,9 +12,9 @@ mod manifest;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{
-    ChannelOrder, CropMode, FORMAT_VERSION, FaceFusion, FrameLayout, FusionSpec, HeadSpec,
-    InputSpec, Manifest, MelNormalize, MelSpec, ModelSpec, SentimentFusion, TextFusion, TextSpec,
-    VideoSpec, WindowDefaults,
+    ChannelOrder, CropMode, FORMAT_VERSION, FaceFusion, FrameLayout, FusionKind, FusionSpec,
+    HeadSpec, InputSpec, Manifest, MelNormalize, MelSpec, ModelSpec, SentimentFusion, TextFusion,
+    TextPadding, TextSpec, VideoSpec, WindowDefaults,
 };
 
 use crate::media::{MelConfig, MelSpectrogram};
@@ -132,12 +132,16 @@ impl Bundle {
             Some(t) => {
                 let file = dir.join(&t.tokenizer);
                 Some(
-                    TextEncoder::from_file(&file, t.max_length, t.padding == "max_length")
-                        .map_err(|e| BundleError::Invalid {
-                            path: path.display().to_string(),
-                            field: "text.tokenizer".into(),
-                            reason: e.to_string(),
-                        })?,
+                    TextEncoder::from_file(
+                        &file,
+                        t.max_length,
+                        t.padding == TextPadding::MaxLength,
+                    )
+                    .map_err(|e| BundleError::Invalid {
+                        path: path.display().to_string(),
+                        field: "text.tokenizer".into(),
+                        reason: e.to_string(),
+                    })?,
                 )
             }
             None => None,
@@ -223,18 +227,9 @@ impl MelSpec {
         c.f_max = self.f_max.unwrap_or(self.sample_rate as f64 / 2.0);
         c.power = self.power;
         c.center = self.center;
-        c.pad_mode = match self.pad_mode.as_str() {
-            "constant" => crate::media::mel::PadMode::Constant,
-            _ => crate::media::mel::PadMode::Reflect,
-        };
-        c.mel_scale = match self.mel_scale.as_str() {
-            "slaney" => crate::media::mel::MelScale::Slaney,
-            _ => crate::media::mel::MelScale::Htk,
-        };
-        c.norm = match self.norm.as_str() {
-            "slaney" => crate::media::mel::MelNorm::Slaney,
-            _ => crate::media::mel::MelNorm::None,
-        };
+        c.pad_mode = self.pad_mode;
+        c.mel_scale = self.mel_scale;
+        c.norm = self.norm;
         c
     }
 }

@@ -7,6 +7,9 @@
 //! - `watch`: live analysis of a webcam, an RTSP camera or any URI.
 
 pub mod analyze;
+pub mod inputs;
+pub mod merge;
+pub mod runner;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -63,7 +66,7 @@ pub fn main() -> ExitCode {
         Command::Info => info().map(|_| 0),
         Command::Analyze(args) => analyze::run(*args),
         Command::Watch(args) => watch::run(*args),
-        Command::Merge { dirs, out } => analyze::merge(&dirs, out.as_deref()),
+        Command::Merge { dirs, out } => merge::run(&dirs, out.as_deref()),
     };
     match result {
         Ok(code) => ExitCode::from(code),

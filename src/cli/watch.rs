@@ -13,6 +13,9 @@ use anyhow::{Context, anyhow};
 use clap::Args;
 use gst::prelude::*;
 
+use super::runner::Event;
+use crate::output::WindowResult;
+
 /// Options of `gst-emotion watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
@@ -176,28 +179,22 @@ fn build(args: &WatchArgs, kind: &Kind) -> anyhow::Result<gst::Pipeline> {
 }
 
 /// One readable line per window.
-fn line(s: &gst::StructureRef) -> String {
-    let secs = |f: &str| s.get::<u64>(f).map(|v| v as f64 / 1e9).unwrap_or(0.0);
-    let mut out = format!("{:8.2} - {:8.2} s", secs("start"), secs("end"));
+fn line(r: &WindowResult) -> String {
+    let mut out = format!("{:8.2} - {:8.2} s", r.start_seconds(), r.end_seconds());
     for head in ["emotion", "sentiment"] {
-        if let (Ok(l), Ok(c)) = (
-            s.get::<String>(head),
-            s.get::<f64>(format!("{head}-confidence").as_str()),
-        ) {
+        if let Some(h) = r.head(head) {
+            let (l, c) = h.top_label();
             out.push_str(&format!("  {l:<8} {c:.2}"));
         }
     }
-    if let Ok(n) = s.get::<u32>("face-count") {
-        out.push_str(&format!("  faces {n}"));
+    if let Some(f) = r.fusion() {
+        out.push_str(&format!("  faces {}", f.faces.len()));
     }
-    if let Ok(d) = s.get::<u64>("windows-dropped")
-        && d > 0
-    {
-        out.push_str(&format!("  (dropped {d})"));
+    if r.windows_dropped > 0 {
+        out.push_str(&format!("  (dropped {})", r.windows_dropped));
     }
-    if let Ok(t) = s.get::<String>("transcript")
-        && !t.is_empty()
-    {
+    let t = r.transcript_text();
+    if !t.is_empty() {
         out.push_str(&format!("  \"{t}\""));
     }
     out
@@ -252,8 +249,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             windows += 1;
             println!("{}", line(s));
             if let Some(f) = jsonl.as_mut() {
-                let rec = crate::cli::analyze::window_record(s);
-                let _ = writeln!(f, "{rec}");
+                let _ = f.write_all(crate::output::jsonl::line(s).as_bytes());
                 let _ = f.flush();
             }
         });
@@ -304,17 +300,10 @@ fn play(
     pipeline: &gst::Pipeline,
     source: &str,
     rtsp: bool,
-    mut on_window: impl FnMut(&gst::StructureRef),
+    mut on_window: impl FnMut(&WindowResult),
 ) -> End {
     let bus = pipeline.bus().expect("a pipeline has a bus");
-    if let Err(e) = pipeline.set_state(gst::State::Playing) {
-        let reason = bus
-            .iter_filtered(&[gst::MessageType::Error])
-            .find_map(|m| match m.view() {
-                gst::MessageView::Error(err) => Some(err.error().to_string()),
-                _ => None,
-            })
-            .unwrap_or_else(|| e.to_string());
+    if let Err(reason) = super::runner::start(pipeline) {
         return End::Lost(reason);
     }
     let mut stopping: Option<Instant> = None;
@@ -331,42 +320,25 @@ fn play(
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(100)) else {
             continue;
         };
-        match msg.view() {
-            gst::MessageView::Element(e) => {
-                if let Some(s) = e.structure()
-                    && s.name() == "emotion"
-                {
-                    on_window(s);
-                }
-            }
-            gst::MessageView::StateChanged(sc)
-                if msg.src() == Some(pipeline.upcast_ref())
-                    && sc.current() == gst::State::Playing =>
-            {
-                eprintln!("playing {}", redact(source));
-            }
-            gst::MessageView::Warning(w) => {
-                let text = scrub(&w.error().to_string(), source);
-                eprintln!("warning: {text}");
-            }
-            gst::MessageView::Eos(_) => {
+        match Event::of(&msg, pipeline) {
+            Event::Window(r) => on_window(&r),
+            Event::Playing => eprintln!("playing {}", redact(source)),
+            Event::Warning(w) => eprintln!("warning: {}", scrub(&w, source)),
+            Event::Eos => {
                 if stopping.is_some() || !rtsp {
                     return End::Done;
                 }
                 return End::Lost("the server ended the stream".into());
             }
-            gst::MessageView::Error(e) => {
-                let debug = e.debug().map(|d| d.to_string()).unwrap_or_default();
-                let first = debug.lines().last().unwrap_or_default().to_string();
-                let reason = if first.is_empty() {
-                    e.error().to_string()
-                } else {
-                    format!("{} ({first})", e.error())
-                };
+            Event::Error { message, detail } => {
                 if stopping.is_some() {
                     return End::Done;
                 }
-                return End::Lost(reason);
+                return End::Lost(if detail.is_empty() {
+                    message
+                } else {
+                    format!("{message} ({detail})")
+                });
             }
             _ => {}
         }

@@ -1,17 +1,34 @@
 //! The `emotionsense` GStreamer element (an Aggregator subclass).
 //!
-//! `imp.rs` holds the implementation; this file the public type, the enums its
-//! properties use, and registration.
+//! - `imp.rs`: the element — SECTION docs, pads, state changes, the aggregate loop;
+//! - `settings.rs`: properties, their defaults (one source) and the configurations
+//!   they make;
+//! - `stream.rs`: the streaming side of `aggregate()` — buffers into windows, video
+//!   out with `EmotionMeta` and the overlay, windows to the worker;
+//! - `inputs.rs`: the `video`/`audio` inputs — caps, frames and audio into windows,
+//!   upstream face boxes, inputs that never deliver;
+//! - `worker.rs`: the thread that runs the [`crate::analyzer::Analyzer`] on each
+//!   window and posts the result.
 
 use gst::glib;
 use gst::prelude::*;
 
 mod imp;
-
-pub(crate) use imp::CAT;
+mod inputs;
+mod settings;
+mod stream;
 pub mod worker;
 
+pub use crate::media::FramePolicy;
 pub use worker::set_worker_delay_for_tests;
+
+pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
+    gst::DebugCategory::new(
+        "emotionsense",
+        gst::DebugColorFlags::empty(),
+        Some("Emotion and sentiment analysis of audio-visual windows"),
+    )
+});
 
 glib::wrapper! {
     /// The `emotionsense` element: see the SECTION documentation in `imp.rs`.
@@ -37,35 +54,6 @@ pub enum WindowMode {
         nick = "utterance"
     )]
     Utterance = 1,
-}
-
-/// How the T frames of a window are chosen.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstEmotionFramePolicy")]
-pub enum FramePolicy {
-    /// The first T frames of the window, black padding if fewer (reference MELD).
-    #[enum_value(
-        name = "First: the first T frames, black padding if fewer",
-        nick = "first"
-    )]
-    First = 0,
-    /// The frames on screen at T evenly spaced instants.
-    #[default]
-    #[enum_value(
-        name = "Uniform: the frames on screen at T evenly spaced instants",
-        nick = "uniform"
-    )]
-    Uniform = 1,
-}
-
-impl From<FramePolicy> for crate::media::FramePolicy {
-    fn from(p: FramePolicy) -> Self {
-        match p {
-            FramePolicy::First => crate::media::FramePolicy::First,
-            FramePolicy::Uniform => crate::media::FramePolicy::Uniform,
-        }
-    }
 }
 
 /// Registers `emotionsense` with `plugin`.

@@ -7,74 +7,15 @@ use std::sync::Arc;
 
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
+use super::ModelOutput;
 use crate::bundle::{Bundle, FaceFusion, InputSpec, SentimentFusion, TextFusion, VideoSpec};
 use crate::face::track::link;
 use crate::face::{CropSpec, FaceBox, Mtcnn, MtcnnConfig, crop_gray};
 use crate::media::RgbImage;
-use crate::output::softmax_f64 as softmax;
+use crate::output::{FaceReport, FusionDetails, softmax_f64 as softmax};
 
-/// One face seen in a window.
-#[derive(Clone, Debug, PartialEq)]
-pub struct FaceReport {
-    /// Mean box over the frames it was seen in, as fractions of the frame: x, y,
-    /// width, height.
-    pub rect: [f64; 4],
-    /// Sampled frames the face was on.
-    pub frames: usize,
-    /// Mean detector score.
-    pub score: f64,
-    /// Emotion probabilities in the emotion head's label order.
-    pub probs: Vec<f64>,
-    /// Whether the boxes came from an upstream detector (ROI metas).
-    pub upstream: bool,
-}
-
-/// What the fusion stage saw and how it decided, reported with each window.
-#[derive(Clone, Debug, Default, PartialEq)]
-pub struct FusionDetails {
-    /// Every face, the dominant one first.
-    pub faces: Vec<FaceReport>,
-    /// Face branch emotion probabilities (dominant face; emotion head order).
-    pub face_probs: Option<Vec<f64>>,
-    /// Text branch emotion probabilities (emotion head order).
-    pub text_probs: Option<Vec<f64>>,
-    /// VADER compound score of the transcript.
-    pub text_compound: Option<f64>,
-    /// Valence of the dominant face's expression in [-1, 1].
-    pub face_valence: Option<f64>,
-    /// Effective weights of the face and text branches in the emotion fusion.
-    pub weights: (f64, f64),
-    /// Conditions worth knowing: "no-face", "no-speech", "no-evidence".
-    pub flags: Vec<&'static str>,
-    /// Milliseconds spent per stage: face detection, face classification, text.
-    pub timings: Vec<(&'static str, f64)>,
-}
-
-impl FusionDetails {
-    /// The branches that contributed, e.g. "face+text", or "none".
-    pub fn branches(&self) -> String {
-        let mut b = Vec::new();
-        if self.face_probs.is_some() {
-            b.push("face");
-        }
-        if self.text_probs.is_some() || self.text_compound.is_some() {
-            b.push("text");
-        }
-        if b.is_empty() {
-            "none".into()
-        } else {
-            b.join("+")
-        }
-    }
-
-    /// Whether the result rests on no evidence at all.
-    pub fn low_confidence(&self) -> bool {
-        self.flags.contains(&"no-evidence")
-    }
-}
-
-/// Probabilities per head (bundle head order) and the details.
-pub type FusionOutput = (Vec<Vec<f64>>, FusionDetails);
+/// Milliseconds per fusion stage.
+type Timings = Vec<(&'static str, f64)>;
 
 struct FaceBranch {
     mtcnn: Mtcnn,
@@ -152,8 +93,14 @@ impl FusionModel {
                     map: spec
                         .maps_to
                         .iter()
-                        .map(|l| label_index(l).unwrap_or(0))
-                        .collect(),
+                        .map(|l| {
+                            label_index(l).ok_or_else(|| {
+                                format!(
+                                    "fusion.face.maps_to: {l:?} is not a label of heads.emotion"
+                                )
+                            })
+                        })
+                        .collect::<Result<_, _>>()?,
                     spec: spec.clone(),
                     input,
                 })
@@ -197,11 +144,26 @@ impl FusionModel {
     }
 
     /// Analyses one window: its sampled frames (empty without video) and transcript.
-    pub fn analyse(&self, frames: &[Arc<RgbImage>], text: &str) -> Result<FusionOutput, String> {
-        tch::no_grad(|| self.analyse_inner(frames, text))
+    pub fn analyse(&self, frames: &[Arc<RgbImage>], text: &str) -> Result<ModelOutput, String> {
+        let mut timings = Timings::new();
+        let (probs, details) = tch::no_grad(|| self.analyse_inner(frames, text, &mut timings))?;
+        Ok(ModelOutput {
+            probs,
+            logits: None,
+            fusion: Some(details),
+            timings: timings
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v))
+                .collect(),
+        })
     }
 
-    fn analyse_inner(&self, frames: &[Arc<RgbImage>], text: &str) -> Result<FusionOutput, String> {
+    fn analyse_inner(
+        &self,
+        frames: &[Arc<RgbImage>],
+        text: &str,
+        timings: &mut Timings,
+    ) -> Result<(Vec<Vec<f64>>, FusionDetails), String> {
         let fusion = self
             .bundle
             .manifest
@@ -213,7 +175,7 @@ impl FusionModel {
         // Face branch.
         let mut face_raw: Option<(Vec<f64>, f64)> = None; // (classifier probs, presence)
         if let Some(face) = &self.face {
-            let (reports, raw) = self.faces(face, frames, &mut d.timings)?;
+            let (reports, raw) = self.faces(face, frames, timings)?;
             if let (Some(first), Some(raw)) = (reports.first(), raw) {
                 let presence = first.frames as f64 / frames.len().max(1) as f64;
                 d.face_probs = Some(first.probs.clone());
@@ -228,12 +190,12 @@ impl FusionModel {
             d.faces = reports;
         }
         if d.face_probs.is_none() {
-            d.flags.push("no-face");
+            d.flags.push("no-face".into());
         }
         // Text branch.
         let has_words = text.chars().any(char::is_alphanumeric);
         if !has_words {
-            d.flags.push("no-speech");
+            d.flags.push("no-speech".into());
         }
         let text_started = std::time::Instant::now();
         if has_words && let Some(t) = &self.text {
@@ -248,8 +210,7 @@ impl FusionModel {
         if has_words && let Some(v) = &self.bundle.vader {
             d.text_compound = Some(v.polarity(text).compound);
         }
-        d.timings
-            .push(("text", text_started.elapsed().as_secs_f64() * 1e3));
+        timings.push(("text", text_started.elapsed().as_secs_f64() * 1e3));
         // Emotion: weighted average of the branches present.
         let confidence = |p: &[f64]| p.iter().cloned().fold(0.0, f64::max);
         let wf = match (&self.face, &d.face_probs, &face_raw) {
@@ -271,7 +232,7 @@ impl FusionModel {
             p.iter_mut().for_each(|v| *v /= wf + wt);
             p
         } else {
-            d.flags.push("no-evidence");
+            d.flags.push("no-evidence".into());
             let c = fusion.empty_confidence;
             self.emotion_labels
                 .iter()
@@ -318,7 +279,7 @@ impl FusionModel {
         &self,
         face: &FaceBranch,
         frames: &[Arc<RgbImage>],
-        timings: &mut Vec<(&'static str, f64)>,
+        timings: &mut Timings,
     ) -> Result<(Vec<FaceReport>, Option<Vec<f64>>), String> {
         let started = std::time::Instant::now();
         let mut per_frame: Vec<Vec<FaceBox>> = Vec::with_capacity(frames.len());
@@ -431,7 +392,7 @@ impl FusionModel {
             }
             reports.push(FaceReport {
                 rect,
-                frames: tr.boxes.len(),
+                frames: tr.boxes.len() as u32,
                 score: mean(&|b| b.score),
                 probs: mapped,
                 upstream,

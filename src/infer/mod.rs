@@ -1,16 +1,24 @@
 //! Inference with tch (libtorch): devices, turning a window into model input tensors
-//! exactly as the bundle says, and a model shared by every element of the process
-//! that batches their windows together. Everything here runs on worker threads.
+//! exactly as the bundle says (`prepare`), and the [`Model`] shared by every user of
+//! the process that batches their windows together. A bundle is either one
+//! TorchScript model (`torchscript`) or a late fusion of pretrained parts (`fusion`);
+//! a new model kind is a new backend in `model.rs`. Everything here runs on worker
+//! threads, never on GStreamer streaming threads.
 
 pub mod device;
-pub mod engine;
 pub mod fusion;
+pub mod model;
 pub mod prepare;
+pub mod torchscript;
 
 pub use device::{DeviceChoice, LIBTORCH_LIB_DIR, enable_cuda, environment_report, resolve_device};
-pub use engine::{Engine, EngineOptions, HeadLogits};
-pub use fusion::{FaceReport, FusionDetails, FusionModel, FusionOutput};
+pub use fusion::FusionModel;
+pub use model::{Model, ModelOptions, ModelOutput};
 pub use prepare::{InputTensor, Prepared, prepare};
+pub use torchscript::HeadLogits;
+
+/// Time spent in forward passes by every model of the process (ns), for benchmarks.
+pub static FORWARD_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
 /// libtorch errors carry a C++ backtrace after the first line; users need the first.
 pub fn first_line(e: &tch::TchError) -> String {

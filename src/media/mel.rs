@@ -14,7 +14,8 @@ use std::sync::Arc;
 use realfft::{RealFftPlanner, RealToComplex};
 
 /// Mel scale formula.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MelScale {
     /// `2595 · log10(1 + f / 700)`.
     Htk,
@@ -23,7 +24,8 @@ pub enum MelScale {
 }
 
 /// Filterbank normalisation.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum MelNorm {
     /// Triangles peak at 1.
     None,
@@ -32,7 +34,8 @@ pub enum MelNorm {
 }
 
 /// How the signal is padded when frames are centred.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum PadMode {
     /// Mirror without repeating the edge sample (`torch.nn.functional.pad(mode="reflect")`).
     Reflect,

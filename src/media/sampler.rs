@@ -10,16 +10,41 @@
 
 use std::sync::Arc;
 
+use gst::glib;
+
 use super::frame::RgbImage;
 
-/// How a window's T frames are chosen.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+/// How a window's T frames are chosen: the bundle manifest's `policy` and the
+/// element's `frame-policy` property.
+#[derive(
+    Clone,
+    Copy,
+    Debug,
+    PartialEq,
+    Eq,
+    Hash,
+    Default,
+    serde::Deserialize,
+    serde::Serialize,
+    glib::Enum,
+)]
+#[serde(rename_all = "lowercase")]
+#[repr(u32)]
+#[enum_type(name = "GstEmotionFramePolicy")]
 pub enum FramePolicy {
-    /// The first T frames from the window start, black padding if fewer.
-    First,
+    /// The first T frames from the window start, black padding if fewer (reference MELD).
+    #[enum_value(
+        name = "First: the first T frames, black padding if fewer",
+        nick = "first"
+    )]
+    First = 0,
     /// The frames displayed at T evenly spaced instants across the window.
     #[default]
-    Uniform,
+    #[enum_value(
+        name = "Uniform: the frames on screen at T evenly spaced instants",
+        nick = "uniform"
+    )]
+    Uniform = 1,
 }
 
 /// The frames displayed during one window, in presentation order.

@@ -2,6 +2,7 @@
 //! sentiment with probability bars in a panel at the top left, and a box around each
 //! face. Drawn in place on packed RGB-family or GRAY8 frames with a built-in 5×7 font.
 
+use super::{HeadResult, WindowResult, argmax};
 use crate::media::PixelLayout;
 
 /// 5×7 glyphs, one byte per row (low 5 bits, bit 4 = leftmost column).
@@ -144,85 +145,59 @@ impl<'a> Canvas<'a> {
     }
 }
 
-fn strings(s: &gst::StructureRef, f: &str) -> Vec<String> {
-    s.get::<gst::Array>(f)
-        .map(|a| a.iter().filter_map(|v| v.get::<String>().ok()).collect())
-        .unwrap_or_default()
-}
-
-fn floats(s: &gst::StructureRef, f: &str) -> Vec<f64> {
-    s.get::<gst::Array>(f)
-        .map(|a| a.iter().filter_map(|v| v.get::<f64>().ok()).collect())
-        .unwrap_or_default()
-}
-
-/// Draws the overlay for `result` (an `emotion` structure); draws nothing before the
-/// first result.
-pub fn draw(canvas: &mut Canvas, result: &gst::StructureRef) {
+/// Draws the overlay for `result`: a box labelled with its emotion around each face
+/// (the dominant face green) and a panel with the smoothed label of every head and
+/// its probability bars.
+pub fn draw(canvas: &mut Canvas, result: &WindowResult) {
     let s = (canvas.height / 360).max(1);
-    // Face boxes.
-    if let Ok(faces) = result.get::<gst::Array>("faces") {
-        for (i, f) in faces
-            .iter()
-            .filter_map(|v| v.get::<gst::Structure>().ok())
-            .enumerate()
-        {
-            let g = |k: &str| f.get::<f64>(k).unwrap_or(0.0);
+    let emotion_labels = result
+        .head("emotion")
+        .map(|h| h.labels.as_slice())
+        .unwrap_or_default();
+    if let Some(fusion) = result.fusion() {
+        for (i, f) in fusion.faces.iter().enumerate() {
             let (w, h) = (canvas.width as f64, canvas.height as f64);
             let colour = if i == 0 {
                 [60, 220, 90]
             } else {
                 [200, 200, 200]
             };
+            let [fx, fy, fw, fh] = f.rect;
             canvas.outline(
-                (g("x") * w) as usize,
-                (g("y") * h) as usize,
-                (g("width") * w).max(1.0) as usize,
-                (g("height") * h).max(1.0) as usize,
+                (fx * w) as usize,
+                (fy * h) as usize,
+                (fw * w).max(1.0) as usize,
+                (fh * h).max(1.0) as usize,
                 2 * s,
                 colour,
             );
-            if let Ok(label) = f.get::<String>("emotion") {
-                let y = ((g("y") * h) as usize).saturating_sub(9 * s);
-                canvas.text((g("x") * w) as usize, y, s, &label, colour);
+            if let Some(label) = emotion_labels.get(argmax(&f.probs)) {
+                let y = ((fy * h) as usize).saturating_sub(9 * s);
+                canvas.text((fx * w) as usize, y, s, label, colour);
             }
         }
     }
-    let heads: Vec<(String, Vec<String>, Vec<f64>)> = ["emotion", "sentiment"]
+    let heads: Vec<&HeadResult> = ["emotion", "sentiment"]
         .iter()
-        .filter(|h| result.has_field(**h))
-        .map(|h| {
-            (
-                h.to_string(),
-                strings(result, &format!("{h}-labels")),
-                floats(result, &format!("{h}-smoothed-probs")),
-            )
-        })
+        .filter_map(|h| result.head(h))
         .collect();
     if heads.is_empty() {
         return;
     }
     let line = 10 * s;
-    let rows: usize = heads.iter().map(|(_, l, _)| l.len()).sum::<usize>() + heads.len() + 1;
+    let rows: usize = heads.iter().map(|h| h.labels.len()).sum::<usize>() + heads.len() + 1;
     let (px, py) = (8 * s, 8 * s);
     let panel_w = 150 * s;
     canvas.rect(px, py, panel_w, rows * line + 4 * s, [0, 0, 0], 160);
     let mut y = py + 3 * s;
-    let title: Vec<String> = heads
-        .iter()
-        .map(|(h, _, _)| {
-            result
-                .get::<String>(format!("{h}-smoothed").as_str())
-                .unwrap_or_default()
-        })
-        .collect();
+    let title: Vec<&str> = heads.iter().map(|h| h.top_smoothed_label()).collect();
     canvas.text(px + 3 * s, y, s, &title.join("  "), [255, 255, 255]);
     y += line;
     let bar_x = px + 3 * s + 9 * 6 * s;
     let bar_w = panel_w - (bar_x - px) - 4 * s;
-    for (_, labels, probs) in &heads {
+    for h in &heads {
         y += line / 2;
-        for (l, p) in labels.iter().zip(probs) {
+        for (l, p) in h.labels.iter().zip(&h.smoothed) {
             canvas.text(px + 3 * s, y, s, l, [230, 230, 230]);
             let len = ((bar_w as f64) * p.clamp(0.0, 1.0)).round() as usize;
             canvas.rect(bar_x, y, len.max(1), 7 * s, colour(l), 256);
@@ -235,31 +210,48 @@ pub fn draw(canvas: &mut Canvas, result: &gst::StructureRef) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::output::{FaceReport, FusionDetails, Prediction};
 
     #[test]
     fn draws_panel_bars_and_face_box() {
-        gst::init().unwrap();
         let (w, h) = (320, 240);
         let mut data = vec![0u8; w * h * 3];
-        let s = gst::Structure::builder("emotion")
-            .field("emotion", "joy")
-            .field("emotion-smoothed", "joy")
-            .field("emotion-labels", gst::Array::new(["joy", "neutral"]))
-            .field("emotion-smoothed-probs", gst::Array::new([1.0f64, 0.0]))
-            .field(
-                "faces",
-                gst::Array::new([gst::Structure::builder("face")
-                    .field("x", 0.5f64)
-                    .field("y", 0.5f64)
-                    .field("width", 0.25f64)
-                    .field("height", 0.25f64)
-                    .field("emotion", "joy")
-                    .build()]),
-            )
-            .build();
+        let result = WindowResult {
+            span: crate::window::WindowSpan {
+                index: 0,
+                start: 0,
+                end: 1,
+            },
+            frames: None,
+            distinct_frames: None,
+            audio_samples: None,
+            audio_rms: None,
+            windows_dropped: 0,
+            transcript: None,
+            prediction: Some(Prediction {
+                model: "m".into(),
+                heads: vec![HeadResult {
+                    name: "emotion".into(),
+                    labels: vec!["joy".into(), "neutral".into()],
+                    probs: vec![1.0, 0.0],
+                    smoothed: vec![1.0, 0.0],
+                }],
+                fusion: Some(FusionDetails {
+                    faces: vec![FaceReport {
+                        rect: [0.5, 0.5, 0.25, 0.25],
+                        frames: 1,
+                        score: 1.0,
+                        probs: vec![1.0, 0.0],
+                        upstream: false,
+                    }],
+                    ..FusionDetails::default()
+                }),
+            }),
+            timings: vec![],
+        };
         draw(
             &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
-            &s,
+            &result,
         );
         let px = |x: usize, y: usize| {
             [

@@ -15,8 +15,21 @@ use crate::media::{AudioRing, FramePolicy, RgbImage, SampledFrames};
 /// Nanoseconds per second.
 pub const SECOND: u64 = 1_000_000_000;
 
+/// Default window length (ns): the element's `window-length`, a bundle's `window.length`.
+pub const DEFAULT_LENGTH: u64 = 2 * SECOND;
+/// Default hop between window starts (ns).
+pub const DEFAULT_HOP: u64 = SECOND;
+/// Default shortest window cut by end of stream that is still analysed (ns).
+pub const DEFAULT_MIN_LENGTH: u64 = SECOND / 2;
+/// Default frames sampled per window (T) without a bundle.
+pub const DEFAULT_FRAMES: usize = 16;
+/// Default side of the sampled frames without a bundle.
+pub const DEFAULT_FRAME_SIZE: usize = 224;
+/// The sample rate of window audio (Hz): what the speech and audio models take.
+pub const SAMPLE_RATE: u32 = 16000;
+
 /// One window: its sequence number and running-time span in nanoseconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct WindowSpan {
     /// Sequence number, counted from 0 at running time 0 (after a flush, anew).
     pub index: u64,
@@ -85,16 +98,16 @@ impl Default for WindowConfig {
     fn default() -> Self {
         Self {
             schedule: SlidingSchedule {
-                length: 2 * SECOND,
-                hop: SECOND,
+                length: DEFAULT_LENGTH,
+                hop: DEFAULT_HOP,
             },
-            min_length: SECOND / 2,
-            frames: 16,
+            min_length: DEFAULT_MIN_LENGTH,
+            frames: DEFAULT_FRAMES,
             policy: FramePolicy::Uniform,
-            frame_width: 224,
-            frame_height: 224,
+            frame_width: DEFAULT_FRAME_SIZE,
+            frame_height: DEFAULT_FRAME_SIZE,
             fit_longest_side: None,
-            sample_rate: 16000,
+            sample_rate: SAMPLE_RATE,
             utterance: false,
         }
     }
@@ -109,6 +122,9 @@ pub struct WindowJob {
     pub frames: Option<FrameSelection>,
     /// Mono audio of exactly the span (silence where none arrived), or `None` without audio.
     pub audio: Option<WindowAudio>,
+    /// The span is a speech segment the voice detector already found (`utterance`
+    /// windows): the analysis transcribes it whole instead of looking for speech again.
+    pub utterance: bool,
 }
 
 /// The audio of one window.
@@ -120,6 +136,33 @@ pub struct WindowAudio {
     pub real: usize,
     /// Sample rate (Hz).
     pub rate: u32,
+}
+
+/// One of the two inputs a window is assembled from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// Video frames.
+    Video,
+    /// Audio samples.
+    Audio,
+}
+
+impl Input {
+    /// The element's pad (and pad template) name of this input.
+    pub fn name(self) -> &'static str {
+        match self {
+            Input::Video => "video",
+            Input::Audio => "audio",
+        }
+    }
+
+    /// The other input.
+    pub fn other(self) -> Self {
+        match self {
+            Input::Video => Input::Audio,
+            Input::Audio => Input::Video,
+        }
+    }
 }
 
 /// How far one input has delivered data.
@@ -202,13 +245,16 @@ impl WindowAssembler {
         &self.config
     }
 
-    /// Declares whether the video (`video = true`) or audio input exists.
-    pub fn set_input(&mut self, video: bool, present: bool) {
-        let state = if video {
-            &mut self.video
-        } else {
-            &mut self.audio
-        };
+    fn state_mut(&mut self, input: Input) -> &mut InputState {
+        match input {
+            Input::Video => &mut self.video,
+            Input::Audio => &mut self.audio,
+        }
+    }
+
+    /// Declares whether `input` exists.
+    pub fn set_input(&mut self, input: Input, present: bool) {
+        let state = self.state_mut(input);
         *state = match (present, *state) {
             (false, _) => InputState::Absent,
             (true, InputState::Absent) => InputState::Pending,
@@ -216,14 +262,12 @@ impl WindowAssembler {
         };
     }
 
-    /// The state of the video input.
-    pub fn video_state(&self) -> InputState {
-        self.video
-    }
-
-    /// The state of the audio input.
-    pub fn audio_state(&self) -> InputState {
-        self.audio
+    /// How far `input` has delivered data.
+    pub fn input_state(&self, input: Input) -> InputState {
+        match input {
+            Input::Video => self.video,
+            Input::Audio => self.audio,
+        }
     }
 
     /// Live streams do not wait for an input that has not delivered anything yet.
@@ -297,13 +341,9 @@ impl WindowAssembler {
         };
     }
 
-    /// Marks the video (`true`) or audio input as ended.
-    pub fn end_input(&mut self, video: bool) {
-        let state = if video {
-            &mut self.video
-        } else {
-            &mut self.audio
-        };
+    /// Marks `input` as ended.
+    pub fn end_input(&mut self, input: Input) {
+        let state = self.state_mut(input);
         if *state != InputState::Absent {
             *state = InputState::Ended;
         }
@@ -470,6 +510,7 @@ impl WindowAssembler {
             span,
             frames,
             audio,
+            utterance: self.config.utterance,
         }
     }
 
@@ -548,12 +589,12 @@ mod tests {
     #[test]
     fn sliding_windows_over_five_and_a_half_seconds() {
         let mut a = WindowAssembler::new(config());
-        a.set_input(true, true);
-        a.set_input(false, true);
+        a.set_input(Input::Video, true);
+        a.set_input(Input::Audio, true);
         let mut jobs = Vec::new();
         feed(&mut a, 0, 5500, &mut jobs);
-        a.end_input(true);
-        a.end_input(false);
+        a.end_input(Input::Video);
+        a.end_input(Input::Audio);
         jobs.extend(a.take_complete());
         jobs.extend(a.finish());
         let spans: Vec<(u64, u64)> = jobs
@@ -586,7 +627,7 @@ mod tests {
     #[test]
     fn short_tail_is_dropped() {
         let mut a = WindowAssembler::new(config());
-        a.set_input(true, true);
+        a.set_input(Input::Video, true);
         let mut jobs = Vec::new();
         let mut t = 0;
         while t < 2300 {
@@ -594,7 +635,7 @@ mod tests {
             jobs.extend(a.take_complete());
             t += 100;
         }
-        a.end_input(true);
+        a.end_input(Input::Video);
         jobs.extend(a.finish());
         let spans: Vec<(u64, u64)> = jobs
             .iter()
@@ -608,7 +649,7 @@ mod tests {
     #[test]
     fn video_only_and_audio_only() {
         let mut a = WindowAssembler::new(config());
-        a.set_input(false, true);
+        a.set_input(Input::Audio, true);
         let mut jobs = Vec::new();
         for k in 0..30 {
             a.push_audio(k * 100 * MS, &vec![0.1; 1600]);
@@ -621,8 +662,8 @@ mod tests {
     #[test]
     fn waits_for_the_slower_input_unless_live() {
         let mut a = WindowAssembler::new(config());
-        a.set_input(true, true);
-        a.set_input(false, true);
+        a.set_input(Input::Video, true);
+        a.set_input(Input::Audio, true);
         for k in 0..25 {
             a.push_frame(k * 100 * MS, None, frame(1));
         }
@@ -640,7 +681,7 @@ mod tests {
     #[test]
     fn reset_starts_over() {
         let mut a = WindowAssembler::new(config());
-        a.set_input(true, true);
+        a.set_input(Input::Video, true);
         let mut jobs = Vec::new();
         feed_video(&mut a, 0, 1500, &mut jobs);
         a.reset();
@@ -655,8 +696,8 @@ mod tests {
             utterance: true,
             ..config()
         });
-        a.set_input(true, true);
-        a.set_input(false, true);
+        a.set_input(Input::Video, true);
+        a.set_input(Input::Audio, true);
         let mut jobs = Vec::new();
         feed(&mut a, 0, 3000, &mut jobs);
         assert!(jobs.is_empty(), "no sliding windows in utterance mode");

@@ -153,36 +153,12 @@ pub fn run_to_eos(
     result
 }
 
-/// One `emotion` element message, as the tests read it.
-#[derive(Clone, Debug)]
-pub struct Window {
-    pub index: u64,
-    pub start: u64,
-    pub end: u64,
-    pub frames: Option<u32>,
-    pub audio_samples: Option<u64>,
-    pub audio_rms: Option<f64>,
-    pub dropped: u64,
-}
-
-/// Parses an `emotion` element message, if `msg` is one.
-pub fn window_of(msg: &gst::Message) -> Option<Window> {
+/// The window result of an `emotion` element message, if `msg` is one.
+pub fn window_of(msg: &gst::Message) -> Option<gst_emotion::output::WindowResult> {
     let gst::MessageView::Element(e) = msg.view() else {
         return None;
     };
-    let s = e.structure()?;
-    if s.name() != "emotion" {
-        return None;
-    }
-    Some(Window {
-        index: s.get("index").ok()?,
-        start: s.get("start").ok()?,
-        end: s.get("end").ok()?,
-        frames: s.get("frames").ok(),
-        audio_samples: s.get("audio-samples").ok(),
-        audio_rms: s.get("audio-rms").ok(),
-        dropped: s.get("windows-dropped").ok()?,
-    })
+    gst_emotion::output::WindowResult::from_structure(e.structure()?).ok()
 }
 
 /// The `file://` URI of `path`.

@@ -1,0 +1,275 @@
+//! [`Analyzer`]: one window in, one [`WindowResult`] out — transcript (voice activity +
+//! Whisper), model, smoothing, debug dumps — with no GStreamer element involved. The
+//! element's worker thread feeds it; tests and tools drive it directly.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::infer::{Model, ModelOutput};
+use crate::output::{HeadResult, Prediction, TimedWord, TranscriptInfo, WindowResult, dump};
+use crate::speech::{
+    SegmenterConfig, Transcriber, TranscriberConfig, VoiceDetector, WhisperModel, speech_segments,
+};
+use crate::window::WindowJob;
+
+/// What an analyzer does with each window beyond measuring it.
+#[derive(Clone, Debug, Default)]
+pub struct AnalyzerConfig {
+    /// The model, when a bundle is loaded.
+    pub model: Option<Arc<Model>>,
+    /// Weight of the previous smoothed value in the EMA (0 = no smoothing).
+    pub smoothing: f64,
+    /// Text given to the model for every window instead of a transcript.
+    pub text: Option<String>,
+    /// Folder receiving what the model saw per window (frames, tensors, outputs).
+    pub dump_dir: Option<PathBuf>,
+    /// Speech recognition, when on.
+    pub speech: Option<SpeechSetup>,
+}
+
+/// What speech recognition needs.
+#[derive(Clone, Debug)]
+pub struct SpeechSetup {
+    /// The loaded Whisper model (shared by every analyzer).
+    pub whisper: Arc<WhisperModel>,
+    /// Transcriber settings.
+    pub config: TranscriberConfig,
+    /// Silero VAD model; `None`: the energy detector.
+    pub vad_model: Option<PathBuf>,
+    /// How voice activity becomes speech segments.
+    pub segmenter: SegmenterConfig,
+}
+
+/// Counts of the work done, for tests and metrics.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct AnalyzerStats {
+    /// Windows analysed.
+    pub windows: u64,
+    /// Voice activity passes over window audio.
+    pub vad_passes: u64,
+    /// Whisper runs.
+    pub transcriptions: u64,
+}
+
+/// A speech recogniser with its voice activity detector (one whisper state).
+struct Speech {
+    transcriber: Transcriber,
+    vad: VoiceDetector,
+    segmenter: SegmenterConfig,
+}
+
+/// Analyses windows one after another; owns one whisper state and the smoothing state.
+pub struct Analyzer {
+    config: AnalyzerConfig,
+    speech: Option<Speech>,
+    smoothed: Vec<Vec<f64>>,
+    stats: AnalyzerStats,
+    warnings: Vec<String>,
+}
+
+impl Analyzer {
+    /// An analyzer for `config`. Speech recognition that cannot start (no whisper
+    /// state, an unreadable VAD model) degrades with a warning in the returned list.
+    pub fn new(config: AnalyzerConfig) -> (Self, Vec<String>) {
+        let mut warnings = Vec::new();
+        let speech = config.speech.as_ref().and_then(|s| {
+            let transcriber = Transcriber::new(s.whisper.clone(), s.config.clone())
+                .map_err(|e| warnings.push(format!("{e}: speech recognition is off")))
+                .ok()?;
+            let vad = match &s.vad_model {
+                Some(path) => VoiceDetector::silero(path).unwrap_or_else(|e| {
+                    warnings.push(format!("{e}: using the energy voice detector"));
+                    VoiceDetector::energy()
+                }),
+                None => VoiceDetector::energy(),
+            };
+            Some(Speech {
+                transcriber,
+                vad,
+                segmenter: s.segmenter.clone(),
+            })
+        });
+        let analyzer = Self {
+            config,
+            speech,
+            smoothed: Vec::new(),
+            stats: AnalyzerStats::default(),
+            warnings: Vec::new(),
+        };
+        (analyzer, warnings)
+    }
+
+    /// Work done so far.
+    pub fn stats(&self) -> AnalyzerStats {
+        self.stats
+    }
+
+    /// Problems that did not stop a window (a failed transcription, an unwritable
+    /// dump), since the last call.
+    pub fn take_warnings(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Forgets the smoothing history (after a flushing seek).
+    pub fn reset(&mut self) {
+        self.smoothed.clear();
+    }
+
+    /// Analyses one window. An error means the window could not be analysed (the
+    /// caller skips it, as the reference service skips a failed segment).
+    pub fn analyse(&mut self, job: &WindowJob) -> Result<WindowResult, String> {
+        let started = Instant::now();
+        let mut result = WindowResult::measure(job);
+        result.transcript = self.transcript(job);
+        if self.speech.is_some() && self.config.text.is_none() {
+            result
+                .timings
+                .push(("asr".into(), started.elapsed().as_secs_f64() * 1e3));
+        }
+        if let Some(model) = self.config.model.clone() {
+            let model_started = Instant::now();
+            let text = result
+                .transcript
+                .as_ref()
+                .map(|t| t.text.as_str())
+                .filter(|t| !t.is_empty());
+            let input = model.prepare(job, text)?;
+            if let Some(dir) = &self.config.dump_dir {
+                dump::inputs(dir, job.span.index, &input)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            let out = model.predict(input)?;
+            result
+                .timings
+                .push(("model".into(), model_started.elapsed().as_secs_f64() * 1e3));
+            result.timings.extend(out.timings.iter().cloned());
+            result.prediction = Some(self.prediction(&model, job, out)?);
+        }
+        result
+            .timings
+            .push(("total".into(), started.elapsed().as_secs_f64() * 1e3));
+        if let Some(dir) = &self.config.dump_dir
+            && let Err(e) = dump::window(dir, job, &result)
+        {
+            self.warnings
+                .push(format!("dump-dir {}: {e}", dir.display()));
+        }
+        self.stats.windows += 1;
+        Ok(result)
+    }
+
+    /// Heads with their smoothed probabilities; dumps the outputs when asked.
+    fn prediction(
+        &mut self,
+        model: &Model,
+        job: &WindowJob,
+        out: ModelOutput,
+    ) -> Result<Prediction, String> {
+        let specs = &model.bundle.manifest.heads;
+        if self.smoothed.len() != out.probs.len() {
+            self.smoothed.clear();
+        }
+        let a = self.config.smoothing;
+        let mut heads = Vec::with_capacity(out.probs.len());
+        for (i, (spec, probs)) in specs.iter().zip(out.probs).enumerate() {
+            let smoothed: Vec<f64> = match self.smoothed.get(i) {
+                Some(prev) => prev
+                    .iter()
+                    .zip(&probs)
+                    .map(|(p, q)| a * p + (1.0 - a) * q)
+                    .collect(),
+                None => probs.clone(),
+            };
+            if self.smoothed.len() <= i {
+                self.smoothed.push(smoothed.clone());
+            } else {
+                self.smoothed[i] = smoothed.clone();
+            }
+            if let Some(dir) = &self.config.dump_dir {
+                let logits = out.logits.as_ref().map(|l| l[i].as_slice());
+                dump::head(dir, job.span.index, &spec.name, logits, &probs)
+                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+            }
+            heads.push(HeadResult {
+                name: spec.name.clone(),
+                labels: spec.labels.clone(),
+                probs,
+                smoothed,
+            });
+        }
+        Ok(Prediction {
+            model: model.bundle.manifest.name.clone(),
+            heads,
+            fusion: out.fusion,
+        })
+    }
+
+    /// The window's transcript: the configured text when set, else what speech
+    /// recognition hears. Whisper runs only where the voice detector finds speech; an
+    /// utterance window is speech already found, so it is transcribed whole.
+    fn transcript(&mut self, job: &WindowJob) -> Option<TranscriptInfo> {
+        if let Some(text) = &self.config.text {
+            return Some(TranscriptInfo::text_only(text.clone()));
+        }
+        let (speech, audio) = (self.speech.as_mut()?, job.audio.as_ref()?);
+        let rate = audio.rate as f64;
+        let duration = audio.samples.len() as f64 / rate;
+        let stretch = if job.utterance {
+            Ok(Some((0.0, duration)))
+        } else {
+            self.stats.vad_passes += 1;
+            speech.vad.probabilities(&audio.samples).map(|probs| {
+                let frame = crate::speech::vad::FRAME as f64 / crate::speech::vad::RATE as f64;
+                let segments = speech_segments(&probs, frame, duration, &speech.segmenter);
+                segments
+                    .first()
+                    .zip(segments.last())
+                    .map(|(f, l)| (f.0, l.1))
+            })
+        };
+        let result = stretch.and_then(|stretch| {
+            let Some((start, end)) = stretch else {
+                return Ok(None);
+            };
+            let from = (start * rate) as usize;
+            let to = ((end * rate) as usize).min(audio.samples.len());
+            self.stats.transcriptions += 1;
+            let tr = speech.transcriber.transcribe(&audio.samples[from..to])?;
+            Ok(Some((start, end, tr)))
+        });
+        let at = |s: f64| (job.span.start + (s * 1e9) as u64).min(job.span.end);
+        match result {
+            Ok(None) => Some(TranscriptInfo::default()),
+            Ok(Some((start, end, tr))) => {
+                let text = tr.text();
+                // Whisper's times count from the start of the transcribed stretch.
+                let words = tr
+                    .segments
+                    .iter()
+                    .flat_map(|s| &s.words)
+                    .map(|w| TimedWord {
+                        text: w.text.clone(),
+                        start: at(start + w.start),
+                        end: at(start + w.end),
+                    })
+                    .collect();
+                Some(TranscriptInfo {
+                    words,
+                    span: (!text.is_empty()).then(|| (at(start), at(end))),
+                    no_speech: tr
+                        .segments
+                        .iter()
+                        .map(|s| s.no_speech as f64)
+                        .reduce(f64::max),
+                    text,
+                })
+            }
+            Err(e) => {
+                self.warnings
+                    .push(format!("window {}: {e}", job.span.index));
+                None
+            }
+        }
+    }
+}

@@ -1,0 +1,330 @@
+//! [`Model`]: a loaded bundle shared by every user in the process — one per (bundle
+//! folder, device). What kind of bundle it is (one TorchScript model, or late fusion of
+//! several) is decided once, at load; after that every window goes the same way:
+//! [`Model::prepare`] on the caller's thread, then [`Model::predict`] through one
+//! inference thread that batches the windows waiting from all streams (up to
+//! `max_batch`, waiting at most `max_wait` for more) and answers probabilities per
+//! head (softmax inside), plus logits or fusion details.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, LazyLock, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
+
+use super::device::{DeviceChoice, resolve_device};
+use super::fusion::FusionModel;
+use super::prepare::{Prepared, prepare};
+use super::torchscript::{HeadLogits, TorchScriptModel};
+use crate::bundle::{Bundle, BundleError};
+use crate::output::{FusionDetails, softmax};
+use crate::window::{SECOND, WindowJob, WindowSpan};
+
+/// Models loaded in this process so far (a second user of the same bundle and device
+/// shares the first one's).
+static LOADS: AtomicU64 = AtomicU64::new(0);
+
+/// How a model runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ModelOptions {
+    /// Device setting.
+    pub device: DeviceChoice,
+    /// Most windows in one forward pass.
+    pub max_batch: usize,
+    /// Longest wait for more windows once one is waiting.
+    pub max_wait: Duration,
+}
+
+impl Default for ModelOptions {
+    fn default() -> Self {
+        Self {
+            device: DeviceChoice::Auto,
+            max_batch: 4,
+            max_wait: Duration::from_millis(10),
+        }
+    }
+}
+
+/// What the model says about one window.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ModelOutput {
+    /// Probabilities per head, in the bundle's head order.
+    pub probs: Vec<Vec<f64>>,
+    /// The logits behind them (single TorchScript models).
+    pub logits: Option<HeadLogits>,
+    /// What a late-fusion bundle saw and how it decided.
+    pub fusion: Option<FusionDetails>,
+    /// Milliseconds per stage inside the model (fusion: face detection, face
+    /// classification, text).
+    pub timings: Vec<(String, f64)>,
+}
+
+/// The loaded model of a bundle, by kind.
+enum Backend {
+    TorchScript(TorchScriptModel),
+    Fusion(Box<FusionModel>),
+}
+
+impl Backend {
+    fn load(bundle: &Arc<Bundle>, device: tch::Device) -> Result<Self, BundleError> {
+        if bundle.is_fusion() {
+            FusionModel::load(bundle.clone(), device)
+                .map(|m| Backend::Fusion(Box::new(m)))
+                .map_err(|reason| BundleError::Model {
+                    path: manifest_path(bundle),
+                    reason,
+                })
+        } else {
+            TorchScriptModel::load(bundle, device).map(Backend::TorchScript)
+        }
+    }
+
+    /// Windows one pass can take: fusion bundles analyse one window at a time (their
+    /// work is face detection and crops, not one large forward).
+    fn max_batch(&self, options: &ModelOptions) -> usize {
+        match self {
+            Backend::TorchScript(_) => options.max_batch.max(1),
+            Backend::Fusion(_) => 1,
+        }
+    }
+
+    fn run(&self, bundle: &Bundle, batch: &[&Prepared]) -> Vec<Result<ModelOutput, String>> {
+        match self {
+            Backend::TorchScript(m) => m
+                .run(bundle, batch)
+                .into_iter()
+                .map(|r| {
+                    r.map(|logits| ModelOutput {
+                        probs: logits.iter().map(|l| softmax(l)).collect(),
+                        logits: Some(logits),
+                        ..ModelOutput::default()
+                    })
+                })
+                .collect(),
+            Backend::Fusion(m) => batch
+                .iter()
+                .map(|p| {
+                    let started = Instant::now();
+                    let out = m.analyse(&p.frames, &p.text);
+                    super::FORWARD_NANOS
+                        .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                    out
+                })
+                .collect(),
+        }
+    }
+
+    /// The file a warm-up failure is reported against.
+    fn warm_up_path(&self, bundle: &Bundle, device: tch::Device) -> String {
+        match self {
+            Backend::TorchScript(_) => bundle.model_file(0, device).display().to_string(),
+            Backend::Fusion(_) => manifest_path(bundle),
+        }
+    }
+}
+
+fn manifest_path(bundle: &Bundle) -> String {
+    bundle
+        .dir
+        .join(crate::bundle::MANIFEST)
+        .display()
+        .to_string()
+}
+
+struct Request {
+    input: Prepared,
+    reply: Sender<Result<ModelOutput, String>>,
+}
+
+/// A model ready to analyse windows; cheap to share (`Arc`).
+pub struct Model {
+    tx: Sender<Request>,
+    /// The bundle the model comes from.
+    pub bundle: Arc<Bundle>,
+    /// The device it runs on.
+    pub device: tch::Device,
+    /// Set when the requested device was not usable.
+    pub device_note: Option<String>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("bundle", &self.bundle.manifest.name)
+            .field("device", &self.device)
+            .finish()
+    }
+}
+
+type Registry = HashMap<(PathBuf, DeviceChoice), Weak<Model>>;
+static MODELS: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+
+impl Model {
+    /// The model of the bundle in `dir` on `options.device`, loading it (manifest
+    /// validation, model load, warm-up checking every head's output) unless another
+    /// user in this process already has.
+    pub fn shared(dir: &Path, options: ModelOptions) -> Result<Arc<Model>, BundleError> {
+        let key_dir = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+        let mut registry = MODELS.lock().unwrap_or_else(|e| e.into_inner());
+        registry.retain(|_, w| w.strong_count() > 0);
+        if let Some(model) = registry
+            .get(&(key_dir.clone(), options.device))
+            .and_then(Weak::upgrade)
+        {
+            return Ok(model);
+        }
+        let model = Arc::new(Self::load(dir, options)?);
+        registry.insert((key_dir, options.device), Arc::downgrade(&model));
+        Ok(model)
+    }
+
+    /// How many models this process has loaded (shared ones count once).
+    pub fn loads() -> u64 {
+        LOADS.load(Ordering::SeqCst)
+    }
+
+    fn load(dir: &Path, options: ModelOptions) -> Result<Model, BundleError> {
+        let bundle = Arc::new(Bundle::load(dir)?);
+        let (device, device_note) = resolve_device(options.device);
+        let (tx, rx) = unbounded::<Request>();
+        let (ready_tx, ready_rx) = bounded(1);
+        let thread_bundle = bundle.clone();
+        std::thread::Builder::new()
+            .name("emotion-inference".into())
+            .spawn(move || serve(thread_bundle, device, options, rx, ready_tx))
+            .map_err(|e| BundleError::Io {
+                path: dir.display().to_string(),
+                reason: format!("cannot start the inference thread: {e}"),
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {
+                LOADS.fetch_add(1, Ordering::SeqCst);
+                Ok(Model {
+                    tx,
+                    bundle,
+                    device,
+                    device_note,
+                })
+            }
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(BundleError::Model {
+                path: dir.display().to_string(),
+                reason: "the inference thread stopped while loading".into(),
+            }),
+        }
+    }
+
+    /// The window's inputs as the bundle declares them (`text`: the transcript, `None`
+    /// for the bundle's filler). Runs on the caller's thread.
+    pub fn prepare(&self, job: &WindowJob, text: Option<&str>) -> Result<Prepared, String> {
+        prepare(&self.bundle, job, text)
+    }
+
+    /// The model's answer for one window (blocking; batched with other waiting windows).
+    pub fn predict(&self, input: Prepared) -> Result<ModelOutput, String> {
+        let (reply, rx) = bounded(1);
+        self.tx
+            .send(Request { input, reply })
+            .map_err(|_| "the inference thread has stopped".to_string())?;
+        rx.recv()
+            .map_err(|_| "the inference thread has stopped".to_string())?
+    }
+
+    /// Answers for several windows at once (they reach the inference thread together,
+    /// so they batch up to `max_batch`), in order.
+    pub fn predict_many(&self, inputs: Vec<Prepared>) -> Vec<Result<ModelOutput, String>> {
+        let receivers: Vec<_> = inputs
+            .into_iter()
+            .map(|input| {
+                let (reply, rx) = bounded(1);
+                let sent = self.tx.send(Request { input, reply }).is_ok();
+                (sent, rx)
+            })
+            .collect();
+        receivers
+            .into_iter()
+            .map(|(sent, rx)| {
+                if !sent {
+                    return Err("the inference thread has stopped".to_string());
+                }
+                rx.recv()
+                    .map_err(|_| "the inference thread has stopped".to_string())?
+            })
+            .collect()
+    }
+}
+
+/// The inference thread: loads the model, warms it up on a blank window (every head
+/// must give as many finite probabilities as it has labels), then answers batches.
+fn serve(
+    bundle: Arc<Bundle>,
+    device: tch::Device,
+    options: ModelOptions,
+    rx: Receiver<Request>,
+    ready: Sender<Result<(), BundleError>>,
+) {
+    let backend = match Backend::load(&bundle, device) {
+        Ok(b) => b,
+        Err(e) => {
+            let _ = ready.send(Err(e));
+            return;
+        }
+    };
+    if let Err(reason) = warm_up(&backend, &bundle) {
+        let _ = ready.send(Err(BundleError::Model {
+            path: backend.warm_up_path(&bundle, device),
+            reason: format!("warm-up failed: {reason}"),
+        }));
+        return;
+    }
+    let _ = ready.send(Ok(()));
+    drop(ready);
+    let max_batch = backend.max_batch(&options);
+    while let Ok(first) = rx.recv() {
+        let mut batch = vec![first];
+        let deadline = Instant::now() + options.max_wait;
+        while batch.len() < max_batch {
+            match rx.recv_deadline(deadline) {
+                Ok(r) => batch.push(r),
+                Err(_) => break,
+            }
+        }
+        let inputs: Vec<&Prepared> = batch.iter().map(|r| &r.input).collect();
+        let outputs = backend.run(&bundle, &inputs);
+        for (r, out) in batch.into_iter().zip(outputs) {
+            let _ = r.reply.send(out);
+        }
+    }
+}
+
+/// A silent, black, text-less window through the model.
+fn warm_up(backend: &Backend, bundle: &Bundle) -> Result<(), String> {
+    let blank = WindowJob {
+        span: WindowSpan {
+            index: 0,
+            start: 0,
+            end: (bundle.manifest.window.length * SECOND as f64) as u64,
+        },
+        frames: None,
+        audio: None,
+        utterance: false,
+    };
+    let input = prepare(bundle, &blank, None)?;
+    let out = backend
+        .run(bundle, &[&input])
+        .pop()
+        .ok_or("no answer for the blank window")??;
+    for (spec, p) in bundle.manifest.heads.iter().zip(&out.probs) {
+        if p.len() != spec.labels.len() || p.iter().any(|v| !v.is_finite()) {
+            return Err(format!(
+                "heads.{}: {} values for {} labels",
+                spec.name,
+                p.len(),
+                spec.labels.len()
+            ));
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,218 @@
+//! A single-TorchScript bundle (e.g. an exported MELD model): the module's forward
+//! over a batch of prepared windows, its outputs picked per head by dict key or tuple
+//! index, and checked against the manifest's label counts.
+
+use std::time::Instant;
+
+use tch::{IValue, Tensor};
+
+use super::prepare::{InputTensor, Prepared};
+use super::{FORWARD_NANOS, first_line};
+use crate::bundle::{Bundle, BundleError, HeadSpec, InputSpec, TextPadding};
+
+/// Logits of one window: one vector per head, in the bundle's head order.
+pub type HeadLogits = Vec<Vec<f32>>;
+
+/// A loaded TorchScript module and what its forward takes.
+pub struct TorchScriptModel {
+    module: tch::CModule,
+    device: tch::Device,
+}
+
+impl TorchScriptModel {
+    /// Loads the bundle's model file for `device` (its CPU variant on the CPU).
+    pub fn load(bundle: &Bundle, device: tch::Device) -> Result<Self, BundleError> {
+        let path = bundle.model_file(0, device);
+        let mut module =
+            tch::CModule::load_on_device(&path, device).map_err(|e| BundleError::Model {
+                path: path.display().to_string(),
+                reason: format!("cannot load TorchScript: {}", first_line(&e)),
+            })?;
+        module.set_eval();
+        Ok(Self { module, device })
+    }
+
+    /// Runs the windows of `batch` that share tensor shapes in one forward pass (each
+    /// alone otherwise); logits per window, in order.
+    pub fn run(&self, bundle: &Bundle, batch: &[&Prepared]) -> Vec<Result<HeadLogits, String>> {
+        let same = batch
+            .iter()
+            .all(|p| batch_shapes(bundle, p) == batch_shapes(bundle, batch[0]));
+        if same {
+            match self.forward(bundle, batch) {
+                Ok(rows) => rows.into_iter().map(Ok).collect(),
+                Err(e) => batch.iter().map(|_| Err(e.clone())).collect(),
+            }
+        } else {
+            batch
+                .iter()
+                .map(|p| self.forward(bundle, &[p]).map(|mut v| v.remove(0)))
+                .collect()
+        }
+    }
+
+    /// One forward pass over `batch`; returns logits per window per head.
+    fn forward(&self, bundle: &Bundle, batch: &[&Prepared]) -> Result<Vec<HeadLogits>, String> {
+        let model = &bundle.manifest.models[0];
+        let n = batch.len() as i64;
+        let mut args = Vec::with_capacity(model.forward.len());
+        for name in &model.forward {
+            args.push(IValue::Tensor(
+                batch_tensor(bundle, batch, name)?.to_device(self.device),
+            ));
+        }
+        let started = Instant::now();
+        let output = tch::no_grad(|| self.module.forward_is(&args))
+            .map_err(|e| format!("forward: {}", first_line(&e)))?;
+        FORWARD_NANOS.fetch_add(
+            started.elapsed().as_nanos() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
+        let mut per_window: Vec<HeadLogits> =
+            vec![Vec::with_capacity(bundle.manifest.heads.len()); batch.len()];
+        for head in &bundle.manifest.heads {
+            let t = head_output(&output, head)?;
+            let size = t.size();
+            if size != [n, head.labels.len() as i64] {
+                return Err(format!(
+                    "output for heads.{} has shape {size:?}, expected [{n}, {}] ({} labels)",
+                    head.name,
+                    head.labels.len(),
+                    head.labels.len()
+                ));
+            }
+            let flat: Vec<f32> = Vec::<f32>::try_from(
+                t.to_device(tch::Device::Cpu)
+                    .to_kind(tch::Kind::Float)
+                    .reshape([-1]),
+            )
+            .map_err(|e| format!("heads.{}: {e}", head.name))?;
+            for (w, row) in per_window.iter_mut().zip(flat.chunks(head.labels.len())) {
+                w.push(row.to_vec());
+            }
+        }
+        Ok(per_window)
+    }
+}
+
+/// Input `name` of every window of `batch`, stacked along a new batch dimension (text
+/// padded to the longest in the batch when the bundle says so).
+fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tensor, String> {
+    let n = batch.len() as i64;
+    let first = batch[0]
+        .inputs
+        .get(name)
+        .ok_or_else(|| format!("input {name} was not prepared"))?;
+    if pads_to_longest(bundle) && is_text(bundle, name) {
+        let pad_id = bundle.text.as_ref().map_or(0, |t| t.pad_id());
+        let len = batch
+            .iter()
+            .map(|p| p.inputs[name].shape().last().copied().unwrap_or(0))
+            .max()
+            .unwrap_or(0)
+            .max(1) as usize;
+        let fill = match bundle.manifest.inputs.get(name) {
+            Some(InputSpec::TextIds) => pad_id,
+            _ => 0,
+        };
+        let mut data = Vec::with_capacity(batch.len() * len);
+        for p in batch {
+            let InputTensor::I64 { data: d, .. } = &p.inputs[name] else {
+                return Err(format!("input {name}: expected int64 tokens"));
+            };
+            data.extend_from_slice(d);
+            data.extend(std::iter::repeat_n(fill, len - d.len()));
+        }
+        return Ok(Tensor::from_slice(&data).reshape([n, len as i64]));
+    }
+    let mut shape = vec![n];
+    shape.extend_from_slice(first.shape());
+    let tensor = match first {
+        InputTensor::F32 { .. } => {
+            let data: Vec<f32> = batch
+                .iter()
+                .flat_map(|p| match &p.inputs[name] {
+                    InputTensor::F32 { data, .. } => data.as_slice(),
+                    InputTensor::I64 { .. } => &[],
+                })
+                .copied()
+                .collect();
+            Tensor::from_slice(&data)
+        }
+        InputTensor::I64 { .. } => {
+            let data: Vec<i64> = batch
+                .iter()
+                .flat_map(|p| match &p.inputs[name] {
+                    InputTensor::I64 { data, .. } => data.as_slice(),
+                    InputTensor::F32 { .. } => &[],
+                })
+                .copied()
+                .collect();
+            Tensor::from_slice(&data)
+        }
+    };
+    tensor
+        .f_reshape(shape.as_slice())
+        .map_err(|e| format!("input {name}: {}", first_line(&e)))
+}
+
+/// The shapes that must agree for windows to share a forward pass.
+fn batch_shapes<'a>(bundle: &Bundle, p: &'a Prepared) -> Vec<&'a [i64]> {
+    let longest = pads_to_longest(bundle);
+    p.inputs
+        .iter()
+        .filter(|(name, _)| !(longest && is_text(bundle, name)))
+        .map(|(_, t)| t.shape())
+        .collect()
+}
+
+fn pads_to_longest(bundle: &Bundle) -> bool {
+    bundle
+        .manifest
+        .text
+        .as_ref()
+        .is_some_and(|t| t.padding == TextPadding::Longest)
+}
+
+fn is_text(bundle: &Bundle, name: &str) -> bool {
+    matches!(
+        bundle.manifest.inputs.get(name),
+        Some(InputSpec::TextIds | InputSpec::TextMask)
+    )
+}
+
+fn head_output<'a>(output: &'a IValue, head: &HeadSpec) -> Result<&'a Tensor, String> {
+    let found = match (output, &head.output_key, head.output_index) {
+        (IValue::GenericDict(items), Some(key), _) => items.iter().find_map(|(k, v)| match k {
+            IValue::String(s) if s == key => Some(v),
+            _ => None,
+        }),
+        (IValue::Tuple(items) | IValue::GenericList(items), _, Some(i)) => items.get(i),
+        (IValue::Tensor(_), None, None | Some(0)) => Some(output),
+        _ => None,
+    };
+    match found {
+        Some(IValue::Tensor(t)) => Ok(t),
+        _ => {
+            let what = match output {
+                IValue::GenericDict(items) => format!(
+                    "a dict with keys {:?}",
+                    items
+                        .iter()
+                        .filter_map(|(k, _)| match k {
+                            IValue::String(s) => Some(s.as_str()),
+                            _ => None,
+                        })
+                        .collect::<Vec<_>>()
+                ),
+                IValue::Tuple(v) => format!("a tuple of {}", v.len()),
+                IValue::Tensor(_) => "a single tensor".into(),
+                _ => "an unsupported value".into(),
+            };
+            Err(format!(
+                "heads.{}: the model returns {what}; set output_key or output_index to match",
+                head.name
+            ))
+        }
+    }
+}
