@@ -107,7 +107,7 @@ fn main() -> anyhow::Result<()> {
             real: audio.len(),
             rate: 16000,
         }),
-        utterance: false,
+        kind: Default::default(),
     };
     rate(
         "prepare one window (tensors for the model)",

@@ -11,7 +11,7 @@ use crate::output::{HeadResult, Prediction, TimedWord, TranscriptInfo, WindowRes
 use crate::speech::{
     SegmenterConfig, Transcriber, TranscriberConfig, VoiceDetector, WhisperModel, speech_segments,
 };
-use crate::window::WindowJob;
+use crate::window::{WindowJob, WindowKind};
 
 /// What an analyzer does with each window beyond measuring it.
 #[derive(Clone, Debug, Default)]
@@ -215,7 +215,7 @@ impl Analyzer {
         let (speech, audio) = (self.speech.as_mut()?, job.audio.as_ref()?);
         let rate = audio.rate as f64;
         let duration = audio.samples.len() as f64 / rate;
-        let stretch = if job.utterance {
+        let stretch = if job.kind == WindowKind::Utterance {
             Ok(Some((0.0, duration)))
         } else {
             self.stats.vad_passes += 1;

@@ -196,3 +196,63 @@ fn upstream_facedetect_boxes_are_used() {
     let own = analyse(&c, "", false);
     assert!(fusion(&own[0]).faces.iter().all(|face| !face.upstream));
 }
+
+#[test]
+fn the_element_uses_the_default_bundle_unless_told_none() {
+    init();
+    let run = |bundle: &str| {
+        let p = gst::parse::launch(&format!(
+            "videotestsrc num-buffers=60 ! video/x-raw,framerate=30/1,width=160,height=120 \
+             ! emotionsense {bundle} ! fakesink"
+        ))
+        .unwrap();
+        let mut out = Vec::new();
+        run_to_eos(&p, Duration::from_secs(60), |m| out.extend(window_of(m))).unwrap();
+        assert!(!out.is_empty());
+        out
+    };
+    for w in run("") {
+        let p = w.prediction.as_ref().expect("the default bundle answered");
+        assert_eq!(p.model, "default");
+    }
+    assert!(run("bundle=none").iter().all(|w| w.prediction.is_none()));
+}
+
+#[test]
+fn a_still_image_and_a_silent_video_get_windows() {
+    // analyze photo.png: one window; a video without audio: windows over all of it.
+    let out = fixture_dir().join("still-out");
+    let _ = std::fs::remove_dir_all(&out);
+    let silent = clip("silent-face", &still_video(&astronaut(), 150), None);
+    let status = std::process::Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
+        .arg("analyze")
+        .arg(astronaut())
+        .arg(&silent)
+        .arg("--out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut counts = Vec::new();
+    for e in std::fs::read_dir(&out).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".jsonl") {
+            let text = std::fs::read_to_string(e.path()).unwrap();
+            let records: Vec<serde_json::Value> = text
+                .lines()
+                .map(|l| serde_json::from_str(l).unwrap())
+                .collect();
+            assert!(
+                records.iter().all(|r| r["emotion"] == "joy"),
+                "{stem}: {text}"
+            );
+            counts.push((stem.split('.').next().unwrap().to_string(), records.len()));
+        }
+    }
+    counts.sort();
+    // 5 s of video in 3 s windows: [0, 3) and [3, 5).
+    assert_eq!(
+        counts,
+        vec![("astronaut".to_string(), 1), ("silent-face".to_string(), 2)]
+    );
+}

@@ -20,7 +20,7 @@ fn decode_pipeline(
 ) -> gst::Element {
     let desc = if with_element {
         format!(
-            "uridecodebin uri={uri} name=d emotionsense name=e {element_props} ! appsink name=out sync=false wait-on-eos=false \
+            "uridecodebin uri={uri} name=d emotionsense name=e bundle=none window-mode=sliding {element_props} ! appsink name=out sync=false wait-on-eos=false \
              d. ! video/x-raw ! queue ! videoconvert ! e.video \
              d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
             uri = uri(path)
@@ -189,7 +189,8 @@ fn element_with_only_a_video_pad() {
     init();
     let pipeline = gst::parse::launch(
         "videotestsrc num-buffers=90 ! video/x-raw,framerate=30/1,width=64,height=48 \
-         ! emotionsense window-length=1 window-hop=1 frames=4 ! fakesink",
+         ! emotionsense bundle=none window-mode=sliding window-length=1 window-hop=1 frames=4 \
+         ! fakesink",
     )
     .unwrap();
     let windows = run_windows(&pipeline);
@@ -227,7 +228,8 @@ fn flushing_seek_starts_windows_over() {
 fn bad_settings_give_a_clear_error() {
     init();
     let pipeline = gst::parse::launch(
-        "videotestsrc num-buffers=10 ! emotionsense window-length=1 min-window-length=2 ! fakesink",
+        "videotestsrc num-buffers=10 ! emotionsense bundle=none window-length=1 min-window-length=2 \
+         ! fakesink",
     )
     .unwrap();
     let err = run_to_eos(&pipeline, Duration::from_secs(20), |_| {}).unwrap_err();

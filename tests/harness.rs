@@ -19,6 +19,8 @@ fn harness(props: &[(&str, &str)]) -> (Harness, gst::Bus) {
     init();
     let e = gst::ElementFactory::make("emotionsense")
         .property("asr", false)
+        .property("bundle", "none")
+        .property_from_str("window-mode", "sliding")
         .build()
         .unwrap();
     for (k, v) in props {

@@ -18,7 +18,8 @@ fn slow_worker_drops_windows_and_lag_stays_bounded() {
     let pipeline = gst::parse::launch(
         "videotestsrc is-live=true num-buffers=1800 ! video/x-raw,width=320,height=240,framerate=30/1 ! e.video \
          audiotestsrc is-live=true samplesperbuffer=320 num-buffers=3000 ! audio/x-raw,rate=16000,format=S16LE ! e.audio \
-         emotionsense name=e window-length=1 window-hop=0.5 frames=4 max-pending-windows=1 ! fakesink sync=true",
+         emotionsense name=e bundle=none window-mode=sliding window-length=1 window-hop=0.5 frames=4 \
+         max-pending-windows=1 ! fakesink sync=true",
     )
     .unwrap();
     let element = pipeline
@@ -87,7 +88,7 @@ fn latency_query_reports_upstream_latency_when_live() {
     let pipeline = gst::parse::launch(
         "videotestsrc is-live=true ! video/x-raw,framerate=30/1,width=64,height=48 ! e.video \
          audiotestsrc is-live=true samplesperbuffer=800 ! audio/x-raw,rate=16000 ! e.audio \
-         emotionsense name=e ! fakesink name=sink",
+         emotionsense name=e bundle=none ! fakesink name=sink",
     )
     .unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();

@@ -96,7 +96,7 @@ fn parity_clip() -> PathBuf {
 fn run_element(clip: &Path, bundle: &Path, dump: &Path) -> Vec<WindowResult> {
     let p = gst::parse::launch(&format!(
         "uridecodebin uri={} name=d \
-         emotionsense name=e window-length=3 window-hop=3 ! fakesink \
+         emotionsense name=e window-mode=sliding window-length=3 window-hop=3 ! fakesink \
          d. ! video/x-raw ! queue ! videoconvert ! e.video \
          d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
         uri(clip)
@@ -247,7 +247,7 @@ fn elements_share_one_model_per_bundle_and_device() {
         },
         frames: None,
         audio: None,
-        utterance: false,
+        kind: Default::default(),
     };
     let p1 = a.prepare(&job, Some("i am happy")).unwrap();
     let p2 = a.prepare(&job, Some("i am furious")).unwrap();

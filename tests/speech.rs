@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use gst_emotion::window::WindowKind;
 
 /// An MP4 with a moving test pattern and `audio` (a GStreamer source description
 /// producing raw audio), `seconds` long.
@@ -32,7 +33,7 @@ fn av_clip(name: &str, audio: &str, seconds: u32) -> PathBuf {
 /// Transcripts of the windows of `clip`, in order.
 fn transcripts(clip: &std::path::Path, props: &str) -> Vec<String> {
     let p = gst::parse::launch(&format!(
-        "uridecodebin uri={} name=d emotionsense name=e {props} ! fakesink \
+        "uridecodebin uri={} name=d emotionsense name=e bundle=none window-mode=sliding {props} ! fakesink \
          d. ! video/x-raw ! queue ! videoconvert ! e.video \
          d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
         uri(clip)
@@ -264,7 +265,7 @@ fn utterance_windows_follow_the_spoken_sentences() {
     );
 
     let p = gst::parse::launch(&format!(
-        "uridecodebin uri={} name=d emotionsense name=e window-mode=utterance ! fakesink \
+        "uridecodebin uri={} name=d emotionsense name=e bundle=none window-mode=utterance ! fakesink \
          d. ! video/x-raw ! queue ! videoconvert ! e.video \
          d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
         uri(&clip)
@@ -329,7 +330,7 @@ fn utterance_windows_are_transcribed_without_a_second_voice_search() {
         "I am so happy to see you again.",
     ));
     audio.extend(vec![0.0f32; 8000]);
-    let job = |utterance: bool| WindowJob {
+    let job = |kind: WindowKind| WindowJob {
         span: WindowSpan {
             index: 0,
             start: 0,
@@ -341,10 +342,10 @@ fn utterance_windows_are_transcribed_without_a_second_voice_search() {
             real: audio.len(),
             rate: 16000,
         }),
-        utterance,
+        kind,
     };
     // An utterance window is speech the segmenter found: Whisper runs, no VAD pass.
-    let r = analyzer.analyse(&job(true)).unwrap();
+    let r = analyzer.analyse(&job(WindowKind::Utterance)).unwrap();
     assert_eq!(
         words(r.transcript_text()),
         words("I am so happy to see you again.")
@@ -356,7 +357,7 @@ fn utterance_windows_are_transcribed_without_a_second_voice_search() {
         "{stats:?}"
     );
     // A sliding window is searched for speech once, then transcribed.
-    let r = analyzer.analyse(&job(false)).unwrap();
+    let r = analyzer.analyse(&job(WindowKind::Sliding)).unwrap();
     assert_eq!(
         words(r.transcript_text()),
         words("I am so happy to see you again.")
@@ -366,5 +367,72 @@ fn utterance_windows_are_transcribed_without_a_second_voice_search() {
         (stats.vad_passes, stats.transcriptions),
         (1, 2),
         "{stats:?}"
+    );
+}
+
+#[test]
+fn auto_windows_cover_the_whole_timeline() {
+    // 2.5 s of silence, a sentence, 4 s of silence.
+    let speech = trimmed_speech("auto-a", "I am so happy to see you again.");
+    let sec = |s: f64| vec![0.0f32; (s * 16000.0) as usize];
+    let mut audio = sec(2.5);
+    audio.extend(&speech);
+    audio.extend(sec(4.0));
+    let wav = fixture_dir().join("auto.wav");
+    write_wav(&wav, &audio);
+    let duration = audio.len() as f64 / 16000.0;
+    let clip = av_clip(
+        "auto",
+        &format!("filesrc location={} ! wavparse", wav.display()),
+        duration.ceil() as u32,
+    );
+    // The element's default mode is auto.
+    let p = gst::parse::launch(&format!(
+        "uridecodebin uri={} name=d emotionsense name=e bundle=none window-length=2 ! fakesink \
+         d. ! video/x-raw ! queue ! videoconvert ! e.video \
+         d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
+        uri(&clip)
+    ))
+    .unwrap();
+    let mut windows = Vec::new();
+    run_to_eos(&p, Duration::from_secs(120), |m| {
+        windows.extend(window_of(m))
+    })
+    .unwrap();
+    let spans: Vec<(f64, f64, WindowKind)> = windows
+        .iter()
+        .map(|w| (w.start_seconds(), w.end_seconds(), w.kind))
+        .collect();
+    // Every second covered: from 0, each window starting where the last one ended (or
+    // leaving out less than min-window-length), to the end.
+    assert_eq!(spans[0].0, 0.0, "{spans:?}");
+    for pair in spans.windows(2) {
+        let gap = pair[1].0 - pair[0].1;
+        assert!((0.0..0.5).contains(&gap), "{spans:?}");
+    }
+    assert!(spans.last().unwrap().1 >= duration - 0.5, "{spans:?}");
+    // Exactly one utterance, with the sentence; silence windows are at most 2 s.
+    let utterances: Vec<_> = windows
+        .iter()
+        .filter(|w| w.kind == WindowKind::Utterance)
+        .collect();
+    assert_eq!(utterances.len(), 1, "{spans:?}");
+    assert_eq!(
+        words(utterances[0].transcript_text()),
+        words("I am so happy to see you again.")
+    );
+    assert!(
+        (utterances[0].start_seconds() - 2.5).abs() < 0.3,
+        "{spans:?}"
+    );
+    assert!(
+        spans
+            .iter()
+            .filter(|s| s.2 == WindowKind::Silence)
+            .all(|s| s.1 - s.0 <= 2.0 + 1e-9)
+    );
+    assert_eq!(
+        windows.iter().map(|w| w.span.index).collect::<Vec<_>>(),
+        (0..windows.len() as u64).collect::<Vec<_>>()
     );
 }

@@ -50,8 +50,9 @@ pub struct AnalyzeArgs {
     /// Also write the reference service's JSON (`NAME.reference.json`).
     #[arg(long, value_parser = ["reference"])]
     pub format: Option<String>,
-    /// Window mode: sliding or utterance.
-    #[arg(long, default_value = "utterance")]
+    /// Window mode: auto (utterances where there is speech, window-length windows over
+    /// the rest: the whole timeline), utterance (speech only) or sliding.
+    #[arg(long, default_value = "auto", value_parser = ["auto", "utterance", "sliding"])]
     pub window_mode: String,
     /// Write, per input, what the model saw in DIR/NAME/: each window's sampled frames
     /// as PNG, its input tensors and logits/probabilities as .npy, and a summary.txt.

@@ -8,7 +8,7 @@ use anyhow::{Context, anyhow};
 /// Extensions taken from directories (other files there are ignored).
 const MEDIA_EXTENSIONS: &[&str] = &[
     "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "flv", "ogv", "wmv", "3gp",
-    "wav", "mp3", "m4a", "aac", "flac", "ogg", "opus",
+    "wav", "mp3", "m4a", "aac", "flac", "ogg", "opus", "jpg", "jpeg", "png", "bmp", "webp",
 ];
 
 /// One input: what the user gave and the URI it plays from.

@@ -77,18 +77,13 @@ pub fn main() -> ExitCode {
     }
 }
 
-/// Applies a `--bundle` choice to an `emotionsense`: a folder or "default" as given,
-/// "none" for no model, and without a choice the default bundle when it is installed.
+/// Applies a `--bundle` choice to an `emotionsense`: a folder, "default" or "none" as
+/// given; without a choice the element's own default (the default bundle when it is
+/// installed).
 pub fn apply_bundle(sense: &gst::Element, choice: Option<&str>) {
     use gst::prelude::*;
-    match choice {
-        Some("none") => {}
-        Some(b) => sense.set_property("bundle", b),
-        None => {
-            if crate::bundle::resolve_bundle("default").is_ok() {
-                sense.set_property("bundle", "default");
-            }
-        }
+    if let Some(b) = choice {
+        sense.set_property("bundle", b);
     }
 }
 

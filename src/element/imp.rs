@@ -17,23 +17,27 @@
 //! attached to every following video buffer as a GstCustomMeta named `EmotionMeta`
 //! (see docs/metadata.md for the fields).
 //!
-//! With `bundle` set to a model bundle folder (docs/bundles.md), the model is loaded at
-//! NULL→READY (a bad bundle fails there with an error naming the file and field), the
-//! frame count, size and policy come from the bundle, and each window's result carries
-//! the softmax probabilities of every head (`emotion`, `sentiment`, ...), the top
-//! labels, and exponentially smoothed ones. Elements using the same bundle and
-//! `device` in one process share one model, which batches their windows.
-//! `bundle=default` is the default bundle scripts/setup builds from pretrained parts:
-//! faces (MTCNN + a FER2013 CNN, or face boxes from an upstream detector's
-//! GstVideoRegionOfInterestMeta), the words (zero-shot emotion from sentence
-//! embeddings, VADER sentiment), fused per window, with every face reported
-//! (docs/default-bundle.md). `overlay=true` draws the result on the video.
+//! The model comes from a bundle (docs/bundles.md), loaded at NULL→READY (a bad
+//! bundle fails there with an error naming the file and field). Without `bundle` the
+//! element uses the default bundle scripts/setup builds from pretrained parts, when it
+//! is installed: faces (MTCNN + a FER2013 CNN, or face boxes from an upstream
+//! detector's GstVideoRegionOfInterestMeta), the words (emotion from sentence
+//! embeddings, sentiment), fused per window, with every face reported
+//! (docs/default-bundle.md); `bundle=none` measures and transcribes windows without a
+//! model. The frame count, size and policy come from the bundle, and each window's
+//! result carries the softmax probabilities of every head (`emotion`, `sentiment`,
+//! ...), the top labels, and exponentially smoothed ones. Elements using the same
+//! bundle and `device` in one process share one model, which batches their windows.
+//! `overlay=true` draws the result on the video.
 //!
-//! Windows: in `sliding` mode window k covers running time
-//! `[k·window-hop, k·window-hop + window-length)`; in `utterance` mode a voice
-//! detector cuts one window per spoken utterance. At end of stream a window cut short
-//! is still analysed when at least `min-window-length` long. A flushing seek starts
-//! over.
+//! Windows (`window-mode`): `auto` (the default) gives one window per spoken
+//! utterance, found by a voice detector, and cuts the stretches without speech into
+//! windows of `window-length`, so every second is covered (video without an audio
+//! input is cut into `window-length` windows); `utterance` gives the utterances only;
+//! in `sliding` mode window k covers running time
+//! `[k·window-hop, k·window-hop + window-length)`. At end of stream a window cut short
+//! is still analysed when at least `min-window-length` long; a still image is one
+//! window. A flushing seek starts over.
 //!
 //! Latency: with non-live input the element waits for the worker (no window is ever
 //! lost). With live input it never waits: when more than `max-pending-windows` windows
@@ -285,7 +289,7 @@ impl AggregatorImpl for EmotionSense {
             .window_config_for(model.as_ref().map(|m| m.bundle.as_ref()))
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
         gst::info!(CAT, imp = self, "windows: {config:?}");
-        let utterance = config.utterance;
+        let follows_speech = config.mode.follows_speech();
         let mut assembler = WindowAssembler::new(config);
         {
             let pads = lock(&self.pads);
@@ -318,7 +322,7 @@ impl AggregatorImpl for EmotionSense {
                 ("Could not start the analysis worker thread: {e}")
             )
         })?;
-        let segmenter = if utterance {
+        let segmenter = if follows_speech {
             Some(Arc::new(self.start_segmenter(&settings)?))
         } else {
             None
@@ -479,7 +483,15 @@ impl EmotionSense {
             self.post_error_message(e);
             gst::StateChangeError
         };
-        let model = match &settings.bundle {
+        // Unset: the default bundle when scripts/setup installed it; "none": no model.
+        let bundle = match settings.bundle.as_deref() {
+            Some("none") => None,
+            Some(dir) => Some(dir.to_string()),
+            None => crate::bundle::resolve_bundle("default")
+                .is_ok()
+                .then(|| "default".to_string()),
+        };
+        let model = match &bundle {
             None => None,
             Some(dir) => {
                 let options = settings

@@ -20,6 +20,7 @@ mod stream;
 pub mod worker;
 
 pub use crate::media::FramePolicy;
+pub use crate::window::WindowMode;
 pub use worker::set_worker_delay_for_tests;
 
 pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
@@ -34,26 +35,6 @@ glib::wrapper! {
     /// The `emotionsense` element: see the SECTION documentation in `imp.rs`.
     pub struct EmotionSense(ObjectSubclass<imp::EmotionSense>)
         @extends gst_base::Aggregator, gst::Element, gst::Object;
-}
-
-/// How running time is cut into analysis windows.
-#[derive(Debug, Eq, PartialEq, Ord, PartialOrd, Hash, Clone, Copy, glib::Enum, Default)]
-#[repr(u32)]
-#[enum_type(name = "GstEmotionWindowMode")]
-pub enum WindowMode {
-    /// Fixed-length windows every `window-hop` seconds.
-    #[default]
-    #[enum_value(
-        name = "Sliding: windows of window-length seconds every window-hop seconds",
-        nick = "sliding"
-    )]
-    Sliding = 0,
-    /// Speech segments found by voice activity detection.
-    #[enum_value(
-        name = "Utterance: one window per speech segment (up to max-utterance-length seconds)",
-        nick = "utterance"
-    )]
-    Utterance = 1,
 }
 
 /// Registers `emotionsense` with `plugin`.

@@ -9,12 +9,11 @@ use std::time::Duration;
 use gst::glib;
 use gst::prelude::*;
 
-use super::WindowMode;
 use crate::bundle::{Bundle, CropMode};
 use crate::infer::{DeviceChoice, ModelOptions};
 use crate::media::FramePolicy;
 use crate::speech::{SegmenterConfig, TranscriberConfig};
-use crate::window::{SAMPLE_RATE, SECOND, SlidingSchedule, WindowConfig};
+use crate::window::{SAMPLE_RATE, SECOND, SlidingSchedule, WindowConfig, WindowMode};
 
 /// Property values, applied when the element starts (READY → PAUSED).
 #[derive(Debug, Clone)]
@@ -60,7 +59,7 @@ impl Default for Settings {
         let model = ModelOptions::default();
         let transcriber = TranscriberConfig::new("");
         Self {
-            window_mode: WindowMode::Sliding,
+            window_mode: window.mode,
             window_length: seconds(window.schedule.length),
             window_hop: seconds(window.schedule.hop),
             min_window_length: seconds(window.min_length),
@@ -104,7 +103,7 @@ impl Settings {
             frame_height: self.frame_height as usize,
             fit_longest_side: None,
             sample_rate: SAMPLE_RATE,
-            utterance: self.window_mode == WindowMode::Utterance,
+            mode: self.window_mode,
         };
         if let Some(b) = bundle {
             let w = &b.manifest.window;
@@ -268,7 +267,10 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .build(),
             glib::ParamSpecDouble::builder("window-length")
                 .nick("Window length")
-                .blurb("Length of a sliding window in seconds (overrides the bundle's default)")
+                .blurb(
+                    "Length of a sliding window, and of the windows cutting stretches \
+                     without speech in auto mode, in seconds (overrides the bundle's default)",
+                )
                 .minimum(0.1)
                 .maximum(600.0)
                 .default_value(d.window_length)
@@ -349,10 +351,10 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecString::builder("bundle")
                 .nick("Model bundle")
                 .blurb(
-                    "Folder of the model bundle (bundle.toml + TorchScript models), or \
-                     \"default\" for the default bundle scripts/setup builds (faces, words, \
-                     sentiment from pretrained parts); unset: windows are measured and \
-                     transcribed but no model runs",
+                    "Folder of the model bundle (bundle.toml + TorchScript models); \
+                     \"default\" or unset: the default bundle scripts/setup builds (faces, \
+                     words, sentiment from pretrained parts), when installed; \"none\": \
+                     windows are measured and transcribed but no model runs",
                 )
                 .mutable_ready()
                 .build(),

@@ -98,9 +98,11 @@ impl EmotionSense {
                 .advance_to(now.saturating_sub(latency).nseconds());
         }
         if let Some(seg) = segmenter {
+            let silent = seg.silent_until();
             for span in seg.take_spans() {
                 state.assembler.add_utterance(span.start, span.end);
             }
+            state.assembler.advance_silence(silent);
             // No utterance found later can start before this.
             let max_utterance = lock(&self.settings).max_utterance_length;
             let horizon = ((max_utterance + 0.5) * SECOND as f64) as u64;

@@ -309,7 +309,7 @@ fn warm_up(backend: &Backend, bundle: &Bundle) -> Result<(), String> {
         },
         frames: None,
         audio: None,
-        utterance: false,
+        kind: Default::default(),
     };
     let input = prepare(bundle, &blank, None)?;
     let out = backend

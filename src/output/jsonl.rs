@@ -14,6 +14,7 @@ pub fn record(r: &WindowResult) -> Value {
     rec.insert("index".into(), json!(r.span.index));
     rec.insert("start".into(), json!(r.start_seconds()));
     rec.insert("end".into(), json!(r.end_seconds()));
+    rec.insert("kind".into(), json!(r.kind.as_str()));
     if let Some(t) = &r.transcript {
         rec.insert("transcript".into(), json!(t.text));
     }

@@ -222,6 +222,7 @@ mod tests {
                 start: 0,
                 end: 1,
             },
+            kind: Default::default(),
             frames: None,
             distinct_frames: None,
             audio_samples: None,

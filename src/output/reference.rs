@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use super::WindowResult;
+use crate::window::WindowKind;
 
 /// One utterance object of the reference answer.
 pub fn utterance(r: &WindowResult) -> Value {
@@ -28,7 +29,13 @@ pub fn utterance(r: &WindowResult) -> Value {
     })
 }
 
-/// The whole answer for `windows`.
+/// The whole answer for `windows`: every window but the stretches without speech of
+/// `auto` mode (the reference answered utterances only).
 pub fn document(windows: &[WindowResult]) -> Value {
-    json!({"utterances": windows.iter().map(utterance).collect::<Vec<_>>()})
+    let utterances: Vec<Value> = windows
+        .iter()
+        .filter(|w| w.kind != WindowKind::Silence)
+        .map(utterance)
+        .collect();
+    json!({ "utterances": utterances })
 }

@@ -4,13 +4,15 @@
 use serde::{Deserialize, Serialize};
 
 use crate::media::rms;
-use crate::window::{WindowJob, WindowSpan};
+use crate::window::{WindowJob, WindowKind, WindowSpan};
 
 /// The measured facts and the model's answer for one analysed window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct WindowResult {
     /// The window's sequence number and running-time span.
     pub span: WindowSpan,
+    /// How the window was cut: sliding, utterance (speech) or silence (auto mode).
+    pub kind: WindowKind,
     /// Real video frames among the T sampled (the rest is black padding); `None`
     /// without video.
     pub frames: Option<u32>,
@@ -219,6 +221,7 @@ impl WindowResult {
     pub fn measure(job: &WindowJob) -> Self {
         Self {
             span: job.span,
+            kind: job.kind,
             frames: job.frames.as_ref().map(|f| f.real as u32),
             distinct_frames: job.frames.as_ref().map(|f| f.distinct as u32),
             audio_samples: job.audio.as_ref().map(|a| a.real as u64),

@@ -8,7 +8,7 @@ use super::result::{
     FaceReport, FusionDetails, HeadResult, Prediction, TimedWord, TranscriptInfo, WindowResult,
     argmax,
 };
-use crate::window::WindowSpan;
+use crate::window::{WindowKind, WindowSpan};
 
 /// Why a structure is not an `emotion` result.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -23,6 +23,7 @@ impl WindowResult {
             .field("start", self.span.start)
             .field("end", self.span.end)
             .field("windows-dropped", self.windows_dropped)
+            .field("window-kind", self.kind.as_str())
             .build();
         if let Some(v) = self.frames {
             s.set("frames", v);
@@ -131,6 +132,11 @@ impl WindowResult {
             .unwrap_or_default();
         Ok(Self {
             span,
+            kind: s
+                .get::<&str>("window-kind")
+                .ok()
+                .and_then(WindowKind::parse)
+                .unwrap_or_default(),
             frames: s.get::<u32>("frames").ok(),
             distinct_frames: s.get::<u32>("distinct-frames").ok(),
             audio_samples: s.get::<u64>("audio-samples").ok(),
@@ -295,6 +301,7 @@ mod tests {
                 start: 1_000_000_000,
                 end: 3_500_000_000,
             },
+            kind: WindowKind::Utterance,
             frames: Some(6),
             distinct_frames: Some(5),
             audio_samples: Some(40000),
@@ -395,7 +402,7 @@ mod tests {
                 real: 4,
                 rate: 16000,
             }),
-            utterance: false,
+            kind: WindowKind::Sliding,
         };
         let mut r = WindowResult::measure(&job);
         r.windows_dropped = 2;

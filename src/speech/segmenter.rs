@@ -94,6 +94,16 @@ impl OnlineSegmenter {
         }
     }
 
+    /// Sample index before which no segment can start any more: the open segment's
+    /// (padded) start, else the (padded) next frame.
+    pub fn silent_until(&self) -> u64 {
+        let pad = self.samples(self.config.pad);
+        self.speech_start
+            .or(self.next_frame)
+            .unwrap_or(0)
+            .saturating_sub(pad)
+    }
+
     /// End of stream: the open segment, if any.
     pub fn finish(&mut self) -> Option<SpeechSpan> {
         let start = self.speech_start.take()?;
@@ -114,6 +124,7 @@ pub struct SegmenterThread {
     tx: Option<Sender<Msg>>,
     spans: Receiver<SpeechSpan>,
     processed: Arc<AtomicU64>,
+    silent: Arc<AtomicU64>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -124,6 +135,8 @@ impl SegmenterThread {
         let (span_tx, spans) = unbounded();
         let processed = Arc::new(AtomicU64::new(0));
         let done = processed.clone();
+        let silent = Arc::new(AtomicU64::new(0));
+        let silent_until = silent.clone();
         let handle = std::thread::Builder::new()
             .name("emotionsense-vad".into())
             .spawn(move || {
@@ -152,6 +165,10 @@ impl SegmenterThread {
                             }
                             pending.drain(..frames * FRAME);
                             pending_start += (frames * FRAME) as u64;
+                            // After the spans were sent: a reader of `silent` then
+                            // finds every span that starts before it.
+                            silent_until
+                                .store(sample_to_time(seg.silent_until(), RATE), Ordering::SeqCst);
                             done.store(sample_to_time(pending_start, RATE), Ordering::SeqCst);
                         }
                         Msg::Flush(reply) => {
@@ -166,6 +183,7 @@ impl SegmenterThread {
                             pending.clear();
                             let _ = detector.start_stream();
                             done.store(0, Ordering::SeqCst);
+                            silent_until.store(0, Ordering::SeqCst);
                         }
                     }
                 }
@@ -174,6 +192,7 @@ impl SegmenterThread {
             tx: Some(tx),
             spans,
             processed,
+            silent,
             handle: Some(handle),
         })
     }
@@ -202,6 +221,13 @@ impl SegmenterThread {
     /// Segments found so far.
     pub fn take_spans(&self) -> Vec<SpeechSpan> {
         self.spans.try_iter().collect()
+    }
+
+    /// Running time (ns) before which no speech segment can start any more (read it
+    /// before [`take_spans`](Self::take_spans): every segment starting earlier is then
+    /// among the spans taken).
+    pub fn silent_until(&self) -> u64 {
+        self.silent.load(Ordering::SeqCst)
     }
 
     /// Running time (ns) up to which audio has been analysed.

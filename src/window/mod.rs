@@ -2,11 +2,14 @@
 //! frames and audio of each span into a [`WindowJob`].
 //!
 //! `sliding` mode cuts fixed-length windows every `hop` on the running-time axis
-//! (window k covers `[k·hop, k·hop + length)`). The assembler is written against
-//! [`WindowSpan`]s so other ways of cutting time (speech utterances) can feed it.
+//! (window k covers `[k·hop, k·hop + length)`); `utterance` mode takes the speech
+//! segments a voice detector finds; `auto` takes those and tiles the stretches without
+//! speech with windows of `length`, so the whole timeline is covered.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+
+use gst::glib;
 
 use crate::media::audio::time_to_sample;
 use crate::media::sampler::FrameSelection;
@@ -89,9 +92,10 @@ pub struct WindowConfig {
     pub fit_longest_side: Option<usize>,
     /// Sample rate of the window audio (Hz).
     pub sample_rate: u32,
-    /// `utterance` mode: windows come from [`WindowAssembler::add_utterance`] instead
-    /// of the sliding schedule.
-    pub utterance: bool,
+    /// How windows are cut: the sliding schedule, or speech spans given to
+    /// [`WindowAssembler::add_utterance`] (with the silence between them tiled in
+    /// `auto` mode).
+    pub mode: WindowMode,
 }
 
 impl Default for WindowConfig {
@@ -108,7 +112,7 @@ impl Default for WindowConfig {
             frame_height: DEFAULT_FRAME_SIZE,
             fit_longest_side: None,
             sample_rate: SAMPLE_RATE,
-            utterance: false,
+            mode: WindowMode::Auto,
         }
     }
 }
@@ -122,9 +126,44 @@ pub struct WindowJob {
     pub frames: Option<FrameSelection>,
     /// Mono audio of exactly the span (silence where none arrived), or `None` without audio.
     pub audio: Option<WindowAudio>,
-    /// The span is a speech segment the voice detector already found (`utterance`
-    /// windows): the analysis transcribes it whole instead of looking for speech again.
-    pub utterance: bool,
+    /// How the window was cut. An utterance is speech the voice detector already
+    /// found: the analysis transcribes it whole instead of looking for speech again.
+    pub kind: WindowKind,
+}
+
+/// How a window was cut.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WindowKind {
+    /// From the sliding schedule.
+    #[default]
+    Sliding,
+    /// A speech segment found by the voice detector.
+    Utterance,
+    /// A stretch without speech (auto mode).
+    Silence,
+}
+
+impl WindowKind {
+    /// The name used in results (`window-kind`, JSONL `kind`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WindowKind::Sliding => "sliding",
+            WindowKind::Utterance => "utterance",
+            WindowKind::Silence => "silence",
+        }
+    }
+
+    /// The kind named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [
+            WindowKind::Sliding,
+            WindowKind::Utterance,
+            WindowKind::Silence,
+        ]
+        .into_iter()
+        .find(|k| k.as_str() == s)
+    }
 }
 
 /// The audio of one window.
@@ -136,6 +175,53 @@ pub struct WindowAudio {
     pub real: usize,
     /// Sample rate (Hz).
     pub rate: u32,
+}
+
+/// How running time is cut into windows (the element's `window-mode`).
+#[derive(
+    Debug,
+    Eq,
+    PartialEq,
+    Hash,
+    Clone,
+    Copy,
+    Default,
+    glib::Enum,
+    serde::Serialize,
+    serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+#[repr(u32)]
+#[enum_type(name = "GstEmotionWindowMode")]
+pub enum WindowMode {
+    /// Fixed-length windows every `hop`.
+    #[enum_value(
+        name = "Sliding: windows of window-length seconds every window-hop seconds",
+        nick = "sliding"
+    )]
+    Sliding = 0,
+    /// One window per speech segment the voice detector finds.
+    #[enum_value(
+        name = "Utterance: one window per speech segment (up to max-utterance-length seconds)",
+        nick = "utterance"
+    )]
+    Utterance = 1,
+    /// Utterance windows where there is speech; the stretches without speech are cut
+    /// into windows of window-length seconds, so every second is covered.
+    #[default]
+    #[enum_value(
+        name = "Auto: utterance windows where there is speech, window-length windows over the \
+                stretches without it (the whole timeline is covered)",
+        nick = "auto"
+    )]
+    Auto = 2,
+}
+
+impl WindowMode {
+    /// Whether windows follow speech found by a voice detector.
+    pub fn follows_speech(self) -> bool {
+        self != WindowMode::Sliding
+    }
 }
 
 /// One of the two inputs a window is assembled from.
@@ -197,6 +283,7 @@ impl InputState {
 struct OpenWindow {
     span: WindowSpan,
     frames: SampledFrames,
+    kind: WindowKind,
 }
 
 /// Turns a stream of frames and audio into complete windows.
@@ -218,6 +305,11 @@ pub struct WindowAssembler {
     history: VecDeque<(u64, Arc<RgbImage>)>,
     next_utterance: u64,
     keep_from: u64,
+    /// `auto` mode: running time up to which windows (utterances or silence tiles)
+    /// have been made.
+    covered_until: u64,
+    /// A frame has been seen (a still image has one frame and no duration).
+    any_frame: bool,
 }
 
 impl WindowAssembler {
@@ -237,6 +329,8 @@ impl WindowAssembler {
             history: VecDeque::new(),
             next_utterance: 0,
             keep_from: 0,
+            covered_until: 0,
+            any_frame: false,
         }
     }
 
@@ -276,7 +370,7 @@ impl WindowAssembler {
     }
 
     fn ensure_windows(&mut self, upto: u64) {
-        if self.config.utterance {
+        if self.config.mode != WindowMode::Sliding {
             return;
         }
         let schedule = self.config.schedule;
@@ -293,7 +387,11 @@ impl WindowAssembler {
             if let Some((t, f)) = &self.held {
                 frames.push(*t, f.clone());
             }
-            self.open.push_back(OpenWindow { span, frames });
+            self.open.push_back(OpenWindow {
+                span,
+                frames,
+                kind: WindowKind::Sliding,
+            });
             next += 1;
         }
         self.next_to_create = Some(next);
@@ -315,7 +413,8 @@ impl WindowAssembler {
             }
         }
         self.video_end = self.video_end.max(t + duration.unwrap_or(0));
-        if self.config.utterance {
+        self.any_frame = true;
+        if self.config.mode.follows_speech() {
             self.history.push_back((t, frame.clone()));
             self.trim_history();
         }
@@ -349,12 +448,48 @@ impl WindowAssembler {
         }
     }
 
-    /// Utterance mode: adds the window `[start, end)` (running time, ns), found by the
-    /// speech segmenter after the fact; its frames come from the recent history.
+    /// Utterance and auto modes: adds the window `[start, end)` (running time, ns),
+    /// found by the speech segmenter after the fact; its frames come from the recent
+    /// history. In auto mode the silence before it is tiled first.
     pub fn add_utterance(&mut self, start: u64, end: u64) {
+        if self.config.mode == WindowMode::Auto {
+            self.tile_silence(start, true);
+        }
+        let start = start.max(self.covered_until);
         if end <= start {
             return;
         }
+        self.open_window(start, end, WindowKind::Utterance);
+        self.covered_until = end;
+    }
+
+    /// Auto mode: no speech can start before running time `t` any more, so the
+    /// silence up to it is cut into windows of the configured length.
+    pub fn advance_silence(&mut self, t: u64) {
+        if self.config.mode == WindowMode::Auto {
+            self.tile_silence(t, false);
+        }
+    }
+
+    /// Tiles `[covered_until, t)` with windows of the window length; with `partial`
+    /// the last, shorter one too when at least `min_length` long.
+    fn tile_silence(&mut self, t: u64, partial: bool) {
+        let length = self.config.schedule.length;
+        while self.covered_until + length <= t {
+            let start = self.covered_until;
+            self.open_window(start, start + length, WindowKind::Silence);
+            self.covered_until = start + length;
+        }
+        let rest = t.saturating_sub(self.covered_until);
+        if partial && rest > 0 && rest >= self.config.min_length {
+            let start = self.covered_until;
+            self.open_window(start, t, WindowKind::Silence);
+            self.covered_until = t;
+        }
+    }
+
+    /// Opens the window `[start, end)` made after the fact, with frames from history.
+    fn open_window(&mut self, start: u64, end: u64, kind: WindowKind) {
         let span = WindowSpan {
             index: self.next_utterance,
             start,
@@ -365,7 +500,7 @@ impl WindowAssembler {
         for (t, f) in self.history.iter().filter(|(t, _)| *t < end) {
             frames.push(*t, f.clone());
         }
-        self.open.push_back(OpenWindow { span, frames });
+        self.open.push_back(OpenWindow { span, frames, kind });
     }
 
     /// Utterance mode: data before running time `t` will not be asked for again
@@ -375,11 +510,23 @@ impl WindowAssembler {
         self.trim_history();
     }
 
+    /// Running time before which no window will ask for data again.
+    fn keep_time(&self) -> Option<u64> {
+        let open = self.open.front().map(|w| w.span.start);
+        match self.config.mode {
+            WindowMode::Sliding => open.or_else(|| {
+                self.next_to_create
+                    .map(|n| self.config.schedule.span(n).start)
+            }),
+            WindowMode::Utterance => Some(open.map_or(self.keep_from, |o| o.min(self.keep_from))),
+            WindowMode::Auto => {
+                Some(open.map_or(self.covered_until, |o| o.min(self.covered_until)))
+            }
+        }
+    }
+
     fn trim_history(&mut self) {
-        let keep = self
-            .open
-            .front()
-            .map_or(self.keep_from, |w| w.span.start.min(self.keep_from));
+        let Some(keep) = self.keep_time() else { return };
         // Keep the frame on screen at `keep`.
         while self.history.len() > 1 && self.history[1].0 <= keep {
             self.history.pop_front();
@@ -398,7 +545,7 @@ impl WindowAssembler {
 
     /// End of the earliest window not yet complete, once any data has arrived.
     pub fn next_deadline(&self) -> Option<u64> {
-        if self.config.utterance {
+        if self.config.mode.follows_speech() {
             return self.open.front().map(|w| w.span.end);
         }
         let index = self
@@ -417,6 +564,18 @@ impl WindowAssembler {
 
     /// Removes and returns the windows whose span every present input has covered.
     pub fn take_complete(&mut self) -> Vec<WindowJob> {
+        // Auto mode without audio to listen to: all of the video is silence.
+        let no_audio = match self.audio {
+            InputState::Absent => true,
+            InputState::Pending => !self.wait_for_pending,
+            _ => false,
+        };
+        if self.config.mode == WindowMode::Auto
+            && no_audio
+            && let InputState::Active(reached) = self.video
+        {
+            self.tile_silence(reached, false);
+        }
         let mut jobs = Vec::new();
         while let Some(w) = self.open.front() {
             let end = w.span.end;
@@ -426,7 +585,7 @@ impl WindowAssembler {
                 break;
             }
             let w = self.open.pop_front().expect("front exists");
-            jobs.push(self.assemble(w.span, &w.frames));
+            jobs.push(self.assemble(w.span, &w.frames, w.kind));
         }
         self.trim_audio();
         jobs
@@ -435,9 +594,16 @@ impl WindowAssembler {
     /// End of stream: returns every remaining window, those cut short by the end of
     /// the data included when at least `min_length` long.
     pub fn finish(&mut self) -> Vec<WindowJob> {
-        let data_end = self.data_end();
+        let mut data_end = self.data_end();
+        if data_end == 0 && self.any_frame {
+            // A still image: one frame without duration is one short window.
+            data_end = self.config.min_length.max(SECOND / 10);
+        }
         if data_end > 0 && self.next_to_create.is_some() {
             self.ensure_windows(data_end - 1);
+        }
+        if self.config.mode == WindowMode::Auto {
+            self.tile_silence(data_end, true);
         }
         let mut jobs = Vec::new();
         while let Some(w) = self.open.pop_front() {
@@ -451,7 +617,7 @@ impl WindowAssembler {
                     continue;
                 }
             }
-            jobs.push(self.assemble(span, &w.frames));
+            jobs.push(self.assemble(span, &w.frames, w.kind));
         }
         jobs
     }
@@ -476,6 +642,8 @@ impl WindowAssembler {
         self.history.clear();
         self.next_utterance = 0;
         self.keep_from = 0;
+        self.covered_until = 0;
+        self.any_frame = false;
         for s in [&mut self.video, &mut self.audio] {
             if *s != InputState::Absent {
                 *s = InputState::Pending;
@@ -487,7 +655,7 @@ impl WindowAssembler {
         time_to_sample(t, self.config.sample_rate)
     }
 
-    fn assemble(&self, span: WindowSpan, frames: &SampledFrames) -> WindowJob {
+    fn assemble(&self, span: WindowSpan, frames: &SampledFrames, kind: WindowKind) -> WindowJob {
         let (w, h) = (self.config.frame_width, self.config.frame_height);
         let frames = if self.video == InputState::Absent {
             None
@@ -510,16 +678,12 @@ impl WindowAssembler {
             span,
             frames,
             audio,
-            utterance: self.config.utterance,
+            kind,
         }
     }
 
     fn trim_audio(&mut self) {
-        let keep_from = self.open.front().map(|w| w.span.start).or_else(|| {
-            self.next_to_create
-                .map(|n| self.config.schedule.span(n).start)
-        });
-        if let Some(t) = keep_from {
+        if let Some(t) = self.keep_time() {
             let idx = self.sample(t);
             self.ring.discard_before(idx);
         }
@@ -534,6 +698,7 @@ mod tests {
 
     fn config() -> WindowConfig {
         WindowConfig {
+            mode: WindowMode::Sliding,
             frames: 4,
             frame_width: 1,
             frame_height: 1,
@@ -693,7 +858,7 @@ mod tests {
     #[test]
     fn utterances_get_their_frames_and_audio() {
         let mut a = WindowAssembler::new(WindowConfig {
-            utterance: true,
+            mode: WindowMode::Utterance,
             ..config()
         });
         a.set_input(Input::Video, true);
@@ -724,6 +889,76 @@ mod tests {
             a.push_frame(t * MS, Some(100 * MS), frame(1));
             jobs.extend(a.take_complete());
             t += 100;
+        }
+    }
+
+    #[test]
+    fn auto_mode_covers_the_timeline_around_speech() {
+        let mut a = WindowAssembler::new(WindowConfig {
+            mode: WindowMode::Auto,
+            ..config()
+        });
+        a.set_input(Input::Video, true);
+        a.set_input(Input::Audio, true);
+        let mut jobs = Vec::new();
+        feed(&mut a, 0, 9000, &mut jobs);
+        // The voice detector has seen silence up to 4.3 s: two 2 s tiles.
+        a.advance_silence(4300 * MS);
+        jobs.extend(a.take_complete());
+        // Speech from 4.5 s to 6.2 s: the 0.5 s before it becomes a window too.
+        a.add_utterance(4500 * MS, 6200 * MS);
+        a.advance_silence(9000 * MS);
+        jobs.extend(a.take_complete());
+        a.end_input(Input::Video);
+        a.end_input(Input::Audio);
+        jobs.extend(a.finish());
+        let spans: Vec<(u64, u64, u64, WindowKind)> = jobs
+            .iter()
+            .map(|j| (j.span.index, j.span.start / MS, j.span.end / MS, j.kind))
+            .collect();
+        assert_eq!(
+            spans,
+            vec![
+                (0, 0, 2000, WindowKind::Silence),
+                (1, 2000, 4000, WindowKind::Silence),
+                (2, 4000, 4500, WindowKind::Silence),
+                (3, 4500, 6200, WindowKind::Utterance),
+                (4, 6200, 8200, WindowKind::Silence),
+                (5, 8200, 9000, WindowKind::Silence),
+            ]
+        );
+        assert!(jobs.iter().all(|j| j.frames.as_ref().unwrap().real == 4));
+    }
+
+    #[test]
+    fn auto_mode_without_audio_tiles_the_video() {
+        let mut a = WindowAssembler::new(WindowConfig {
+            mode: WindowMode::Auto,
+            ..config()
+        });
+        a.set_input(Input::Video, true);
+        let mut jobs = Vec::new();
+        feed_video(&mut a, 0, 5000, &mut jobs);
+        assert_eq!(jobs.len(), 2, "full tiles as the video arrives");
+        a.end_input(Input::Video);
+        jobs.extend(a.finish());
+        let spans: Vec<(u64, u64)> = jobs
+            .iter()
+            .map(|j| (j.span.start / MS, j.span.end / MS))
+            .collect();
+        assert_eq!(spans, vec![(0, 2000), (2000, 4000), (4000, 5000)]);
+    }
+
+    #[test]
+    fn a_still_image_is_one_window() {
+        for mode in [WindowMode::Sliding, WindowMode::Auto] {
+            let mut a = WindowAssembler::new(WindowConfig { mode, ..config() });
+            a.set_input(Input::Video, true);
+            a.push_frame(0, None, frame(7));
+            a.end_input(Input::Video);
+            let jobs = a.finish();
+            assert_eq!(jobs.len(), 1, "{mode:?}");
+            assert_eq!(frame_values(&jobs[0]), vec![7; 4]);
         }
     }
 }
