@@ -10,6 +10,7 @@ pub mod analyzer;
 pub mod bundle;
 pub mod cli;
 pub mod element;
+pub mod eval;
 pub mod face;
 pub mod infer;
 pub mod media;

@@ -16,7 +16,7 @@ use gst::prelude::*;
 use serde_json::{Value, json};
 
 use super::inputs::{Input, expand_inputs, in_shard, output_name, parse_shard, percent_decode};
-use super::runner::{Event, file_pipeline, start};
+use super::runner::run_file;
 use crate::output::files::{remove_stale_temporaries, write_atomic};
 use crate::output::{WindowResult, csv, jsonl, reference, timeline, vtt};
 
@@ -269,52 +269,9 @@ fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<
     for p in &args.properties {
         super::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
     }
-    let pipeline = file_pipeline(&input.uri, &sense)?;
-    let bus = pipeline
-        .bus()
-        .ok_or_else(|| anyhow!("pipeline without bus"))?;
-    start(&pipeline).map_err(|e| anyhow!(e))?;
     let mut windows = Vec::new();
-    let mut failure = None;
-    // Stall watchdog: no message and no position change for this long is an error.
-    const STALL: std::time::Duration = std::time::Duration::from_secs(60);
-    let mut last_progress = Instant::now();
-    let mut last_position = None;
-    loop {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(1)) else {
-            let position = pipeline.query_position::<gst::ClockTime>();
-            if position != last_position {
-                last_position = position;
-                last_progress = Instant::now();
-            } else if last_progress.elapsed() > STALL {
-                failure = Some(format!(
-                    "no progress for {} s: the input stalled",
-                    STALL.as_secs()
-                ));
-                break;
-            }
-            continue;
-        };
-        last_progress = Instant::now();
-        match Event::of(&msg, &pipeline) {
-            Event::NoStreams => {
-                failure = Some("no audio or video stream found".to_string());
-                break;
-            }
-            Event::Window(w) => windows.push(*w),
-            Event::Eos => break,
-            Event::Error { message, .. } => {
-                failure = Some(message);
-                break;
-            }
-            _ => {}
-        }
-    }
-    let _ = pipeline.set_state(gst::State::Null);
-    match failure {
-        Some(e) => Err(anyhow!(e)),
-        None => Ok(windows),
-    }
+    run_file(&input.uri, &sense, |w| windows.push(w), &|| false).map_err(|e| anyhow!(e))?;
+    Ok(windows)
 }
 
 fn write_outputs(args: &AnalyzeArgs, name: &str, windows: &[WindowResult]) -> anyhow::Result<()> {

@@ -5,8 +5,10 @@
 //! - `analyze`: emotion analysis over many files (docs/batch.md).
 //! - `merge`: combines the summaries of shards.
 //! - `watch`: live analysis of a webcam, an RTSP camera or any URI.
+//! - `eval`: accuracy of a bundle on labelled data (docs/eval.md).
 
 pub mod analyze;
+pub mod eval;
 pub mod inputs;
 pub mod merge;
 pub mod runner;
@@ -39,6 +41,12 @@ enum Command {
     /// Ctrl-C ends the stream with EOS and exits 0. Exit status 1 when the source fails
     /// (or --max-reconnects is exhausted), 2 for a usage error.
     Watch(Box<watch::WatchArgs>),
+    /// Measure a bundle on labelled data: accuracy, F1, confusion matrices, WER, cost.
+    ///
+    /// DATA is a MELD-format CSV (with --clips) or a labelled text file (CSV/TSV with
+    /// text, emotion, sentiment). Writes report.json, predictions.jsonl and
+    /// confusion-HEAD.svg into --out.
+    Eval(Box<eval::EvalArgs>),
     /// Combine the summaries of shards (or runs) into one summary.json.
     ///
     /// Reads summary*.json in each DIR; an input done in several keeps its best status
@@ -66,6 +74,7 @@ pub fn main() -> ExitCode {
         Command::Info => info().map(|_| 0),
         Command::Analyze(args) => analyze::run(*args),
         Command::Watch(args) => watch::run(*args),
+        Command::Eval(args) => eval::run(*args),
         Command::Merge { dirs, out } => merge::run(&dirs, out.as_deref()),
     };
     match result {

@@ -4,6 +4,7 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
 
 use gst::prelude::*;
 
@@ -159,4 +160,54 @@ fn link_stream(pipeline: &gst::Pipeline, sense: &gst::Element, pad: &gst::Pad) -
         }
     }
     linked
+}
+
+/// No message and no position change for this long is an error: a bad file never
+/// holds up a batch.
+const STALL: Duration = Duration::from_secs(60);
+
+/// Runs `sense` over the media at `uri` (a [`file_pipeline`]) to the end, calling
+/// `on_window` with each window's result as it finishes; stops early with an error
+/// when `cancel` says so. The error is the pipeline's own message.
+pub fn run_file(
+    uri: &str,
+    sense: &gst::Element,
+    mut on_window: impl FnMut(WindowResult),
+    cancel: &dyn Fn() -> bool,
+) -> Result<(), String> {
+    let pipeline = file_pipeline(uri, sense).map_err(|e| e.to_string())?;
+    let bus = pipeline.bus().ok_or("pipeline without bus")?;
+    let outcome = (|| {
+        start(&pipeline)?;
+        let mut last_progress = Instant::now();
+        let mut last_position = None;
+        loop {
+            if cancel() {
+                return Err("cancelled".to_string());
+            }
+            let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
+                let position = pipeline.query_position::<gst::ClockTime>();
+                if position != last_position {
+                    last_position = position;
+                    last_progress = Instant::now();
+                } else if last_progress.elapsed() > STALL {
+                    return Err(format!(
+                        "no progress for {} s: the input stalled",
+                        STALL.as_secs()
+                    ));
+                }
+                continue;
+            };
+            last_progress = Instant::now();
+            match Event::of(&msg, &pipeline) {
+                Event::NoStreams => return Err("no audio or video stream found".into()),
+                Event::Window(w) => on_window(*w),
+                Event::Eos => return Ok(()),
+                Event::Error { message, .. } => return Err(message),
+                _ => {}
+            }
+        }
+    })();
+    let _ = pipeline.set_state(gst::State::Null);
+    outcome
 }

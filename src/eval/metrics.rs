@@ -1,0 +1,172 @@
+//! Classification metrics as scikit-learn computes them (`accuracy_score`,
+//! `precision_recall_fscore_support` with `zero_division=0`, `f1_score` weighted and
+//! macro over the labels present in the gold or predicted labels, `confusion_matrix`),
+//! and the word error rate of a transcript.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+/// Precision, recall, F1 and support of one class.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClassScores {
+    /// The class label.
+    pub label: String,
+    /// Of the items predicted as this class, the share that are.
+    pub precision: f64,
+    /// Of the items of this class, the share predicted as it.
+    pub recall: f64,
+    /// Harmonic mean of precision and recall (0 when both are 0).
+    pub f1: f64,
+    /// Items of this class in the gold labels.
+    pub support: usize,
+}
+
+/// The evaluation of one head's predictions.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Report {
+    /// Items evaluated.
+    pub items: usize,
+    /// Share of items predicted right.
+    pub accuracy: f64,
+    /// F1 averaged over classes, weighted by support.
+    pub weighted_f1: f64,
+    /// F1 averaged over classes, unweighted.
+    pub macro_f1: f64,
+    /// Per class, in label order.
+    pub classes: Vec<ClassScores>,
+    /// The labels of the confusion matrix's rows (gold) and columns (predicted).
+    pub labels: Vec<String>,
+    /// `confusion[i][j]`: items of gold class `labels[i]` predicted as `labels[j]`.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+/// Scores `predicted` against `gold`. The classes are the labels present in either
+/// (sorted), as scikit-learn does by default.
+pub fn report(gold: &[String], predicted: &[String]) -> Report {
+    assert_eq!(gold.len(), predicted.len(), "one prediction per item");
+    let labels: Vec<String> = gold
+        .iter()
+        .chain(predicted)
+        .cloned()
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let index = |l: &String| labels.iter().position(|x| x == l).expect("a known label");
+    let n = labels.len();
+    let mut confusion = vec![vec![0usize; n]; n];
+    for (g, p) in gold.iter().zip(predicted) {
+        confusion[index(g)][index(p)] += 1;
+    }
+    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+    let classes: Vec<ClassScores> = labels
+        .iter()
+        .enumerate()
+        .map(|(i, label)| {
+            let tp = confusion[i][i];
+            let predicted_as: usize = confusion.iter().map(|row| row[i]).sum();
+            let support: usize = confusion[i].iter().sum();
+            let precision = ratio(tp, predicted_as);
+            let recall = ratio(tp, support);
+            let f1 = if precision + recall > 0.0 {
+                2.0 * precision * recall / (precision + recall)
+            } else {
+                0.0
+            };
+            ClassScores {
+                label: label.clone(),
+                precision,
+                recall,
+                f1,
+                support,
+            }
+        })
+        .collect();
+    let items = gold.len();
+    let correct = (0..n).map(|i| confusion[i][i]).sum();
+    Report {
+        items,
+        accuracy: ratio(correct, items),
+        weighted_f1: if items == 0 {
+            0.0
+        } else {
+            classes.iter().map(|c| c.f1 * c.support as f64).sum::<f64>() / items as f64
+        },
+        macro_f1: if n == 0 {
+            0.0
+        } else {
+            classes.iter().map(|c| c.f1).sum::<f64>() / n as f64
+        },
+        classes,
+        labels,
+        confusion,
+    }
+}
+
+/// Lower-case words without punctuation (apostrophes kept inside words), for WER.
+pub fn words(text: &str) -> Vec<String> {
+    text.to_lowercase()
+        .split(|c: char| c.is_whitespace() || c == '-')
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric() || *c == '\'')
+                .collect::<String>()
+                .trim_matches('\'')
+                .to_string()
+        })
+        .filter(|w| !w.is_empty())
+        .collect()
+}
+
+/// Word edit distance (substitutions + insertions + deletions) between a reference
+/// and a hypothesis.
+pub fn word_errors(reference: &[String], hypothesis: &[String]) -> usize {
+    let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
+    for (i, r) in reference.iter().enumerate() {
+        let mut cur = vec![i + 1; hypothesis.len() + 1];
+        for (j, h) in hypothesis.iter().enumerate() {
+            cur[j + 1] = (prev[j] + usize::from(r != h))
+                .min(prev[j + 1] + 1)
+                .min(cur[j] + 1);
+        }
+        prev = cur;
+    }
+    prev[hypothesis.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn v(s: &[&str]) -> Vec<String> {
+        s.iter().map(|x| x.to_string()).collect()
+    }
+
+    #[test]
+    fn a_small_case_by_hand() {
+        let gold = v(&["a", "a", "b", "b", "c"]);
+        let pred = v(&["a", "b", "b", "b", "a"]);
+        let r = report(&gold, &pred);
+        assert_eq!(r.labels, v(&["a", "b", "c"]));
+        assert_eq!(
+            r.confusion,
+            vec![vec![1, 1, 0], vec![0, 2, 0], vec![1, 0, 0]]
+        );
+        assert!((r.accuracy - 0.6).abs() < 1e-12);
+        // a: p 1/2 r 1/2; b: p 2/3 r 1; c: 0.
+        assert!((r.classes[0].f1 - 0.5).abs() < 1e-12);
+        assert!((r.classes[1].f1 - 0.8).abs() < 1e-12);
+        assert_eq!(r.classes[2].f1, 0.0);
+        assert!((r.macro_f1 - 1.3 / 3.0).abs() < 1e-12);
+        assert!((r.weighted_f1 - (0.5 * 2.0 + 0.8 * 2.0) / 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn word_error_rate() {
+        let r = words("I can't stop crying, really.");
+        assert_eq!(r, v(&["i", "can't", "stop", "crying", "really"]));
+        assert_eq!(word_errors(&r, &words("I can stop crying really")), 1);
+        assert_eq!(word_errors(&r, &[]), 5);
+        assert_eq!(word_errors(&[], &r), 5);
+    }
+}
