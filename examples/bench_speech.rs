@@ -60,7 +60,7 @@ fn main() -> anyhow::Result<()> {
                     ((e * RATE as f64) as usize).min(audio.len()),
                 );
                 words += tr
-                    .transcribe(&audio[from..to])?
+                    .transcribe(&audio[from..to], true)?
                     .text()
                     .split_whitespace()
                     .count();

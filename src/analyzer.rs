@@ -50,6 +50,8 @@ pub struct AnalyzerStats {
     pub vad_passes: u64,
     /// Whisper runs.
     pub transcriptions: u64,
+    /// Whisper decodes retried at a higher temperature (the output looked wrong).
+    pub fallbacks: u64,
 }
 
 /// A speech recogniser with its voice activity detector (one whisper state).
@@ -235,7 +237,10 @@ impl Analyzer {
             let from = (start * rate) as usize;
             let to = ((end * rate) as usize).min(audio.samples.len());
             self.stats.transcriptions += 1;
-            let tr = speech.transcriber.transcribe(&audio.samples[from..to])?;
+            let tr = speech
+                .transcriber
+                .transcribe(&audio.samples[from..to], true)?;
+            self.stats.fallbacks += tr.fallbacks as u64;
             Ok(Some((start, end, tr)))
         });
         let at = |s: f64| (job.span.start + (s * 1e9) as u64).min(job.span.end);

@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use gst_emotion::eval::metrics::{word_errors, words};
 use gst_emotion::window::WindowKind;
 
 /// An MP4 with a moving test pattern and `audio` (a GStreamer source description
@@ -47,36 +48,6 @@ fn transcripts(clip: &std::path::Path, props: &str) -> Vec<String> {
     })
     .unwrap();
     out
-}
-
-/// Lower-case words without punctuation, contractions expanded.
-fn words(text: &str) -> Vec<String> {
-    let text = text
-        .to_lowercase()
-        .replace("'m", " am")
-        .replace("'re", " are")
-        .replace("'s", " is")
-        .replace("n't", " not")
-        .replace("'ll", " will");
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_owned)
-        .collect()
-}
-
-/// Levenshtein distance between word sequences.
-fn word_errors(reference: &[String], hypothesis: &[String]) -> usize {
-    let mut prev: Vec<usize> = (0..=hypothesis.len()).collect();
-    for (i, r) in reference.iter().enumerate() {
-        let mut cur = vec![i + 1; hypothesis.len() + 1];
-        for (j, h) in hypothesis.iter().enumerate() {
-            cur[j + 1] = (prev[j] + usize::from(r != h))
-                .min(prev[j + 1] + 1)
-                .min(cur[j] + 1);
-        }
-        prev = cur;
-    }
-    prev[hypothesis.len()]
 }
 
 #[test]
@@ -434,5 +405,43 @@ fn auto_windows_cover_the_whole_timeline() {
     assert_eq!(
         windows.iter().map(|w| w.span.index).collect::<Vec<_>>(),
         (0..windows.len() as u64).collect::<Vec<_>>()
+    );
+}
+
+#[test]
+fn a_looping_transcript_falls_back_and_is_collapsed() {
+    use gst_emotion::speech::{
+        Transcriber, TranscriberConfig, WhisperModel, compression_ratio, default_model,
+    };
+    let model = default_model().expect("Whisper model installed by scripts/setup --deps-only");
+    let whisper = WhisperModel::load(&model).unwrap();
+    let mut t = Transcriber::new(whisper, TranscriberConfig::new(&model)).unwrap();
+    // A crafted loop: one short sentence said six times in a row; its greedy
+    // transcript compresses far better than speech does, so the fallback decodes run.
+    let once = trimmed_speech("loop-once", "I am fine.");
+    let mut audio = Vec::new();
+    for _ in 0..6 {
+        audio.extend(&once);
+        audio.extend(vec![0.0f32; 1600]);
+    }
+    let tr = t.transcribe(&audio, true).unwrap();
+    let text = tr.text();
+    assert!(tr.fallbacks > 0, "no fallback for {text:?}");
+    // Whatever attempt won (sampling at higher temperatures varies), no loop is left.
+    assert!(compression_ratio(&text) <= 2.4, "{text:?}");
+    let w = words(&text);
+    assert!(
+        w.windows(4).all(|run| run.iter().any(|x| *x != run[0])),
+        "a word repeats more than 3 times: {text:?}"
+    );
+    let fine = w.iter().filter(|x| *x == "fine").count();
+    assert!(fine <= 3, "{text:?}");
+    // An ordinary sentence decodes once.
+    let plain = trimmed_speech("loop-plain", "Thank you very much for your help.");
+    let tr = t.transcribe(&plain, true).unwrap();
+    assert_eq!(tr.fallbacks, 0);
+    assert_eq!(
+        words(&tr.text()),
+        words("Thank you very much for your help.")
     );
 }

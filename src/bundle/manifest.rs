@@ -437,8 +437,19 @@ pub struct TextFusion {
     /// The sentence encoder, by model name: (input_ids, attention_mask) → [N, D]
     /// L2-normalised embeddings.
     pub encoder: String,
-    /// Prototype sentences per emotion head label.
+    /// Prototype sentences per emotion head label (zero-shot: cosine similarity of the
+    /// transcript's embedding to each label's mean prototype embedding).
+    #[serde(default)]
     pub prototypes: BTreeMap<String, Vec<String>>,
+    /// A fitted classifier, by model name: embedding `[N, D]` → logits `[N, labels]` in
+    /// `heads.emotion` label order. With prototypes too, the two are mixed by
+    /// `prototype_weight`.
+    #[serde(default)]
+    pub classifier: Option<String>,
+    /// Share of the prototype probabilities when a classifier is given (0 = the
+    /// classifier alone).
+    #[serde(default)]
+    pub prototype_weight: f64,
     /// Softmax temperature over cosine similarities.
     #[serde(default = "text_temperature")]
     pub temperature: f64,
@@ -454,12 +465,26 @@ fn text_weight() -> f64 {
     0.7
 }
 
-/// Sentiment: VADER on the transcript fused with the face's valence.
+/// Sentiment: the words' sentiment (VADER, or a fitted classifier) fused with the
+/// face's valence.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct SentimentFusion {
     /// The VADER lexicon file in the bundle.
     pub lexicon: String,
+    /// A fitted classifier, by model name: `[embedding (D), VADER compound, text
+    /// emotion probabilities (heads.emotion order)]` `[N, D + 1 + E]` → logits over
+    /// negative, neutral, positive. Needs the `[fusion.text]` branch. Without it the
+    /// words' sentiment is VADER's compound alone.
+    #[serde(default)]
+    pub classifier: Option<String>,
+    /// Share of the sentiment the fused emotion implies (each emotion label counts
+    /// for the sentiment `emotion_sentiment` gives it); 0: none.
+    #[serde(default)]
+    pub emotion_weight: f64,
+    /// The sentiment each emotion label implies (`negative`, `neutral`, `positive`).
+    #[serde(default)]
+    pub emotion_sentiment: BTreeMap<String, String>,
     /// Weight of the transcript's VADER compound score.
     #[serde(default = "sentiment_text_weight")]
     pub text_weight: f64,
@@ -855,11 +880,17 @@ impl Manifest {
                     "the text branch needs a [text] tokenizer section".into(),
                 ));
             }
-            if text.prototypes.is_empty() {
+            if text.prototypes.is_empty() && text.classifier.is_none() {
                 return Err(bad(
                     "text.prototypes",
-                    "give prototype sentences per label".into(),
+                    "give prototype sentences per label, or a classifier".into(),
                 ));
+            }
+            if let Some(c) = &text.classifier {
+                model("text.classifier", c)?;
+            }
+            if !(0.0..=1.0).contains(&text.prototype_weight) {
+                return Err(bad("text.prototype_weight", "must be in [0, 1]".into()));
             }
             let Some(e) = emotion else {
                 return Err(bad(
@@ -888,6 +919,37 @@ impl Manifest {
             weight("text.weight", text.weight)?;
         }
         if let Some(s) = &f.sentiment {
+            if let Some(c) = &s.classifier {
+                model("sentiment.classifier", c)?;
+                if f.text.is_none() {
+                    return Err(bad(
+                        "sentiment.classifier",
+                        "needs the [fusion.text] branch (it reads the text embedding)".into(),
+                    ));
+                }
+            }
+            if !(0.0..=1.0).contains(&s.emotion_weight) {
+                return Err(bad("sentiment.emotion_weight", "must be in [0, 1]".into()));
+            }
+            if s.emotion_weight > 0.0 {
+                let e = emotion.ok_or_else(|| {
+                    bad(
+                        "sentiment.emotion_weight",
+                        "needs a [[heads]] named emotion".into(),
+                    )
+                })?;
+                for l in &e.labels {
+                    match s.emotion_sentiment.get(l).map(String::as_str) {
+                        Some("negative" | "neutral" | "positive") => {}
+                        _ => {
+                            return Err(bad(
+                                "sentiment.emotion_sentiment",
+                                format!("give {l:?} one of negative, neutral, positive"),
+                            ));
+                        }
+                    }
+                }
+            }
             weight("sentiment.text_weight", s.text_weight)?;
             weight("sentiment.face_weight", s.face_weight)?;
             if !(0.0..1.0).contains(&s.neutral_band) {

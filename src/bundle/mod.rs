@@ -25,10 +25,10 @@ pub const MANIFEST: &str = "bundle.toml";
 
 /// Folder name of the default bundle under `$GST_EMOTION_CACHE/bundles/` (the number
 /// follows models/build_default.py's BUILD_VERSION).
-pub const DEFAULT_BUNDLE_DIR: &str = "default-v1";
+pub const DEFAULT_BUNDLE_DIR: &str = "default-v2";
 
 /// Where scripts/setup puts the default bundle:
-/// `$GST_EMOTION_CACHE/bundles/default-v1` (default `~/.cache/gst-emotion/...`).
+/// `$GST_EMOTION_CACHE/bundles/default-v2` (default `~/.cache/gst-emotion/...`).
 pub fn default_bundle_path() -> Option<PathBuf> {
     crate::speech::cache_dir().map(|d| d.join("bundles").join(DEFAULT_BUNDLE_DIR))
 }

@@ -39,6 +39,7 @@ pub(super) struct Settings {
     pub asr_model: Option<String>,
     pub language: String,
     pub asr_threads: u32,
+    pub asr_beam_size: u32,
     pub vad_model: Option<String>,
     pub max_utterance_length: f64,
     /// Properties the application set (they override the bundle's defaults).
@@ -80,6 +81,7 @@ impl Default for Settings {
             asr_model: None,
             language: transcriber.language,
             asr_threads: transcriber.threads as u32,
+            asr_beam_size: transcriber.beam_size as u32,
             vad_model: None,
             max_utterance_length: SegmenterConfig::default().max_length,
             explicit: HashSet::new(),
@@ -167,6 +169,7 @@ impl Settings {
         let mut config = TranscriberConfig::new(self.asr_model.clone().unwrap_or_default());
         config.language = self.language.clone();
         config.threads = self.asr_threads as usize;
+        config.beam_size = self.asr_beam_size as usize;
         config
     }
 
@@ -219,6 +222,7 @@ impl Settings {
                 self.language = l.unwrap_or_else(|| Settings::default().language);
             }
             "asr-threads" => self.asr_threads = v.get().expect(CHECKED),
+            "asr-beam-size" => self.asr_beam_size = v.get().expect(CHECKED),
             "vad-model" => self.vad_model = v.get().expect(CHECKED),
             _ => {}
         }
@@ -249,6 +253,7 @@ impl Settings {
             "asr-model" => self.asr_model.to_value(),
             "language" => self.language.to_value(),
             "asr-threads" => self.asr_threads.to_value(),
+            "asr-beam-size" => self.asr_beam_size.to_value(),
             "vad-model" => self.vad_model.to_value(),
             _ => return None,
         })
@@ -451,6 +456,17 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .minimum(1)
                 .maximum(64)
                 .default_value(d.asr_threads)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecUInt::builder("asr-beam-size")
+                .nick("Speech recognition beam size")
+                .blurb(
+                    "Beam width of Whisper's first decode (1: greedy); wider is slower and \
+                     can be more accurate (docs/speech.md has measurements)",
+                )
+                .minimum(1)
+                .maximum(8)
+                .default_value(d.asr_beam_size)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecString::builder("vad-model")

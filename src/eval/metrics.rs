@@ -103,19 +103,59 @@ pub fn report(gold: &[String], predicted: &[String]) -> Report {
     }
 }
 
-/// Lower-case words without punctuation (apostrophes kept inside words), for WER.
+/// Words for the word error rate, normalised the way Whisper's English normaliser does
+/// the common cases: lower case, no punctuation, contractions expanded ("they're" →
+/// "they are", "won't" → "will not"), "mr."-style abbreviations and hyphens split.
 pub fn words(text: &str) -> Vec<String> {
-    text.to_lowercase()
-        .split(|c: char| c.is_whitespace() || c == '-')
-        .map(|w| {
-            w.chars()
-                .filter(|c| c.is_alphanumeric() || *c == '\'')
-                .collect::<String>()
-                .trim_matches('\'')
-                .to_string()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
+    let mut out = Vec::new();
+    for raw in text
+        .to_lowercase()
+        .replace(['\u{2019}', '\u{2018}'], "'")
+        .split(|c: char| c.is_whitespace() || c == '-' || c == '—')
+    {
+        let w: String = raw
+            .chars()
+            .filter(|c| c.is_alphanumeric() || *c == '\'')
+            .collect::<String>()
+            .trim_matches('\'')
+            .to_string();
+        if w.is_empty() {
+            continue;
+        }
+        out.extend(expand(&w).split(' ').map(str::to_owned));
+    }
+    out
+}
+
+/// A contraction as its words; other words unchanged.
+fn expand(w: &str) -> String {
+    let whole = match w {
+        "won't" => Some("will not"),
+        "can't" | "cannot" => Some("can not"),
+        "shan't" => Some("shall not"),
+        "ain't" => Some("is not"),
+        "let's" => Some("let us"),
+        _ => None,
+    };
+    if let Some(e) = whole {
+        return e.to_string();
+    }
+    for (suffix, full) in [
+        ("n't", " not"),
+        ("'re", " are"),
+        ("'m", " am"),
+        ("'ll", " will"),
+        ("'ve", " have"),
+        ("'d", " would"),
+        ("'s", " is"),
+    ] {
+        if let Some(stem) = w.strip_suffix(suffix)
+            && !stem.is_empty()
+        {
+            return format!("{stem}{full}");
+        }
+    }
+    w.to_string()
 }
 
 /// Word edit distance (substitutions + insertions + deletions) between a reference
@@ -164,9 +204,15 @@ mod tests {
     #[test]
     fn word_error_rate() {
         let r = words("I can't stop crying, really.");
-        assert_eq!(r, v(&["i", "can't", "stop", "crying", "really"]));
+        assert_eq!(r, v(&["i", "can", "not", "stop", "crying", "really"]));
         assert_eq!(word_errors(&r, &words("I can stop crying really")), 1);
-        assert_eq!(word_errors(&r, &[]), 5);
-        assert_eq!(word_errors(&[], &r), 5);
+        assert_eq!(word_errors(&r, &[]), 6);
+        assert_eq!(word_errors(&[], &r), 6);
+        // Contractions and their expansions are the same words.
+        assert_eq!(
+            words("They're here, aren't they?"),
+            words("they are here are not they")
+        );
+        assert_eq!(words("Well-known"), v(&["well", "known"]));
     }
 }

@@ -31,6 +31,8 @@ struct TextBranch {
     spec: TextFusion,
     /// (emotion head label index, normalised prototype embedding).
     prototypes: Vec<(usize, Vec<f32>)>,
+    /// Fitted embedding → emotion logits classifier.
+    classifier: Option<CModule>,
 }
 
 /// The loaded branches of a late-fusion bundle.
@@ -39,6 +41,8 @@ pub struct FusionModel {
     device: Device,
     face: Option<FaceBranch>,
     text: Option<TextBranch>,
+    /// Fitted [embedding, compound, text emotion] → sentiment logits classifier.
+    sentiment_head: Option<CModule>,
     emotion_labels: Vec<String>,
 }
 
@@ -126,11 +130,40 @@ impl FusionModel {
                     let i = label_index(label).ok_or("prototype label not in heads.emotion")?;
                     prototypes.push((i, sum));
                 }
+                let classifier = match &spec.classifier {
+                    Some(name) => {
+                        let m = load_module(&bundle, name, device)?;
+                        let width = embed(&bundle, &encoder, device, "ok")?.len();
+                        check_linear(&m, width, emotion_labels.len(), device)
+                            .map_err(|e| format!("fusion.text.classifier: {e}"))?;
+                        Some(m)
+                    }
+                    None => None,
+                };
                 Some(TextBranch {
                     encoder,
                     spec: spec.clone(),
                     prototypes,
+                    classifier,
                 })
+            }
+            None => None,
+        };
+        let sentiment_head = match fusion
+            .sentiment
+            .as_ref()
+            .and_then(|s| s.classifier.as_ref())
+        {
+            Some(name) => {
+                let t = text
+                    .as_ref()
+                    .ok_or("fusion.sentiment.classifier needs fusion.text")?;
+                let m = load_module(&bundle, name, device)?;
+                let width =
+                    embed(&bundle, &t.encoder, device, "ok")?.len() + 1 + emotion_labels.len();
+                check_linear(&m, width, 3, device)
+                    .map_err(|e| format!("fusion.sentiment.classifier: {e}"))?;
+                Some(m)
             }
             None => None,
         };
@@ -139,6 +172,7 @@ impl FusionModel {
             device,
             face,
             text,
+            sentiment_head,
             emotion_labels,
         })
     }
@@ -198,17 +232,22 @@ impl FusionModel {
             d.flags.push("no-speech".into());
         }
         let text_started = std::time::Instant::now();
-        if has_words && let Some(t) = &self.text {
-            let e = embed(&self.bundle, &t.encoder, self.device, text)?;
-            let mut logits = vec![f64::NEG_INFINITY; n];
-            for (i, proto) in &t.prototypes {
-                let cos: f32 = e.iter().zip(proto).map(|(a, b)| a * b).sum();
-                logits[*i] = cos as f64 / t.spec.temperature;
-            }
-            d.text_probs = Some(softmax(&logits));
-        }
         if has_words && let Some(v) = &self.bundle.vader {
             d.text_compound = Some(v.polarity(text).compound);
+        }
+        // The words' sentiment from the fitted classifier, when the bundle has one.
+        let mut text_sentiment = None;
+        if has_words && let Some(t) = &self.text {
+            let e = embed(&self.bundle, &t.encoder, self.device, text)?;
+            let probs = self.text_emotion(t, &e)?;
+            if let Some(head) = &self.sentiment_head {
+                let mut features = e.clone();
+                features.push(d.text_compound.unwrap_or(0.0) as f32);
+                features.extend(probs.iter().map(|&p| p as f32));
+                let logits = run_linear(head, &features, self.device)?;
+                text_sentiment = Some(softmax(&logits));
+            }
+            d.text_probs = Some(probs);
         }
         timings.push(("text", text_started.elapsed().as_secs_f64() * 1e3));
         // Emotion: weighted average of the branches present.
@@ -253,7 +292,26 @@ impl FusionModel {
                 "sentiment" => {
                     let s = fusion.sentiment.as_ref().expect("validated");
                     let presence = face_raw.as_ref().map(|(_, p)| *p);
-                    let p = sentiment(s, d.text_compound, d.face_valence, presence);
+                    let mut p = match &text_sentiment {
+                        Some(words) => sentiment_mixed(s, words, d.face_valence, presence),
+                        None => sentiment(s, d.text_compound, d.face_valence, presence),
+                    };
+                    // Consistent with the fused emotion: mix in the sentiment it implies.
+                    if s.emotion_weight > 0.0 {
+                        let mut implied = [0.0f64; 3];
+                        for (label, q) in self.emotion_labels.iter().zip(&emotion) {
+                            let k = match s.emotion_sentiment.get(label).map(String::as_str) {
+                                Some("negative") => 0,
+                                Some("positive") => 2,
+                                _ => 1,
+                            };
+                            implied[k] += q;
+                        }
+                        let w = s.emotion_weight;
+                        for (a, b) in p.iter_mut().zip(implied) {
+                            *a = (1.0 - w) * *a + w * b;
+                        }
+                    }
                     heads.push(
                         h.labels
                             .iter()
@@ -269,6 +327,33 @@ impl FusionModel {
             }
         }
         Ok((heads, d))
+    }
+
+    /// Text emotion probabilities (emotion head order) of an embedding: the fitted
+    /// classifier, the prototypes, or both mixed by `prototype_weight`.
+    fn text_emotion(&self, t: &TextBranch, e: &[f32]) -> Result<Vec<f64>, String> {
+        let n = self.emotion_labels.len();
+        let prototypes = (!t.prototypes.is_empty()).then(|| {
+            let mut logits = vec![f64::NEG_INFINITY; n];
+            for (i, proto) in &t.prototypes {
+                let cos: f32 = e.iter().zip(proto).map(|(a, b)| a * b).sum();
+                logits[*i] = cos as f64 / t.spec.temperature;
+            }
+            softmax(&logits)
+        });
+        let Some(classifier) = &t.classifier else {
+            return prototypes.ok_or_else(|| "the text branch has no prototypes".into());
+        };
+        let head = softmax(&run_linear(classifier, e, self.device)?);
+        let w = t.spec.prototype_weight;
+        Ok(match prototypes {
+            Some(p) if w > 0.0 => head
+                .iter()
+                .zip(&p)
+                .map(|(h, p)| (1.0 - w) * h + w * p)
+                .collect(),
+            _ => head,
+        })
     }
 
     /// Faces of the window: detection on every `detect_every`-th frame (or the
@@ -437,6 +522,41 @@ fn check_classifier(
     Ok(())
 }
 
+/// A fitted head's logits for one feature vector.
+fn run_linear(head: &CModule, features: &[f32], device: Device) -> Result<Vec<f64>, String> {
+    let x = Tensor::from_slice(features)
+        .reshape([1, features.len() as i64])
+        .to_device(device);
+    let out = head
+        .forward_is(&[IValue::Tensor(x)])
+        .map_err(|e| format!("text head: {}", first_line(e)))?;
+    let IValue::Tensor(out) = out else {
+        return Err("text head: expected one tensor".into());
+    };
+    let v: Vec<f32> = Vec::try_from(
+        out.to_device(Device::Cpu)
+            .to_kind(Kind::Float)
+            .reshape([-1]),
+    )
+    .map_err(|e: tch::TchError| e.to_string())?;
+    Ok(v.into_iter().map(f64::from).collect())
+}
+
+/// A fitted head must map `inputs` features to `outputs` logits.
+fn check_linear(
+    head: &CModule,
+    inputs: usize,
+    outputs: usize,
+    device: Device,
+) -> Result<(), String> {
+    let out = tch::no_grad(|| run_linear(head, &vec![0.0; inputs], device))
+        .map_err(|e| format!("on {inputs} features: {e}"))?;
+    if out.len() != outputs {
+        return Err(format!("{} outputs, expected {outputs}", out.len()));
+    }
+    Ok(())
+}
+
 /// The sentence embedding of `text` (the bundle's tokenizer, then the encoder).
 fn embed(
     bundle: &Bundle,
@@ -496,6 +616,33 @@ pub fn sentiment(
     [p[0], p[1], p[2]]
 }
 
+/// Sentiment probabilities (negative, neutral, positive) from the words' classifier
+/// and the face valence: a weighted average (linear opinion pool) of the words'
+/// distribution and the face's (`softmax([-v, 2·band - |v|, v] / temperature)`), the
+/// face weighed by how long it was seen.
+pub fn sentiment_mixed(
+    spec: &SentimentFusion,
+    words: &[f64],
+    valence: Option<f64>,
+    face_presence: Option<f64>,
+) -> [f64; 3] {
+    let mut p = [0.0f64; 3];
+    for (a, w) in p.iter_mut().zip(words) {
+        *a = spec.text_weight * w;
+    }
+    let mut den = spec.text_weight;
+    if let (Some(v), Some(presence)) = (valence, face_presence) {
+        let t = spec.temperature;
+        let face = softmax(&[-v / t, (2.0 * spec.neutral_band - v.abs()) / t, v / t]);
+        let wf = spec.face_weight * presence;
+        for (a, f) in p.iter_mut().zip(&face) {
+            *a += wf * f;
+        }
+        den += wf;
+    }
+    p.map(|a| a / den.max(1e-12))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -507,6 +654,9 @@ mod tests {
             face_weight: 0.4,
             neutral_band: 0.05,
             temperature: 0.1,
+            classifier: None,
+            emotion_weight: 0.0,
+            emotion_sentiment: Default::default(),
         }
     }
 
@@ -523,5 +673,20 @@ mod tests {
         let smile = sentiment(&s, Some(0.0), Some(0.9), Some(1.0));
         assert!(smile[2] > smile[1]);
         assert!((happy.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn mixed_sentiment_follows_words_and_face() {
+        let s = spec();
+        let sad_words = [0.8, 0.15, 0.05];
+        // Words alone: their distribution.
+        let p = sentiment_mixed(&s, &sad_words, None, None);
+        assert!((p[0] - 0.8).abs() < 1e-9 && (p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
+        // A smiling face pulls towards positive but sad words still win.
+        let p = sentiment_mixed(&s, &sad_words, Some(0.9), Some(1.0));
+        assert!(p[0] > p[2], "{p:?}");
+        // Neutral words and a big smile: leaning positive, not negative.
+        let p = sentiment_mixed(&s, &[0.1, 0.8, 0.1], Some(0.9), Some(1.0));
+        assert!(p[2] > 0.4 && p[2] > 4.0 * p[0], "{p:?}");
     }
 }

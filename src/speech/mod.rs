@@ -1,7 +1,11 @@
 //! Speech recognition with whisper.cpp (whisper-rs): a [`Transcriber`] owned by one
 //! worker thread (one context, one state), tuned for short windows — `audio_ctx` sized
-//! to the audio, no temperature fallback, bounded tokens — and gated so silence and
-//! noise give no text (Whisper otherwise invents some).
+//! to the audio, tokens bounded by the audio's length, no conditioning on earlier
+//! windows — with the safeguards of Whisper's reference transcriber: a decode whose
+//! text compresses too well (a repetition loop) or whose tokens are improbable is
+//! retried at rising temperatures, a segment is dropped as non-speech only when Whisper
+//! both calls it non-speech and is unsure of its words, and repeated phrases left in
+//! the best attempt are collapsed. Silence and noise give no text.
 //!
 //! whisper.cpp's own log lines go to the GStreamer debug category `emotionwhisper`
 //! (`GST_DEBUG=emotionwhisper:6`).
@@ -112,8 +116,17 @@ pub struct TranscriberConfig {
     pub no_speech_threshold: f32,
     /// Audio quieter than this RMS (full scale 1.0) is treated as silence.
     pub silence_rms: f64,
-    /// Most tokens decoded per window.
+    /// Most tokens decoded per segment (also bounded by the audio's length).
     pub max_tokens: usize,
+    /// Beam width of the first decode (1: greedy).
+    pub beam_size: usize,
+    /// Temperatures tried in turn while the output looks wrong (the first is the
+    /// greedy or beam decode).
+    pub temperatures: Vec<f32>,
+    /// Output whose gzip compression ratio is above this is a repetition loop.
+    pub compression_ratio_threshold: f64,
+    /// Output whose mean token log-probability is below this is unreliable.
+    pub logprob_threshold: f64,
 }
 
 impl TranscriberConfig {
@@ -127,6 +140,10 @@ impl TranscriberConfig {
             no_speech_threshold: 0.6,
             silence_rms: 0.003,
             max_tokens: 96,
+            beam_size: 1,
+            temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
+            compression_ratio_threshold: 2.4,
+            logprob_threshold: -1.0,
         }
     }
 }
@@ -228,6 +245,84 @@ fn words_from_tokens(tokens: &[(String, f64, f64)]) -> Vec<Word> {
 pub struct Transcript {
     /// The segments that passed the gates.
     pub segments: Vec<Segment>,
+    /// Decodes that were retried at a higher temperature.
+    pub fallbacks: u32,
+    /// Whether repeated phrases had to be collapsed in the final text.
+    pub collapsed: bool,
+}
+
+/// One decode of a stretch of audio, before the gates.
+struct Decode {
+    segments: Vec<Segment>,
+    /// Mean log-probability of the text tokens of each segment.
+    segment_logprobs: Vec<f64>,
+    /// Mean log-probability of all text tokens.
+    avg_logprob: f64,
+    /// Highest no-speech probability of the segments.
+    no_speech: f32,
+    text: String,
+}
+
+/// gzip-style compression ratio of `text` (Whisper's repetition measure): bytes over
+/// zlib-compressed bytes; above ~2.4 the text repeats itself.
+pub fn compression_ratio(text: &str) -> f64 {
+    use std::io::Write;
+    if text.is_empty() {
+        return 0.0;
+    }
+    let mut enc = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    let _ = enc.write_all(text.as_bytes());
+    let compressed = enc.finish().map(|v| v.len()).unwrap_or(text.len());
+    text.len() as f64 / compressed.max(1) as f64
+}
+
+/// `text` with any phrase repeated back to back more often than speech does cut to
+/// one occurrence: a word more than 3 times in a row, a phrase of 2+ words more than
+/// twice (Whisper's repetition loop).
+pub fn collapse_repeats(text: &str) -> String {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    let norm: Vec<String> = words
+        .iter()
+        .map(|w| {
+            w.chars()
+                .filter(|c| c.is_alphanumeric())
+                .collect::<String>()
+                .to_lowercase()
+        })
+        .collect();
+    let mut keep = vec![true; words.len()];
+    let mut i = 0;
+    while i < words.len() {
+        let mut advanced = false;
+        // The shortest repeating phrase first: "in in in in" is "in" four times.
+        for n in 1..=12.min(words.len() - i) {
+            let limit = if n == 1 { 3 } else { 2 };
+            let mut reps = 1;
+            while i + (reps + 1) * n <= words.len()
+                && norm[i..i + n] == norm[i + reps * n..i + (reps + 1) * n]
+            {
+                reps += 1;
+            }
+            if reps > limit {
+                keep[i + n..i + reps * n]
+                    .iter_mut()
+                    .for_each(|k| *k = false);
+                i += reps * n;
+                advanced = true;
+                break;
+            }
+        }
+        if !advanced {
+            i += 1;
+        }
+    }
+    words
+        .iter()
+        .zip(keep)
+        .filter(|(_, k)| *k)
+        .map(|(w, _)| *w)
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 impl Transcript {
@@ -273,13 +368,139 @@ impl Transcriber {
     }
 
     /// Transcribes mono 16 kHz `samples`. Silence, noise and audio under 0.1 s give an
-    /// empty transcript.
-    pub fn transcribe(&mut self, samples: &[f32]) -> Result<Transcript, SpeechError> {
+    /// empty transcript. With `expect_speech` (a voice detector found speech there) an
+    /// empty decode is retried like a bad one.
+    pub fn transcribe(
+        &mut self,
+        samples: &[f32],
+        expect_speech: bool,
+    ) -> Result<Transcript, SpeechError> {
         let seconds = samples.len() as f64 / 16000.0;
         if seconds < 0.1 || rms(samples) < self.config.silence_rms {
             return Ok(Transcript::default());
         }
-        let mut params = FullParams::new(SamplingStrategy::Greedy { best_of: 1 });
+        // whisper.cpp wants at least ~1 s; pad short windows with silence.
+        let mut padded;
+        let audio = if samples.len() < 16000 + 1600 {
+            padded = samples.to_vec();
+            padded.resize(16000 + 1600, 0.0);
+            &padded[..]
+        } else {
+            samples
+        };
+        let temperatures = if self.config.temperatures.is_empty() {
+            vec![0.0]
+        } else {
+            self.config.temperatures.clone()
+        };
+        let mut best: Option<Decode> = None;
+        let mut fallbacks = 0;
+        for (k, &temperature) in temperatures.iter().enumerate() {
+            let d = self.decode(audio, seconds, temperature)?;
+            // Non-speech, and Whisper is unsure of any words: silence, do not retry.
+            if d.no_speech > self.config.no_speech_threshold
+                && d.avg_logprob < self.config.logprob_threshold
+                && !expect_speech
+            {
+                return Ok(Transcript {
+                    fallbacks,
+                    ..Transcript::default()
+                });
+            }
+            let good = !self.needs_fallback(&d, expect_speech);
+            // Words beat no words; then the more probable decode wins.
+            let rank = |x: &Decode| (!x.text.trim().is_empty(), x.avg_logprob);
+            let better = best.as_ref().is_none_or(|b| {
+                rank(&d).partial_cmp(&rank(b)) == Some(std::cmp::Ordering::Greater)
+            });
+            if good || better {
+                best = Some(d);
+            }
+            if good {
+                break;
+            }
+            if k + 1 < temperatures.len() {
+                fallbacks += 1;
+            }
+        }
+        let best = best.expect("at least one decode");
+        let mut transcript = Transcript {
+            fallbacks,
+            ..Transcript::default()
+        };
+        for (seg, logprob) in best.segments.into_iter().zip(best.segment_logprobs) {
+            // Dropped as non-speech only when Whisper is also unsure of its words.
+            if seg.no_speech > self.config.no_speech_threshold
+                && logprob < self.config.logprob_threshold
+            {
+                continue;
+            }
+            transcript.segments.push(seg);
+        }
+        for seg in &mut transcript.segments {
+            let collapsed = collapse_repeats(&seg.text);
+            if collapsed != seg.text {
+                transcript.collapsed = true;
+                let kept = collapsed.split_whitespace().count();
+                seg.words.truncate(kept);
+                seg.text = collapsed;
+            }
+        }
+        // A loop across segments: the same text again and again.
+        let joined = transcript.text();
+        let collapsed = collapse_repeats(&joined);
+        if collapsed != joined
+            && let (Some(first), Some(last)) =
+                (transcript.segments.first(), transcript.segments.last())
+        {
+            transcript.collapsed = true;
+            let kept = collapsed.split_whitespace().count();
+            let words: Vec<Word> = transcript
+                .segments
+                .iter()
+                .flat_map(|s| s.words.iter().cloned())
+                .take(kept)
+                .collect();
+            let merged = Segment {
+                start: first.start,
+                end: words.last().map_or(last.end, |w| w.end),
+                text: collapsed,
+                no_speech: transcript
+                    .segments
+                    .iter()
+                    .map(|s| s.no_speech)
+                    .fold(0.0, f32::max),
+                words,
+            };
+            transcript.segments = vec![merged];
+        }
+        Ok(transcript)
+    }
+
+    /// Whether a decode looks wrong: a repetition loop, improbable tokens, or nothing
+    /// where speech is expected.
+    fn needs_fallback(&self, d: &Decode, expect_speech: bool) -> bool {
+        compression_ratio(&d.text) > self.config.compression_ratio_threshold
+            || d.avg_logprob < self.config.logprob_threshold
+            || (expect_speech && d.text.trim().is_empty())
+    }
+
+    /// One decode at `temperature`.
+    fn decode(
+        &mut self,
+        audio: &[f32],
+        seconds: f64,
+        temperature: f32,
+    ) -> Result<Decode, SpeechError> {
+        let strategy = if temperature == 0.0 && self.config.beam_size > 1 {
+            SamplingStrategy::BeamSearch {
+                beam_size: self.config.beam_size as i32,
+                patience: -1.0,
+            }
+        } else {
+            SamplingStrategy::Greedy { best_of: 1 }
+        };
+        let mut params = FullParams::new(strategy);
         params.set_n_threads(self.config.threads.max(1) as i32);
         let language = (self.config.language != "auto").then_some(self.config.language.as_str());
         params.set_language(if self.model.is_multilingual() {
@@ -290,8 +511,13 @@ impl Transcriber {
         // ~50 encoder frames per second of audio; below 256 whisper.cpp loops.
         let audio_ctx = ((seconds * 50.0).ceil() as i32 + 16).clamp(256, 1500);
         params.set_audio_ctx(audio_ctx);
+        params.set_temperature(temperature);
+        // The fallback is ours (it can be measured and tested): none inside whisper.cpp.
         params.set_temperature_inc(0.0);
-        params.set_max_tokens(self.config.max_tokens as i32);
+        // Speech has at most ~4 tokens a second; more is a loop.
+        let cap = (seconds * 6.0).ceil() as usize + 12;
+        params.set_max_tokens(self.config.max_tokens.min(cap) as i32);
+        // Each window stands alone: no conditioning on what an earlier one said.
         params.set_no_context(true);
         params.set_no_speech_thold(self.config.no_speech_threshold);
         params.set_print_special(false);
@@ -299,41 +525,52 @@ impl Transcriber {
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
         params.set_token_timestamps(true);
-        // whisper.cpp wants at least ~1 s; pad short windows with silence.
-        let mut padded;
-        let audio = if samples.len() < 16000 + 1600 {
-            padded = samples.to_vec();
-            padded.resize(16000 + 1600, 0.0);
-            &padded[..]
-        } else {
-            samples
-        };
         self.state
             .full(params, audio)
             .map_err(|e| SpeechError::Transcribe(e.to_string()))?;
-        let mut segments = Vec::new();
+        let eot = self.model.ctx.token_eot();
+        let mut d = Decode {
+            segments: Vec::new(),
+            segment_logprobs: Vec::new(),
+            avg_logprob: 0.0,
+            no_speech: 0.0,
+            text: String::new(),
+        };
+        let (mut sum, mut count) = (0.0f64, 0usize);
         for seg in self.state.as_iter() {
             let text = seg
                 .to_str_lossy()
                 .map(|t| t.into_owned())
                 .unwrap_or_default();
             let no_speech = seg.no_speech_probability();
-            if no_speech > self.config.no_speech_threshold || is_annotation(&text) {
+            d.no_speech = d.no_speech.max(no_speech);
+            let mut tokens = Vec::new();
+            let (mut seg_sum, mut seg_count) = (0.0f64, 0usize);
+            for i in 0..seg.n_tokens() {
+                let Some(t) = seg.get_token(i) else { continue };
+                let data = t.token_data();
+                if t.token_id() < eot {
+                    seg_sum += data.plog as f64;
+                    seg_count += 1;
+                }
+                let text = t.to_str_lossy().map(|c| c.into_owned()).unwrap_or_default();
+                tokens.push((
+                    text,
+                    data.t0 as f64 / 100.0,
+                    (data.t1 as f64 / 100.0).min(seconds),
+                ));
+            }
+            sum += seg_sum;
+            count += seg_count;
+            if is_annotation(&text) {
                 continue;
             }
-            let tokens: Vec<(String, f64, f64)> = (0..seg.n_tokens())
-                .filter_map(|i| seg.get_token(i))
-                .map(|t| {
-                    let d = t.token_data();
-                    let text = t.to_str_lossy().map(|c| c.into_owned()).unwrap_or_default();
-                    (
-                        text,
-                        d.t0 as f64 / 100.0,
-                        (d.t1 as f64 / 100.0).min(seconds),
-                    )
-                })
-                .collect();
-            segments.push(Segment {
+            d.segment_logprobs.push(if seg_count == 0 {
+                0.0
+            } else {
+                seg_sum / seg_count as f64
+            });
+            d.segments.push(Segment {
                 start: seg.start_timestamp() as f64 / 100.0,
                 end: (seg.end_timestamp() as f64 / 100.0).min(seconds),
                 text: text.trim().to_string(),
@@ -341,7 +578,14 @@ impl Transcriber {
                 words: words_from_tokens(&tokens),
             });
         }
-        Ok(Transcript { segments })
+        d.avg_logprob = if count == 0 { 0.0 } else { sum / count as f64 };
+        d.text = d
+            .segments
+            .iter()
+            .map(|s| s.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Ok(d)
     }
 }
 
@@ -376,6 +620,7 @@ mod tests {
                     words: vec![],
                 },
             ],
+            ..Transcript::default()
         };
         assert_eq!(t.text(), "Hello. How are you?");
     }
@@ -405,5 +650,23 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("/nonexistent/ggml.bin"), "{e}");
+    }
+
+    #[test]
+    fn loops_compress_well_and_are_collapsed() {
+        let once = "I am so happy to see you today.";
+        let looped = [once; 5].join(" ");
+        assert!(compression_ratio(once) < 2.4);
+        assert!(
+            compression_ratio(&looped) > 2.4,
+            "{}",
+            compression_ratio(&looped)
+        );
+        assert_eq!(collapse_repeats(&looped), once);
+        // Speech repeats a little; that stays.
+        for t in ["no, no, no", "very very good", "thank you, thank you"] {
+            assert_eq!(collapse_repeats(t), t);
+        }
+        assert_eq!(collapse_repeats("go go go go go now"), "go now");
     }
 }
