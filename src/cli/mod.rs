@@ -10,6 +10,7 @@
 pub mod analyze;
 pub mod eval;
 pub mod inputs;
+pub mod live;
 pub mod merge;
 pub mod runner;
 pub mod watch;

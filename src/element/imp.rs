@@ -547,7 +547,7 @@ impl EmotionSense {
                 }
             },
         };
-        let model = WhisperModel::load(&path)
+        let model = WhisperModel::shared(&path)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenRead, ("asr-model: {e}")))?;
         lock(&self.settings).asr_model = Some(path.display().to_string());
         Ok(Some(model))

@@ -163,7 +163,34 @@ impl std::fmt::Debug for WhisperModel {
     }
 }
 
+/// Whisper models loaded in this process, by file (shared while anyone holds them).
+static WHISPERS: LazyLock<
+    std::sync::Mutex<std::collections::HashMap<PathBuf, std::sync::Weak<WhisperModel>>>,
+> = LazyLock::new(Default::default);
+
+/// Whisper model loads in this process (a shared model counts once).
+static WHISPER_LOADS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 impl WhisperModel {
+    /// The model in `path`, loaded once per process: every element, stream and request
+    /// shares it (each transcriber has its own whisper state).
+    pub fn shared(path: &Path) -> Result<Arc<Self>, SpeechError> {
+        let key = path.canonicalize().unwrap_or_else(|_| path.to_path_buf());
+        let mut registry = WHISPERS.lock().unwrap_or_else(|e| e.into_inner());
+        registry.retain(|_, w| w.strong_count() > 0);
+        if let Some(m) = registry.get(&key).and_then(std::sync::Weak::upgrade) {
+            return Ok(m);
+        }
+        let model = Self::load(path)?;
+        registry.insert(key, Arc::downgrade(&model));
+        Ok(model)
+    }
+
+    /// How many Whisper models this process has loaded.
+    pub fn loads() -> u64 {
+        WHISPER_LOADS.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
     /// Loads a ggml model file.
     pub fn load(path: &Path) -> Result<Arc<Self>, SpeechError> {
         route_logging();
@@ -178,6 +205,7 @@ impl WhisperModel {
         }
         let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
             .map_err(|e| err(format!("{e} (not a whisper.cpp ggml model?)")))?;
+        WHISPER_LOADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Arc::new(Self {
             ctx,
             path: path.to_path_buf(),
