@@ -15,6 +15,7 @@ pub mod face;
 pub mod infer;
 pub mod media;
 pub mod output;
+pub mod serve;
 pub mod speech;
 pub mod text;
 pub mod window;

@@ -8,81 +8,9 @@ mod common;
 use std::io::Read;
 use std::path::Path;
 use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use gst::glib;
-use gst_rtsp_server::prelude::*;
-
-/// An RTSP server running its own main loop on a thread.
-struct Server {
-    main_loop: glib::MainLoop,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl Server {
-    fn start(port: u16) -> Server {
-        common::init();
-        let (tx, rx) = mpsc::channel();
-        let thread = std::thread::spawn(move || {
-            let ctx = glib::MainContext::new();
-            let _guard = ctx.acquire().expect("own the context");
-            ctx.with_thread_default(|| serve(&ctx, port, &tx))
-                .expect("thread-default context");
-        });
-        Server {
-            main_loop: rx.recv().unwrap(),
-            thread: Some(thread),
-        }
-    }
-}
-
-/// The server: one H.264 + AAC live mount at /cam, until the main loop quits.
-fn serve(ctx: &glib::MainContext, port: u16, tx: &mpsc::Sender<glib::MainLoop>) {
-    let main_loop = glib::MainLoop::new(Some(ctx), false);
-    let server = gst_rtsp_server::RTSPServer::new();
-    server.set_address("127.0.0.1");
-    server.set_service(&port.to_string());
-    let factory = gst_rtsp_server::RTSPMediaFactory::new();
-    factory.set_launch(
-                "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 \
-                 ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph264pay name=pay0 pt=96 \
-                 audiotestsrc is-live=true wave=sine freq=440 volume=0.3 ! audio/x-raw,rate=48000,channels=1 \
-                 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97 )",
-            );
-    factory.set_shared(true);
-    server
-        .mount_points()
-        .expect("mount points")
-        .add_factory("/cam", factory);
-    let source = server.attach(Some(ctx)).expect("attach the RTSP server");
-    tx.send(main_loop.clone()).unwrap();
-    main_loop.run();
-    // Stop: no new connections, drop every client and its media.
-    // (SourceId::remove only looks in the default context.)
-    if let Some(src) = ctx.find_source_by_id(&source) {
-        src.destroy();
-    }
-    server.client_filter(Some(&mut |_, _| gst_rtsp_server::RTSPFilterResult::Remove));
-    while ctx.iteration(false) {}
-}
-
-impl Server {
-    fn stop(mut self) {
-        self.main_loop.quit();
-        if let Some(t) = self.thread.take() {
-            t.join().unwrap();
-        }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use common::rtsp::{Server, free_port};
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path)

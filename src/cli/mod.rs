@@ -48,6 +48,9 @@ enum Command {
     /// text, emotion, sentiment). Writes report.json, predictions.jsonl and
     /// confusion-HEAD.svg into --out.
     Eval(Box<eval::EvalArgs>),
+    /// HTTP endpoint: the reference service's /invocations, async jobs, live streams,
+    /// metrics and a web page (docs/serve.md). Listens on 0.0.0.0:8080 by default.
+    Serve(Box<crate::serve::ServeArgs>),
     /// Combine the summaries of shards (or runs) into one summary.json.
     ///
     /// Reads summary*.json in each DIR; an input done in several keeps its best status
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(*args),
         Command::Watch(args) => watch::run(*args),
         Command::Eval(args) => eval::run(*args),
+        Command::Serve(args) => crate::serve::run(*args),
         Command::Merge { dirs, out } => merge::run(&dirs, out.as_deref()),
     };
     match result {

@@ -166,6 +166,15 @@ fn link_stream(pipeline: &gst::Pipeline, sense: &gst::Element, pad: &gst::Pad) -
 /// holds up a batch.
 const STALL: Duration = Duration::from_secs(60);
 
+/// What a file run reports as it goes.
+#[derive(Debug)]
+pub enum FileProgress {
+    /// The media's duration in seconds, once known.
+    Duration(f64),
+    /// A window's result.
+    Window(Box<WindowResult>),
+}
+
 /// Runs `sense` over the media at `uri` (a [`file_pipeline`]) to the end, calling
 /// `on_window` with each window's result as it finishes; stops early with an error
 /// when `cancel` says so. The error is the pipeline's own message.
@@ -175,12 +184,32 @@ pub fn run_file(
     mut on_window: impl FnMut(WindowResult),
     cancel: &dyn Fn() -> bool,
 ) -> Result<(), String> {
+    run_file_with(
+        uri,
+        sense,
+        |p| {
+            if let FileProgress::Window(w) = p {
+                on_window(*w)
+            }
+        },
+        cancel,
+    )
+}
+
+/// [`run_file`], also reporting the media's duration.
+pub fn run_file_with(
+    uri: &str,
+    sense: &gst::Element,
+    mut on_progress: impl FnMut(FileProgress),
+    cancel: &dyn Fn() -> bool,
+) -> Result<(), String> {
     let pipeline = file_pipeline(uri, sense).map_err(|e| e.to_string())?;
     let bus = pipeline.bus().ok_or("pipeline without bus")?;
     let outcome = (|| {
         start(&pipeline)?;
         let mut last_progress = Instant::now();
         let mut last_position = None;
+        let mut duration_known = false;
         loop {
             if cancel() {
                 return Err("cancelled".to_string());
@@ -199,9 +228,13 @@ pub fn run_file(
                 continue;
             };
             last_progress = Instant::now();
+            if !duration_known && let Some(d) = pipeline.query_duration::<gst::ClockTime>() {
+                duration_known = true;
+                on_progress(FileProgress::Duration(d.nseconds() as f64 / 1e9));
+            }
             match Event::of(&msg, &pipeline) {
                 Event::NoStreams => return Err("no audio or video stream found".into()),
-                Event::Window(w) => on_window(*w),
+                Event::Window(w) => on_progress(FileProgress::Window(w)),
                 Event::Eos => return Ok(()),
                 Event::Error { message, .. } => return Err(message),
                 _ => {}

@@ -1,0 +1,347 @@
+//! `gst-emotion serve`: the reference service's HTTP endpoint, done right
+//! (docs/serve.md).
+//!
+//! - the SageMaker container contract: `GET /ping` (200 once the models are loaded),
+//!   `POST /invocations` (the reference's request and answer shapes, plus streamed
+//!   JSON Lines, WebVTT and CSV), SIGTERM handled within 25 s;
+//! - asynchronous jobs that survive a killed server (`/v1/jobs`), live streams with
+//!   Server-Sent Events (`/v1/streams`), Prometheus metrics (`/metrics`) and a web page
+//!   (`/`).
+//!
+//! One model per device serves every request, job and stream; `--max-concurrent`
+//! pipelines run at once behind a bounded queue.
+
+mod api;
+pub mod error;
+pub mod jobs;
+pub mod metrics;
+pub mod source;
+pub mod streams;
+pub mod work;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, anyhow};
+
+use crate::infer::{Model, ModelOptions};
+use crate::speech::WhisperModel;
+use jobs::Jobs;
+use metrics::Metrics;
+use source::Policy;
+use streams::Streams;
+use work::{ElementSettings, Pool};
+
+/// Options of `gst-emotion serve`.
+#[derive(Debug, clap::Args)]
+pub struct ServeArgs {
+    /// Address and port to listen on.
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    pub bind: String,
+    /// Model bundle: a folder or "default". Without it: $SM_MODEL_DIR or /opt/ml/model
+    /// when it holds a bundle.toml (the SageMaker layout), else the default bundle.
+    #[arg(long)]
+    pub bundle: Option<String>,
+    /// Device for the model: auto, cpu, cuda, cuda:N.
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// A folder whose files requests may name by path or file:// URI (repeatable; none
+    /// by default: local paths are refused).
+    #[arg(long = "allow-dir", value_name = "DIR")]
+    pub allow_dirs: Vec<PathBuf>,
+    /// Allow http(s):// and rtsp:// sources.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Allow remote sources on loopback or private addresses (off: no server-side
+    /// request forgery into this machine or its network).
+    #[arg(long)]
+    pub allow_private: bool,
+    /// Allow live streams from local capture devices (/dev/video*).
+    #[arg(long)]
+    pub allow_devices: bool,
+    /// Folder for jobs and their results (kept across restarts).
+    #[arg(long, default_value = "gst-emotion-state")]
+    pub state_dir: PathBuf,
+    /// Pipelines running at once (they share one model).
+    #[arg(long, default_value_t = 2)]
+    pub max_concurrent: usize,
+    /// Synchronous requests that may wait for a pipeline; beyond, 503 with Retry-After.
+    #[arg(long, default_value_t = 8)]
+    pub queue: usize,
+    /// Jobs that may wait; beyond, 503.
+    #[arg(long, default_value_t = 1000)]
+    pub max_jobs: usize,
+    /// Live streams at once.
+    #[arg(long, default_value_t = 4)]
+    pub max_streams: usize,
+    /// Largest request body or download (bytes; K, M, G suffixes).
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    pub max_body: u64,
+    /// Seconds a synchronous call may take before 504 (long videos: use /v1/jobs).
+    #[arg(long, default_value_t = 60.0)]
+    pub timeout: f64,
+    /// File holding the bearer token required on every endpoint but /ping and /metrics
+    /// (or set GST_EMOTION_TOKEN).
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// More emotionsense properties for every pipeline, as name=value (repeatable).
+    #[arg(long = "set", value_name = "NAME=VALUE")]
+    pub properties: Vec<String>,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (num, mult) = match s.char_indices().last() {
+        Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
+        Some((i, 'M' | 'm')) => (&s[..i], 1 << 20),
+        Some((i, 'G' | 'g')) => (&s[..i], 1 << 30),
+        _ => (s, 1),
+    };
+    num.trim()
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(mult))
+        .filter(|n| *n > 0)
+        .ok_or_else(|| format!("{s:?}: a size like 500M or 1G"))
+}
+
+/// What every handler shares.
+pub struct AppState {
+    /// What requests may read.
+    pub policy: Policy,
+    /// Seconds a synchronous call may take.
+    pub timeout: f64,
+    /// The bearer token, when one is required.
+    pub token: Option<String>,
+    /// The models are loaded.
+    pub ready: AtomicBool,
+    /// Shutting down: nothing new is accepted.
+    pub closing: AtomicBool,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// Pipelines and queue.
+    pub pool: Arc<Pool>,
+    /// Jobs.
+    pub jobs: Arc<Jobs>,
+    /// Live streams.
+    pub streams: Arc<Streams>,
+    /// How pipelines' elements are set up.
+    pub settings: ElementSettings,
+    /// Scratch space for synchronous requests' uploads and downloads.
+    pub scratch: PathBuf,
+}
+
+/// The bundle folder the server uses.
+fn bundle_dir(args: &ServeArgs) -> anyhow::Result<PathBuf> {
+    if let Some(b) = &args.bundle {
+        if b == "none" {
+            return Err(anyhow!("--bundle none: the server needs a model bundle"));
+        }
+        return Ok(crate::bundle::resolve_bundle(b)?);
+    }
+    let candidates = std::env::var_os("SM_MODEL_DIR")
+        .map(PathBuf::from)
+        .into_iter()
+        .chain([PathBuf::from("/opt/ml/model")]);
+    for dir in candidates {
+        if dir.join(crate::bundle::MANIFEST).is_file() {
+            return Ok(dir);
+        }
+    }
+    Ok(crate::bundle::resolve_bundle("default")?)
+}
+
+fn token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
+    let token = match &args.token_file {
+        Some(p) => Some(
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading --token-file {}", p.display()))?
+                .trim()
+                .to_string(),
+        ),
+        None => std::env::var("GST_EMOTION_TOKEN")
+            .ok()
+            .map(|t| t.trim().to_string()),
+    };
+    match token {
+        Some(t) if t.len() < 16 => {
+            Err(anyhow!("the bearer token must have at least 16 characters"))
+        }
+        other => Ok(other.filter(|t| !t.is_empty())),
+    }
+}
+
+/// Runs the server until SIGTERM or Ctrl-C; returns the exit code.
+pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    gst::init()?;
+    crate::register_static()?;
+    let probe = gst::ElementFactory::make("emotionsense").build()?;
+    for p in &args.properties {
+        crate::cli::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
+    }
+    drop(probe);
+    let bundle = bundle_dir(&args)?;
+    let token = token(&args)?;
+    let mut allow_dirs = Vec::new();
+    for d in &args.allow_dirs {
+        allow_dirs.push(
+            d.canonicalize()
+                .with_context(|| format!("--allow-dir {}", d.display()))?,
+        );
+    }
+    let device: crate::infer::DeviceChoice =
+        args.device.parse().map_err(|e| anyhow!("--device: {e}"))?;
+    std::fs::create_dir_all(&args.state_dir)
+        .with_context(|| format!("creating {}", args.state_dir.display()))?;
+    let scratch = args.state_dir.join("scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch)?;
+    let metrics = Arc::new(Metrics::new());
+    let state = Arc::new(AppState {
+        policy: Policy {
+            allow_dirs,
+            allow_remote: args.allow_remote,
+            allow_private: args.allow_private,
+            allow_devices: args.allow_devices,
+            max_body: args.max_body,
+        },
+        timeout: args.timeout,
+        token,
+        ready: AtomicBool::new(false),
+        closing: AtomicBool::new(false),
+        pool: Pool::new(args.max_concurrent, args.queue, metrics.clone()),
+        jobs: Jobs::open(&args.state_dir, args.max_jobs)
+            .with_context(|| format!("opening the jobs in {}", args.state_dir.display()))?,
+        streams: Streams::new(args.max_streams, metrics.clone()),
+        metrics,
+        settings: ElementSettings {
+            bundle: bundle.display().to_string(),
+            device: args.device.clone(),
+            properties: args.properties.clone(),
+        },
+        scratch,
+    });
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve(args, state, bundle, device))
+}
+
+async fn serve(
+    args: ServeArgs,
+    state: Arc<AppState>,
+    bundle: PathBuf,
+    device: crate::infer::DeviceChoice,
+) -> anyhow::Result<u8> {
+    let listener = tokio::net::TcpListener::bind(&args.bind)
+        .await
+        .with_context(|| format!("listening on {}", args.bind))?;
+    let addr: SocketAddr = listener.local_addr()?;
+    eprintln!("gst-emotion serve: listening on http://{addr}");
+    // Load the models in the background: /ping says 503 until they are ready.
+    let loader = {
+        let state = state.clone();
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let started = Instant::now();
+            let options = ModelOptions {
+                device,
+                ..ModelOptions::default()
+            };
+            let model = Model::shared(&bundle, options)?;
+            let whisper = crate::speech::default_model()
+                .map(|p| WhisperModel::shared(&p))
+                .transpose()?;
+            state
+                .metrics
+                .model_load_seconds
+                .set(started.elapsed().as_secs_f64());
+            eprintln!(
+                "gst-emotion serve: bundle {} ({}) loaded in {:.1} s; ready",
+                model.bundle.manifest.name,
+                bundle.display(),
+                started.elapsed().as_secs_f64()
+            );
+            state.ready.store(true, Ordering::SeqCst);
+            Ok((model, whisper))
+        })
+    };
+    let runner = tokio::spawn(state.jobs.clone().run(
+        state.pool.clone(),
+        state.settings.clone(),
+        state.policy.clone(),
+    ));
+    let app = api::router(state.clone());
+    let shutdown_state = state.clone();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        begin_shutdown(&shutdown_state);
+    });
+    let server = tokio::spawn(async move { server.await });
+    // The models stay loaded (held here) for as long as the server runs; a bundle that
+    // cannot be loaded stops the server with the reason.
+    let models = match loader.await {
+        Ok(Ok(models)) => models,
+        Ok(Err(e)) => return Err(anyhow!("loading the models: {e:#}")),
+        Err(e) => return Err(anyhow!("loading the models: {e}")),
+    };
+    server.await??;
+    // Running jobs finish, or stop at the deadline and stay queued for the next start.
+    let _ = tokio::time::timeout(Duration::from_secs(24), runner).await;
+    while state.metrics.pipelines.get() > 0 && !state.pool.abort.load(Ordering::SeqCst) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    drop(models);
+    eprintln!("gst-emotion serve: stopped");
+    Ok(0)
+}
+
+/// SIGTERM (the container platform's stop) or Ctrl-C.
+async fn shutdown_signal() {
+    let term = async {
+        if let Ok(mut s) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        {
+            s.recv().await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        _ = term => {},
+        _ = tokio::signal::ctrl_c() => {},
+    }
+}
+
+/// Stops accepting work; in-flight work gets 20 s to finish, then stops (jobs stay
+/// queued for the next start); the process exits at 25 s whatever happens.
+fn begin_shutdown(state: &Arc<AppState>) {
+    eprintln!("gst-emotion serve: shutting down (in-flight work has 20 s)");
+    state.closing.store(true, Ordering::SeqCst);
+    state.jobs.close();
+    state.streams.stop_all();
+    let abort = state.pool.abort.clone();
+    let _ = std::thread::Builder::new()
+        .name("serve-shutdown".into())
+        .spawn(move || {
+            std::thread::sleep(Duration::from_secs(20));
+            abort.store(true, Ordering::SeqCst);
+            std::thread::sleep(Duration::from_secs(5));
+            eprintln!("gst-emotion serve: stopped at the deadline");
+            std::process::exit(0);
+        });
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn sizes() {
+        assert_eq!(super::parse_size("1G"), Ok(1 << 30));
+        assert_eq!(super::parse_size("500M"), Ok(500 << 20));
+        assert_eq!(super::parse_size("1234"), Ok(1234));
+        assert!(super::parse_size("x").is_err());
+        assert!(super::parse_size("0").is_err());
+    }
+}

@@ -1,0 +1,220 @@
+//! Live streams (`/v1/streams`): a camera or RTSP feed analysed continuously as
+//! `gst-emotion watch` does (RTSP reconnects with backoff), its rolling results pushed
+//! to every subscriber of its Server-Sent Events.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast;
+
+use super::error::ApiError;
+use super::metrics::Metrics;
+use super::work::ElementSettings;
+use crate::cli::live::{LiveEnd, LiveEvent, LiveOptions, run_live};
+use crate::output::jsonl;
+
+/// What a stream is doing.
+#[derive(Clone, Debug, Serialize)]
+pub struct StreamStatus {
+    /// Stream id.
+    pub id: String,
+    /// The name given at creation.
+    pub name: String,
+    /// The source (credentials removed).
+    pub source: String,
+    /// `starting`, `playing`, `reconnecting`, `stopped` or `failed`.
+    pub state: String,
+    /// Windows analysed.
+    pub windows: u64,
+    /// Reconnections so far.
+    pub reconnects: u32,
+    /// The last problem (credentials removed).
+    pub last_error: Option<String>,
+}
+
+struct Entry {
+    status: Arc<Mutex<StreamStatus>>,
+    stop: Arc<AtomicU32>,
+    events: broadcast::Sender<String>,
+}
+
+/// The running streams.
+pub struct Streams {
+    entries: Mutex<HashMap<String, Entry>>,
+    max: usize,
+    metrics: Arc<Metrics>,
+}
+
+impl Streams {
+    /// At most `max` streams at once.
+    pub fn new(max: usize, metrics: Arc<Metrics>) -> Arc<Self> {
+        Arc::new(Self {
+            entries: Mutex::new(HashMap::new()),
+            max,
+            metrics,
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts analysing `uri` (already checked against the server's policy).
+    pub fn start(
+        &self,
+        uri: String,
+        shown: String,
+        name: String,
+        settings: &ElementSettings,
+    ) -> Result<StreamStatus, ApiError> {
+        let mut entries = self.lock();
+        let running = entries
+            .values()
+            .filter(|e| {
+                let s = e.status.lock().unwrap_or_else(|e| e.into_inner());
+                s.state != "stopped" && s.state != "failed"
+            })
+            .count();
+        if running >= self.max {
+            return Err(ApiError::busy(
+                format!("{running} streams are running (--max-streams); stop one first"),
+                30,
+            ));
+        }
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let status = Arc::new(Mutex::new(StreamStatus {
+            id: id.clone(),
+            name: name.clone(),
+            source: shown,
+            state: "starting".into(),
+            windows: 0,
+            reconnects: 0,
+            last_error: None,
+        }));
+        let stop = Arc::new(AtomicU32::new(0));
+        let (events, _) = broadcast::channel(256);
+        let opts = LiveOptions {
+            bundle: Some(settings.bundle.clone()),
+            device: settings.device.clone(),
+            properties: settings.properties.clone(),
+            name: Some(name),
+            ..LiveOptions::default()
+        };
+        let thread = {
+            let (status, stop, events, metrics) = (
+                status.clone(),
+                stop.clone(),
+                events.clone(),
+                self.metrics.clone(),
+            );
+            std::thread::Builder::new()
+                .name("serve-stream".into())
+                .spawn(move || {
+                    metrics.streams_up.inc();
+                    let set = |f: &dyn Fn(&mut StreamStatus)| {
+                        f(&mut status.lock().unwrap_or_else(|e| e.into_inner()))
+                    };
+                    let end = run_live(
+                        &uri,
+                        &opts,
+                        |event| match event {
+                            LiveEvent::Playing => set(&|s| s.state = "playing".into()),
+                            LiveEvent::Resumed => set(&|s| s.state = "playing".into()),
+                            LiveEvent::Window(r) => {
+                                metrics.window(&r);
+                                set(&|s| s.windows += 1);
+                                let _ = events.send(jsonl::record(&r).to_string());
+                            }
+                            LiveEvent::Warning(w) => set(&|s| s.last_error = Some(w.clone())),
+                            LiveEvent::Lost { reason, .. } => {
+                                metrics.reconnects.inc();
+                                set(&|s| {
+                                    s.state = "reconnecting".into();
+                                    s.reconnects += 1;
+                                    s.last_error = Some(reason.clone());
+                                });
+                            }
+                        },
+                        &|| stop.load(Ordering::SeqCst),
+                    );
+                    match end {
+                        Ok(LiveEnd::Stopped) => set(&|s| s.state = "stopped".into()),
+                        Ok(LiveEnd::Failed(e)) => set(&|s| {
+                            s.state = "failed".into();
+                            s.last_error = Some(e.clone());
+                        }),
+                        Err(e) => set(&|s| {
+                            s.state = "failed".into();
+                            s.last_error = Some(e.to_string());
+                        }),
+                    }
+                    metrics.streams_up.dec();
+                    let _ = events.send(String::new());
+                })
+        };
+        thread.map_err(|e| ApiError::internal(format!("cannot start the stream thread: {e}")))?;
+        let snapshot = status.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        entries.insert(
+            id,
+            Entry {
+                status,
+                stop,
+                events,
+            },
+        );
+        Ok(snapshot)
+    }
+
+    /// The status of stream `id`.
+    pub fn get(&self, id: &str) -> Option<StreamStatus> {
+        self.lock()
+            .get(id)
+            .map(|e| e.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Every stream's status.
+    pub fn list(&self) -> Vec<StreamStatus> {
+        let mut v: Vec<StreamStatus> = self
+            .lock()
+            .values()
+            .map(|e| e.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
+    /// Live events of stream `id` from now on.
+    pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<String>> {
+        self.lock().get(id).map(|e| e.events.subscribe())
+    }
+
+    /// Stops stream `id` (its last windows are analysed first).
+    pub fn stop(&self, id: &str) -> Result<StreamStatus, ApiError> {
+        let entries = self.lock();
+        let e = entries
+            .get(id)
+            .ok_or_else(|| ApiError::not_found(format!("no stream {id}")))?;
+        e.stop.fetch_add(1, Ordering::SeqCst);
+        Ok(e.status.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Stops every stream at once (shutdown).
+    pub fn stop_all(&self) {
+        for e in self.lock().values() {
+            e.stop.store(2, Ordering::SeqCst);
+        }
+    }
+
+    /// A stream's status as the API answers it.
+    pub fn body(s: &StreamStatus) -> Value {
+        let mut v = serde_json::to_value(s).unwrap_or_default();
+        v["urls"] = json!({
+            "status": format!("/v1/streams/{}", s.id),
+            "events": format!("/v1/streams/{}/events", s.id),
+        });
+        v
+    }
+}
