@@ -42,6 +42,11 @@ pub struct Manifest {
     /// How several models' outputs combine; absent for a single model.
     #[serde(default)]
     pub fusion: Option<FusionSpec>,
+    /// SHA-256 (hex) of the bundle's files by relative path, checked at load so a
+    /// corrupt or partial copy is an error naming the file (`gst-emotion bundle pack`
+    /// writes it).
+    #[serde(default)]
+    pub sha256: BTreeMap<String, String>,
 }
 
 /// One TorchScript model.

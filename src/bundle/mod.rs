@@ -117,6 +117,7 @@ impl Bundle {
         })?;
         let manifest = Manifest::parse(&text, &path)?;
         manifest.validate(&path)?;
+        verify_checksums(dir, &manifest)?;
         for model in &manifest.models {
             for file in std::iter::once(&model.file).chain(&model.cpu_file) {
                 let file = dir.join(file);
@@ -215,6 +216,55 @@ impl Bundle {
     pub fn sample_rate(&self) -> Option<u32> {
         self.mels.first().map(|(_, m)| m.config().sample_rate)
     }
+}
+
+/// SHA-256 of a file, as lowercase hex.
+pub fn file_sha256(path: &Path) -> std::io::Result<String> {
+    use sha2::Digest;
+    use std::io::Read;
+    let mut f = std::fs::File::open(path)?;
+    let mut hasher = sha2::Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
+}
+
+/// Every file the manifest lists under `[sha256]` exists and has that digest.
+fn verify_checksums(dir: &Path, manifest: &Manifest) -> Result<(), BundleError> {
+    for (name, want) in &manifest.sha256 {
+        if name.contains("..") || Path::new(name).is_absolute() {
+            return Err(BundleError::Invalid {
+                path: dir.join(MANIFEST).display().to_string(),
+                field: format!("sha256.{name}"),
+                reason: "must be a path inside the bundle".into(),
+            });
+        }
+        let file = dir.join(name);
+        let found = file_sha256(&file).map_err(|e| BundleError::Io {
+            path: file.display().to_string(),
+            reason: format!("listed in [sha256] but unreadable: {e}"),
+        })?;
+        if !found.eq_ignore_ascii_case(want.trim()) {
+            return Err(BundleError::Io {
+                path: file.display().to_string(),
+                reason: format!(
+                    "SHA-256 {found} differs from the manifest's {want}: the file is corrupt \
+                     or partly copied"
+                ),
+            });
+        }
+    }
+    Ok(())
 }
 
 impl MelSpec {

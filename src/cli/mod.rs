@@ -8,6 +8,7 @@
 //! - `eval`: accuracy of a bundle on labelled data (docs/eval.md).
 
 pub mod analyze;
+pub mod bundle;
 pub mod eval;
 pub mod inputs;
 pub mod live;
@@ -51,6 +52,9 @@ enum Command {
     /// HTTP endpoint: the reference service's /invocations, async jobs, live streams,
     /// metrics and a web page (docs/serve.md). Listens on 0.0.0.0:8080 by default.
     Serve(Box<crate::serve::ServeArgs>),
+    /// Check a model bundle, or pack it as a deployable archive (model.tar.gz).
+    #[command(subcommand)]
+    Bundle(bundle::BundleCommand),
     /// Combine the summaries of shards (or runs) into one summary.json.
     ///
     /// Reads summary*.json in each DIR; an input done in several keeps its best status
@@ -80,6 +84,7 @@ pub fn main() -> ExitCode {
         Command::Watch(args) => watch::run(*args),
         Command::Eval(args) => eval::run(*args),
         Command::Serve(args) => crate::serve::run(*args),
+        Command::Bundle(cmd) => bundle::run(cmd),
         Command::Merge { dirs, out } => merge::run(&dirs, out.as_deref()),
     };
     match result {
