@@ -39,7 +39,12 @@ fn unpack(archive: &Path, dir: &Path) {
 fn a_packed_bundle_is_checked_served_and_guarded() {
     let bundle = default_bundle();
     let archive = fixture_dir().join("model.tar.gz");
-    let (code, out) = cli(&["bundle", "pack", bundle.to_str().unwrap(), archive.to_str().unwrap()]);
+    let (code, out) = cli(&[
+        "bundle",
+        "pack",
+        bundle.to_str().unwrap(),
+        archive.to_str().unwrap(),
+    ]);
     assert_eq!(code, 0, "{out}");
     let packed_digest = out
         .lines()
@@ -56,7 +61,10 @@ fn a_packed_bundle_is_checked_served_and_guarded() {
     let (code, out) = cli(&["bundle", "check", dir.to_str().unwrap()]);
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("head emotion: anger, disgust"), "{out}");
-    assert!(out.contains(&format!("content digest: {packed_digest}")), "{out}");
+    assert!(
+        out.contains(&format!("content digest: {packed_digest}")),
+        "{out}"
+    );
     // Served from SM_MODEL_DIR, as the platform would.
     let mut server = Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
         .args(["serve", "--bind", "127.0.0.1:0", "--state-dir"])
@@ -69,7 +77,10 @@ fn a_packed_bundle_is_checked_served_and_guarded() {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         use std::io::BufRead;
-        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             let _ = tx.send(line);
         }
     });
@@ -90,7 +101,10 @@ fn a_packed_bundle_is_checked_served_and_guarded() {
     std::fs::write(&model, &bytes).unwrap();
     let (code, out) = cli(&["bundle", "check", dir.to_str().unwrap()]);
     assert_eq!(code, 1);
-    assert!(out.contains("face_emotion.ts") && out.contains("corrupt"), "{out}");
+    assert!(
+        out.contains("face_emotion.ts") && out.contains("corrupt"),
+        "{out}"
+    );
     unpack(&archive, &dir);
     let encoder = dir.join("text_encoder.ts");
     let len = std::fs::metadata(&encoder).unwrap().len();
@@ -113,7 +127,13 @@ fn a_packed_bundle_is_checked_served_and_guarded() {
     e.set_bus(Some(&bus));
     assert!(e.set_state(gst::State::Ready).is_err());
     let msg = bus.pop_filtered(&[gst::MessageType::Error]).unwrap();
-    let gst::MessageView::Error(err) = msg.view() else { unreachable!() };
-    assert!(err.error().to_string().contains("text_encoder.ts"), "{}", err.error());
+    let gst::MessageView::Error(err) = msg.view() else {
+        unreachable!()
+    };
+    assert!(
+        err.error().to_string().contains("text_encoder.ts"),
+        "{}",
+        err.error()
+    );
     let _ = e.set_state(gst::State::Null);
 }

@@ -108,13 +108,22 @@ fn check(dir: &Path, device: &str) -> anyhow::Result<String> {
     };
     let model = Model::shared(dir, options)?;
     let m = &bundle.manifest;
-    let mut s = format!("bundle {} (format {}) in {}\n", m.name, m.format, dir.display());
+    let mut s = format!(
+        "bundle {} (format {}) in {}\n",
+        m.name,
+        m.format,
+        dir.display()
+    );
     if !m.description.is_empty() {
         s.push_str(&format!("  {}\n", m.description));
     }
     s.push_str(&format!(
         "  kind: {}\n",
-        if bundle.is_fusion() { "late fusion" } else { "one TorchScript model" }
+        if bundle.is_fusion() {
+            "late fusion"
+        } else {
+            "one TorchScript model"
+        }
     ));
     for model in &m.models {
         s.push_str(&format!("  model {}: {}\n", model.name, model.file));
@@ -144,7 +153,10 @@ fn check(dir: &Path, device: &str) -> anyhow::Result<String> {
         "  warm-up on {:?}: every head gave one finite probability per label\n",
         model.device
     ));
-    s.push_str(&format!("  content digest: {}\n", content_digest(dir, &listed)?));
+    s.push_str(&format!(
+        "  content digest: {}\n",
+        content_digest(dir, &listed)?
+    ));
     Ok(s)
 }
 
@@ -160,7 +172,11 @@ fn describe(input: &crate::bundle::InputSpec) -> String {
             v.height,
             v.channel_order,
             v.layout,
-            if v.crop == CropMode::Face { ", face crops" } else { "" }
+            if v.crop == CropMode::Face {
+                ", face crops"
+            } else {
+                ""
+            }
         )
         .to_lowercase(),
         InputSpec::Mel(m) => format!(
@@ -169,7 +185,9 @@ fn describe(input: &crate::bundle::InputSpec) -> String {
             m.n_mels,
             m.n_fft,
             m.hop_length,
-            m.frames.map(|f| format!(", {f} frames")).unwrap_or_default()
+            m.frames
+                .map(|f| format!(", {f} frames"))
+                .unwrap_or_default()
         ),
         InputSpec::TextIds => "token ids of the transcript".into(),
         InputSpec::TextMask => "attention mask of the transcript".into(),
@@ -191,7 +209,9 @@ fn with_checksums(text: &str, digests: &[(PathBuf, String)]) -> String {
         }
     }
     let mut out = out.trim_end().to_string();
-    out.push_str("\n\n# SHA-256 of every file, checked when the bundle is loaded (bundle pack).\n[sha256]\n");
+    out.push_str(
+        "\n\n# SHA-256 of every file, checked when the bundle is loaded (bundle pack).\n[sha256]\n",
+    );
     for (path, digest) in digests {
         out.push_str(&format!(
             "{} = \"{digest}\"\n",
@@ -217,8 +237,8 @@ fn pack(dir: &Path, out: &Path) -> anyhow::Result<String> {
     parsed.validate(&dir.join(MANIFEST))?;
     let tmp = out.with_extension(format!("tmp{}", std::process::id()));
     {
-        let file = std::fs::File::create(&tmp)
-            .with_context(|| format!("creating {}", tmp.display()))?;
+        let file =
+            std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?;
         let gz = flate2::write::GzEncoder::new(file, flate2::Compression::default());
         let mut tar = tar::Builder::new(gz);
         tar.mode(tar::HeaderMode::Deterministic);
