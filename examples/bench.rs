@@ -108,6 +108,7 @@ fn main() -> anyhow::Result<()> {
             rate: 16000,
         }),
         kind: Default::default(),
+        stream_span: None,
     };
     rate(
         "prepare one window (tensors for the model)",

@@ -71,16 +71,17 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::CAT;
 use super::inputs::{Input, Pads, VIDEO_FORMATS, running_time};
 use super::settings::{Settings, properties};
+use super::timing::{Held, Timing};
 use super::worker::{Shared, Worker};
+use super::{CAT, ResultTiming};
 use crate::analyzer::{AnalyzerConfig, SpeechSetup};
 use crate::infer::Model;
 use crate::media::SampleFormat;
 use crate::speech::segmenter::SegmenterThread;
 use crate::speech::{VoiceDetector, WhisperModel};
-use crate::window::{SAMPLE_RATE, WindowAssembler, WindowConfig};
+use crate::window::{SAMPLE_RATE, SECOND, WindowAssembler, WindowConfig, WindowJob, WindowMode};
 
 /// What NULL→READY loads: the model and the Whisper model.
 #[derive(Default)]
@@ -102,6 +103,14 @@ pub(super) struct State {
     pub worker: Option<Arc<Worker>>,
     /// The online voice detector of `utterance` windows.
     pub segmenter: Option<Arc<SegmenterThread>>,
+    /// The windows made, to tell which one a buffer carries.
+    pub timing: Timing,
+    /// Video buffers waiting for their window's result (in step).
+    pub held: Held,
+    /// Buffers wait for their own window's result (decided at the first buffers).
+    pub in_step: Option<bool>,
+    /// Live, in step: how long a buffer may wait (ns), reported as latency.
+    pub element_latency: u64,
 }
 
 impl Default for State {
@@ -115,6 +124,10 @@ impl Default for State {
             upstream_faces: false,
             worker: None,
             segmenter: None,
+            timing: Timing::new(WindowMode::Sliding, WindowConfig::default().schedule),
+            held: Held::new(),
+            in_step: None,
+            element_latency: 0,
         }
     }
 }
@@ -153,6 +166,7 @@ impl ObjectImpl for EmotionSense {
         match pspec.name() {
             "windows-processed" => self.shared.processed.load(Ordering::SeqCst).to_value(),
             "windows-dropped" => self.shared.dropped.load(Ordering::SeqCst).to_value(),
+            "deadline-misses" => self.shared.misses.load(Ordering::SeqCst).to_value(),
             name => lock(&self.settings)
                 .get(name)
                 .unwrap_or_else(|| pspec.default_value().clone()),
@@ -290,6 +304,18 @@ impl AggregatorImpl for EmotionSense {
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
         gst::info!(CAT, imp = self, "windows: {config:?}");
         let follows_speech = config.mode.follows_speech();
+        let timing = Timing::new(config.mode, config.schedule);
+        // Live, in step: a buffer waits at most until its window (an utterance may last
+        // max-utterance-length) has ended and been analysed within the deadline.
+        let longest = if follows_speech {
+            config
+                .schedule
+                .length
+                .max(((settings.max_utterance_length + 0.5) * SECOND as f64) as u64)
+        } else {
+            config.schedule.length
+        };
+        let element_latency = longest + (settings.deadline * SECOND as f64) as u64;
         let mut assembler = WindowAssembler::new(config);
         {
             let pads = lock(&self.pads);
@@ -331,6 +357,8 @@ impl AggregatorImpl for EmotionSense {
             assembler,
             worker: Some(Arc::new(worker)),
             segmenter,
+            timing,
+            element_latency,
             ..State::default()
         };
         gst::debug!(CAT, imp = self, "started with {settings:?}");
@@ -418,6 +446,8 @@ impl AggregatorImpl for EmotionSense {
         let segmenter = {
             let mut state = lock(&self.state);
             state.assembler.reset();
+            state.timing.clear();
+            state.held.clear();
             state.segmenter.clone()
         };
         if let Some(seg) = segmenter {
@@ -434,6 +464,10 @@ impl AggregatorImpl for EmotionSense {
             return Some(gst::ClockTime::ZERO);
         }
         let mut next = state.assembler.next_deadline();
+        // In step: wake up when the oldest held buffer's deadline comes.
+        if let Some((Some(rt), _)) = state.held.front() {
+            next = Some(next.map_or(*rt, |n| n.min(*rt)));
+        }
         drop(state);
         if let Some(pad) = video
             && let Some(buf) = pad.peek_buffer()
@@ -446,6 +480,7 @@ impl AggregatorImpl for EmotionSense {
 
     fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
         let live = self.is_live();
+        let in_step = self.in_step(live);
         let (worker, segmenter) = {
             let state = lock(&self.state);
             (state.worker.clone(), state.segmenter.clone())
@@ -455,7 +490,18 @@ impl AggregatorImpl for EmotionSense {
         if let Some(seg) = &segmenter {
             jobs.extend(self.feed_segmenter(seg, batch.vad_audio, live, batch.eos));
         }
-        self.send_video(batch.outgoing)?;
+        let mut outgoing = batch.outgoing;
+        self.add_stream_positions(&mut jobs);
+        {
+            let mut state = lock(&self.state);
+            for job in &jobs {
+                state.timing.add(job.span);
+            }
+            if in_step {
+                state.held.extend(outgoing.drain(..));
+            }
+        }
+        self.send_latest(outgoing)?;
         if let Some(worker) = &worker {
             for job in jobs {
                 self.submit(worker, job, live)?;
@@ -467,8 +513,14 @@ impl AggregatorImpl for EmotionSense {
             if let Some(worker) = &worker {
                 worker.drain();
             }
+            if in_step {
+                self.release(live, true)?;
+            }
             gst::debug!(CAT, imp = self, "all inputs ended, windows analysed");
             return Err(gst::FlowError::Eos);
+        }
+        if in_step {
+            self.release(live, false)?;
         }
         Ok(gst::FlowSuccess::Ok)
     }
@@ -565,6 +617,54 @@ impl EmotionSense {
                 ["Could not start the speech segmenter thread: {e}"]
             )
         })
+    }
+
+    /// Stream-time positions of the windows' spans, from the video input's segment (the
+    /// audio's without video).
+    fn add_stream_positions(&self, jobs: &mut [WindowJob]) {
+        if jobs.is_empty() {
+            return;
+        }
+        let pad = {
+            let pads = lock(&self.pads);
+            pads.video.clone().or_else(|| pads.audio.clone())
+        };
+        let Some(pad) = pad else { return };
+        let segment = pad.segment();
+        let Some(segment) = segment.downcast_ref::<gst::ClockTime>() else {
+            return;
+        };
+        let stream = |rt: u64| {
+            let pos = segment.position_from_running_time(gst::ClockTime::from_nseconds(rt))?;
+            segment.to_stream_time(pos).map(|t| t.nseconds())
+        };
+        for job in jobs {
+            job.stream_span = stream(job.span.start).zip(stream(job.span.end));
+        }
+    }
+
+    /// Whether buffers wait for their own window's result (decided once per start);
+    /// live and in step, the wait is reported as the element's latency.
+    fn in_step(&self, live: bool) -> bool {
+        if let Some(v) = lock(&self.state).in_step {
+            return v;
+        }
+        let in_step = match lock(&self.settings).result_timing {
+            ResultTiming::Auto => !live,
+            ResultTiming::InStep => true,
+            ResultTiming::Latest => false,
+        };
+        let latency = {
+            let mut state = lock(&self.state);
+            state.in_step = Some(in_step);
+            state.element_latency
+        };
+        if in_step && live {
+            let l = gst::ClockTime::from_nseconds(latency);
+            gst::info!(CAT, imp = self, "in step with live input: latency {l}");
+            self.obj().set_latency(l, Some(l));
+        }
+        in_step
     }
 
     /// Whether upstream is live, asked once per start with a LATENCY query.

@@ -17,6 +17,7 @@ mod imp;
 mod inputs;
 mod settings;
 mod stream;
+mod timing;
 pub mod worker;
 
 pub use crate::media::FramePolicy;
@@ -35,6 +36,33 @@ glib::wrapper! {
     /// The `emotionsense` element: see the SECTION documentation in `imp.rs`.
     pub struct EmotionSense(ObjectSubclass<imp::EmotionSense>)
         @extends gst_base::Aggregator, gst::Element, gst::Object;
+}
+
+/// When a video buffer leaves the element, and so which result it carries.
+#[derive(Debug, Eq, PartialEq, Hash, Clone, Copy, glib::Enum, Default)]
+#[repr(u32)]
+#[enum_type(name = "GstEmotionResultTiming")]
+pub enum ResultTiming {
+    /// In step for files (non-live input), latest for live input.
+    #[default]
+    #[enum_value(
+        name = "Auto: in step for files (non-live input), latest for live input",
+        nick = "auto"
+    )]
+    Auto = 0,
+    /// Each buffer waits for the result of its own window (docs/metadata.md, "Timing").
+    #[enum_value(
+        name = "In step: each buffer waits for its own window's result (live: at most \
+                window length + deadline, reported as latency)",
+        nick = "in-step"
+    )]
+    InStep = 1,
+    /// Buffers leave at once with the latest result (lowest latency).
+    #[enum_value(
+        name = "Latest: buffers leave at once carrying the latest finished result",
+        nick = "latest"
+    )]
+    Latest = 2,
 }
 
 /// Registers `emotionsense` with `plugin`.

@@ -9,6 +9,7 @@ use std::time::Duration;
 use gst::glib;
 use gst::prelude::*;
 
+use super::ResultTiming;
 use crate::bundle::{Bundle, CropMode};
 use crate::infer::{DeviceChoice, ModelOptions};
 use crate::media::FramePolicy;
@@ -27,6 +28,8 @@ pub(super) struct Settings {
     pub frame_width: u32,
     pub frame_height: u32,
     pub max_pending_windows: u32,
+    pub result_timing: ResultTiming,
+    pub deadline: f64,
     pub bundle: Option<String>,
     pub device: String,
     pub max_batch: u32,
@@ -69,6 +72,8 @@ impl Default for Settings {
             frame_width: window.frame_width as u32,
             frame_height: window.frame_height as u32,
             max_pending_windows: 2,
+            result_timing: ResultTiming::Auto,
+            deadline: 1.0,
             bundle: None,
             device: "auto".into(),
             max_batch: model.max_batch as u32,
@@ -204,6 +209,8 @@ impl Settings {
             "frame-width" => self.frame_width = v.get().expect(CHECKED),
             "frame-height" => self.frame_height = v.get().expect(CHECKED),
             "max-pending-windows" => self.max_pending_windows = v.get().expect(CHECKED),
+            "result-timing" => self.result_timing = v.get().expect(CHECKED),
+            "deadline" => self.deadline = v.get().expect(CHECKED),
             "bundle" => self.bundle = v.get().expect(CHECKED),
             "device" => {
                 let d: Option<String> = v.get().expect(CHECKED);
@@ -241,6 +248,8 @@ impl Settings {
             "frame-width" => self.frame_width.to_value(),
             "frame-height" => self.frame_height.to_value(),
             "max-pending-windows" => self.max_pending_windows.to_value(),
+            "result-timing" => self.result_timing.to_value(),
+            "deadline" => self.deadline.to_value(),
             "bundle" => self.bundle.to_value(),
             "device" => self.device.to_value(),
             "max-batch" => self.max_batch.to_value(),
@@ -351,6 +360,29 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .minimum(1)
                 .maximum(64)
                 .default_value(d.max_pending_windows)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("result-timing", d.result_timing)
+                .nick("Result timing")
+                .blurb(
+                    "Which result a video buffer carries: in-step holds each buffer until \
+                     its own window is analysed (the same output on every machine), latest \
+                     sends it at once with the latest result; auto is in-step for files and \
+                     latest for live input",
+                )
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecDouble::builder("deadline")
+                .nick("Deadline")
+                .blurb(
+                    "Live input in step: seconds the analysis may take after a window ends; \
+                     the element reports window length + deadline as its latency and a \
+                     buffer whose window misses it leaves with the latest result (counted \
+                     in deadline-misses)",
+                )
+                .minimum(0.0)
+                .maximum(60.0)
+                .default_value(d.deadline)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecString::builder("bundle")
@@ -480,6 +512,14 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecUInt64::builder("windows-processed")
                 .nick("Windows processed")
                 .blurb("Windows analysed since the element started")
+                .read_only()
+                .build(),
+            glib::ParamSpecUInt64::builder("deadline-misses")
+                .nick("Deadline misses")
+                .blurb(
+                    "Live input in step: buffers that left with the latest result because \
+                     their window's analysis missed the deadline",
+                )
                 .read_only()
                 .build(),
             glib::ParamSpecUInt64::builder("windows-dropped")

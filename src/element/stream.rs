@@ -13,7 +13,8 @@ use gst_base::prelude::*;
 use super::CAT;
 use super::imp::{EmotionSense, lock};
 use super::inputs::{Input, pixel_layout, running_time};
-use super::worker::{Submit, Worker};
+use super::timing::Designation;
+use super::worker::{Latest, Submit, Worker};
 use crate::output::overlay::Canvas;
 use crate::output::{META_NAME, WindowResult};
 use crate::speech::segmenter::SegmenterThread;
@@ -21,8 +22,8 @@ use crate::window::{SAMPLE_RATE, SECOND, WindowJob};
 
 /// What one `aggregate` call took from the pads.
 pub(super) struct Taken {
-    /// Video buffers to send downstream.
-    pub outgoing: Vec<gst::Buffer>,
+    /// Video buffers to send downstream, with their running times.
+    pub outgoing: Vec<(Option<u64>, gst::Buffer)>,
     /// Audio (running time, mono samples) for the voice detector.
     pub vad_audio: Vec<(u64, Vec<f32>)>,
     /// Windows complete.
@@ -72,7 +73,7 @@ impl EmotionSense {
                     let pad = video.as_ref().expect("video head exists");
                     if let Some(buf) = pad.pop_buffer() {
                         self.push_video(&mut state, pad, &buf)?;
-                        outgoing.push(buf);
+                        outgoing.push((running_time(pad, &buf), buf));
                     }
                 }
                 Input::Audio => {
@@ -149,23 +150,91 @@ impl EmotionSense {
         state.assembler.finish()
     }
 
-    /// Sends video buffers downstream with `EmotionMeta` (and the overlay, when on).
-    pub(super) fn send_video(&self, outgoing: Vec<gst::Buffer>) -> Result<(), gst::FlowError> {
+    /// Sends video buffers downstream at once, each with the latest result.
+    pub(super) fn send_latest(
+        &self,
+        outgoing: Vec<(Option<u64>, gst::Buffer)>,
+    ) -> Result<(), gst::FlowError> {
         if outgoing.is_empty() {
             return Ok(());
         }
         // The latest result, read once for all buffers leaving now.
         let latest = self.shared.latest();
-        let overlay = lock(&self.settings).overlay;
-        let overlay_info = overlay
-            .then(|| lock(&self.state).video_info.clone())
-            .flatten();
-        for mut buf in outgoing {
-            self.attach_meta(buf.make_mut(), latest.as_ref().map(|l| &l.structure));
-            if let (Some(info), Some(latest)) = (&overlay_info, &latest) {
-                self.draw_overlay(&mut buf, info, &latest.result);
+        for (_, buf) in outgoing {
+            self.emit(buf, latest.as_deref())?;
+        }
+        Ok(())
+    }
+
+    /// Sends one video buffer downstream carrying `result` in its `EmotionMeta` (and
+    /// drawn on it, with the overlay on).
+    fn emit(&self, mut buf: gst::Buffer, result: Option<&Latest>) -> Result<(), gst::FlowError> {
+        self.attach_meta(buf.make_mut(), result.map(|l| &l.structure));
+        if let Some(latest) = result
+            && lock(&self.settings).overlay
+            && let Some(info) = lock(&self.state).video_info.clone()
+        {
+            self.draw_overlay(&mut buf, &info, &latest.result);
+        }
+        self.obj().finish_buffer(buf)?;
+        Ok(())
+    }
+
+    /// In step: sends the held buffers whose window's result is known, in order (live:
+    /// also those whose deadline has passed, carrying the latest result, counted as
+    /// misses). With `ended`, every buffer leaves.
+    pub(super) fn release(&self, live: bool, ended: bool) -> Result<(), gst::FlowError> {
+        let now = if live {
+            self.obj().current_running_time().map(|t| t.nseconds())
+        } else {
+            None
+        };
+        loop {
+            let mut state = lock(&self.state);
+            let Some((rt, _)) = state.held.front() else {
+                break;
+            };
+            let rt = *rt;
+            let settled = state.assembler.settled_until();
+            let mut designated = None;
+            let carried = {
+                let results = self.shared.results();
+                match rt {
+                    None => Some(results.newest()),
+                    Some(t) => {
+                        let ready = match state.timing.designate(t, settled, ended) {
+                            Designation::Window(k) => {
+                                designated = Some(k);
+                                results
+                                    .get(k)
+                                    .map(|r| r.or_else(|| results.at_or_before(k)))
+                            }
+                            Designation::Empty => Some(None),
+                            Designation::Pending => None,
+                        };
+                        match ready {
+                            Some(r) => Some(r),
+                            None if ended => Some(results.newest()),
+                            None if now.is_some_and(|n| n >= t + state.element_latency) => {
+                                self.shared.misses.fetch_add(1, Ordering::SeqCst);
+                                Some(results.newest())
+                            }
+                            None => None,
+                        }
+                    }
+                }
+            };
+            let Some(carried) = carried else { break };
+            let Some((_, buf)) = state.held.pop_front() else {
+                break;
+            };
+            if let Some(k) = designated {
+                // Earlier windows are done with (their last result is kept).
+                state.timing.forget_before(k);
+                self.shared.results().forget_before(k);
             }
-            self.obj().finish_buffer(buf)?;
+            drop(state);
+            self.emit(buf, carried.as_deref())?;
         }
         Ok(())
     }
@@ -227,6 +296,7 @@ impl EmotionSense {
             Submit::Queued => Ok(()),
             Submit::Flushing => Err(gst::FlowError::Flushing),
             Submit::Dropped => {
+                self.shared.results().insert(span.index, None);
                 let dropped = self.shared.dropped.load(Ordering::SeqCst);
                 let processed = self.shared.processed.load(Ordering::SeqCst);
                 gst::debug!(

@@ -46,6 +46,11 @@ pub struct Shared {
     pub generation: AtomicU64,
     /// Set while flushing or stopping: blocking waits give up.
     pub flushing: AtomicBool,
+    /// Every window's outcome by index, for buffers held in step.
+    pub results: Mutex<super::timing::ResultLog>,
+    /// Buffers that left with the latest result because their window missed the
+    /// deadline (live, in step).
+    pub misses: AtomicU64,
 }
 
 impl Shared {
@@ -66,11 +71,18 @@ impl Shared {
         *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = latest;
     }
 
+    /// The result log.
+    pub fn results(&self) -> std::sync::MutexGuard<'_, super::timing::ResultLog> {
+        self.results.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Back to a fresh start: no result, counters at 0.
     pub fn reset(&self) {
         self.set_latest(None);
+        self.results().clear();
         self.processed.store(0, Ordering::SeqCst);
         self.dropped.store(0, Ordering::SeqCst);
+        self.misses.store(0, Ordering::SeqCst);
         self.flushing.store(false, Ordering::SeqCst);
     }
 
@@ -78,6 +90,7 @@ impl Shared {
     pub fn flush(&self) {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.set_latest(None);
+        self.results().clear();
         self.flushing.store(false, Ordering::SeqCst);
     }
 }
@@ -234,6 +247,10 @@ fn run(
         let Some(element) = element.upgrade() else {
             return;
         };
+        // A flush while the window was being analysed: its result belongs to before.
+        if generation != shared.generation.load(Ordering::SeqCst) {
+            continue;
+        }
         match outcome {
             Ok(mut result) => {
                 result.windows_dropped = dropped;
@@ -241,17 +258,23 @@ fn run(
                 let message = gst::message::Element::builder(structure.clone())
                     .src(&element)
                     .build();
-                shared.set_latest(Some(Arc::new(Latest { result, structure })));
+                let index = result.span.index;
+                let latest = Arc::new(Latest { result, structure });
+                shared.results().insert(index, Some(latest.clone()));
+                shared.set_latest(Some(latest));
                 shared.processed.fetch_add(1, Ordering::SeqCst);
                 let _ = element.post_message(message);
             }
             // Like the reference service: a window that fails is skipped, the stream
             // goes on.
-            Err(e) => gst::element_warning!(
-                element,
-                gst::StreamError::Failed,
-                ("Window {} could not be analysed: {e}", job.span.index)
-            ),
+            Err(e) => {
+                shared.results().insert(job.span.index, None);
+                gst::element_warning!(
+                    element,
+                    gst::StreamError::Failed,
+                    ("Window {} could not be analysed: {e}", job.span.index)
+                )
+            }
         }
     }
 }

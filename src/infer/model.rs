@@ -310,6 +310,7 @@ fn warm_up(backend: &Backend, bundle: &Bundle) -> Result<(), String> {
         frames: None,
         audio: None,
         kind: Default::default(),
+        stream_span: None,
     };
     let input = prepare(bundle, &blank, None)?;
     let out = backend

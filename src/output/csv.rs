@@ -1,4 +1,5 @@
-//! CSV of windows: `index,start,end,transcript`, then per head its label, confidence
+//! CSV of windows: `index,start,end,stream_start,stream_end,transcript` (running time
+//! and media positions in seconds), then per head its label, confidence
 //! and one probability column per label (`emotion_joy`, ...). The columns come from
 //! the first window's heads, so one file has one bundle's columns.
 
@@ -24,7 +25,7 @@ impl CsvWriter {
 
     /// The header line, newline included.
     pub fn header(&self) -> String {
-        let mut csv = String::from("index,start,end,transcript");
+        let mut csv = String::from("index,start,end,stream_start,stream_end,transcript");
         for (head, labels) in &self.heads {
             csv.push_str(&format!(",{head},{head}_confidence"));
             for l in labels {
@@ -38,10 +39,14 @@ impl CsvWriter {
     /// One window's line, newline included.
     pub fn row(&self, r: &WindowResult) -> String {
         let mut line = format!(
-            "{},{},{},{}",
+            "{},{},{},{},{},{}",
             r.span.index,
             number(r.start_seconds()),
             number(r.end_seconds()),
+            r.stream_span
+                .map_or(String::new(), |(s, _)| number(s as f64 / 1e9)),
+            r.stream_span
+                .map_or(String::new(), |(_, e)| number(e as f64 / 1e9)),
             r.transcript
                 .as_ref()
                 .map_or(String::new(), |t| quote(&t.text))

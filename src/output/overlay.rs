@@ -223,6 +223,7 @@ mod tests {
                 end: 1,
             },
             kind: Default::default(),
+            stream_span: None,
             frames: None,
             distinct_frames: None,
             audio_samples: None,

@@ -21,8 +21,8 @@ pub fn utterance(r: &WindowResult) -> Value {
             .unwrap_or_default()
     };
     json!({
-        "start_time": r.start_seconds(),
-        "end_time": r.end_seconds(),
+        "start_time": r.media_start(),
+        "end_time": r.media_end(),
         "text": r.transcript_text(),
         "emotions": top3("emotion"),
         "sentiments": top3("sentiment"),

@@ -13,6 +13,9 @@ pub struct WindowResult {
     pub span: WindowSpan,
     /// How the window was cut: sliding, utterance (speech) or silence (auto mode).
     pub kind: WindowKind,
+    /// The span as stream-time positions (ns): where in the media the window is,
+    /// unlike running time not reset by a seek. `None` when unknown.
+    pub stream_span: Option<(u64, u64)>,
     /// Real video frames among the T sampled (the rest is black padding); `None`
     /// without video.
     pub frames: Option<u32>,
@@ -222,6 +225,7 @@ impl WindowResult {
         Self {
             span: job.span,
             kind: job.kind,
+            stream_span: job.stream_span,
             frames: job.frames.as_ref().map(|f| f.real as u32),
             distinct_frames: job.frames.as_ref().map(|f| f.distinct as u32),
             audio_samples: job.audio.as_ref().map(|a| a.real as u64),
@@ -261,5 +265,17 @@ impl WindowResult {
     /// Window end in seconds of running time.
     pub fn end_seconds(&self) -> f64 {
         self.span.end as f64 / 1e9
+    }
+
+    /// Where in the media the window starts (s): stream time, else running time.
+    pub fn media_start(&self) -> f64 {
+        self.stream_span
+            .map_or(self.start_seconds(), |(s, _)| s as f64 / 1e9)
+    }
+
+    /// Where in the media the window ends (s): stream time, else running time.
+    pub fn media_end(&self) -> f64 {
+        self.stream_span
+            .map_or(self.end_seconds(), |(_, e)| e as f64 / 1e9)
     }
 }

@@ -25,6 +25,10 @@ impl WindowResult {
             .field("windows-dropped", self.windows_dropped)
             .field("window-kind", self.kind.as_str())
             .build();
+        if let Some((start, end)) = self.stream_span {
+            s.set("stream-start", start);
+            s.set("stream-end", end);
+        }
         if let Some(v) = self.frames {
             s.set("frames", v);
         }
@@ -137,6 +141,10 @@ impl WindowResult {
                 .ok()
                 .and_then(WindowKind::parse)
                 .unwrap_or_default(),
+            stream_span: s
+                .get::<u64>("stream-start")
+                .ok()
+                .zip(s.get::<u64>("stream-end").ok()),
             frames: s.get::<u32>("frames").ok(),
             distinct_frames: s.get::<u32>("distinct-frames").ok(),
             audio_samples: s.get::<u64>("audio-samples").ok(),
@@ -302,6 +310,7 @@ mod tests {
                 end: 3_500_000_000,
             },
             kind: WindowKind::Utterance,
+            stream_span: Some((6_000_000_000, 8_500_000_000)),
             frames: Some(6),
             distinct_frames: Some(5),
             audio_samples: Some(40000),
@@ -403,6 +412,7 @@ mod tests {
                 rate: 16000,
             }),
             kind: WindowKind::Sliding,
+            stream_span: None,
         };
         let mut r = WindowResult::measure(&job);
         r.windows_dropped = 2;

@@ -31,8 +31,8 @@ pub fn cue_text(r: &WindowResult) -> String {
 pub fn cue(r: &WindowResult) -> String {
     format!(
         "{} --> {}\n{}\n\n",
-        timestamp(r.start_seconds()),
-        timestamp(r.end_seconds()),
+        timestamp(r.media_start()),
+        timestamp(r.media_end()),
         cue_text(r)
     )
 }

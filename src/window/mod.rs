@@ -129,6 +129,9 @@ pub struct WindowJob {
     /// How the window was cut. An utterance is speech the voice detector already
     /// found: the analysis transcribes it whole instead of looking for speech again.
     pub kind: WindowKind,
+    /// The span as stream-time positions (ns: where in the media it is, which a seek
+    /// does not reset), when known.
+    pub stream_span: Option<(u64, u64)>,
 }
 
 /// How a window was cut.
@@ -310,6 +313,8 @@ pub struct WindowAssembler {
     covered_until: u64,
     /// A frame has been seen (a still image has one frame and no duration).
     any_frame: bool,
+    /// Utterance and auto modes: no speech can start before this any more.
+    speech_horizon: u64,
 }
 
 impl WindowAssembler {
@@ -331,6 +336,7 @@ impl WindowAssembler {
             keep_from: 0,
             covered_until: 0,
             any_frame: false,
+            speech_horizon: 0,
         }
     }
 
@@ -466,8 +472,20 @@ impl WindowAssembler {
     /// Auto mode: no speech can start before running time `t` any more, so the
     /// silence up to it is cut into windows of the configured length.
     pub fn advance_silence(&mut self, t: u64) {
+        self.speech_horizon = self.speech_horizon.max(t);
         if self.config.mode == WindowMode::Auto {
             self.tile_silence(t, false);
+        }
+    }
+
+    /// Running time before which every window is already made (it may still be open):
+    /// utterance and auto modes, where windows are learnt after the fact.
+    pub fn settled_until(&self) -> u64 {
+        let open = self.open.front().map_or(u64::MAX, |w| w.span.start);
+        match self.config.mode {
+            WindowMode::Sliding => u64::MAX,
+            WindowMode::Utterance => open.min(self.speech_horizon),
+            WindowMode::Auto => open.min(self.covered_until),
         }
     }
 
@@ -644,6 +662,7 @@ impl WindowAssembler {
         self.keep_from = 0;
         self.covered_until = 0;
         self.any_frame = false;
+        self.speech_horizon = 0;
         for s in [&mut self.video, &mut self.audio] {
             if *s != InputState::Absent {
                 *s = InputState::Pending;
@@ -679,6 +698,7 @@ impl WindowAssembler {
             frames,
             audio,
             kind,
+            stream_span: None,
         }
     }
 
