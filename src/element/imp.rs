@@ -14,7 +14,7 @@
 //! downscaled to `frame-width` × `frame-height`, and the sample-accurate audio of the
 //! same running-time span. A worker thread analyses the window (streaming threads never
 //! do heavy work) and the result is posted as an element message named `emotion` and
-//! attached to every following video buffer as a GstCustomMeta named `EmotionMeta`
+//! attached to the video buffers of that window as a GstCustomMeta named `EmotionMeta`
 //! (see docs/metadata.md for the fields).
 //!
 //! The model comes from a bundle (docs/bundles.md), loaded at NULL→READY (a bad
@@ -39,12 +39,19 @@
 //! is still analysed when at least `min-window-length` long; a still image is one
 //! window. A flushing seek starts over.
 //!
-//! Latency: with non-live input the element waits for the worker (no window is ever
-//! lost). With live input it never waits: when more than `max-pending-windows` windows
-//! are waiting, new windows are dropped, counted in `windows-dropped`, and reported
-//! with a QoS message and a warning, so latency cannot grow. Video passes through
-//! without delay; the element adds no latency of its own to the upstream latency it
-//! reports, and results lag the video by one window plus the analysis time.
+//! Timing (`result-timing`, docs/metadata.md): each video frame carries its own
+//! window's result. With non-live input (`auto` = `in-step` there) frames are held
+//! until that result is ready, so the overlay and `EmotionMeta` are the same on every
+//! machine; upstream waits and no window is ever lost. With live input `auto` means
+//! `latest`: frames leave at once with the latest finished result (about one window
+//! plus the analysis time behind) and no latency is added; `result-timing=in-step`
+//! holds them instead, reporting window length + `deadline` as the element's latency,
+//! and a frame whose window is not analysed by then carries the latest result (counted
+//! in `deadline-misses`, QoS message). With live input the element never waits for the
+//! worker: when more than `max-pending-windows` windows are waiting, new windows are
+//! dropped, counted in `windows-dropped`, and reported with a QoS message and a
+//! warning, so latency cannot grow. Messages carry running time (`start`, `end`) and
+//! the media position (`stream-start`, `stream-end`).
 //!
 //! ## Example launch line
 //! ```sh
@@ -98,6 +105,9 @@ pub(super) struct State {
     /// Upstream is live (asked once per start with a LATENCY query).
     pub live: Option<bool>,
     pub last_drop_warning: Option<Instant>,
+    /// Live, in step: the last buffer left past its deadline (a run of misses gets
+    /// one QoS message).
+    pub missing: bool,
     /// An upstream element attaches face ROI metas to this stream.
     pub upstream_faces: bool,
     pub worker: Option<Arc<Worker>>,
@@ -121,6 +131,7 @@ impl Default for State {
             audio_format: None,
             live: None,
             last_drop_warning: None,
+            missing: false,
             upstream_faces: false,
             worker: None,
             segmenter: None,
@@ -634,9 +645,15 @@ impl EmotionSense {
         let Some(segment) = segment.downcast_ref::<gst::ClockTime>() else {
             return;
         };
+        // Unclipped: the last window may end a little past the segment's stop.
         let stream = |rt: u64| {
-            let pos = segment.position_from_running_time(gst::ClockTime::from_nseconds(rt))?;
-            segment.to_stream_time(pos).map(|t| t.nseconds())
+            let pos = segment
+                .position_from_running_time_full(gst::ClockTime::from_nseconds(rt))?
+                .positive()?;
+            segment
+                .to_stream_time_full(pos)?
+                .positive()
+                .map(|t| t.nseconds())
         };
         for job in jobs {
             job.stream_span = stream(job.span.start).zip(stream(job.span.end));

@@ -180,9 +180,10 @@ impl EmotionSense {
         Ok(())
     }
 
-    /// In step: sends the held buffers whose window's result is known, in order (live:
-    /// also those whose deadline has passed, carrying the latest result, counted as
-    /// misses). With `ended`, every buffer leaves.
+    /// In step: sends the held buffers whose window's result is known, in order. Live,
+    /// a buffer leaves when its running time + the element's latency has come: with its
+    /// window's result, or else (a missed deadline, counted) the latest one. With
+    /// `ended`, every buffer leaves.
     pub(super) fn release(&self, live: bool, ended: bool) -> Result<(), gst::FlowError> {
         let now = if live {
             self.obj().current_running_time().map(|t| t.nseconds())
@@ -197,6 +198,7 @@ impl EmotionSense {
             let rt = *rt;
             let settled = state.assembler.settled_until();
             let mut designated = None;
+            let mut missed = false;
             let carried = {
                 let results = self.shared.results();
                 match rt {
@@ -212,14 +214,18 @@ impl EmotionSense {
                             Designation::Empty => Some(None),
                             Designation::Pending => None,
                         };
+                        // Live: a buffer leaves when its time has come (pushed
+                        // earlier it would only wait in a synchronised sink, and this
+                        // thread with it), with the latest result if its own is late.
+                        let due = now.is_none_or(|n| n >= t + state.element_latency);
                         match ready {
-                            Some(r) => Some(r),
-                            None if ended => Some(results.newest()),
-                            None if now.is_some_and(|n| n >= t + state.element_latency) => {
-                                self.shared.misses.fetch_add(1, Ordering::SeqCst);
+                            _ if ended => Some(ready.unwrap_or_else(|| results.newest())),
+                            Some(r) if due => Some(r),
+                            None if due && now.is_some() => {
+                                missed = true;
                                 Some(results.newest())
                             }
-                            None => None,
+                            _ => None,
                         }
                     }
                 }
@@ -233,10 +239,35 @@ impl EmotionSense {
                 state.timing.forget_before(k);
                 self.shared.results().forget_before(k);
             }
+            let first_miss = missed && !state.missing;
+            state.missing = missed;
             drop(state);
+            if missed {
+                self.missed_deadline(rt.unwrap_or_default(), first_miss);
+            }
             self.emit(buf, carried.as_deref())?;
         }
         Ok(())
+    }
+
+    /// Counts a buffer that left past its deadline with the latest result; the first
+    /// of a run is reported with a QoS message.
+    fn missed_deadline(&self, running_time: u64, first_of_run: bool) {
+        self.shared.misses.fetch_add(1, Ordering::SeqCst);
+        if !first_of_run {
+            return;
+        }
+        gst::debug!(
+            CAT,
+            imp = self,
+            "analysis missed the deadline for the buffer at {}",
+            gst::ClockTime::from_nseconds(running_time)
+        );
+        let qos = gst::message::Qos::builder(true)
+            .running_time(gst::ClockTime::from_nseconds(running_time))
+            .src(&*self.obj())
+            .build();
+        let _ = self.obj().post_message(qos);
     }
 
     /// Attaches `EmotionMeta` holding `latest` (empty before the first result).
