@@ -165,9 +165,12 @@ fn element(pipeline: &gst::Element) -> gst::Element {
         .unwrap()
 }
 
-/// Runs a live pipeline to EOS and returns the latency it reported (queried once
-/// results flow) and what each frame carried.
-fn run_live(pipeline: &gst::Element) -> (Option<gst::ClockTime>, Vec<(u64, Option<u64>)>, usize) {
+/// What a live run saw: the latency reported (queried once results flow), what each
+/// frame carried, and the QoS messages.
+type LiveRun = (Option<gst::ClockTime>, Vec<(u64, Option<u64>)>, usize);
+
+/// Runs a live pipeline to EOS.
+fn run_live(pipeline: &gst::Element) -> LiveRun {
     let carried = carried_windows(pipeline);
     let mut latency = None;
     let mut qos = 0;

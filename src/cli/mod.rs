@@ -8,6 +8,7 @@
 //! - `eval`: accuracy of a bundle on labelled data (docs/eval.md).
 
 pub mod analyze;
+pub mod annotate;
 pub mod bundle;
 pub mod eval;
 pub mod inputs;
@@ -52,6 +53,11 @@ enum Command {
     /// HTTP endpoint: the reference service's /invocations, async jobs, live streams,
     /// metrics and a web page (docs/serve.md). Listens on 0.0.0.0:8080 by default.
     Serve(Box<crate::serve::ServeArgs>),
+    /// Write the video with the results drawn on it in step with the frames, the audio
+    /// passed through and the transcript + emotion as subtitles (docs/annotate.md).
+    ///
+    /// Exit status 0 when written, 1 when the input failed, 2 for a usage error.
+    Annotate(Box<annotate::AnnotateArgs>),
     /// Check a model bundle, or pack it as a deployable archive (model.tar.gz).
     #[command(subcommand)]
     Bundle(bundle::BundleCommand),
@@ -83,6 +89,7 @@ pub fn main() -> ExitCode {
         Command::Analyze(args) => analyze::run(*args),
         Command::Watch(args) => watch::run(*args),
         Command::Eval(args) => eval::run(*args),
+        Command::Annotate(args) => annotate::run(*args),
         Command::Serve(args) => crate::serve::run(*args),
         Command::Bundle(cmd) => bundle::run(cmd),
         Command::Merge { dirs, out } => merge::run(&dirs, out.as_deref()),

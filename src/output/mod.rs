@@ -15,6 +15,7 @@ pub mod overlay;
 pub mod reference;
 mod result;
 mod structure;
+pub mod subtitles;
 pub mod timeline;
 pub mod vtt;
 

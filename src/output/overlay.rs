@@ -149,7 +149,8 @@ impl<'a> Canvas<'a> {
 /// (the dominant face green) and a panel with the smoothed label of every head and
 /// its probability bars.
 pub fn draw(canvas: &mut Canvas, result: &WindowResult) {
-    let s = (canvas.height / 360).max(1);
+    // Panel, font and lines scale with the frame: 1 at 360p, 2 at 720p, 6 at 4K.
+    let s = (canvas.width.min(canvas.height) / 360).max(1);
     let emotion_labels = result
         .head("emotion")
         .map(|h| h.labels.as_slice())
@@ -212,11 +213,9 @@ mod tests {
     use super::*;
     use crate::output::{FaceReport, FusionDetails, Prediction};
 
-    #[test]
-    fn draws_panel_bars_and_face_box() {
-        let (w, h) = (320, 240);
-        let mut data = vec![0u8; w * h * 3];
-        let result = WindowResult {
+    /// A joy result with one face in the bottom-right quarter.
+    fn joyful() -> WindowResult {
+        WindowResult {
             span: crate::window::WindowSpan {
                 index: 0,
                 start: 0,
@@ -250,7 +249,14 @@ mod tests {
                 }),
             }),
             timings: vec![],
-        };
+        }
+    }
+
+    #[test]
+    fn draws_panel_bars_and_face_box() {
+        let (w, h) = (320, 240);
+        let mut data = vec![0u8; w * h * 3];
+        let result = joyful();
         draw(
             &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
             &result,
@@ -269,5 +275,33 @@ mod tests {
         assert!(row.is_some(), "no full joy bar");
         // Untouched far corner.
         assert_eq!(px(w - 1, h - 1), [0, 0, 0]);
+    }
+
+    /// The rightmost column of the dark panel on row `y` of a white RGB frame.
+    fn panel_right_edge(w: usize, h: usize) -> (usize, usize) {
+        let mut data = vec![255u8; w * h * 3];
+        draw(
+            &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
+            &joyful(),
+        );
+        let dark = |x: usize, y: usize| data[(y * w + x) * 3 + 2] < 128;
+        let y = (0..h).find(|&y| dark(w / 100 + 10, y)).expect("a panel");
+        let right = (0..w / 2)
+            .rev()
+            .find(|&x| dark(x, y + 1))
+            .expect("panel edge");
+        (right, y)
+    }
+
+    #[test]
+    fn the_panel_scales_with_the_frame() {
+        // 360p: scale 1; 4K: scale 6 (panel 150 px wide at 8 px from the corner).
+        let (r360, top360) = panel_right_edge(640, 360);
+        let (r4k, top4k) = panel_right_edge(3840, 2160);
+        assert_eq!((r360, top360), (8 + 150 - 1, 8));
+        assert_eq!((r4k, top4k), (6 * (8 + 150) - 1, 6 * 8));
+        // A portrait frame scales by its width.
+        let (rp, _) = panel_right_edge(720, 1280);
+        assert_eq!(rp, 2 * (8 + 150) - 1);
     }
 }
