@@ -1,8 +1,9 @@
 //! gst-emotion: emotion and sentiment recognition in live and recorded video.
 //!
 //! The crate is the engine (windowing, media preprocessing, inference, outputs), the
-//! `emotionsense` GStreamer element built on it, and the `gst-emotion` command line.
-//! The cdylib in `plugins/gstemotion` exposes the element to GStreamer as the plugin
+//! `emotionsense` and `emotionpublish` GStreamer elements built on it, and the
+//! `gst-emotion` command line. The cdylib in `plugins/gstemotion` exposes the elements
+//! to GStreamer as the plugin
 //! `emotion`; applications and tests can register it in-process with
 //! [`register_static`].
 
@@ -15,6 +16,7 @@ pub mod face;
 pub mod infer;
 pub mod media;
 pub mod output;
+pub mod publish;
 pub mod serve;
 pub mod speech;
 pub mod text;
@@ -40,7 +42,8 @@ pub fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     if !gst::meta::CustomMeta::is_registered(output::META_NAME) {
         gst::meta::CustomMeta::register(output::META_NAME, &[]);
     }
-    element::register(plugin)
+    element::register(plugin)?;
+    publish::element::register(plugin)
 }
 
 /// Registers the `emotion` plugin with GStreamer inside this process, for

@@ -19,6 +19,7 @@ use super::inputs::{Input, expand_inputs, in_shard, output_name, parse_shard, pe
 use super::runner::run_file;
 use crate::output::files::{remove_stale_temporaries, write_atomic};
 use crate::output::{WindowResult, csv, jsonl, reference, timeline, vtt};
+use crate::publish::Publisher;
 
 /// Options of `analyze`.
 #[derive(Debug, clap::Args)]
@@ -61,6 +62,10 @@ pub struct AnalyzeArgs {
     /// More emotionsense properties, as name=value (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
+    /// Publishing each window as it finishes (docs/publish.md); records' `source` is
+    /// the input.
+    #[command(flatten)]
+    pub publish: super::publish::PublishArgs,
 }
 
 /// Runs `analyze`; returns the process exit code (0 all done, 1 some failed).
@@ -81,6 +86,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
     remove_stale_temporaries(&args.out);
+    let publisher = args.publish.start()?;
     let total = inputs.len();
     let progress = Progress::new(total);
     let queue = Mutex::new(inputs.into_iter().enumerate());
@@ -93,7 +99,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some((k, input)) = next else { break };
                     let bar = progress.start(&input.name);
-                    let record = process(&args, &input);
+                    let record = process(&args, &input, publisher.as_ref());
                     let status = record["status"].as_str().unwrap_or("?").to_string();
                     progress.finish(
                         bar,
@@ -112,6 +118,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
             });
         }
     });
+    if let Some(p) = publisher {
+        super::publish::finish(p);
+    }
     let mut records = records.into_inner().unwrap_or_else(|e| e.into_inner());
     records.sort_by(|a, b| a["input"].as_str().cmp(&b["input"].as_str()));
     let failed = records.iter().filter(|r| r["status"] == "error").count();
@@ -198,7 +207,7 @@ impl Progress {
 }
 
 /// Analyses one input and writes its outputs; returns its summary record.
-fn process(args: &AnalyzeArgs, input: &Input) -> Value {
+fn process(args: &AnalyzeArgs, input: &Input, publisher: Option<&Publisher>) -> Value {
     let name = output_name(input);
     let done = args.out.join(format!("{name}.done.json"));
     if !args.force
@@ -209,7 +218,7 @@ fn process(args: &AnalyzeArgs, input: &Input) -> Value {
         return record;
     }
     let started = Instant::now();
-    let result = analyse(args, input, &name).and_then(|windows| {
+    let result = analyse(args, input, &name, publisher).and_then(|windows| {
         write_outputs(args, &name, &windows)?;
         Ok(windows)
     });
@@ -253,7 +262,12 @@ fn process(args: &AnalyzeArgs, input: &Input) -> Value {
 }
 
 /// Runs the pipeline on one input; returns its windows.
-fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<WindowResult>> {
+fn analyse(
+    args: &AnalyzeArgs,
+    input: &Input,
+    name: &str,
+    publisher: Option<&Publisher>,
+) -> anyhow::Result<Vec<WindowResult>> {
     if let Some(path) = input.uri.strip_prefix("file://")
         && !Path::new(&percent_decode(path)).exists()
     {
@@ -270,7 +284,13 @@ fn analyse(args: &AnalyzeArgs, input: &Input, name: &str) -> anyhow::Result<Vec<
         super::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
     }
     let mut windows = Vec::new();
-    run_file(&input.uri, &sense, |w| windows.push(w), &|| false).map_err(|e| anyhow!(e))?;
+    let on_window = |w: WindowResult| {
+        if let Some(p) = publisher {
+            super::publish::push(p, &w, &super::live::redact(&input.name));
+        }
+        windows.push(w);
+    };
+    run_file(&input.uri, &sense, on_window, &|| false).map_err(|e| anyhow!(e))?;
     Ok(windows)
 }
 

@@ -14,6 +14,7 @@ pub mod eval;
 pub mod inputs;
 pub mod live;
 pub mod merge;
+pub mod publish;
 pub mod runner;
 pub mod watch;
 

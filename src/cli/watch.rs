@@ -49,6 +49,12 @@ pub struct WatchArgs {
     /// Set an emotionsense property, e.g. --set window-length=2 (repeatable).
     #[arg(long = "set", value_name = "PROP=VALUE")]
     pub properties: Vec<String>,
+    /// Publishing each window (`--publish mqtt://host:1883/topic`, docs/publish.md).
+    #[command(flatten)]
+    pub publish: super::publish::PublishArgs,
+    /// The `source` of published records (default: the source, credentials hidden).
+    #[arg(long)]
+    pub source_id: Option<String>,
 }
 
 /// Ctrl-C presses seen (the handler only counts; the loop acts).
@@ -105,6 +111,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
     }
     let shown = redact(&args.source);
+    let publisher = args.publish.start()?;
+    let source_id = args.source_id.clone().unwrap_or_else(|| shown.clone());
     let mut jsonl = match &args.jsonl {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -133,6 +141,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             ),
             LiveEvent::Window(r) => {
                 windows += 1;
+                if let Some(p) = &publisher {
+                    super::publish::push(p, &r, &source_id);
+                }
                 println!("{}", line(&r));
                 if let Some(f) = jsonl.as_mut() {
                     let _ = f.write_all(crate::output::jsonl::line(&r).as_bytes());
@@ -148,6 +159,9 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             presses
         },
     )?;
+    if let Some(p) = publisher {
+        super::publish::finish(p);
+    }
     match end {
         LiveEnd::Stopped => {
             eprintln!("stopped: {windows} window(s)");

@@ -1,5 +1,6 @@
-//! The GStreamer plugin `emotion` (libgstemotion.so): registers the `emotionsense`
-//! element and the `EmotionMeta` meta implemented in the `gst-emotion` crate.
+//! The GStreamer plugin `emotion` (libgstemotion.so): registers the `emotionsense` and
+//! `emotionpublish` elements and the `EmotionMeta` meta implemented in the
+//! `gst-emotion` crate.
 
 use gst::glib;
 
