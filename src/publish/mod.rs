@@ -260,8 +260,9 @@ impl Publisher {
     pub fn finish(mut self, grace: Duration) -> Finished {
         self.queue.closing.store(true, Ordering::SeqCst);
         self.queue.ready.notify_all();
+        // The threads end once everything queued is out (and, for MQTT, acknowledged).
         let end = Instant::now() + grace;
-        while !self.queue.finished() && Instant::now() < end {
+        while !self.threads.iter().all(JoinHandle::is_finished) && Instant::now() < end {
             std::thread::sleep(Duration::from_millis(10));
         }
         let left = self.queued();

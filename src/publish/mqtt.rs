@@ -64,13 +64,22 @@ pub(super) fn start(
     let topic = config.topic.clone();
     let feeder = std::thread::Builder::new()
         .name("emotion-mqtt-feed".into())
-        .spawn(move || feed(&client, &topic, qos, &queue, &connected))
+        .spawn(move || feed(&client, &topic, qos, &queue, &connected, &stats))
         .map_err(|e| format!("cannot start the MQTT thread: {e}"))?;
     Ok(vec![feeder, events])
 }
 
-/// Hands records to the connection while it is up; at the end, disconnects.
-fn feed(client: &Client, topic: &str, qos: QoS, queue: &Queue, connected: &AtomicBool) {
+/// Hands records to the connection while it is up; at the end, waits until what it
+/// handed over is published (sent at QoS 0, acknowledged at QoS 1), then disconnects.
+fn feed(
+    client: &Client,
+    topic: &str,
+    qos: QoS,
+    queue: &Queue,
+    connected: &AtomicBool,
+    stats: &Stats,
+) {
+    let mut handed = 0u64;
     while !queue.finished() {
         if !connected.load(Ordering::SeqCst) {
             queue.sleep(Duration::from_millis(50));
@@ -80,7 +89,7 @@ fn feed(client: &Client, topic: &str, qos: QoS, queue: &Queue, connected: &Atomi
             continue;
         };
         match client.try_publish(topic, qos, false, record.into_bytes()) {
-            Ok(()) => {}
+            Ok(()) => handed += 1,
             Err(ClientError::TryRequest(req)) => {
                 // The connection's channel is full: put the record back and wait.
                 if let rumqttc::Request::Publish(p) = req {
@@ -90,6 +99,12 @@ fn feed(client: &Client, topic: &str, qos: QoS, queue: &Queue, connected: &Atomi
             }
             Err(_) => break,
         }
+    }
+    while stats.published.load(Ordering::SeqCst) < handed
+        && connected.load(Ordering::SeqCst)
+        && !queue.abort.load(Ordering::SeqCst)
+    {
+        std::thread::sleep(Duration::from_millis(10));
     }
     let _ = client.try_disconnect();
 }
