@@ -125,3 +125,105 @@ fn watch_reconnects_when_the_server_comes_back() {
     assert!(err.contains("rtsp://***@127.0.0.1"), "{err}");
     assert!(out.lines().count() >= 5, "{out}");
 }
+
+/// JSONL records per source.
+fn per_source(path: &Path, source: &str) -> usize {
+    std::fs::read_to_string(path)
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|r| r["source"] == source)
+        .count()
+}
+
+#[test]
+fn several_cameras_in_one_process_reconnect_on_their_own() {
+    let (pa, pb) = (free_port(), free_port());
+    let dir = common::fixture_dir().join("rtsp-multi");
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = dir.join("windows.jsonl");
+    let log = dir.join("stderr.txt");
+    let _ = std::fs::remove_file(&jsonl);
+    let a = Server::start(pa);
+    let b = Server::start(pb);
+    let (url_a, url_b) = (
+        format!("rtsp://127.0.0.1:{pa}/cam"),
+        format!("rtsp://127.0.0.1:{pb}/cam"),
+    );
+    // One on the command line, one from a --sources file.
+    let list = dir.join("sources.txt");
+    std::fs::write(&list, format!("# cameras\n{url_b}\n")).unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
+        .args(["watch", &url_a, "--sources"])
+        .arg(&list)
+        .args(["--bundle", "none", "--jsonl"])
+        .arg(&jsonl)
+        .args(["--backoff-min", "0.5", "--backoff-max", "1"])
+        .args([
+            "--set",
+            "window-length=1",
+            "--set",
+            "window-hop=1",
+            "--set",
+            "asr=false",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
+    wait_for("windows from both cameras", Duration::from_secs(60), || {
+        per_source(&jsonl, &url_a) >= 2 && per_source(&jsonl, &url_b) >= 2
+    });
+    // Camera A goes away: only A reports the loss; B carries on.
+    a.stop();
+    wait_for("A's loss", Duration::from_secs(30), || {
+        stderr().contains(&format!("[{url_a}] stream lost"))
+    });
+    let b_before = per_source(&jsonl, &url_b);
+    wait_for("B to carry on", Duration::from_secs(30), || {
+        per_source(&jsonl, &url_b) >= b_before + 3
+    });
+    assert!(
+        !stderr().contains(&format!("[{url_b}] stream lost")),
+        "{}",
+        stderr()
+    );
+    // A comes back on its own.
+    let a = Server::start(pa);
+    let a_before = per_source(&jsonl, &url_a);
+    wait_for("A to resume", Duration::from_secs(60), || {
+        stderr().contains(&format!("[{url_a}] reconnected: analysis resumed"))
+            && per_source(&jsonl, &url_a) >= a_before + 2
+    });
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(Instant::now() < end, "watch did not exit after SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    a.stop();
+    b.stop();
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let err = stderr();
+    assert!(status.success(), "exit {status:?}\n{err}");
+    assert!(err.contains(&format!("[{url_a}] stopped:")), "{err}");
+    assert!(err.contains(&format!("[{url_b}] stopped:")), "{err}");
+    // Every printed line says which camera it is from.
+    assert!(
+        out.lines()
+            .all(|l| l.starts_with(&format!("[{url_a}]")) || l.starts_with(&format!("[{url_b}]"))),
+        "{out}"
+    );
+}

@@ -17,8 +17,14 @@ use crate::output::WindowResult;
 /// Options of `gst-emotion watch`.
 #[derive(Debug, Args)]
 pub struct WatchArgs {
-    /// A V4L2 device (/dev/video0), an rtsp:// URL, a file or any URI.
-    pub source: String,
+    /// V4L2 devices (/dev/video0), rtsp:// URLs, files or URIs: each runs in its own
+    /// pipeline (reconnecting on its own) in this process, sharing the model and the
+    /// Whisper model.
+    #[arg(required_unless_present = "sources")]
+    pub source: Vec<String>,
+    /// A file listing more sources, one per line (# comments and blank lines skipped).
+    #[arg(long, value_name = "FILE")]
+    pub sources: Option<PathBuf>,
     /// Model bundle: a folder, "default" (the default; used when installed), or "none".
     #[arg(long)]
     pub bundle: Option<String>,
@@ -88,10 +94,39 @@ fn line(r: &WindowResult) -> String {
     out
 }
 
+/// The sources named on the command line and in `--sources`.
+fn all_sources(args: &WatchArgs) -> anyhow::Result<Vec<String>> {
+    let mut sources = args.source.clone();
+    if let Some(file) = &args.sources {
+        let text =
+            std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+        sources.extend(
+            text.lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned),
+        );
+    }
+    if sources.is_empty() {
+        anyhow::bail!("no source given");
+    }
+    if sources.len() > 1 && args.source_id.is_some() {
+        anyhow::bail!("--source-id names a single source; with several, each is named by its URL");
+    }
+    Ok(sources)
+}
+
+/// What a source's thread reports to the printing thread.
+enum Report {
+    Event(LiveEvent),
+    End(anyhow::Result<LiveEnd>),
+}
+
 /// Runs `gst-emotion watch`; returns the exit code.
 pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     gst::init()?;
     crate::register_static()?;
+    let sources = all_sources(&args)?;
     let opts = LiveOptions {
         bundle: args.bundle.clone(),
         device: args.device.clone(),
@@ -110,9 +145,13 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
     }
-    let shown = redact(&args.source);
+    let shown: Vec<String> = sources.iter().map(|s| redact(s)).collect();
+    let multi = sources.len() > 1;
     let publisher = args.publish.start()?;
-    let source_id = args.source_id.clone().unwrap_or_else(|| shown.clone());
+    let ids: Vec<String> = match &args.source_id {
+        Some(id) => vec![id.clone()],
+        None => shown.clone(),
+    };
     let mut jsonl = match &args.jsonl {
         Some(p) => Some(
             std::fs::OpenOptions::new()
@@ -123,57 +162,104 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         ),
         None => None,
     };
-    eprintln!("watching {shown} (Ctrl-C to stop)");
-    let mut windows = 0u64;
-    let end = run_live(
-        &args.source,
-        &opts,
-        |event| match event {
-            LiveEvent::Playing => eprintln!("playing {shown}"),
-            LiveEvent::Resumed => eprintln!("reconnected: analysis resumed"),
-            LiveEvent::Warning(w) => eprintln!("warning: {w}"),
-            LiveEvent::Lost {
-                reason,
-                attempt,
-                delay,
-            } => eprintln!(
-                "stream lost: {reason}; reconnecting to {shown} in {delay:.1} s (attempt {attempt})"
-            ),
-            LiveEvent::Window(r) => {
-                windows += 1;
-                if let Some(p) = &publisher {
-                    super::publish::push(p, &r, &source_id);
+    // With several sources every line says which it is from.
+    let tag = |i: usize| {
+        if multi {
+            format!("[{}] ", shown[i])
+        } else {
+            String::new()
+        }
+    };
+    eprintln!("watching {} (Ctrl-C to stop)", shown.join(", "));
+    let stop = || {
+        let presses = INTERRUPTS.load(Ordering::SeqCst);
+        if presses > 0 && !ANNOUNCED.swap(true, Ordering::SeqCst) {
+            eprintln!("stopping: sending end-of-stream (Ctrl-C again to quit at once)");
+        }
+        presses
+    };
+    let mut windows = vec![0u64; sources.len()];
+    let mut ends: Vec<Option<anyhow::Result<LiveEnd>>> = sources.iter().map(|_| None).collect();
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel::<(usize, Report)>();
+        for (i, source) in sources.iter().enumerate() {
+            let tx = tx.clone();
+            let mut opts = opts.clone();
+            opts.name = Some(format!("watch-{i}"));
+            let stop = &stop;
+            scope.spawn(move || {
+                let end = run_live(
+                    source,
+                    &opts,
+                    |e| {
+                        let _ = tx.send((i, Report::Event(e)));
+                    },
+                    stop,
+                );
+                let _ = tx.send((i, Report::End(end)));
+            });
+        }
+        drop(tx);
+        for (i, report) in rx {
+            let (tag, shown) = (tag(i), &shown[i]);
+            match report {
+                Report::End(end) => ends[i] = Some(end),
+                Report::Event(LiveEvent::Playing) => eprintln!("{tag}playing {shown}"),
+                Report::Event(LiveEvent::Resumed) => {
+                    eprintln!("{tag}reconnected: analysis resumed")
                 }
-                println!("{}", line(&r));
-                if let Some(f) = jsonl.as_mut() {
-                    let _ = f.write_all(crate::output::jsonl::line(&r).as_bytes());
-                    let _ = f.flush();
+                Report::Event(LiveEvent::Warning(w)) => eprintln!("{tag}warning: {w}"),
+                Report::Event(LiveEvent::Lost {
+                    reason,
+                    attempt,
+                    delay,
+                }) => eprintln!(
+                    "{tag}stream lost: {reason}; reconnecting to {shown} in {delay:.1} s (attempt {attempt})"
+                ),
+                Report::Event(LiveEvent::Window(r)) => {
+                    windows[i] += 1;
+                    if let Some(p) = &publisher {
+                        super::publish::push(p, &r, &ids[i]);
+                    }
+                    println!("{tag}{}", line(&r));
+                    if let Some(f) = jsonl.as_mut() {
+                        let text = if multi {
+                            let mut rec = crate::output::jsonl::record(&r);
+                            rec["source"] = serde_json::json!(ids[i]);
+                            format!("{rec}\n")
+                        } else {
+                            crate::output::jsonl::line(&r)
+                        };
+                        let _ = f.write_all(text.as_bytes());
+                        let _ = f.flush();
+                    }
                 }
             }
-        },
-        &|| {
-            let presses = INTERRUPTS.load(Ordering::SeqCst);
-            if presses > 0 && !ANNOUNCED.swap(true, Ordering::SeqCst) {
-                eprintln!("stopping: sending end-of-stream (Ctrl-C again to quit at once)");
-            }
-            presses
-        },
-    )?;
+        }
+    });
     if let Some(p) = publisher {
         super::publish::finish(p);
     }
-    match end {
-        LiveEnd::Stopped => {
-            eprintln!("stopped: {windows} window(s)");
-            Ok(0)
-        }
-        LiveEnd::Failed(reason) => {
-            if reason.contains("gave up") {
-                eprintln!("stream lost: {reason}");
-            } else {
-                eprintln!("error: {reason}");
+    let mut code = 0;
+    for (i, end) in ends.into_iter().enumerate() {
+        let tag = tag(i);
+        match end {
+            Some(Ok(LiveEnd::Stopped)) => eprintln!("{tag}stopped: {} window(s)", windows[i]),
+            Some(Ok(LiveEnd::Failed(reason))) => {
+                if reason.contains("gave up") {
+                    eprintln!("{tag}stream lost: {reason}");
+                } else {
+                    eprintln!("{tag}error: {reason}");
+                }
+                code = 1;
             }
-            Ok(1)
+            Some(Err(e)) if !multi => return Err(e),
+            Some(Err(e)) => {
+                eprintln!("{tag}error: {e:#}");
+                code = 1;
+            }
+            None => code = 1,
         }
     }
+    Ok(code)
 }
