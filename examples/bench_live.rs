@@ -4,9 +4,12 @@
 //! bundle=default` at the default window settings. For every window it records when
 //! the result was posted relative to the window's end (running time) and the
 //! worker's per-stage times; it prints the real-time factor (worker time per window ÷
-//! hop), the lag, drops, and the per-stage means and maxima.
+//! hop), the lag, drops, and the per-stage means and maxima. With STREAMS > 1 the
+//! process runs that many such sources at once (one `emotionsense` each, sharing the
+//! model and the Whisper model, as `watch SRC1 SRC2 …` does) and ends with one
+//! machine-readable line: `streams N dropped D lag_mean S lag_max S cpu_pct P rss_mb M`.
 //!
-//!   cargo run --release --example bench_live -- IMAGE SPEECH.wav SECONDS
+//!   cargo run --release --example bench_live -- IMAGE SPEECH.wav SECONDS [STREAMS]
 
 use std::sync::{Arc, Mutex};
 
@@ -22,6 +25,8 @@ struct Seen {
     dropped: u64,
     /// Resident memory (kB) when each window arrived.
     rss: Vec<u64>,
+    /// The latest drop count of each element.
+    dropped_by: std::collections::HashMap<String, u64>,
 }
 
 fn cpu_seconds() -> f64 {
@@ -35,23 +40,28 @@ fn cpu_seconds() -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    if args.len() != 4 {
-        eprintln!("usage: bench_live IMAGE SPEECH.wav SECONDS");
+    if !(4..=5).contains(&args.len()) {
+        eprintln!("usage: bench_live IMAGE SPEECH.wav SECONDS [STREAMS]");
         std::process::exit(2);
     }
     let (image, speech, seconds): (&str, &str, u64) = (&args[1], &args[2], args[3].parse()?);
+    let streams: usize = args.get(4).map_or(Ok(1), |s| s.parse())?;
     gst::init()?;
     gst_emotion::register_static()?;
-    let desc = format!(
-        "multifilesrc location={image} num-buffers=1 caps=image/png ! pngdec ! videoconvert \
-         ! videoscale add-borders=true ! video/x-raw,width=1280,height=720,pixel-aspect-ratio=1/1 \
-         ! imagefreeze is-live=true num-buffers={frames} ! videoconvert \
-         ! video/x-raw,format=I420,framerate=30/1 ! queue ! videoconvert ! e.video \
-         filesrc location={speech} ! wavparse ! audioconvert ! audioresample \
-         ! audio/x-raw,rate=16000,channels=1 ! identity sync=true ! queue ! e.audio \
-         emotionsense name=e bundle=default ! fakesink sync=true",
-        frames = seconds * 30
-    );
+    let desc: String = (0..streams)
+        .map(|i| {
+            format!(
+                "multifilesrc location={image} num-buffers=1 caps=image/png ! pngdec ! videoconvert \
+                 ! videoscale add-borders=true ! video/x-raw,width=1280,height=720,pixel-aspect-ratio=1/1 \
+                 ! imagefreeze is-live=true num-buffers={frames} ! videoconvert \
+                 ! video/x-raw,format=I420,framerate=30/1 ! queue ! videoconvert ! e{i}.video \
+                 filesrc location={speech} ! wavparse ! audioconvert ! audioresample \
+                 ! audio/x-raw,rate=16000,channels=1 ! identity sync=true ! queue ! e{i}.audio \
+                 emotionsense name=e{i} bundle=default ! fakesink sync=true ",
+                frames = seconds * 30
+            )
+        })
+        .collect();
     let pipeline = gst::parse::launch(&desc)?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "not a pipeline")?;
@@ -69,7 +79,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             {
                 let now = p.current_running_time().map(|t| t.nseconds()).unwrap_or(0);
                 let mut seen = seen.lock().unwrap();
-                seen.dropped = seen.dropped.max(r.windows_dropped);
+                seen.dropped += r.windows_dropped.saturating_sub(
+                    seen.dropped_by.insert(msg.src().map(|s| s.name().to_string()).unwrap_or_default(), r.windows_dropped).unwrap_or(0),
+                );
                 seen.windows.push((r.span.end, now, r.timings));
                 seen.rss.push(gst_emotion::resident_set_kb());
             }
@@ -92,10 +104,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let wall = wall0.elapsed().as_secs_f64();
     let cpu = cpu_seconds() - cpu0;
-    let dropped_prop: u64 = pipeline
-        .by_name("e")
+    let dropped_prop: u64 = (0..streams)
+        .filter_map(|i| pipeline.by_name(&format!("e{i}")))
         .map(|e| e.property::<u64>("windows-dropped"))
-        .unwrap_or(0);
+        .sum();
     pipeline.set_state(gst::State::Null)?;
     if let Some(e) = error {
         return Err(e.into());
@@ -129,7 +141,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max = |v: &[f64]| v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let late = lags.iter().filter(|l| **l > hop).count();
     println!(
-        "live 1280x720 30 fps + speech, default bundle, {seconds} s of stream, window 3.0 s / hop {hop} s"
+        "live 1280x720 30 fps + speech, default bundle, {streams} stream(s), {seconds} s of stream, window 3.0 s / hop {hop} s"
     );
     println!("  windows analysed        {n}");
     println!(
@@ -170,5 +182,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "NOT real time"
     };
     println!("  {verdict}");
+    println!(
+        "streams {streams} windows {n} dropped {} lag_mean {:.3} lag_max {:.3} cpu_pct {:.0} rss_mb {}",
+        seen.dropped.max(dropped_prop),
+        mean(&lags),
+        max(&lags),
+        cpu / wall * 100.0,
+        seen.rss.iter().max().copied().unwrap_or(0) / 1024
+    );
     Ok(())
 }
