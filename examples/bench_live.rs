@@ -10,6 +10,9 @@
 //! machine-readable line: `streams N dropped D lag_mean S lag_max S cpu_pct P rss_mb M`.
 //!
 //!   cargo run --release --example bench_live -- IMAGE SPEECH.wav SECONDS [STREAMS]
+//!
+//! `{i}` in SPEECH.wav is replaced by the stream's number (0, 1, …), to give each
+//! stream its own speech.
 
 use std::sync::{Arc, Mutex};
 
@@ -55,10 +58,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                  ! videoscale add-borders=true ! video/x-raw,width=1280,height=720,pixel-aspect-ratio=1/1 \
                  ! imagefreeze is-live=true num-buffers={frames} ! videoconvert \
                  ! video/x-raw,format=I420,framerate=30/1 ! queue ! videoconvert ! e{i}.video \
-                 filesrc location={speech} ! wavparse ! audioconvert ! audioresample \
+                 filesrc location={speech_i} ! wavparse ! audioconvert ! audioresample \
                  ! audio/x-raw,rate=16000,channels=1 ! identity sync=true ! queue ! e{i}.audio \
                  emotionsense name=e{i} bundle=default ! fakesink sync=true ",
-                frames = seconds * 30
+                frames = seconds * 30,
+                speech_i = speech.replace("{i}", &i.to_string())
             )
         })
         .collect();
@@ -78,9 +82,24 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 && let Some(p) = weak.upgrade()
             {
                 let now = p.current_running_time().map(|t| t.nseconds()).unwrap_or(0);
+                if std::env::var_os("BENCH_VERBOSE").is_some() {
+                    eprintln!(
+                        "{:?} {:?} {:.2}-{:.2} s, result at {:.2} s",
+                        msg.src().map(|s| s.name()),
+                        r.kind,
+                        r.span.start as f64 / 1e9,
+                        r.span.end as f64 / 1e9,
+                        now as f64 / 1e9
+                    );
+                }
                 let mut seen = seen.lock().unwrap();
                 seen.dropped += r.windows_dropped.saturating_sub(
-                    seen.dropped_by.insert(msg.src().map(|s| s.name().to_string()).unwrap_or_default(), r.windows_dropped).unwrap_or(0),
+                    seen.dropped_by
+                        .insert(
+                            msg.src().map(|s| s.name().to_string()).unwrap_or_default(),
+                            r.windows_dropped,
+                        )
+                        .unwrap_or(0),
                 );
                 seen.windows.push((r.span.end, now, r.timings));
                 seen.rss.push(gst_emotion::resident_set_kb());

@@ -103,7 +103,7 @@ impl EmotionSense {
             for span in seg.take_spans() {
                 state.assembler.add_utterance(span.start, span.end);
             }
-            state.assembler.advance_silence(silent);
+            state.assembler.advance_silence(silent, seg.speaking());
             // No utterance found later can start before this.
             let max_utterance = lock(&self.settings).max_utterance_length;
             let horizon = ((max_utterance + 0.5) * SECOND as f64) as u64;

@@ -189,16 +189,31 @@ impl Model {
         let bundle = Arc::new(Bundle::load(dir)?);
         let (device, device_note) = resolve_device(options.device);
         let (tx, rx) = unbounded::<Request>();
-        let (ready_tx, ready_rx) = bounded(1);
-        let thread_bundle = bundle.clone();
-        std::thread::Builder::new()
-            .name("emotion-inference".into())
-            .spawn(move || serve(thread_bundle, device, options, rx, ready_tx))
-            .map_err(|e| BundleError::Io {
-                path: dir.display().to_string(),
-                reason: format!("cannot start the inference thread: {e}"),
-            })?;
-        match ready_rx.recv() {
+        let threads = inference_threads(&bundle, device);
+        let (ready_tx, ready_rx) = bounded(threads);
+        for k in 0..threads {
+            let (thread_bundle, rx, ready_tx) = (bundle.clone(), rx.clone(), ready_tx.clone());
+            std::thread::Builder::new()
+                .name(format!("emotion-inference-{k}"))
+                .spawn(move || serve(thread_bundle, device, options, rx, ready_tx))
+                .map_err(|e| BundleError::Io {
+                    path: dir.display().to_string(),
+                    reason: format!("cannot start the inference thread: {e}"),
+                })?;
+        }
+        drop(ready_tx);
+        // Every thread must load and warm up; the first failure is the answer.
+        let mut ready = Ok(Ok(()));
+        for _ in 0..threads {
+            match ready_rx.recv() {
+                Ok(Ok(())) => {}
+                other => {
+                    ready = other;
+                    break;
+                }
+            }
+        }
+        match ready {
             Ok(Ok(())) => {
                 LOADS.fetch_add(1, Ordering::SeqCst);
                 Ok(Model {
@@ -256,7 +271,27 @@ impl Model {
     }
 }
 
-/// The inference thread: loads the model, warms it up on a blank window (every head
+/// How many inference threads serve a model, each with its own copy: late-fusion
+/// bundles do their work (face detection and crops, small networks) one window at a
+/// time, so on a CPU with several cores two windows — of several cameras — run side by
+/// side; a TorchScript model runs one batched forward pass at a time, which libtorch
+/// already spreads over the cores. `GST_EMOTION_INFERENCE_THREADS` overrides (1–8).
+fn inference_threads(bundle: &Bundle, device: tch::Device) -> usize {
+    if let Some(n) = std::env::var("GST_EMOTION_INFERENCE_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+    {
+        return n.clamp(1, 8);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if bundle.is_fusion() && device == tch::Device::Cpu {
+        cores.min(2)
+    } else {
+        1
+    }
+}
+
+/// An inference thread: loads the model, warms it up on a blank window (every head
 /// must give as many finite probabilities as it has labels), then answers batches.
 fn serve(
     bundle: Arc<Bundle>,

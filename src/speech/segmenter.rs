@@ -96,6 +96,12 @@ impl OnlineSegmenter {
 
     /// Sample index before which no segment can start any more: the open segment's
     /// (padded) start, else the (padded) next frame.
+    /// Whether speech has started and not yet ended (what is before
+    /// [`OnlineSegmenter::silent_until`] is then final silence).
+    pub fn in_speech(&self) -> bool {
+        self.speech_start.is_some()
+    }
+
     pub fn silent_until(&self) -> u64 {
         let pad = self.samples(self.config.pad);
         self.speech_start
@@ -125,6 +131,7 @@ pub struct SegmenterThread {
     spans: Receiver<SpeechSpan>,
     processed: Arc<AtomicU64>,
     silent: Arc<AtomicU64>,
+    speaking: Arc<std::sync::atomic::AtomicBool>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -137,6 +144,8 @@ impl SegmenterThread {
         let done = processed.clone();
         let silent = Arc::new(AtomicU64::new(0));
         let silent_until = silent.clone();
+        let speaking = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let in_speech = speaking.clone();
         let handle = std::thread::Builder::new()
             .name("emotionsense-vad".into())
             .spawn(move || {
@@ -167,6 +176,7 @@ impl SegmenterThread {
                             pending_start += (frames * FRAME) as u64;
                             // After the spans were sent: a reader of `silent` then
                             // finds every span that starts before it.
+                            in_speech.store(seg.in_speech(), Ordering::SeqCst);
                             silent_until
                                 .store(sample_to_time(seg.silent_until(), RATE), Ordering::SeqCst);
                             done.store(sample_to_time(pending_start, RATE), Ordering::SeqCst);
@@ -183,6 +193,7 @@ impl SegmenterThread {
                             pending.clear();
                             let _ = detector.start_stream();
                             done.store(0, Ordering::SeqCst);
+                            in_speech.store(false, Ordering::SeqCst);
                             silent_until.store(0, Ordering::SeqCst);
                         }
                     }
@@ -193,6 +204,7 @@ impl SegmenterThread {
             spans,
             processed,
             silent,
+            speaking,
             handle: Some(handle),
         })
     }
@@ -228,6 +240,12 @@ impl SegmenterThread {
     /// among the spans taken).
     pub fn silent_until(&self) -> u64 {
         self.silent.load(Ordering::SeqCst)
+    }
+
+    /// Whether speech is under way: the silence before [`Self::silent_until`] is then
+    /// over for good (it ends where the speech starts).
+    pub fn speaking(&self) -> bool {
+        self.speaking.load(Ordering::SeqCst)
     }
 
     /// Running time (ns) up to which audio has been analysed.

@@ -470,11 +470,13 @@ impl WindowAssembler {
     }
 
     /// Auto mode: no speech can start before running time `t` any more, so the
-    /// silence up to it is cut into windows of the configured length.
-    pub fn advance_silence(&mut self, t: u64) {
+    /// silence up to it is cut into windows of the configured length. With `final_`
+    /// (speech started at `t`) the silence ends there: its last, shorter piece is cut
+    /// too, without waiting for the utterance to end.
+    pub fn advance_silence(&mut self, t: u64, final_: bool) {
         self.speech_horizon = self.speech_horizon.max(t);
         if self.config.mode == WindowMode::Auto {
-            self.tile_silence(t, false);
+            self.tile_silence(t, final_);
         }
     }
 
@@ -923,11 +925,18 @@ mod tests {
         let mut jobs = Vec::new();
         feed(&mut a, 0, 9000, &mut jobs);
         // The voice detector has seen silence up to 4.3 s: two 2 s tiles.
-        a.advance_silence(4300 * MS);
+        a.advance_silence(4300 * MS, false);
         jobs.extend(a.take_complete());
-        // Speech from 4.5 s to 6.2 s: the 0.5 s before it becomes a window too.
+        // Speech starts at 4.5 s: the 0.5 s before it becomes a window at once, before
+        // the utterance ends.
+        a.advance_silence(4500 * MS, true);
+        jobs.extend(a.take_complete());
+        assert_eq!(
+            jobs.last().map(|j| (j.span.start / MS, j.span.end / MS)),
+            Some((4000, 4500))
+        );
         a.add_utterance(4500 * MS, 6200 * MS);
-        a.advance_silence(9000 * MS);
+        a.advance_silence(9000 * MS, false);
         jobs.extend(a.take_complete());
         a.end_input(Input::Video);
         a.end_input(Input::Audio);
