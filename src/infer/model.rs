@@ -273,9 +273,10 @@ impl Model {
 
 /// How many inference threads serve a model, each with its own copy: late-fusion
 /// bundles do their work (face detection and crops, small networks) one window at a
-/// time, so on a CPU with several cores two windows — of several cameras — run side by
-/// side; a TorchScript model runs one batched forward pass at a time, which libtorch
-/// already spreads over the cores. `GST_EMOTION_INFERENCE_THREADS` overrides (1–8).
+/// time, so on a CPU with 4 or more cores two windows — of several cameras — run side
+/// by side (on 2 cores it gained nothing measurable for ~130 MB, docs/benchmarks.md);
+/// a TorchScript model runs one batched forward pass at a time, which libtorch already
+/// spreads over the cores. `GST_EMOTION_INFERENCE_THREADS` overrides (1–8).
 fn inference_threads(bundle: &Bundle, device: tch::Device) -> usize {
     if let Some(n) = std::env::var("GST_EMOTION_INFERENCE_THREADS")
         .ok()
@@ -284,8 +285,8 @@ fn inference_threads(bundle: &Bundle, device: tch::Device) -> usize {
         return n.clamp(1, 8);
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    if bundle.is_fusion() && device == tch::Device::Cpu {
-        cores.min(2)
+    if bundle.is_fusion() && device == tch::Device::Cpu && cores >= 4 {
+        2
     } else {
         1
     }
