@@ -18,4 +18,4 @@ gst-launch-1.0 -m \
   emotionsense name=e "$@" ! fakesink \
   d. ! video/x-raw ! queue ! videoconvert ! e.video \
   d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio \
-  2>&1 | grep --line-buffered -E 'element "e" \(element\): emotion,|ERROR|WARNING: from element /GstPipeline:pipeline0/GstEmotionSense|Got EOS'
+  2>&1 | grep --line-buffered -E 'element "e" \(element\): emotion,|ERROR|erroneous pipeline|no element|WARNING: from element /GstPipeline:pipeline0/GstEmotionSense|Got EOS'
