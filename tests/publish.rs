@@ -25,6 +25,11 @@ struct Broker {
 
 impl Broker {
     fn start(port: Option<u16>) -> Self {
+        Self::start_with(port, "allow_anonymous true\n")
+    }
+
+    /// A broker whose listener has `settings` (mosquitto.conf lines) after it.
+    fn start_with(port: Option<u16>, settings: &str) -> Self {
         let port = port.unwrap_or_else(|| {
             std::net::TcpListener::bind("127.0.0.1:0")
                 .unwrap()
@@ -33,11 +38,7 @@ impl Broker {
                 .port()
         });
         let config = fixture_dir().join(format!("mosquitto-{port}.conf"));
-        std::fs::write(
-            &config,
-            format!("listener {port} 127.0.0.1\nallow_anonymous true\n"),
-        )
-        .unwrap();
+        std::fs::write(&config, format!("listener {port} 127.0.0.1\n{settings}")).unwrap();
         let child = Command::new("mosquitto")
             .arg("-c")
             .arg(&config)
@@ -364,4 +365,103 @@ fn gst_inspect_documents_the_element() {
     ] {
         assert!(listed.contains_key(name), "lacks {name}");
     }
+}
+
+/// Runs a shell command in `dir`, failing the test when it fails.
+fn sh(dir: &std::path::Path, command: &str) {
+    let status = Command::new("sh")
+        .arg("-c")
+        .arg(command)
+        .current_dir(dir)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(status.success(), "{command}");
+}
+
+#[test]
+fn tls_and_a_password_from_a_file() {
+    init();
+    // A CA, a certificate for 127.0.0.1 signed by it, and a password file: all made here.
+    let dir = fixture_dir().join("tls");
+    std::fs::create_dir_all(&dir).unwrap();
+    sh(
+        &dir,
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 1 \
+           -subj /CN=gst-emotion-test-ca \
+         && openssl req -newkey rsa:2048 -nodes -keyout server.key -out server.csr -subj /CN=127.0.0.1 \
+         && printf 'subjectAltName=IP:127.0.0.1\\nbasicConstraints=CA:FALSE\\n' > ext.cnf \
+         && openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+              -out server.pem -days 1 -extfile ext.cnf \
+         && touch passwd && chmod 600 passwd && mosquitto_passwd -b passwd robot s3cret-pw \
+         && printf 's3cret-pw\\n' > password.txt && printf 'wrong\\n' > wrong.txt \
+         && chmod 644 server.key passwd",
+    );
+    let d = dir.display();
+    let broker = Broker::start_with(
+        None,
+        &format!(
+            "cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key\n\
+             allow_anonymous false\npassword_file {d}/passwd\n"
+        ),
+    );
+    // A subscriber over TLS with the same user.
+    let mut sub = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &broker.port.to_string(),
+            "-t",
+            "secure/t",
+            "-q",
+            "1",
+        ])
+        .args([
+            "--cafile",
+            &format!("{d}/ca.pem"),
+            "-u",
+            "robot",
+            "-P",
+            "s3cret-pw",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let out = sub.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel::<Value>();
+    std::thread::spawn(move || {
+        for line in BufReader::new(out).lines().map_while(Result::ok) {
+            if let Ok(v) = serde_json::from_str(&line) {
+                let _ = tx.send(v);
+            }
+        }
+    });
+    std::thread::sleep(Duration::from_millis(800));
+    let props = |password: &str| {
+        format!(
+            "method=mqtt address=127.0.0.1:{} topic=secure/t qos=1 username=robot \
+             password-file={d}/{password} ca-file={d}/ca.pem",
+            broker.port
+        )
+    };
+    let p = pipeline(3, false, &props("password.txt"));
+    run_to_eos(&p, Duration::from_secs(60), |_| {}).expect("publish over TLS");
+    let mut got = Vec::new();
+    let end = Instant::now() + Duration::from_secs(10);
+    while got.len() < 3 && Instant::now() < end {
+        if let Ok(v) = rx.recv_timeout(Duration::from_millis(200)) {
+            got.push(v);
+        }
+    }
+    let _ = sub.kill();
+    assert_eq!(got.len(), 3, "{got:?}");
+
+    // A wrong password is refused, the error says so, and no password is shown.
+    let p = pipeline(30, true, &props("wrong.txt"));
+    let err = run_to_eos(&p, Duration::from_secs(20), |_| {}).unwrap_err();
+    assert!(err.contains("cannot connect to the MQTT broker"), "{err}");
+    assert!(!err.contains("s3cret") && !err.contains("wrong"), "{err}");
 }
