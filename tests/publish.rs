@@ -146,6 +146,7 @@ fn each_window_is_published_once_with_its_source() {
     std::thread::sleep(Duration::from_millis(500));
     got.extend(rx.try_iter());
     let _ = sub.kill();
+    let _ = sub.wait();
     let indices: Vec<u64> = got.iter().map(|v| v["index"].as_u64().unwrap()).collect();
     assert_eq!(indices, [0, 1, 2, 3, 4], "{got:?}");
     for v in &got {
@@ -217,6 +218,7 @@ fn a_broker_that_goes_away_and_comes_back() {
     let (mut child, rx) = sub.expect("subscriber started");
     after_return.extend(rx.try_iter());
     let _ = child.kill();
+    let _ = child.wait();
     let dropped: u64 = publisher.property("records-dropped");
     let published: u64 = publisher.property("records-published");
     assert!(lost, "the loss is reported");
@@ -313,6 +315,7 @@ fn analyze_publishes_what_it_writes() {
         }
     }
     let _ = sub.kill();
+    let _ = sub.wait();
     assert_eq!(got.len(), written.len());
     for (g, w) in got.iter().zip(&written) {
         assert_eq!(g["index"], w["index"]);
@@ -457,6 +460,7 @@ fn tls_and_a_password_from_a_file() {
         }
     }
     let _ = sub.kill();
+    let _ = sub.wait();
     assert_eq!(got.len(), 3, "{got:?}");
 
     // A wrong password is refused, the error says so, and no password is shown.
