@@ -113,6 +113,20 @@ pub enum FrameLayout {
     /// `[C, T, H, W]`.
     #[serde(rename = "CTHW")]
     Cthw,
+    /// `[T, H, W, C]` (channels last, as Keras-style and many robot models take).
+    #[serde(rename = "THWC")]
+    Thwc,
+}
+
+/// Element type of the frames tensor.
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FrameDtype {
+    /// float32 after `scale`, `mean` and `std`.
+    #[default]
+    Float32,
+    /// Raw 0–255 pixel values as uint8 (the model normalises itself).
+    Uint8,
 }
 
 /// Which part of the frame the model sees.
@@ -150,6 +164,10 @@ pub struct VideoSpec {
     pub std: Vec<f64>,
     /// Tensor layout.
     pub layout: FrameLayout,
+    /// Element type: `float32` (default) or `uint8` (raw pixels; `scale`, `mean` and
+    /// `std` must then be 1, 0 and 1).
+    #[serde(default)]
+    pub dtype: FrameDtype,
     /// Full frame or face crop.
     #[serde(default)]
     pub crop: CropMode,
@@ -613,6 +631,17 @@ impl Manifest {
                     let c = v.channel_order.channels();
                     if v.mean.len() != c {
                         return Err(bad(field("mean"), format!("needs {c} value(s)")));
+                    }
+                    if v.dtype == FrameDtype::Uint8
+                        && (v.scale != 1.0
+                            || v.mean.iter().any(|m| *m != 0.0)
+                            || v.std.iter().any(|s| *s != 1.0))
+                    {
+                        return Err(bad(
+                            field("dtype"),
+                            "uint8 frames are raw 0-255 values: scale must be 1, mean 0 and std 1"
+                                .into(),
+                        ));
                     }
                     if v.std.len() != c || v.std.iter().any(|s| *s == 0.0 || !s.is_finite()) {
                         return Err(bad(

@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::bundle::{Bundle, ChannelOrder, FrameLayout, InputSpec, MelNormalize};
+use crate::bundle::{Bundle, ChannelOrder, FrameDtype, FrameLayout, InputSpec, MelNormalize};
 use crate::media::RgbImage;
 use crate::media::audio::time_to_sample;
 use crate::window::WindowJob;
@@ -26,13 +26,22 @@ pub enum InputTensor {
         /// Row-major values.
         data: Vec<i64>,
     },
+    /// uint8 values (raw pixels, `dtype = "uint8"`).
+    U8 {
+        /// Shape without the batch dimension.
+        shape: Vec<i64>,
+        /// Row-major values.
+        data: Vec<u8>,
+    },
 }
 
 impl InputTensor {
     /// Shape without the batch dimension.
     pub fn shape(&self) -> &[i64] {
         match self {
-            InputTensor::F32 { shape, .. } | InputTensor::I64 { shape, .. } => shape,
+            InputTensor::F32 { shape, .. }
+            | InputTensor::I64 { shape, .. }
+            | InputTensor::U8 { shape, .. } => shape,
         }
     }
 }
@@ -96,8 +105,14 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
                 let gray = v.channel_order == ChannelOrder::Gray;
                 let channels = v.channel_order.channels();
                 let (t, h, w) = (v.frames, v.height, v.width);
-                let mut data = vec![0f32; t * channels * h * w];
-                let scale = v.scale as f32;
+                let plane_len = h * w;
+                // Where value (frame ti, channel c, pixel i) goes in the tensor.
+                let at = |ti: usize, c: usize, i: usize| match v.layout {
+                    FrameLayout::Tchw => (ti * channels + c) * plane_len + i,
+                    FrameLayout::Cthw => (c * t + ti) * plane_len + i,
+                    FrameLayout::Thwc => (ti * plane_len + i) * channels + c,
+                };
+                let mut pixels = vec![0u8; t * channels * plane_len];
                 for (ti, f) in frames.iter().enumerate() {
                     if f.width != w || f.height != h {
                         return Err(format!(
@@ -106,28 +121,45 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
                         ));
                     }
                     for (c, &src) in order.iter().enumerate().take(channels) {
-                        let (mean, std) = (v.mean[c] as f32, v.std[c] as f32);
-                        let base = match v.layout {
-                            FrameLayout::Tchw => (ti * channels + c) * h * w,
-                            FrameLayout::Cthw => (c * t + ti) * h * w,
-                        };
-                        let plane = &mut data[base..base + h * w];
-                        for (p, px) in plane.iter_mut().zip(f.data.chunks_exact(3)) {
-                            let value = if gray {
+                        for (i, px) in f.data.chunks_exact(3).enumerate() {
+                            pixels[at(ti, c, i)] = if gray {
                                 crate::face::gray(px[0], px[1], px[2])
                             } else {
                                 px[src]
                             };
-                            *p = (value as f32 * scale - mean) / std;
                         }
                     }
                 }
-                let (c, t) = (channels as i64, t as i64);
+                let (c, t, h, w) = (channels as i64, t as i64, h as i64, w as i64);
                 let shape = match v.layout {
-                    FrameLayout::Tchw => vec![t, c, h as i64, w as i64],
-                    FrameLayout::Cthw => vec![c, t, h as i64, w as i64],
+                    FrameLayout::Tchw => vec![t, c, h, w],
+                    FrameLayout::Cthw => vec![c, t, h, w],
+                    FrameLayout::Thwc => vec![t, h, w, c],
                 };
-                InputTensor::F32 { shape, data }
+                match v.dtype {
+                    FrameDtype::Uint8 => InputTensor::U8 {
+                        shape,
+                        data: pixels,
+                    },
+                    FrameDtype::Float32 => {
+                        // The channel of each position, to pick its mean and std.
+                        let channel_of = |k: usize| match v.layout {
+                            FrameLayout::Tchw => k / plane_len % channels,
+                            FrameLayout::Cthw => k / plane_len / (t as usize),
+                            FrameLayout::Thwc => k % channels,
+                        };
+                        let scale = v.scale as f32;
+                        let data = pixels
+                            .iter()
+                            .enumerate()
+                            .map(|(k, &p)| {
+                                let c = channel_of(k);
+                                (p as f32 * scale - v.mean[c] as f32) / v.std[c] as f32
+                            })
+                            .collect();
+                        InputTensor::F32 { shape, data }
+                    }
+                }
             }
             InputSpec::Mel(m) => {
                 let mel = bundle

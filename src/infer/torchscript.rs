@@ -133,7 +133,7 @@ fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tens
                 .iter()
                 .flat_map(|p| match &p.inputs[name] {
                     InputTensor::F32 { data, .. } => data.as_slice(),
-                    InputTensor::I64 { .. } => &[],
+                    _ => &[],
                 })
                 .copied()
                 .collect();
@@ -144,7 +144,18 @@ fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tens
                 .iter()
                 .flat_map(|p| match &p.inputs[name] {
                     InputTensor::I64 { data, .. } => data.as_slice(),
-                    InputTensor::F32 { .. } => &[],
+                    _ => &[],
+                })
+                .copied()
+                .collect();
+            Tensor::from_slice(&data)
+        }
+        InputTensor::U8 { .. } => {
+            let data: Vec<u8> = batch
+                .iter()
+                .flat_map(|p| match &p.inputs[name] {
+                    InputTensor::U8 { data, .. } => data.as_slice(),
+                    _ => &[],
                 })
                 .copied()
                 .collect();

@@ -57,6 +57,7 @@ pub fn inputs(dir: &Path, index: u64, p: &Prepared) -> std::io::Result<()> {
         match t {
             InputTensor::F32 { shape, data } => write_npy(&path, &dims(shape), data)?,
             InputTensor::I64 { shape, data } => write_npy(&path, &dims(shape), data)?,
+            InputTensor::U8 { shape, data } => write_npy(&path, &dims(shape), data)?,
         }
     }
     std::fs::write(dir.join(format!("w{index:06}_text.txt")), &p.text)

@@ -19,6 +19,13 @@ impl NpyElement for f32 {
     }
 }
 
+impl NpyElement for u8 {
+    const DESCR: &'static str = "|u1";
+    fn le_bytes(self) -> Vec<u8> {
+        vec![self]
+    }
+}
+
 impl NpyElement for i64 {
     const DESCR: &'static str = "<i8";
     fn le_bytes(self) -> Vec<u8> {
