@@ -18,7 +18,7 @@ fn slow_worker_drops_windows_and_lag_stays_bounded() {
     let pipeline = gst::parse::launch(
         "videotestsrc is-live=true num-buffers=1800 ! video/x-raw,width=320,height=240,framerate=30/1 ! e.video \
          audiotestsrc is-live=true samplesperbuffer=320 num-buffers=3000 ! audio/x-raw,rate=16000,format=S16LE ! e.audio \
-         emotionsense name=e bundle=none window-mode=sliding window-length=1 window-hop=0.5 frames=4 \
+         emotionsense name=e bundle=none asr=false window-mode=sliding window-length=1 window-hop=0.5 frames=4 \
          max-pending-windows=1 ! fakesink sync=true",
     )
     .unwrap();
@@ -61,7 +61,8 @@ fn slow_worker_drops_windows_and_lag_stays_bounded() {
     assert!(warned, "a warning tells the user windows are dropped");
     assert!(last_dropped > 0, "messages report the drop count");
     // Lag = time from a window's end to its result. With one pending window and one in
-    // analysis it cannot exceed about two analysis times; it must not grow over the run.
+    // analysis it cannot exceed about two analysis times (no ASR here: the analysis is
+    // the 1.2 s delay, whatever else the machine is doing); it must not grow.
     let max_lag = *lags.iter().max().unwrap();
     assert!(max_lag < 3_000_000_000, "lag {lags:?}");
     let third = lags.len() / 3;
