@@ -505,10 +505,10 @@ impl AggregatorImpl for EmotionSense {
         self.add_stream_positions(&mut jobs);
         {
             let mut state = lock(&self.state);
-            for job in &jobs {
-                state.timing.add(job.span);
-            }
             if in_step {
+                for job in &jobs {
+                    state.timing.add(job.span);
+                }
                 state.held.extend(outgoing.drain(..));
             }
         }
@@ -671,6 +671,7 @@ impl EmotionSense {
             ResultTiming::InStep => true,
             ResultTiming::Latest => false,
         };
+        self.shared.in_step.store(in_step, Ordering::SeqCst);
         let latency = {
             let mut state = lock(&self.state);
             state.in_step = Some(in_step);

@@ -327,7 +327,7 @@ impl EmotionSense {
             Submit::Queued => Ok(()),
             Submit::Flushing => Err(gst::FlowError::Flushing),
             Submit::Dropped => {
-                self.shared.results().insert(span.index, None);
+                self.shared.record(span.index, None);
                 let dropped = self.shared.dropped.load(Ordering::SeqCst);
                 let processed = self.shared.processed.load(Ordering::SeqCst);
                 gst::debug!(

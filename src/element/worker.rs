@@ -51,6 +51,8 @@ pub struct Shared {
     /// Buffers that left with the latest result because their window missed the
     /// deadline (live, in step).
     pub misses: AtomicU64,
+    /// Whether buffers wait for their own window (`results` is kept only then).
+    pub in_step: AtomicBool,
 }
 
 impl Shared {
@@ -76,6 +78,14 @@ impl Shared {
         self.results.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Records window `index`'s outcome for the buffers held in step (nothing is kept
+    /// otherwise: with `latest`, buffers never ask).
+    pub fn record(&self, index: u64, result: Option<Arc<Latest>>) {
+        if self.in_step.load(Ordering::SeqCst) {
+            self.results().insert(index, result);
+        }
+    }
+
     /// Back to a fresh start: no result, counters at 0.
     pub fn reset(&self) {
         self.set_latest(None);
@@ -84,6 +94,7 @@ impl Shared {
         self.dropped.store(0, Ordering::SeqCst);
         self.misses.store(0, Ordering::SeqCst);
         self.flushing.store(false, Ordering::SeqCst);
+        self.in_step.store(false, Ordering::SeqCst);
     }
 
     /// A flush: results of windows queued before it are discarded.
@@ -260,7 +271,7 @@ fn run(
                     .build();
                 let index = result.span.index;
                 let latest = Arc::new(Latest { result, structure });
-                shared.results().insert(index, Some(latest.clone()));
+                shared.record(index, Some(latest.clone()));
                 shared.set_latest(Some(latest));
                 shared.processed.fetch_add(1, Ordering::SeqCst);
                 let _ = element.post_message(message);
@@ -268,7 +279,7 @@ fn run(
             // Like the reference service: a window that fails is skipped, the stream
             // goes on.
             Err(e) => {
-                shared.results().insert(job.span.index, None);
+                shared.record(job.span.index, None);
                 gst::element_warning!(
                     element,
                     gst::StreamError::Failed,
