@@ -42,13 +42,7 @@ fn frames(path: &Path) -> Vec<(u64, Vec<u8>)> {
         path.display()
     );
     let p = gst::parse::launch(&desc).unwrap();
-    let sink = p
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let sink = appsink(&p, "out");
     p.set_state(gst::State::Playing).unwrap();
     let mut out = Vec::new();
     while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(30)) {
@@ -134,13 +128,7 @@ fn audio_seconds(path: &Path) -> f64 {
         path.display()
     );
     let p = gst::parse::launch(&desc).unwrap();
-    let sink = p
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let sink = appsink(&p, "out");
     p.set_state(gst::State::Playing).unwrap();
     let mut samples = 0usize;
     let mut rate = 0;

@@ -42,13 +42,7 @@ type SeenBuffer = (Option<u64>, bool, bool);
 /// Collects every buffer reaching the appsink named `out`.
 fn collect_buffers(pipeline: &gst::Element) -> Arc<Mutex<Vec<SeenBuffer>>> {
     let out = Arc::new(Mutex::new(Vec::new()));
-    let sink = pipeline
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let sink = appsink(pipeline, "out");
     let store = out.clone();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -241,58 +235,13 @@ fn bad_settings_give_a_clear_error() {
 
 #[test]
 fn gst_inspect_documents_the_element() {
-    // The plugin .so is built next to this test binary (target/<profile>/).
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    assert!(
-        dir.join("libgstemotion.so").exists(),
-        "build the plugin first: cargo build -p gstemotion (looked in {})",
-        dir.display()
-    );
-    let registry = fixture_dir().join("registry.bin");
-    let out = std::process::Command::new("gst-inspect-1.0")
-        .arg("emotionsense")
-        .env("GST_PLUGIN_PATH", &dir)
-        .env("GST_REGISTRY", &registry)
-        .output()
-        .expect("run gst-inspect-1.0");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "gst-inspect failed: {text}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (text, listed) = inspect_documents("emotionsense");
     for needle in [
         "Filter/Analyzer/Video/Audio",
         "SINK template: 'video'",
         "SINK template: 'audio'",
     ] {
         assert!(text.contains(needle), "gst-inspect lacks {needle}:\n{text}");
-    }
-    // Every property is listed by its exact name with its blurb (a property line is
-    // "  NAME  : BLURB").
-    let listed: std::collections::BTreeMap<String, String> = text
-        .lines()
-        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
-        .filter_map(|l| l.split_once(':'))
-        .map(|(name, blurb)| (name.trim().to_string(), blurb.trim().to_string()))
-        .filter(|(name, _)| !name.is_empty() && !name.contains(' '))
-        .collect();
-    init();
-    let element = gst::ElementFactory::make("emotionsense").build().unwrap();
-    for pspec in element.list_properties() {
-        let name = pspec.name().to_string();
-        let blurb = listed
-            .get(&name)
-            .unwrap_or_else(|| panic!("gst-inspect does not list property {name}:\n{text}"));
-        assert_eq!(
-            blurb,
-            pspec.blurb().unwrap_or_default(),
-            "property {name}: gst-inspect shows another text"
-        );
-        if pspec.owner_type() == element.type_() {
-            assert!(blurb.len() > 20, "property {name} has no real description");
-        }
     }
     for name in [
         "window-mode",

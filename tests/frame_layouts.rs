@@ -13,12 +13,6 @@ use std::time::Duration;
 
 use common::*;
 
-fn python() -> PathBuf {
-    std::env::var_os("GST_EMOTION_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
-}
-
 /// A bundle whose model returns, per sample, the mean of each of the 3 channels of
 /// its frames (divided by `div`) — the channel axis being `channel_axis` of the
 /// per-sample tensor — or -100s when the frames' dtype is not `dtype`.

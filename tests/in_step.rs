@@ -41,13 +41,7 @@ type Carried = Arc<Mutex<Vec<(u64, Option<u64>)>>>;
 
 fn carried_windows(pipeline: &gst::Element) -> Carried {
     let out: Carried = Arc::default();
-    let sink = pipeline
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .by_name("out")
-        .unwrap()
-        .downcast::<gst_app::AppSink>()
-        .unwrap();
+    let sink = appsink(pipeline, "out");
     let store = out.clone();
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -157,14 +151,6 @@ fn live_pipeline(seconds: u32) -> gst::Element {
     .unwrap()
 }
 
-fn element(pipeline: &gst::Element) -> gst::Element {
-    pipeline
-        .downcast_ref::<gst::Bin>()
-        .unwrap()
-        .by_name("e")
-        .unwrap()
-}
-
 /// What a live run saw: the latency reported (queried once results flow), what each
 /// frame carried, and the QoS messages.
 type LiveRun = (Option<gst::ClockTime>, Vec<(u64, Option<u64>)>, usize);
@@ -182,11 +168,7 @@ fn run_live(pipeline: &gst::Element) -> LiveRun {
         if latency.is_none() && window_of(m).is_some() {
             // What the sink sees upstream (the pipeline's own answer folds in the
             // sinks' state).
-            let sink = p
-                .downcast_ref::<gst::Bin>()
-                .unwrap()
-                .by_name("out")
-                .unwrap();
+            let sink = by_name(&p, "out");
             let mut q = gst::query::Latency::new();
             if sink.static_pad("sink").unwrap().peer_query(&mut q) {
                 latency = Some(q.result().1);
@@ -210,9 +192,9 @@ fn live_in_step_reports_its_latency_and_counts_misses() {
         latency >= gst::ClockTime::from_mseconds(1500),
         "reported latency {latency}"
     );
-    let misses: u64 = element(&pipeline).property("deadline-misses");
+    let misses: u64 = by_name(&pipeline, "e").property("deadline-misses");
     assert_eq!(misses, 0, "a fast worker meets the deadline: {carried:?}");
-    let dropped: u64 = element(&pipeline).property("windows-dropped");
+    let dropped: u64 = by_name(&pipeline, "e").property("windows-dropped");
     assert_eq!(dropped, 0);
     assert_eq!(qos, 0);
     // Running time starts with the first buffer, so the frame at t carries window
@@ -237,7 +219,7 @@ fn live_in_step_reports_its_latency_and_counts_misses() {
     let _slow = SlowWorker::new(Duration::from_millis(2000));
     let pipeline = live_pipeline(5);
     let (_, carried, qos) = run_live(&pipeline);
-    let misses: u64 = element(&pipeline).property("deadline-misses");
+    let misses: u64 = by_name(&pipeline, "e").property("deadline-misses");
     assert!(misses > 0, "missed deadlines are counted");
     assert!(qos > 0, "and reported with QoS messages");
     assert!(qos as u64 <= misses);

@@ -18,12 +18,6 @@ fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-fn python() -> PathBuf {
-    std::env::var_os("GST_EMOTION_PYTHON")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root().join(".venv/bin/python"))
-}
-
 fn run_python(args: &[&std::ffi::OsStr]) -> String {
     let out = Command::new(python())
         .args(args)

@@ -30,13 +30,7 @@ impl Broker {
 
     /// A broker whose listener has `settings` (mosquitto.conf lines) after it.
     fn start_with(port: Option<u16>, settings: &str) -> Self {
-        let port = port.unwrap_or_else(|| {
-            std::net::TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port()
-        });
+        let port = port.unwrap_or_else(free_port);
         let config = fixture_dir().join(format!("mosquitto-{port}.conf"));
         std::fs::write(&config, format!("listener {port} 127.0.0.1\n{settings}")).unwrap();
         let child = Command::new("mosquitto")
@@ -111,10 +105,6 @@ fn pipeline(seconds: u32, live: bool, props: &str) -> gst::Element {
         seconds * 50
     ))
     .unwrap()
-}
-
-fn by_name(p: &gst::Element, name: &str) -> gst::Element {
-    p.downcast_ref::<gst::Bin>().unwrap().by_name(name).unwrap()
 }
 
 #[test]
@@ -260,11 +250,7 @@ fn file_method_writes_a_json_array() {
 #[test]
 fn an_unreachable_broker_is_a_clear_error() {
     // Nobody listens on this port; one attempt (the default) is all there is.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let p = pipeline(30, true, &format!("method=mqtt address=127.0.0.1:{port}"));
     let err = run_to_eos(&p, Duration::from_secs(20), |_| {}).unwrap_err();
     assert!(err.contains("cannot connect to the MQTT broker"), "{err}");
@@ -326,35 +312,7 @@ fn analyze_publishes_what_it_writes() {
 
 #[test]
 fn gst_inspect_documents_the_element() {
-    let exe = std::env::current_exe().unwrap();
-    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
-    let out = Command::new("gst-inspect-1.0")
-        .arg("emotionpublish")
-        .env("GST_PLUGIN_PATH", &dir)
-        .env("GST_REGISTRY", fixture_dir().join("registry.bin"))
-        .output()
-        .expect("run gst-inspect-1.0");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "build the plugin first: {text}");
-    let listed: std::collections::BTreeMap<String, String> = text
-        .lines()
-        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
-        .filter_map(|l| l.split_once(':'))
-        .map(|(name, blurb)| (name.trim().to_string(), blurb.trim().to_string()))
-        .filter(|(name, _)| !name.is_empty() && !name.contains(' '))
-        .collect();
-    init();
-    let element = gst::ElementFactory::make("emotionpublish").build().unwrap();
-    for pspec in element.list_properties() {
-        let name = pspec.name().to_string();
-        let blurb = listed
-            .get(&name)
-            .unwrap_or_else(|| panic!("gst-inspect does not list {name}:\n{text}"));
-        assert_eq!(blurb, pspec.blurb().unwrap_or_default());
-        if pspec.owner_type() == element.type_() {
-            assert!(blurb.len() > 20, "property {name} has no real description");
-        }
-    }
+    let (_, listed) = inspect_documents("emotionpublish");
     // gvametapublish's names.
     for name in [
         "method",

@@ -10,7 +10,8 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use common::rtsp::{Server, free_port};
+use common::free_port;
+use common::rtsp::Server;
 
 fn lines(path: &Path) -> usize {
     std::fs::read_to_string(path)
@@ -27,6 +28,21 @@ fn wait_for(what: &str, deadline: Duration, mut ok: impl FnMut() -> bool) {
         std::thread::sleep(Duration::from_millis(200));
     }
     panic!("timed out waiting for {what}");
+}
+
+/// Ctrl-C (SIGINT) to `watch`; its exit status, within 20 s.
+fn interrupt(child: &mut std::process::Child) -> std::process::ExitStatus {
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let end = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            return s;
+        }
+        assert!(Instant::now() < end, "watch did not exit after SIGINT");
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 #[test]
@@ -96,17 +112,7 @@ fn watch_reconnects_when_the_server_comes_back() {
     });
 
     // Ctrl-C: EOS, clean exit.
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let end = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < end, "watch did not exit after SIGINT");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = interrupt(&mut child);
     server.stop();
     let mut out = String::new();
     child
@@ -196,17 +202,7 @@ fn several_cameras_in_one_process_reconnect_on_their_own() {
         stderr().contains(&format!("[{url_a}] reconnected: analysis resumed"))
             && per_source(&jsonl, &url_a) >= a_before + 2
     });
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
-    let end = Instant::now() + Duration::from_secs(20);
-    let status = loop {
-        if let Some(s) = child.try_wait().unwrap() {
-            break s;
-        }
-        assert!(Instant::now() < end, "watch did not exit after SIGINT");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let status = interrupt(&mut child);
     a.stop();
     b.stop();
     let mut out = String::new();

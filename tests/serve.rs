@@ -713,14 +713,6 @@ fn hostile_requests_get_their_documented_errors() {
     assert_eq!(client().get(s.url("/nope")).send().unwrap().status(), 401);
 }
 
-fn free_port() -> u16 {
-    common::rtsp::free_port()
-}
-
-fn python() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
-}
-
 #[test]
 fn s3_sources_through_an_s3_compatible_server() {
     let clip = happy_clip();

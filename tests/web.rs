@@ -130,7 +130,7 @@ fn the_web_page_analyses_a_dropped_video_and_shows_its_captions() {
         std::thread::sleep(Duration::from_millis(200));
     }
     // chromedriver on a free port, Chromium headless with a fresh profile.
-    let port = common::rtsp::free_port();
+    let port = common::free_port();
     let driver = Killed(
         Command::new("chromedriver")
             .arg(format!("--port={port}"))

@@ -142,6 +142,13 @@ fn sense_element(args: &AnnotateArgs) -> anyhow::Result<gst::Element> {
     Ok(sense)
 }
 
+/// A new element of `factory`, or an error naming the missing element.
+fn make(factory: &str) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("GStreamer element {factory} is missing"))
+}
+
 /// A temporary file beside `output`, removed or renamed by the run.
 fn temporary(output: &Path, what: &str) -> PathBuf {
     output.with_extension(format!("{what}.tmp{}.mp4", std::process::id()))
@@ -156,11 +163,6 @@ fn encode(
     out: &Path,
 ) -> anyhow::Result<Encoded> {
     let pipeline = gst::Pipeline::new();
-    let make = |factory: &str| {
-        gst::ElementFactory::make(factory)
-            .build()
-            .with_context(|| format!("GStreamer element {factory} is missing"))
-    };
     let src = gst::ElementFactory::make("uridecodebin")
         .property("uri", uri)
         .build()?;
@@ -299,11 +301,6 @@ fn link_decoded(
         .structure(0)
         .map(|s| s.name().to_string())
         .unwrap_or_default();
-    let make = |factory: &str| {
-        gst::ElementFactory::make(factory)
-            .build()
-            .with_context(|| format!("GStreamer element {factory} is missing"))
-    };
     let chain = |elements: &[&gst::Element], into: &gst::Pad| -> anyhow::Result<()> {
         pipeline.add_many(elements.iter().copied())?;
         gst::Element::link_many(elements.iter().copied())?;

@@ -9,7 +9,9 @@ use std::time::{Duration, SystemTime};
 use anyhow::{anyhow, bail};
 
 use crate::output::WindowResult;
-use crate::publish::{Destination, Notice, Publisher, TlsFiles, parse_target, record};
+use crate::publish::{
+    Destination, Notice, Publisher, TlsFiles, parse_target, read_password, record,
+};
 
 /// The publishing options shared by `watch` and `analyze`.
 #[derive(Debug, Clone, clap::Args)]
@@ -49,10 +51,7 @@ impl PublishArgs {
         if let Destination::Mqtt(m) = &mut to {
             m.qos = self.publish_qos;
             if let Some(file) = &self.publish_password_file {
-                let password = std::fs::read_to_string(file)
-                    .map_err(|e| anyhow!("reading {}: {e}", file.display()))?
-                    .trim_end_matches(['\n', '\r'])
-                    .to_string();
+                let password = read_password(file).map_err(|e| anyhow!(e))?;
                 let user = m.credentials.take().map(|c| c.0).unwrap_or_default();
                 m.credentials = Some((user, password));
             }

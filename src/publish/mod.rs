@@ -365,6 +365,13 @@ pub fn parse_target(s: &str) -> Result<Destination, String> {
     })
 }
 
+/// The password in `path`: its first line (never logged).
+pub fn read_password(path: &std::path::Path) -> Result<String, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+    Ok(text.lines().next().unwrap_or_default().to_string())
+}
+
 /// `gst-emotion-<pid>-<n>`: unique in this process and, practically, on the broker.
 pub fn default_client_id() -> String {
     static N: AtomicU64 = AtomicU64::new(0);

@@ -215,3 +215,86 @@ pub fn still_video(image: &Path, frames: u32) -> String {
         image.display()
     )
 }
+
+/// The element named `name` in `pipeline` (a bin made by `gst::parse::launch`).
+pub fn by_name(pipeline: &gst::Element, name: &str) -> gst::Element {
+    pipeline
+        .downcast_ref::<gst::Bin>()
+        .expect("a bin")
+        .by_name(name)
+        .unwrap_or_else(|| panic!("no element {name}"))
+}
+
+/// The appsink named `name` in `pipeline`.
+pub fn appsink(pipeline: &gst::Element, name: &str) -> gst_app::AppSink {
+    by_name(pipeline, name)
+        .downcast::<gst_app::AppSink>()
+        .expect("an appsink")
+}
+
+/// A TCP port free on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The venv's python that scripts/setup makes (`GST_EMOTION_PYTHON` overrides).
+pub fn python() -> PathBuf {
+    std::env::var_os("GST_EMOTION_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python"))
+}
+
+/// Runs `gst-inspect-1.0 ELEMENT` on the plugin built next to this test binary and
+/// checks that every property of the element is listed by its exact name with its
+/// blurb, the element's own ones with a real description; returns the text and the
+/// listed properties (name → blurb).
+pub fn inspect_documents(element: &str) -> (String, std::collections::BTreeMap<String, String>) {
+    let exe = std::env::current_exe().unwrap();
+    let dir = exe.parent().and_then(|d| d.parent()).unwrap().to_path_buf();
+    assert!(
+        dir.join("libgstemotion.so").exists(),
+        "build the plugin first: cargo build -p gstemotion (looked in {})",
+        dir.display()
+    );
+    let out = std::process::Command::new("gst-inspect-1.0")
+        .arg(element)
+        .env("GST_PLUGIN_PATH", &dir)
+        .env("GST_REGISTRY", fixture_dir().join("registry.bin"))
+        .output()
+        .expect("run gst-inspect-1.0");
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "gst-inspect failed: {text}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A property line is "  NAME  : BLURB".
+    let listed: std::collections::BTreeMap<String, String> = text
+        .lines()
+        .filter(|l| l.starts_with("  ") && !l.starts_with("   "))
+        .filter_map(|l| l.split_once(':'))
+        .map(|(name, blurb)| (name.trim().to_string(), blurb.trim().to_string()))
+        .filter(|(name, _)| !name.is_empty() && !name.contains(' '))
+        .collect();
+    init();
+    let made = gst::ElementFactory::make(element).build().unwrap();
+    for pspec in made.list_properties() {
+        let name = pspec.name().to_string();
+        let blurb = listed
+            .get(&name)
+            .unwrap_or_else(|| panic!("gst-inspect does not list property {name}:\n{text}"));
+        assert_eq!(
+            blurb,
+            pspec.blurb().unwrap_or_default(),
+            "property {name}: gst-inspect shows another text"
+        );
+        if pspec.owner_type() == made.type_() {
+            assert!(blurb.len() > 20, "property {name} has no real description");
+        }
+    }
+    (text, listed)
+}

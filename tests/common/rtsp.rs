@@ -69,12 +69,3 @@ impl Server {
         }
     }
 }
-
-/// A TCP port free on 127.0.0.1.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}

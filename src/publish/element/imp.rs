@@ -38,7 +38,7 @@ use gst_base::subclass::prelude::*;
 use super::{CAT, FileFormat, Method};
 use crate::output::{META_NAME, WindowResult};
 use crate::publish::{
-    Destination, MqttConfig, Notice, Publisher, TlsFiles, default_client_id, record,
+    Destination, MqttConfig, Notice, Publisher, TlsFiles, default_client_id, read_password, record,
 };
 
 /// How long end of stream waits for queued records to leave.
@@ -117,10 +117,7 @@ impl Settings {
                     return Err("method=mqtt needs an address (host:port) and a topic".into());
                 }
                 let password = match &self.password_file {
-                    Some(p) => std::fs::read_to_string(p)
-                        .map_err(|e| format!("cannot read password-file {p}: {e}"))?
-                        .trim_end_matches(['\n', '\r'])
-                        .to_string(),
+                    Some(p) => read_password(p.as_ref())?,
                     None => String::new(),
                 };
                 let tls = match (&self.ca_file, &self.cert_file, &self.key_file) {
@@ -167,7 +164,8 @@ struct State {
 pub struct EmotionPublish {
     settings: Mutex<Settings>,
     state: Mutex<State>,
-    /// Counters of the last publisher, kept for the read-only properties after stop.
+    /// Counters of the last publisher, kept for the read-only properties after it
+    /// stopped (while it runs they are read from it).
     counts: Mutex<(u64, u64)>,
 }
 
@@ -478,30 +476,26 @@ impl EmotionPublish {
         let Ok(meta) = gst::meta::CustomMeta::from_buffer(buf, META_NAME) else {
             return;
         };
-        if meta.structure().n_fields() == 0 {
+        let s = meta.structure();
+        // Many frames carry the same window: compare its key before reading it all.
+        let (Ok(index), Ok(start)) = (s.get::<u64>("index"), s.get::<u64>("start")) else {
+            return;
+        };
+        let mut state = lock(&self.state);
+        if state.last == Some((index, start)) {
             return;
         }
-        let window = match WindowResult::from_structure(meta.structure()) {
+        state.last = Some((index, start));
+        let window = match WindowResult::from_structure(s) {
             Ok(w) => w,
             Err(e) => {
                 gst::warning!(CAT, imp = self, "unreadable EmotionMeta: {e}");
                 return;
             }
         };
-        let key = (window.span.index, window.span.start);
-        let mut state = lock(&self.state);
-        if state.last == Some(key) {
-            return;
-        }
-        state.last = Some(key);
         let text = record::record(&window, &state.source, SystemTime::now()).to_string();
         if let Some(p) = &state.publisher {
             p.push(text);
-            let counts = (
-                p.stats().published.load(Ordering::SeqCst),
-                p.stats().dropped.load(Ordering::SeqCst),
-            );
-            *lock(&self.counts) = counts;
         }
     }
 
