@@ -101,6 +101,7 @@ fn main() -> anyhow::Result<()> {
             frames: vec![img; v.frames],
             real: v.frames,
             distinct: 1,
+            times: vec![Some(0); v.frames],
         }),
         audio: Some(WindowAudio {
             samples: audio.clone(),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::face::track::TrackIds;
 use crate::infer::{Model, ModelOutput};
 use crate::output::{HeadResult, Prediction, TimedWord, TranscriptInfo, WindowResult, dump};
 use crate::speech::{
@@ -66,6 +67,8 @@ pub struct Analyzer {
     config: AnalyzerConfig,
     speech: Option<Speech>,
     smoothed: Vec<Vec<f64>>,
+    /// Stable face ids across this stream's windows.
+    face_ids: TrackIds,
     stats: AnalyzerStats,
     warnings: Vec<String>,
 }
@@ -96,6 +99,7 @@ impl Analyzer {
             config,
             speech,
             smoothed: Vec::new(),
+            face_ids: TrackIds::default(),
             stats: AnalyzerStats::default(),
             warnings: Vec::new(),
         };
@@ -116,6 +120,7 @@ impl Analyzer {
     /// Forgets the smoothing history (after a flushing seek).
     pub fn reset(&mut self) {
         self.smoothed.clear();
+        self.face_ids = TrackIds::default();
     }
 
     /// Analyses one window. An error means the window could not be analysed (the
@@ -174,6 +179,8 @@ impl Analyzer {
         }
         let a = self.config.smoothing;
         let mut heads = Vec::with_capacity(out.probs.len());
+        let frames_all = out.frames;
+        let mut frames = frames_all.iter();
         for (i, (spec, probs)) in specs.iter().zip(out.probs).enumerate() {
             let smoothed: Vec<f64> = match self.smoothed.get(i) {
                 Some(prev) => prev
@@ -190,7 +197,8 @@ impl Analyzer {
             }
             if let Some(dir) = &self.config.dump_dir {
                 let logits = out.logits.as_ref().map(|l| l[i].as_slice());
-                dump::head(dir, job.span.index, &spec.name, logits, &probs)
+                let f = frames_all.get(i).map(Vec::as_slice).unwrap_or_default();
+                dump::head(dir, job.span.index, &spec.name, logits, &probs, f)
                     .map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             heads.push(HeadResult {
@@ -198,12 +206,25 @@ impl Analyzer {
                 labels: spec.labels.clone(),
                 probs,
                 smoothed,
+                frames: frames.next().cloned().unwrap_or_default(),
             });
+        }
+        let mut fusion = out.fusion;
+        if let (Some(dir), Some(f)) = (&self.config.dump_dir, &fusion) {
+            let i = crate::infer::outputs::face_head(&model.bundle);
+            dump::faces(dir, job.span.index, &specs[i].name, &f.faces)
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        if let Some(f) = &mut fusion {
+            let rects: Vec<[f64; 4]> = f.faces.iter().map(|r| r.rect).collect();
+            for (face, id) in f.faces.iter_mut().zip(self.face_ids.assign(&rects)) {
+                face.id = Some(id);
+            }
         }
         Ok(Prediction {
             model: model.bundle.manifest.name.clone(),
             heads,
-            fusion: out.fusion,
+            fusion,
         })
     }
 

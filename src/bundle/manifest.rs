@@ -42,6 +42,10 @@ pub struct Manifest {
     /// How several models' outputs combine; absent for a single model.
     #[serde(default)]
     pub fusion: Option<FusionSpec>,
+    /// Face detection and tracking for a single model fed face crops (a video input
+    /// with `crop = "face"` in a bundle without `[fusion]`).
+    #[serde(default)]
+    pub faces: Option<FaceSequenceSpec>,
     /// SHA-256 (hex) of the bundle's files by relative path, checked at load so a
     /// corrupt or partial copy is an error naming the file (`gst-emotion bundle pack`
     /// writes it).
@@ -136,7 +140,8 @@ pub enum CropMode {
     /// The whole frame, resized without keeping the aspect ratio (like cv2.resize).
     #[default]
     Full,
-    /// A detected face (composite bundles).
+    /// A detected face: each tracked face's crops (late-fusion bundles, or a
+    /// `[faces]` section for a single model).
     Face,
 }
 
@@ -282,6 +287,10 @@ pub struct HeadSpec {
     /// Tuple index of the output (models returning a tuple).
     #[serde(default)]
     pub output_index: Option<usize>,
+    /// The model answers per sampled frame: `[N, T, labels]` logits. The window's
+    /// probabilities are the mean of the frames' softmax probabilities.
+    #[serde(default)]
+    pub per_frame: bool,
 }
 
 /// Tokenizer settings.
@@ -452,6 +461,72 @@ fn one() -> f64 {
     1.0
 }
 
+/// How a face missing from some of a track's sampled frames is filled (`[faces] fill`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum FaceFill {
+    /// The crop of the nearest frame the face is on (the earlier one on a tie).
+    #[default]
+    Repeat,
+    /// A black crop.
+    Black,
+    /// The face is not analysed unless it is on every sampled frame.
+    Skip,
+}
+
+/// Which face's answer is the window's (`[faces] face_select`).
+#[derive(Clone, Copy, Debug, Deserialize, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FaceSelect {
+    /// The face with the largest mean box.
+    #[default]
+    Largest,
+    /// The face whose mean box centre is nearest the frame centre.
+    Center,
+    /// The mean of every face's probabilities.
+    AllMean,
+}
+
+/// Faces as a single model's input: MTCNN detection (or upstream ROI boxes), tracks
+/// across the window's sampled frames, and each track's T crops fed as one sequence.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct FaceSequenceSpec {
+    /// The `crop = "face"` video input the crops are fed as.
+    pub input: String,
+    /// The MTCNN P-Net, R-Net and O-Net, by model name.
+    pub detector: Vec<String>,
+    /// Smallest face in pixels (at the input's `detect_size`).
+    #[serde(default = "min_face")]
+    pub min_face: f64,
+    /// P-Net, R-Net and O-Net score thresholds.
+    #[serde(default = "thresholds")]
+    pub thresholds: Vec<f64>,
+    /// Scale step of the image pyramid.
+    #[serde(default = "pyramid_factor")]
+    pub pyramid_factor: f64,
+    /// Run the detector on every N-th sampled frame; the frames in between reuse the
+    /// latest boxes.
+    #[serde(default = "every_frame")]
+    pub detect_every: usize,
+    /// Margin added around each (squared) face box, as a fraction of its side.
+    #[serde(default = "margin")]
+    pub margin: f64,
+    /// Most faces analysed per window (most prominent first).
+    #[serde(default = "max_faces")]
+    pub max_faces: usize,
+    /// A face missing from some sampled frames: `repeat`, `black` or `skip`.
+    #[serde(default)]
+    pub fill: FaceFill,
+    /// The face whose answer is the window's: `largest`, `center` or `all-mean`.
+    #[serde(default)]
+    pub face_select: FaceSelect,
+}
+
+fn every_frame() -> usize {
+    1
+}
+
 /// Zero-shot text emotion: the transcript's sentence embedding against prototype
 /// sentences per emotion label.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -609,10 +684,14 @@ impl Manifest {
                 "at least one model is required".into(),
             ));
         }
-        if self.models.len() > 1 && self.fusion.is_none() {
+        // Besides the model, a single-model bundle may hold only its face detector.
+        let detector = self.faces.as_ref().map_or(0, |f| f.detector.len());
+        if self.models.len() > 1 + detector && self.fusion.is_none() {
             return Err(bad(
                 "models".into(),
-                "several models need a [fusion] section saying how they combine".into(),
+                "several models need a [fusion] section saying how they combine (or, for \
+                 a face detector, a [faces] section naming it)"
+                    .into(),
             ));
         }
         for (name, spec) in &self.inputs {
@@ -652,10 +731,12 @@ impl Manifest {
                     if !v.scale.is_finite() || v.scale == 0.0 {
                         return Err(bad(field("scale"), "must be finite and non-zero".into()));
                     }
-                    if v.crop == CropMode::Face && self.fusion.is_none() {
+                    if v.crop == CropMode::Face && self.fusion.is_none() && self.faces.is_none() {
                         return Err(bad(
                             field("crop"),
-                            "face crops are made by a [fusion.face] stage; add one or use crop = \"full\"".into(),
+                            "face crops need a [faces] section (or a [fusion.face] stage); add \
+                             one or use crop = \"full\""
+                                .into(),
                         ));
                     }
                     if v.crop == CropMode::Full && v.detect_size.is_some() {
@@ -709,8 +790,12 @@ impl Manifest {
                 "all mel inputs must share one sample_rate".into(),
             ));
         }
+        let detectors: Vec<&String> = self.faces.iter().flat_map(|f| &f.detector).collect();
         for model in &self.models {
-            if model.forward.is_empty() && self.fusion.is_none() {
+            if model.forward.is_empty()
+                && self.fusion.is_none()
+                && !detectors.contains(&&model.name)
+            {
                 return Err(bad(
                     format!("models.{}.forward", model.name),
                     "lists no inputs".into(),
@@ -776,7 +861,21 @@ impl Manifest {
             }
         }
         if let Some(f) = &self.fusion {
+            if self.faces.is_some() {
+                return Err(bad(
+                    "faces".into(),
+                    "a fusion bundle's faces are set in [fusion.face]".into(),
+                ));
+            }
+            if let Some(h) = self.heads.iter().find(|h| h.per_frame) {
+                return Err(bad(
+                    format!("heads.{}.per_frame", h.name),
+                    "late fusion answers per window, not per frame".into(),
+                ));
+            }
             self.validate_fusion(f, path)?;
+        } else {
+            self.validate_single(path)?;
         }
         let w = &self.window;
         if !(w.length > 0.0 && w.hop > 0.0 && w.min_length >= 0.0 && w.min_length <= w.length) {
@@ -791,6 +890,94 @@ impl Manifest {
     /// The head named `name`, if any.
     pub fn head(&self, name: &str) -> Option<&HeadSpec> {
         self.heads.iter().find(|h| h.name == name)
+    }
+
+    /// Index of the model a single-model bundle runs (the one its heads name).
+    pub fn main_model(&self) -> usize {
+        self.heads
+            .first()
+            .and_then(|h| self.models.iter().position(|m| m.name == h.model))
+            .unwrap_or(0)
+    }
+
+    /// Rules of a bundle without `[fusion]`: one model makes every head; a `[faces]`
+    /// section names its detector and a `crop = "face"` video input the model takes.
+    fn validate_single(&self, path: &Path) -> Result<(), BundleError> {
+        let bad = |field: &str, reason: String| BundleError::Invalid {
+            path: path.display().to_string(),
+            field: field.to_string(),
+            reason,
+        };
+        let main = &self.models[self.main_model()].name;
+        for head in &self.heads {
+            if &head.model != main {
+                return Err(bad(
+                    &format!("heads.{}.model", head.name),
+                    format!("every head of a single-model bundle comes from {main:?}"),
+                ));
+            }
+        }
+        let video = self.inputs.values().find_map(|i| match i {
+            InputSpec::Video(v) => Some(v),
+            _ => None,
+        });
+        if self.heads.iter().any(|h| h.per_frame) && video.is_none() {
+            return Err(bad(
+                "heads.per_frame",
+                "per-frame heads need a video input (the frames they answer for)".into(),
+            ));
+        }
+        let Some(f) = &self.faces else {
+            return Ok(());
+        };
+        if f.detector.len() != 3 {
+            return Err(bad(
+                "faces.detector",
+                "name the three MTCNN models (P-Net, R-Net, O-Net)".into(),
+            ));
+        }
+        for d in &f.detector {
+            if !self.models.iter().any(|m| &m.name == d) {
+                return Err(bad(
+                    "faces.detector",
+                    format!("{d:?} is not one of the [[models]] names"),
+                ));
+            }
+            if d == main {
+                return Err(bad(
+                    "faces.detector",
+                    format!("{d:?} is the model the heads come from"),
+                ));
+            }
+        }
+        match self.inputs.get(&f.input) {
+            Some(InputSpec::Video(v)) if v.crop == CropMode::Face => {}
+            _ => {
+                return Err(bad(
+                    "faces.input",
+                    format!("{:?} must name a video input with crop = \"face\"", f.input),
+                ));
+            }
+        }
+        if f.thresholds.len() != 3 || f.thresholds.iter().any(|t| !(0.0..1.0).contains(t)) {
+            return Err(bad("faces.thresholds", "needs 3 values in [0, 1)".into()));
+        }
+        if !(0.1..=0.95).contains(&f.pyramid_factor) {
+            return Err(bad("faces.pyramid_factor", "must be in [0.1, 0.95]".into()));
+        }
+        if !(12.0..=4096.0).contains(&f.min_face) {
+            return Err(bad("faces.min_face", "must be 12..=4096 pixels".into()));
+        }
+        if f.detect_every == 0 {
+            return Err(bad("faces.detect_every", "must be at least 1".into()));
+        }
+        if !(0.0..=1.0).contains(&f.margin) {
+            return Err(bad("faces.margin", "must be in [0, 1]".into()));
+        }
+        if !(1..=64).contains(&f.max_faces) {
+            return Err(bad("faces.max_faces", "must be 1..=64".into()));
+        }
+        Ok(())
     }
 
     fn validate_fusion(&self, f: &FusionSpec, path: &Path) -> Result<(), BundleError> {

@@ -12,9 +12,10 @@ mod manifest;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{
-    ChannelOrder, CropMode, FORMAT_VERSION, FaceFusion, FrameDtype, FrameLayout, FusionKind,
-    FusionSpec, HeadSpec, InputSpec, Manifest, MelNormalize, MelSpec, ModelSpec, SentimentFusion,
-    TextFusion, TextPadding, TextSpec, VideoSpec, WindowDefaults,
+    ChannelOrder, CropMode, FORMAT_VERSION, FaceFill, FaceFusion, FaceSelect, FaceSequenceSpec,
+    FrameDtype, FrameLayout, FusionKind, FusionSpec, HeadSpec, InputSpec, Manifest, MelNormalize,
+    MelSpec, ModelSpec, SentimentFusion, TextFusion, TextPadding, TextSpec, VideoSpec,
+    WindowDefaults,
 };
 
 use crate::media::{MelConfig, MelSpectrogram};

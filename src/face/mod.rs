@@ -5,6 +5,7 @@
 //! then fer-style crops (square, margin, gray, bilinear resize) for the face-emotion
 //! classifier.
 
+pub mod sequence;
 pub mod track;
 
 use std::path::Path;
@@ -429,20 +430,7 @@ pub fn gray(r: u8, g: u8, b: u8) -> u8 {
 /// outside the image with the mean gray of the image's bottom two rows (fer pads the
 /// same way), and resized with OpenCV's bilinear arithmetic.
 pub fn crop_gray(img: &RgbImage, face: &FaceBox, spec: CropSpec) -> Vec<u8> {
-    let (mut x, mut y) = (face.x1.round() as i64, face.y1.round() as i64);
-    let (mut w, mut h) = (
-        (face.x2 - face.x1).round().max(1.0) as i64,
-        (face.y2 - face.y1).round().max(1.0) as i64,
-    );
-    if h > w {
-        x -= (h - w) / 2;
-        w = h;
-    } else if w > h {
-        y -= (w - h) / 2;
-        h = w;
-    }
-    let m = (spec.margin * w as f64).round() as i64;
-    let (x1, y1, x2, y2) = (x - m, y - m, x + w + m, y + h + m);
+    let (x1, y1, x2, y2) = square_region(face, spec.margin);
     let (iw, ih) = (img.width as i64, img.height as i64);
     let bottom = &img.data[(img.height.saturating_sub(2)) * img.width * 3..];
     let fill = {
@@ -465,6 +453,53 @@ pub fn crop_gray(img: &RgbImage, face: &FaceBox, spec: CropSpec) -> Vec<u8> {
     }
     let out = resize_linear(&region, cw, ch, cw, PixelLayout::GRAY, spec.size, spec.size);
     out.data.chunks_exact(3).map(|p| p[0]).collect()
+}
+
+/// The pixel rectangle `(x1, y1, x2, y2)` (end exclusive, possibly outside the image)
+/// a face crop covers: the box rounded to whole pixels, made square around its centre
+/// (the longer side kept, like fer's `tosquare`) and widened by `margin` × its side on
+/// every side.
+pub fn square_region(face: &FaceBox, margin: f64) -> (i64, i64, i64, i64) {
+    let (mut x, mut y) = (face.x1.round() as i64, face.y1.round() as i64);
+    let (mut w, mut h) = (
+        (face.x2 - face.x1).round().max(1.0) as i64,
+        (face.y2 - face.y1).round().max(1.0) as i64,
+    );
+    if h > w {
+        x -= (h - w) / 2;
+        w = h;
+    } else if w > h {
+        y -= (w - h) / 2;
+        h = w;
+    }
+    let m = (margin * w as f64).round() as i64;
+    (x - m, y - m, x + w + m, y + h + m)
+}
+
+/// The face in `img` inside `face` as a colour `width` × `height` image: the
+/// [`square_region`] (black outside the image), resized with OpenCV's bilinear
+/// arithmetic. Face-sequence models (`[faces]` bundles) take these.
+pub fn crop_rgb(
+    img: &RgbImage,
+    face: &FaceBox,
+    margin: f64,
+    width: usize,
+    height: usize,
+) -> RgbImage {
+    let (x1, y1, x2, y2) = square_region(face, margin);
+    let (iw, ih) = (img.width as i64, img.height as i64);
+    let (cw, ch) = ((x2 - x1) as usize, (y2 - y1) as usize);
+    let mut region = vec![0u8; cw * ch * 3];
+    let (cx1, cx2) = (x1.max(0), x2.min(iw));
+    if cx1 < cx2 {
+        for yy in y1.max(0)..y2.min(ih) {
+            let src = ((yy * iw + cx1) * 3) as usize;
+            let dst = (((yy - y1) * cw as i64 + (cx1 - x1)) * 3) as usize;
+            let len = ((cx2 - cx1) * 3) as usize;
+            region[dst..dst + len].copy_from_slice(&img.data[src..src + len]);
+        }
+    }
+    resize_linear(&region, cw, ch, cw * 3, PixelLayout::RGB, width, height)
 }
 
 #[cfg(test)]

@@ -63,6 +63,70 @@ pub fn link(frames: &[Vec<FaceBox>], min_iou: f32) -> Vec<Track> {
     tracks
 }
 
+/// Windows a face may be missing before its id is forgotten.
+const ID_MEMORY: u32 = 2;
+
+/// Gives the faces of successive windows of one stream stable ids: a face takes the
+/// id of the face of a recent window whose mean box overlaps it most (IoU ≥ 0.3),
+/// otherwise a new one. Boxes are `[x, y, width, height]` frame fractions.
+#[derive(Clone, Debug, Default)]
+pub struct TrackIds {
+    next: u64,
+    /// (id, latest box, windows since seen).
+    known: Vec<(u64, [f64; 4], u32)>,
+}
+
+impl TrackIds {
+    /// Ids for one window's faces, in order.
+    pub fn assign(&mut self, rects: &[[f64; 4]]) -> Vec<u64> {
+        let iou = |a: &[f64; 4], b: &[f64; 4]| {
+            let w = ((a[0] + a[2]).min(b[0] + b[2]) - a[0].max(b[0])).max(0.0);
+            let h = ((a[1] + a[3]).min(b[1] + b[3]) - a[1].max(b[1])).max(0.0);
+            let inter = w * h;
+            let union = a[2] * a[3] + b[2] * b[3] - inter;
+            if union > 0.0 { inter / union } else { 0.0 }
+        };
+        // Best pairs first, each known face and each new face used once.
+        let mut pairs: Vec<(f64, usize, usize)> = Vec::new();
+        for (i, r) in rects.iter().enumerate() {
+            for (k, (_, b, _)) in self.known.iter().enumerate() {
+                let v = iou(r, b);
+                if v >= 0.3 {
+                    pairs.push((v, i, k));
+                }
+            }
+        }
+        pairs.sort_by(|a, b| b.0.total_cmp(&a.0));
+        let mut ids: Vec<Option<u64>> = vec![None; rects.len()];
+        let mut used = vec![false; self.known.len()];
+        for (_, i, k) in pairs {
+            if ids[i].is_none() && !used[k] {
+                ids[i] = Some(self.known[k].0);
+                used[k] = true;
+                self.known[k].1 = rects[i];
+                self.known[k].2 = 0;
+            }
+        }
+        for (k, u) in used.iter().enumerate() {
+            if !u {
+                self.known[k].2 += 1;
+            }
+        }
+        self.known.retain(|(_, _, age)| *age <= ID_MEMORY);
+        ids.iter()
+            .zip(rects)
+            .map(|(id, r)| {
+                id.unwrap_or_else(|| {
+                    let id = self.next;
+                    self.next += 1;
+                    self.known.push((id, *r, 0));
+                    id
+                })
+            })
+            .collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -90,5 +154,23 @@ mod tests {
         assert_eq!(tracks[0].boxes.len(), 2);
         assert_eq!(tracks[0].boxes[0].1.x1, 200.0);
         assert_eq!(tracks[1].boxes.len(), 3);
+    }
+
+    #[test]
+    fn ids_follow_faces_across_windows() {
+        let mut ids = TrackIds::default();
+        let left = [0.1, 0.1, 0.2, 0.3];
+        let right = [0.6, 0.1, 0.2, 0.3];
+        assert_eq!(ids.assign(&[left, right]), vec![0, 1]);
+        // Order changes, boxes move a little: the ids follow the faces.
+        assert_eq!(
+            ids.assign(&[[0.62, 0.1, 0.2, 0.3], [0.11, 0.1, 0.2, 0.3]]),
+            vec![1, 0]
+        );
+        // The left face is away for one window and comes back with its id.
+        assert_eq!(ids.assign(&[right]), vec![1]);
+        assert_eq!(ids.assign(&[left, right]), vec![0, 1]);
+        // A newcomer gets a new id.
+        assert_eq!(ids.assign(&[[0.4, 0.6, 0.1, 0.1]]), vec![2]);
     }
 }

@@ -182,6 +182,7 @@ impl FusionModel {
         let mut timings = Timings::new();
         let (probs, details) = tch::no_grad(|| self.analyse_inner(frames, text, &mut timings))?;
         Ok(ModelOutput {
+            frames: vec![Vec::new(); probs.len()],
             probs,
             logits: None,
             fusion: Some(details),
@@ -481,6 +482,8 @@ impl FusionModel {
                 score: mean(&|b| b.score),
                 probs: mapped,
                 upstream,
+                id: None,
+                frame_probs: Vec::new(),
             });
         }
         timings.push(("face-classify", started.elapsed().as_secs_f64() * 1e3));

@@ -8,13 +8,14 @@
 pub mod device;
 pub mod fusion;
 pub mod model;
+pub mod outputs;
 pub mod prepare;
 pub mod torchscript;
 
 pub use device::{DeviceChoice, LIBTORCH_LIB_DIR, enable_cuda, environment_report, resolve_device};
 pub use fusion::FusionModel;
 pub use model::{Model, ModelOptions, ModelOutput};
-pub use prepare::{InputTensor, Prepared, prepare};
+pub use prepare::{InputTensor, Prepared, PreparedFace, prepare};
 pub use torchscript::HeadLogits;
 
 /// Time spent in forward passes by every model of the process (ns), for benchmarks.

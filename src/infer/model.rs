@@ -16,10 +16,13 @@ use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::device::{DeviceChoice, resolve_device};
 use super::fusion::FusionModel;
-use super::prepare::{Prepared, prepare};
+use super::outputs::{faces_output, order_faces, window_output};
+use super::prepare::{Prepared, PreparedFace, frames_tensor, prepare};
 use super::torchscript::{HeadLogits, TorchScriptModel};
-use crate::bundle::{Bundle, BundleError};
-use crate::output::{FusionDetails, softmax};
+use crate::bundle::{Bundle, BundleError, InputSpec};
+use crate::face::sequence::FaceSequencer;
+use crate::media::RgbImage;
+use crate::output::{FaceReport, FrameProbs, FusionDetails};
 use crate::window::{SECOND, WindowJob, WindowSpan};
 
 /// Models loaded in this process so far (a second user of the same bundle and device
@@ -52,6 +55,9 @@ impl Default for ModelOptions {
 pub struct ModelOutput {
     /// Probabilities per head, in the bundle's head order.
     pub probs: Vec<Vec<f64>>,
+    /// Per head, each sampled frame's probabilities (per-frame heads; empty for the
+    /// others).
+    pub frames: Vec<Vec<FrameProbs>>,
     /// The logits behind them (single TorchScript models).
     pub logits: Option<HeadLogits>,
     /// What a late-fusion bundle saw and how it decided.
@@ -92,16 +98,14 @@ impl Backend {
 
     fn run(&self, bundle: &Bundle, batch: &[&Prepared]) -> Vec<Result<ModelOutput, String>> {
         match self {
+            Backend::TorchScript(m) if bundle.manifest.faces.is_some() => {
+                run_faces(m, bundle, batch)
+            }
             Backend::TorchScript(m) => m
                 .run(bundle, batch)
                 .into_iter()
-                .map(|r| {
-                    r.map(|logits| ModelOutput {
-                        probs: logits.iter().map(|l| softmax(l)).collect(),
-                        logits: Some(logits),
-                        ..ModelOutput::default()
-                    })
-                })
+                .zip(batch)
+                .map(|(r, p)| r.map(|logits| window_output(bundle, p, logits)))
                 .collect(),
             Backend::Fusion(m) => batch
                 .iter()
@@ -119,10 +123,62 @@ impl Backend {
     /// The file a warm-up failure is reported against.
     fn warm_up_path(&self, bundle: &Bundle, device: tch::Device) -> String {
         match self {
-            Backend::TorchScript(_) => bundle.model_file(0, device).display().to_string(),
+            Backend::TorchScript(_) => bundle
+                .model_file(bundle.manifest.main_model(), device)
+                .display()
+                .to_string(),
             Backend::Fusion(_) => manifest_path(bundle),
         }
     }
+}
+
+/// A `[faces]` bundle's batch: one model row per face of every window (all in as few
+/// forward passes as shapes allow), then each window's answer from its faces'.
+fn run_faces(
+    m: &TorchScriptModel,
+    bundle: &Bundle,
+    batch: &[&Prepared],
+) -> Vec<Result<ModelOutput, String>> {
+    let input = bundle
+        .manifest
+        .faces
+        .as_ref()
+        .map(|f| f.input.clone())
+        .unwrap_or_default();
+    let mut rows = Vec::new();
+    let mut owner = Vec::new();
+    for (w, p) in batch.iter().enumerate() {
+        for face in p.faces.as_deref().unwrap_or_default() {
+            let mut inputs = p.inputs.clone();
+            inputs.insert(input.clone(), face.tensor.clone());
+            rows.push(Prepared {
+                inputs,
+                text: p.text.clone(),
+                frames: Vec::new(),
+                frame_times: Vec::new(),
+                faces: None,
+                timings: Vec::new(),
+            });
+            owner.push(w);
+        }
+    }
+    let refs: Vec<&Prepared> = rows.iter().collect();
+    let mut answers: Vec<Option<Result<HeadLogits, String>>> = if refs.is_empty() {
+        Vec::new()
+    } else {
+        m.run(bundle, &refs).into_iter().map(Some).collect()
+    };
+    batch
+        .iter()
+        .enumerate()
+        .map(|(w, p)| {
+            let mut faces = Vec::new();
+            for (row, _) in owner.iter().enumerate().filter(|(_, o)| **o == w) {
+                faces.push(answers[row].take().expect("each row read once")?);
+            }
+            Ok(faces_output(bundle, p, faces))
+        })
+        .collect()
 }
 
 fn manifest_path(bundle: &Bundle) -> String {
@@ -141,6 +197,8 @@ struct Request {
 /// A model ready to analyse windows; cheap to share (`Arc`).
 pub struct Model {
     tx: Sender<Request>,
+    /// `[faces]` bundles: the face detector, run on the caller's thread in `prepare`.
+    faces: Option<FaceSequencer>,
     /// The bundle the model comes from.
     pub bundle: Arc<Bundle>,
     /// The device it runs on.
@@ -215,9 +273,15 @@ impl Model {
         }
         match ready {
             Ok(Ok(())) => {
+                let faces =
+                    FaceSequencer::load(&bundle, device).map_err(|reason| BundleError::Model {
+                        path: manifest_path(&bundle),
+                        reason,
+                    })?;
                 LOADS.fetch_add(1, Ordering::SeqCst);
                 Ok(Model {
                     tx,
+                    faces,
                     bundle,
                     device,
                     device_note,
@@ -234,7 +298,39 @@ impl Model {
     /// The window's inputs as the bundle declares them (`text`: the transcript, `None`
     /// for the bundle's filler). Runs on the caller's thread.
     pub fn prepare(&self, job: &WindowJob, text: Option<&str>) -> Result<Prepared, String> {
-        prepare(&self.bundle, job, text)
+        let mut p = prepare(&self.bundle, job, text)?;
+        if let Some(seq) = &self.faces {
+            let started = Instant::now();
+            let (frames, real) = job
+                .frames
+                .as_ref()
+                .map(|s| (s.frames.as_slice(), s.real))
+                .unwrap_or_default();
+            let mut faces = Vec::new();
+            for s in seq.sequences(frames, real)? {
+                let crops: Vec<&RgbImage> = s.crops.iter().collect();
+                faces.push(PreparedFace {
+                    tensor: frames_tensor(seq.input_name(), seq.input(), &crops)?,
+                    report: FaceReport {
+                        rect: s.rect,
+                        frames: s.seen,
+                        score: s.score,
+                        probs: Vec::new(),
+                        upstream: s.upstream,
+                        id: None,
+                        frame_probs: Vec::new(),
+                    },
+                    crops: s.crops,
+                });
+            }
+            if let Some(spec) = &self.bundle.manifest.faces {
+                order_faces(spec.face_select, &mut faces);
+            }
+            p.faces = Some(faces);
+            p.timings
+                .push(("face-detect".into(), started.elapsed().as_secs_f64() * 1e3));
+        }
+        Ok(p)
     }
 
     /// The model's answer for one window (blocking; batched with other waiting windows).
@@ -348,7 +444,31 @@ fn warm_up(backend: &Backend, bundle: &Bundle) -> Result<(), String> {
         kind: Default::default(),
         stream_span: None,
     };
-    let input = prepare(bundle, &blank, None)?;
+    let mut input = prepare(bundle, &blank, None)?;
+    if let (Some(faces), Some(InputSpec::Video(v))) = (
+        input.faces.as_mut(),
+        bundle
+            .manifest
+            .faces
+            .as_ref()
+            .and_then(|f| bundle.manifest.inputs.get(&f.input)),
+    ) {
+        // One black face, so the model itself runs.
+        let black = RgbImage::black(v.width, v.height);
+        faces.push(PreparedFace {
+            tensor: frames_tensor("warm-up", v, &vec![&black; v.frames])?,
+            crops: Vec::new(),
+            report: FaceReport {
+                rect: [0.0; 4],
+                frames: 0,
+                score: 0.0,
+                probs: Vec::new(),
+                upstream: false,
+                id: None,
+                frame_probs: Vec::new(),
+            },
+        });
+    }
     let out = backend
         .run(bundle, &[&input])
         .pop()

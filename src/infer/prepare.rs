@@ -4,9 +4,12 @@
 
 use std::collections::BTreeMap;
 
-use crate::bundle::{Bundle, ChannelOrder, FrameDtype, FrameLayout, InputSpec, MelNormalize};
+use crate::bundle::{
+    Bundle, ChannelOrder, FrameDtype, FrameLayout, InputSpec, MelNormalize, VideoSpec,
+};
 use crate::media::RgbImage;
 use crate::media::audio::time_to_sample;
+use crate::output::FaceReport;
 use crate::window::WindowJob;
 
 /// One input tensor for a single window (no batch dimension).
@@ -55,6 +58,24 @@ pub struct Prepared {
     pub text: String,
     /// The window's sampled frames, for fusion bundles (which crop faces themselves).
     pub frames: Vec<std::sync::Arc<RgbImage>>,
+    /// Running time of each sampled frame (`None`: padding); per-frame heads report it.
+    pub frame_times: Vec<Option<u64>>,
+    /// `[faces]` bundles: each tracked face's sequence (the model runs once per face;
+    /// none: the no-face result). `None` for other bundles.
+    pub faces: Option<Vec<PreparedFace>>,
+    /// Milliseconds spent preparing, by stage (face detection and crops).
+    pub timings: Vec<(String, f64)>,
+}
+
+/// One face's input for a `[faces]` bundle.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PreparedFace {
+    /// The face input's tensor: the face's T crops.
+    pub tensor: InputTensor,
+    /// The crops themselves (debug dumps write them).
+    pub crops: Vec<RgbImage>,
+    /// Where the face is and how often it was seen (probabilities not yet known).
+    pub report: FaceReport,
 }
 
 /// Builds every input the bundle's models take from `job` and `text` (`None`: no
@@ -62,6 +83,11 @@ pub struct Prepared {
 /// black frames or silence, as the reference pipeline pads.
 pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<Prepared, String> {
     let mut inputs = BTreeMap::new();
+    let frame_times = job
+        .frames
+        .as_ref()
+        .map(|sel| sel.times.clone())
+        .unwrap_or_default();
     let text = text
         .map(str::to_owned)
         .or_else(|| bundle.manifest.text.as_ref().map(|t| t.filler.clone()))
@@ -77,12 +103,20 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
             inputs,
             text,
             frames,
+            frame_times,
+            faces: None,
+            timings: Vec::new(),
         });
     }
     let mut tokens = None;
+    let face_input = bundle.manifest.faces.as_ref().map(|f| f.input.as_str());
     for (name, spec) in &bundle.manifest.inputs {
         let tensor = match spec {
             InputSpec::Video(v) => {
+                if face_input == Some(name.as_str()) {
+                    // Each face's crops are this input (Model::prepare adds them).
+                    continue;
+                }
                 let black;
                 let frames: Vec<&RgbImage> = match &job.frames {
                     Some(sel) => sel.frames.iter().map(|f| f.as_ref()).collect(),
@@ -91,75 +125,7 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
                         vec![&black; v.frames]
                     }
                 };
-                if frames.len() != v.frames {
-                    return Err(format!(
-                        "{name}: window has {} frames, the bundle needs {}",
-                        frames.len(),
-                        v.frames
-                    ));
-                }
-                let order: [usize; 3] = match v.channel_order {
-                    ChannelOrder::Rgb | ChannelOrder::Gray => [0, 1, 2],
-                    ChannelOrder::Bgr => [2, 1, 0],
-                };
-                let gray = v.channel_order == ChannelOrder::Gray;
-                let channels = v.channel_order.channels();
-                let (t, h, w) = (v.frames, v.height, v.width);
-                let plane_len = h * w;
-                // Where value (frame ti, channel c, pixel i) goes in the tensor.
-                let at = |ti: usize, c: usize, i: usize| match v.layout {
-                    FrameLayout::Tchw => (ti * channels + c) * plane_len + i,
-                    FrameLayout::Cthw => (c * t + ti) * plane_len + i,
-                    FrameLayout::Thwc => (ti * plane_len + i) * channels + c,
-                };
-                let mut pixels = vec![0u8; t * channels * plane_len];
-                for (ti, f) in frames.iter().enumerate() {
-                    if f.width != w || f.height != h {
-                        return Err(format!(
-                            "{name}: frame is {}x{}, the bundle needs {w}x{h}",
-                            f.width, f.height
-                        ));
-                    }
-                    for (c, &src) in order.iter().enumerate().take(channels) {
-                        for (i, px) in f.data.chunks_exact(3).enumerate() {
-                            pixels[at(ti, c, i)] = if gray {
-                                crate::face::gray(px[0], px[1], px[2])
-                            } else {
-                                px[src]
-                            };
-                        }
-                    }
-                }
-                let (c, t, h, w) = (channels as i64, t as i64, h as i64, w as i64);
-                let shape = match v.layout {
-                    FrameLayout::Tchw => vec![t, c, h, w],
-                    FrameLayout::Cthw => vec![c, t, h, w],
-                    FrameLayout::Thwc => vec![t, h, w, c],
-                };
-                match v.dtype {
-                    FrameDtype::Uint8 => InputTensor::U8 {
-                        shape,
-                        data: pixels,
-                    },
-                    FrameDtype::Float32 => {
-                        // The channel of each position, to pick its mean and std.
-                        let channel_of = |k: usize| match v.layout {
-                            FrameLayout::Tchw => k / plane_len % channels,
-                            FrameLayout::Cthw => k / plane_len / (t as usize),
-                            FrameLayout::Thwc => k % channels,
-                        };
-                        let scale = v.scale as f32;
-                        let data = pixels
-                            .iter()
-                            .enumerate()
-                            .map(|(k, &p)| {
-                                let c = channel_of(k);
-                                (p as f32 * scale - v.mean[c] as f32) / v.std[c] as f32
-                            })
-                            .collect();
-                        InputTensor::F32 { shape, data }
-                    }
-                }
+                frames_tensor(name, v, &frames)?
             }
             InputSpec::Mel(m) => {
                 let mel = bundle
@@ -222,5 +188,86 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
         inputs,
         text,
         frames: Vec::new(),
+        frame_times,
+        faces: face_input.map(|_| Vec::new()),
+        timings: Vec::new(),
+    })
+}
+
+/// The frames tensor of video input `name` from exactly `v.frames` images of the
+/// input's size: channel order, layout, then raw bytes or scaled and normalised floats.
+pub fn frames_tensor(
+    name: &str,
+    v: &VideoSpec,
+    frames: &[&RgbImage],
+) -> Result<InputTensor, String> {
+    if frames.len() != v.frames {
+        return Err(format!(
+            "{name}: window has {} frames, the bundle needs {}",
+            frames.len(),
+            v.frames
+        ));
+    }
+    let order: [usize; 3] = match v.channel_order {
+        ChannelOrder::Rgb | ChannelOrder::Gray => [0, 1, 2],
+        ChannelOrder::Bgr => [2, 1, 0],
+    };
+    let gray = v.channel_order == ChannelOrder::Gray;
+    let channels = v.channel_order.channels();
+    let (t, h, w) = (v.frames, v.height, v.width);
+    let plane_len = h * w;
+    // Where value (frame ti, channel c, pixel i) goes in the tensor.
+    let at = |ti: usize, c: usize, i: usize| match v.layout {
+        FrameLayout::Tchw => (ti * channels + c) * plane_len + i,
+        FrameLayout::Cthw => (c * t + ti) * plane_len + i,
+        FrameLayout::Thwc => (ti * plane_len + i) * channels + c,
+    };
+    let mut pixels = vec![0u8; t * channels * plane_len];
+    for (ti, f) in frames.iter().enumerate() {
+        if f.width != w || f.height != h {
+            return Err(format!(
+                "{name}: frame is {}x{}, the bundle needs {w}x{h}",
+                f.width, f.height
+            ));
+        }
+        for (c, &src) in order.iter().enumerate().take(channels) {
+            for (i, px) in f.data.chunks_exact(3).enumerate() {
+                pixels[at(ti, c, i)] = if gray {
+                    crate::face::gray(px[0], px[1], px[2])
+                } else {
+                    px[src]
+                };
+            }
+        }
+    }
+    let (c, t, h, w) = (channels as i64, t as i64, h as i64, w as i64);
+    let shape = match v.layout {
+        FrameLayout::Tchw => vec![t, c, h, w],
+        FrameLayout::Cthw => vec![c, t, h, w],
+        FrameLayout::Thwc => vec![t, h, w, c],
+    };
+    Ok(match v.dtype {
+        FrameDtype::Uint8 => InputTensor::U8 {
+            shape,
+            data: pixels,
+        },
+        FrameDtype::Float32 => {
+            // The channel of each position, to pick its mean and std.
+            let channel_of = |k: usize| match v.layout {
+                FrameLayout::Tchw => k / plane_len % channels,
+                FrameLayout::Cthw => k / plane_len / (t as usize),
+                FrameLayout::Thwc => k % channels,
+            };
+            let scale = v.scale as f32;
+            let data = pixels
+                .iter()
+                .enumerate()
+                .map(|(k, &p)| {
+                    let c = channel_of(k);
+                    (p as f32 * scale - v.mean[c] as f32) / v.std[c] as f32
+                })
+                .collect();
+            InputTensor::F32 { shape, data }
+        }
     })
 }

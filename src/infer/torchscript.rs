@@ -22,7 +22,7 @@ pub struct TorchScriptModel {
 impl TorchScriptModel {
     /// Loads the bundle's model file for `device` (its CPU variant on the CPU).
     pub fn load(bundle: &Bundle, device: tch::Device) -> Result<Self, BundleError> {
-        let path = bundle.model_file(0, device);
+        let path = bundle.model_file(bundle.manifest.main_model(), device);
         let mut module =
             tch::CModule::load_on_device(&path, device).map_err(|e| BundleError::Model {
                 path: path.display().to_string(),
@@ -53,7 +53,7 @@ impl TorchScriptModel {
 
     /// One forward pass over `batch`; returns logits per window per head.
     fn forward(&self, bundle: &Bundle, batch: &[&Prepared]) -> Result<Vec<HeadLogits>, String> {
-        let model = &bundle.manifest.models[0];
+        let model = &bundle.manifest.models[bundle.manifest.main_model()];
         let n = batch.len() as i64;
         let mut args = Vec::with_capacity(model.forward.len());
         for name in &model.forward {
@@ -62,23 +62,55 @@ impl TorchScriptModel {
             ));
         }
         let started = Instant::now();
-        let output = tch::no_grad(|| self.module.forward_is(&args))
-            .map_err(|e| format!("forward: {}", first_line(&e)))?;
+        let output = tch::no_grad(|| self.module.forward_is(&args)).map_err(|e| {
+            let fed: Vec<String> = model
+                .forward
+                .iter()
+                .zip(&args)
+                .map(|(name, a)| match a {
+                    IValue::Tensor(t) => format!("inputs.{name} {:?} {:?}", t.size(), t.kind()),
+                    _ => name.clone(),
+                })
+                .collect();
+            format!(
+                "forward on {} failed (check the inputs' layout, size and dtype against the \
+                 model): {}",
+                fed.join(", "),
+                first_line(&e)
+            )
+        })?;
         FORWARD_NANOS.fetch_add(
             started.elapsed().as_nanos() as u64,
             std::sync::atomic::Ordering::Relaxed,
         );
+        let frames = bundle.video().map_or(0, |v| v.frames) as i64;
         let mut per_window: Vec<HeadLogits> =
             vec![Vec::with_capacity(bundle.manifest.heads.len()); batch.len()];
         for head in &bundle.manifest.heads {
             let t = head_output(&output, head)?;
             let size = t.size();
-            if size != [n, head.labels.len() as i64] {
+            let labels = head.labels.len() as i64;
+            let want = if head.per_frame {
+                vec![n, frames, labels]
+            } else {
+                vec![n, labels]
+            };
+            if size != want {
+                let hint = match (head.per_frame, size.len()) {
+                    (true, _) => format!(
+                        "heads.{}.per_frame = true: the model must answer [N, T = {frames}, \
+                         {labels} labels]",
+                        head.name
+                    ),
+                    (false, 3) => format!(
+                        "one answer per frame? set heads.{}.per_frame = true",
+                        head.name
+                    ),
+                    _ => format!("{labels} labels"),
+                };
                 return Err(format!(
-                    "output for heads.{} has shape {size:?}, expected [{n}, {}] ({} labels)",
-                    head.name,
-                    head.labels.len(),
-                    head.labels.len()
+                    "output for heads.{} has shape {size:?}, expected {want:?} ({hint})",
+                    head.name
                 ));
             }
             let flat: Vec<f32> = Vec::<f32>::try_from(
@@ -87,7 +119,8 @@ impl TorchScriptModel {
                     .reshape([-1]),
             )
             .map_err(|e| format!("heads.{}: {e}", head.name))?;
-            for (w, row) in per_window.iter_mut().zip(flat.chunks(head.labels.len())) {
+            let row = (flat.len() / batch.len().max(1)).max(1);
+            for (w, row) in per_window.iter_mut().zip(flat.chunks(row)) {
                 w.push(row.to_vec());
             }
         }

@@ -63,6 +63,9 @@ pub struct FrameSelection {
     pub real: usize,
     /// How many different video frames were chosen.
     pub distinct: usize,
+    /// Running time (ns) at which each chosen frame starts displaying; `None` for
+    /// black padding.
+    pub times: Vec<Option<u64>>,
 }
 
 impl SampledFrames {
@@ -125,14 +128,18 @@ impl SampledFrames {
             .iter()
             .map(|&i| self.candidates[i].1.clone())
             .collect();
+        let mut times: Vec<Option<u64>> =
+            picked.iter().map(|&i| Some(self.candidates[i].0)).collect();
         if frames.len() < count {
             let pad = Arc::new(black());
             frames.resize(count, pad);
+            times.resize(count, None);
         }
         Some(FrameSelection {
             frames,
             real,
             distinct: distinct.len(),
+            times,
         })
     }
 }

@@ -6,8 +6,8 @@ use std::path::Path;
 
 use gst::prelude::*;
 
-use super::WindowResult;
 use super::npy::write_npy;
+use super::{FaceReport, FrameProbs, WindowResult};
 use crate::infer::{InputTensor, Prepared};
 use crate::window::WindowJob;
 
@@ -18,17 +18,7 @@ pub fn window(dir: &Path, job: &WindowJob, result: &WindowResult) -> std::io::Re
     let index = job.span.index;
     if let Some(sel) = &job.frames {
         for (k, f) in sel.frames.iter().enumerate() {
-            let file = std::fs::File::create(dir.join(format!("w{index:06}_frame{k:03}.png")))?;
-            let mut enc = png::Encoder::new(
-                std::io::BufWriter::new(file),
-                f.width as u32,
-                f.height as u32,
-            );
-            enc.set_color(png::ColorType::Rgb);
-            enc.set_depth(png::BitDepth::Eight);
-            enc.write_header()
-                .and_then(|mut w| w.write_image_data(&f.data))
-                .map_err(std::io::Error::other)?;
+            png(&dir.join(format!("w{index:06}_frame{k:03}.png")), f)?;
         }
     }
     let mut text = format!(
@@ -60,7 +50,57 @@ pub fn inputs(dir: &Path, index: u64, p: &Prepared) -> std::io::Result<()> {
             InputTensor::U8 { shape, data } => write_npy(&path, &dims(shape), data)?,
         }
     }
+    if let (Some(faces), Some(first)) = (&p.faces, p.faces.as_ref().and_then(|f| f.first())) {
+        // `[faces]` bundles: the crops fed, as PNGs and as the input tensor with a
+        // leading face dimension.
+        for (f, face) in faces.iter().enumerate() {
+            for (k, c) in face.crops.iter().enumerate() {
+                png(&dir.join(format!("w{index:06}_face{f}_crop{k:03}.png")), c)?;
+            }
+        }
+        let mut shape: Vec<usize> = vec![faces.len()];
+        shape.extend(first.tensor.shape().iter().map(|&d| d as usize));
+        let path = dir.join(format!("w{index:06}_faces.npy"));
+        match &first.tensor {
+            InputTensor::F32 { .. } => {
+                let data: Vec<f32> = faces
+                    .iter()
+                    .flat_map(|f| match &f.tensor {
+                        InputTensor::F32 { data, .. } => data.clone(),
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                write_npy(&path, &shape, &data)?;
+            }
+            InputTensor::U8 { .. } => {
+                let data: Vec<u8> = faces
+                    .iter()
+                    .flat_map(|f| match &f.tensor {
+                        InputTensor::U8 { data, .. } => data.clone(),
+                        _ => Vec::new(),
+                    })
+                    .collect();
+                write_npy(&path, &shape, &data)?;
+            }
+            InputTensor::I64 { .. } => {}
+        }
+    }
     std::fs::write(dir.join(format!("w{index:06}_text.txt")), &p.text)
+}
+
+/// Writes `img` as an RGB PNG.
+fn png(path: &Path, img: &crate::media::RgbImage) -> std::io::Result<()> {
+    let file = std::fs::File::create(path)?;
+    let mut enc = png::Encoder::new(
+        std::io::BufWriter::new(file),
+        img.width as u32,
+        img.height as u32,
+    );
+    enc.set_color(png::ColorType::Rgb);
+    enc.set_depth(png::BitDepth::Eight);
+    enc.write_header()
+        .and_then(|mut w| w.write_image_data(&img.data))
+        .map_err(std::io::Error::other)
 }
 
 /// Writes one head's outputs: `w{index:06}_{head}.logits.npy` (single models) and
@@ -71,13 +111,65 @@ pub fn head(
     head: &str,
     logits: Option<&[f32]>,
     probs: &[f64],
+    frames: &[FrameProbs],
 ) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     let base = dir.join(format!("w{index:06}_{head}"));
     let n = probs.len();
     if let Some(l) = logits {
-        write_npy(&base.with_extension("logits.npy"), &[l.len()], l)?;
+        // Per-frame heads: [T, labels].
+        let shape = if l.len() > n && n > 0 {
+            vec![l.len() / n, n]
+        } else {
+            vec![l.len()]
+        };
+        write_npy(&base.with_extension("logits.npy"), &shape, l)?;
     }
     let probs32: Vec<f32> = probs.iter().map(|&p| p as f32).collect();
-    write_npy(&base.with_extension("probs.npy"), &[n], &probs32)
+    write_npy(&base.with_extension("probs.npy"), &[n], &probs32)?;
+    if !frames.is_empty() {
+        let data: Vec<f32> = frames
+            .iter()
+            .flat_map(|f| f.probs.iter().map(|&p| p as f32))
+            .collect();
+        write_npy(
+            &base.with_extension("frame_probs.npy"),
+            &[frames.len(), n],
+            &data,
+        )?;
+    }
+    Ok(())
+}
+
+/// Writes every face's probabilities for the face head, in the order the faces were
+/// fed (`w{index:06}_faces.npy`): `w{index:06}_faces_{head}.probs.npy` `[F, labels]`
+/// and, for a per-frame head, `.frame_probs.npy` `[F, T, labels]`.
+pub fn faces(dir: &Path, index: u64, head: &str, faces: &[FaceReport]) -> std::io::Result<()> {
+    let Some(first) = faces.first() else {
+        return Ok(());
+    };
+    let base = dir.join(format!("w{index:06}_faces_{head}"));
+    let n = first.probs.len();
+    let probs: Vec<f32> = faces
+        .iter()
+        .flat_map(|f| f.probs.iter().map(|&p| p as f32))
+        .collect();
+    write_npy(&base.with_extension("probs.npy"), &[faces.len(), n], &probs)?;
+    let t = first.frame_probs.len();
+    if t > 0 {
+        let data: Vec<f32> = faces
+            .iter()
+            .flat_map(|f| {
+                f.frame_probs
+                    .iter()
+                    .flat_map(|p| p.probs.iter().map(|&v| v as f32))
+            })
+            .collect();
+        write_npy(
+            &base.with_extension("frame_probs.npy"),
+            &[faces.len(), t, n],
+            &data,
+        )?;
+    }
+    Ok(())
 }

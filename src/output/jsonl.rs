@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value, json};
 
-use super::WindowResult;
+use super::{FrameProbs, WindowResult};
 
 /// The window as one JSON object (keys sorted).
 pub fn record(r: &WindowResult) -> Value {
@@ -42,6 +42,9 @@ pub fn record(r: &WindowResult) -> Value {
         rec.insert(format!("{key}_smoothed"), json!(h.top_smoothed_label()));
         rec.insert(format!("{key}_labels"), json!(h.labels));
         rec.insert(format!("{key}_probs"), json!(by_label(&h.labels, &h.probs)));
+        if !h.frames.is_empty() {
+            rec.insert(format!("{key}_frames"), frames(&h.labels, &h.frames));
+        }
     }
     if let Some(f) = r.fusion() {
         rec.insert("branches".into(), json!(f.branches()));
@@ -53,24 +56,28 @@ pub fn record(r: &WindowResult) -> Value {
         if let Some(v) = f.face_valence {
             rec.insert("face_valence".into(), json!(v));
         }
-        let labels = r
-            .head("emotion")
-            .map(|h| h.labels.as_slice())
-            .unwrap_or_default();
+        let head = r.face_head();
+        let labels = head.map(|h| h.labels.as_slice()).unwrap_or_default();
+        let key = head.map_or("emotion".into(), |h| h.name.replace('-', "_"));
         let faces: Vec<Value> = f
             .faces
             .iter()
             .map(|face| {
                 let top = super::result::argmax(&face.probs);
-                json!({
+                let mut v = json!({
                     "box": face.rect,
                     "frames": face.frames,
                     "score": face.score,
                     "upstream": face.upstream,
-                    "emotion": labels.get(top),
-                    "emotion_confidence": face.probs.get(top),
-                    "emotion_probs": by_label(labels, &face.probs),
-                })
+                    "id": face.id,
+                    key.as_str(): labels.get(top),
+                    format!("{key}_confidence"): face.probs.get(top),
+                    format!("{key}_probs"): by_label(labels, &face.probs),
+                });
+                if !face.frame_probs.is_empty() {
+                    v[format!("{key}_frames")] = frames(labels, &face.frame_probs);
+                }
+                v
             })
             .collect();
         rec.insert("faces".into(), json!(faces));
@@ -83,6 +90,25 @@ pub fn line(r: &WindowResult) -> String {
     let mut s = record(r).to_string();
     s.push('\n');
     s
+}
+
+/// Per-frame probabilities: `[{pts, label, confidence, probs}]`, `pts` in seconds of
+/// running time (null for padding).
+fn frames(labels: &[String], frames: &[FrameProbs]) -> Value {
+    Value::Array(
+        frames
+            .iter()
+            .map(|f| {
+                let top = super::result::argmax(&f.probs);
+                json!({
+                    "pts": f.pts.map(|t| t as f64 / 1e9),
+                    "label": labels.get(top),
+                    "confidence": f.probs.get(top),
+                    "probs": by_label(labels, &f.probs),
+                })
+            })
+            .collect(),
+    )
 }
 
 fn by_label<'a>(labels: &'a [String], probs: &[f64]) -> BTreeMap<&'a str, f64> {

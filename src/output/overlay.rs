@@ -236,6 +236,7 @@ mod tests {
                     labels: vec!["joy".into(), "neutral".into()],
                     probs: vec![1.0, 0.0],
                     smoothed: vec![1.0, 0.0],
+                    frames: Vec::new(),
                 }],
                 fusion: Some(FusionDetails {
                     faces: vec![FaceReport {
@@ -244,6 +245,8 @@ mod tests {
                         score: 1.0,
                         probs: vec![1.0, 0.0],
                         upstream: false,
+                        id: None,
+                        frame_probs: Vec::new(),
                     }],
                     ..FusionDetails::default()
                 }),

@@ -100,6 +100,20 @@ pub struct HeadResult {
     pub probs: Vec<f64>,
     /// Exponentially smoothed probabilities over the recent windows.
     pub smoothed: Vec<f64>,
+    /// Per-frame heads (`per_frame = true`): each sampled frame's probabilities, in
+    /// sampled order; `probs` is their mean. Empty for per-window heads.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frames: Vec<FrameProbs>,
+}
+
+/// One sampled frame's probabilities from a per-frame head.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct FrameProbs {
+    /// Running time (ns) at which the frame starts displaying; `None` for the black
+    /// padding of a window with fewer frames than the model takes.
+    pub pts: Option<u64>,
+    /// Softmax probabilities in the head's label order.
+    pub probs: Vec<f64>,
 }
 
 impl HeadResult {
@@ -194,6 +208,12 @@ pub struct FaceReport {
     pub probs: Vec<f64>,
     /// Whether the boxes came from an upstream detector (ROI metas).
     pub upstream: bool,
+    /// Track id, the same for the same person across windows of one stream.
+    #[serde(default)]
+    pub id: Option<u64>,
+    /// Per-frame probabilities of this face (a per-frame face-head), in sampled order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frame_probs: Vec<FrameProbs>,
 }
 
 /// Index of the largest value (the first of equals); 0 for an empty slice.
@@ -245,6 +265,12 @@ impl WindowResult {
     /// The heads, in the bundle's order (none without a model).
     pub fn heads(&self) -> &[HeadResult] {
         self.prediction.as_ref().map_or(&[], |p| p.heads.as_slice())
+    }
+
+    /// The head faces are reported for: `emotion` when the bundle has one, else the
+    /// first head (`faces[i].probs` are in its label order).
+    pub fn face_head(&self) -> Option<&HeadResult> {
+        self.head("emotion").or_else(|| self.heads().first())
     }
 
     /// The transcript text, empty when there is none.

@@ -5,8 +5,8 @@
 
 use super::STRUCTURE_NAME;
 use super::result::{
-    FaceReport, FusionDetails, HeadResult, Prediction, TimedWord, TranscriptInfo, WindowResult,
-    argmax,
+    FaceReport, FrameProbs, FusionDetails, HeadResult, Prediction, TimedWord, TranscriptInfo,
+    WindowResult, argmax,
 };
 use crate::window::{WindowKind, WindowSpan};
 
@@ -50,8 +50,8 @@ impl WindowResult {
                 set_head(&mut s, h);
             }
             if let Some(f) = &p.fusion {
-                let labels = p.head("emotion").map(|h| h.labels.as_slice());
-                set_fusion(&mut s, f, labels.unwrap_or_default());
+                let head = p.head("emotion").or_else(|| p.heads.first());
+                set_fusion(&mut s, f, head);
             }
         }
         if !self.timings.is_empty() {
@@ -116,10 +116,16 @@ impl WindowResult {
                     labels: strings(s, &format!("{h}-labels")),
                     probs: floats(s, &format!("{h}-probs")),
                     smoothed: floats(s, &format!("{h}-smoothed-probs")),
+                    frames: frame_probs(s, &format!("{h}-frames")),
                     name: h,
                 })
                 .collect();
-            let fusion = s.has_field("branches").then(|| read_fusion(s));
+            let face_head = heads
+                .iter()
+                .find(|h| h.name == "emotion")
+                .or_else(|| heads.first())
+                .map_or("emotion", |h| h.name.as_str());
+            let fusion = s.has_field("branches").then(|| read_fusion(s, face_head));
             Prediction {
                 model,
                 heads,
@@ -200,10 +206,41 @@ fn set_head(s: &mut gst::Structure, h: &HeadResult) {
         format!("{}-smoothed-probs", h.name).as_str(),
         gst::Array::new(h.smoothed.iter().copied()),
     );
+    if !h.frames.is_empty() {
+        s.set(
+            format!("{}-frames", h.name).as_str(),
+            frames_array(&h.frames),
+        );
+    }
+}
+
+/// Per-frame probabilities as an array of `frame` structures: `pts` (guint64 running
+/// time, absent for padding) and `probs` (array of doubles in label order).
+fn frames_array(frames: &[FrameProbs]) -> gst::Array {
+    gst::Array::new(frames.iter().map(|f| {
+        let mut b = gst::Structure::builder("frame");
+        if let Some(t) = f.pts {
+            b = b.field("pts", t);
+        }
+        b.field("probs", gst::Array::new(f.probs.iter().copied()))
+            .build()
+    }))
+}
+
+fn frame_probs(s: &gst::StructureRef, field: &str) -> Vec<FrameProbs> {
+    structures(s, field)
+        .iter()
+        .map(|f| FrameProbs {
+            pts: f.get::<u64>("pts").ok(),
+            probs: floats(f, "probs"),
+        })
+        .collect()
 }
 
 /// The fusion fields (docs/metadata.md): faces, branches, flags, per-branch results.
-fn set_fusion(s: &mut gst::Structure, f: &FusionDetails, labels: &[String]) {
+fn set_fusion(s: &mut gst::Structure, f: &FusionDetails, head: Option<&HeadResult>) {
+    let labels = head.map(|h| h.labels.as_slice()).unwrap_or_default();
+    let name = head.map_or("emotion", |h| h.name.as_str());
     s.set("branches", f.branches());
     s.set("low-confidence", f.low_confidence());
     s.set("flags", gst::Array::new(f.flags.iter().map(String::as_str)));
@@ -212,7 +249,7 @@ fn set_fusion(s: &mut gst::Structure, f: &FusionDetails, labels: &[String]) {
         "faces",
         gst::Array::new(f.faces.iter().map(|face| {
             let top = argmax(&face.probs);
-            gst::Structure::builder("face")
+            let mut b = gst::Structure::builder("face")
                 .field("x", face.rect[0])
                 .field("y", face.rect[1])
                 .field("width", face.rect[2])
@@ -220,13 +257,22 @@ fn set_fusion(s: &mut gst::Structure, f: &FusionDetails, labels: &[String]) {
                 .field("frames", face.frames)
                 .field("score", face.score)
                 .field("upstream", face.upstream)
-                .field("emotion", labels.get(top).map_or("", String::as_str))
+                .field(name, labels.get(top).map_or("", String::as_str))
                 .field(
-                    "emotion-confidence",
+                    format!("{name}-confidence"),
                     face.probs.get(top).copied().unwrap_or(0.0),
                 )
-                .field("emotion-probs", gst::Array::new(face.probs.iter().copied()))
-                .build()
+                .field(
+                    format!("{name}-probs"),
+                    gst::Array::new(face.probs.iter().copied()),
+                );
+            if let Some(id) = face.id {
+                b = b.field("id", id);
+            }
+            if !face.frame_probs.is_empty() {
+                b = b.field(format!("{name}-frames"), frames_array(&face.frame_probs));
+            }
+            b.build()
         })),
     );
     if let Some(p) = &f.face_probs {
@@ -245,7 +291,7 @@ fn set_fusion(s: &mut gst::Structure, f: &FusionDetails, labels: &[String]) {
     s.set("text-weight", f.weights.1);
 }
 
-fn read_fusion(s: &gst::StructureRef) -> FusionDetails {
+fn read_fusion(s: &gst::StructureRef, name: &str) -> FusionDetails {
     let opt_floats = |f: &str| s.has_field(f).then(|| floats(s, f));
     FusionDetails {
         faces: structures(s, "faces")
@@ -256,8 +302,10 @@ fn read_fusion(s: &gst::StructureRef) -> FusionDetails {
                     rect: [g("x"), g("y"), g("width"), g("height")],
                     frames: f.get::<u32>("frames").unwrap_or(0),
                     score: g("score"),
-                    probs: floats(f, "emotion-probs"),
+                    probs: floats(f, &format!("{name}-probs")),
                     upstream: f.get::<bool>("upstream").unwrap_or(false),
+                    id: f.get::<u64>("id").ok(),
+                    frame_probs: frame_probs(f, &format!("{name}-frames")),
                 }
             })
             .collect(),
@@ -341,6 +389,16 @@ mod tests {
                         labels: emotion.clone(),
                         probs: vec![0.1, 0.7, 0.2],
                         smoothed: vec![0.2, 0.3, 0.5],
+                        frames: vec![
+                            FrameProbs {
+                                pts: Some(1_000_000_000),
+                                probs: vec![0.2, 0.6, 0.2],
+                            },
+                            FrameProbs {
+                                pts: None,
+                                probs: vec![0.0, 0.8, 0.2],
+                            },
+                        ],
                     },
                     HeadResult {
                         name: "sentiment".into(),
@@ -349,6 +407,7 @@ mod tests {
                             .to_vec(),
                         probs: vec![0.05, 0.15, 0.8],
                         smoothed: vec![0.1, 0.2, 0.7],
+                        frames: Vec::new(),
                     },
                 ],
                 fusion: Some(FusionDetails {
@@ -358,6 +417,11 @@ mod tests {
                         score: 0.99,
                         probs: vec![0.0, 0.9, 0.1],
                         upstream: false,
+                        id: Some(3),
+                        frame_probs: vec![FrameProbs {
+                            pts: Some(1_200_000_000),
+                            probs: vec![0.0, 0.9, 0.1],
+                        }],
                     }],
                     face_probs: Some(vec![0.0, 0.9, 0.1]),
                     text_probs: None,
@@ -440,6 +504,7 @@ mod tests {
                 labels: vec!["negative".into(), "neutral".into(), "positive".into()],
                 probs: probs.clone(),
                 smoothed: vec![0.6, 0.2, 0.2],
+                frames: Vec::new(),
             }],
             fusion: None,
         });

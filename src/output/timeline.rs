@@ -165,6 +165,7 @@ mod tests {
                     labels: vec!["joy".into(), "neutral".into(), "anger".into()],
                     probs: vec![0.7, 0.2, 0.1],
                     smoothed: vec![0.7, 0.2, 0.1],
+                    frames: Vec::new(),
                 }],
                 fusion: None,
             }),

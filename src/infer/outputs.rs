@@ -1,0 +1,188 @@
+//! From a single model's logits to a window's answer: softmax per window, or per
+//! sampled frame and then averaged (`per_frame = true` heads); and for `[faces]`
+//! bundles, one answer per tracked face and the window's from the face
+//! `face_select` names (docs/bundles.md).
+
+use super::ModelOutput;
+use super::prepare::{Prepared, PreparedFace};
+use super::torchscript::HeadLogits;
+use crate::bundle::{Bundle, FaceSelect, HeadSpec};
+use crate::output::{FaceReport, FrameProbs, FusionDetails, softmax};
+
+/// One head's probabilities from its logits: the softmax of a per-window head; for a
+/// per-frame head (`logits` is T × labels) each frame's softmax, with `times` as their
+/// running times, and their mean as the window's.
+pub fn head_probs(
+    spec: &HeadSpec,
+    logits: &[f32],
+    times: &[Option<u64>],
+) -> (Vec<f64>, Vec<FrameProbs>) {
+    let n = spec.labels.len();
+    if !spec.per_frame || n == 0 {
+        return (softmax(logits), Vec::new());
+    }
+    let frames: Vec<FrameProbs> = logits
+        .chunks(n)
+        .enumerate()
+        .map(|(k, l)| FrameProbs {
+            pts: times.get(k).copied().flatten(),
+            probs: softmax(l),
+        })
+        .collect();
+    (
+        mean_probs(frames.iter().map(|f| f.probs.as_slice()), n),
+        frames,
+    )
+}
+
+/// The element-wise mean of probability vectors of length `n` (uniform when none).
+fn mean_probs<'a>(rows: impl Iterator<Item = &'a [f64]>, n: usize) -> Vec<f64> {
+    let mut sum = vec![0.0; n];
+    let mut count = 0usize;
+    for r in rows {
+        sum.iter_mut().zip(r).for_each(|(a, b)| *a += b);
+        count += 1;
+    }
+    if count == 0 {
+        return vec![1.0 / n.max(1) as f64; n];
+    }
+    sum.iter_mut().for_each(|v| *v /= count as f64);
+    sum
+}
+
+/// A window's answer from its logits (a model without `[faces]`).
+pub fn window_output(bundle: &Bundle, p: &Prepared, logits: HeadLogits) -> ModelOutput {
+    let (probs, frames) = bundle
+        .manifest
+        .heads
+        .iter()
+        .zip(&logits)
+        .map(|(spec, l)| head_probs(spec, l, &p.frame_times))
+        .unzip();
+    ModelOutput {
+        probs,
+        frames,
+        logits: Some(logits),
+        timings: p.timings.clone(),
+        ..ModelOutput::default()
+    }
+}
+
+/// Index of the head faces are reported for: `emotion`, else the first.
+pub fn face_head(bundle: &Bundle) -> usize {
+    bundle
+        .manifest
+        .heads
+        .iter()
+        .position(|h| h.name == "emotion")
+        .unwrap_or(0)
+}
+
+/// Orders a window's faces so the one `select` picks comes first (`largest`: the
+/// largest mean box; `center`: the mean box centre nearest the frame centre, in frame
+/// fractions; `all-mean`: the tracker's order, most prominent first). Stable.
+pub fn order_faces(select: FaceSelect, faces: &mut [PreparedFace]) {
+    let area = |f: &PreparedFace| f.report.rect[2] * f.report.rect[3];
+    let off_centre = |f: &PreparedFace| {
+        let r = &f.report.rect;
+        (r[0] + r[2] / 2.0 - 0.5).hypot(r[1] + r[3] / 2.0 - 0.5)
+    };
+    match select {
+        FaceSelect::Largest => faces.sort_by(|a, b| area(b).total_cmp(&area(a))),
+        FaceSelect::Center => faces.sort_by(|a, b| off_centre(a).total_cmp(&off_centre(b))),
+        FaceSelect::AllMean => {}
+    }
+}
+
+/// A `[faces]` window's answer from each face's logits (`faces[i]` ↔ `p.faces[i]`):
+/// every face reported (with its own probabilities), the window's result that of the
+/// first face (the one `face_select` picks, see [`order_faces`]) or the mean of all. No face: every head
+/// uniform, flagged `no-face` and `no-evidence` (low confidence); the model did not run.
+pub fn faces_output(bundle: &Bundle, p: &Prepared, faces: Vec<HeadLogits>) -> ModelOutput {
+    let heads = &bundle.manifest.heads;
+    let select = bundle
+        .manifest
+        .faces
+        .as_ref()
+        .map(|f| f.face_select)
+        .unwrap_or_default();
+    let fh = face_head(bundle);
+    let prepared = p.faces.as_deref().unwrap_or_default();
+    if faces.is_empty() || prepared.len() != faces.len() {
+        let probs: Vec<Vec<f64>> = heads
+            .iter()
+            .map(|h| vec![1.0 / h.labels.len() as f64; h.labels.len()])
+            .collect();
+        return ModelOutput {
+            frames: vec![Vec::new(); probs.len()],
+            probs,
+            fusion: Some(FusionDetails {
+                flags: vec!["no-face".into(), "no-evidence".into()],
+                ..FusionDetails::default()
+            }),
+            timings: p.timings.clone(),
+            ..ModelOutput::default()
+        };
+    }
+    // Per face, per head: (probabilities, per-frame probabilities).
+    let answers: Vec<Vec<(Vec<f64>, Vec<FrameProbs>)>> = faces
+        .iter()
+        .map(|logits| {
+            heads
+                .iter()
+                .zip(logits)
+                .map(|(spec, l)| head_probs(spec, l, &p.frame_times))
+                .collect()
+        })
+        .collect();
+    let reports: Vec<FaceReport> = prepared
+        .iter()
+        .zip(&answers)
+        .map(|(f, a)| FaceReport {
+            probs: a[fh].0.clone(),
+            frame_probs: a[fh].1.clone(),
+            ..f.report.clone()
+        })
+        .collect();
+    // `order_faces` put the selected face first.
+    let main = (select != FaceSelect::AllMean).then_some(0);
+    let (probs, frames, logits): (Vec<Vec<f64>>, Vec<Vec<FrameProbs>>, _) = match main {
+        Some(m) => {
+            let (probs, frames) = answers[m].iter().cloned().unzip();
+            (probs, frames, Some(faces[m].clone()))
+        }
+        None => {
+            let mut probs = Vec::new();
+            let mut frames = Vec::new();
+            for (h, spec) in heads.iter().enumerate() {
+                let n = spec.labels.len();
+                probs.push(mean_probs(answers.iter().map(|a| a[h].0.as_slice()), n));
+                let t = answers[0][h].1.len();
+                frames.push(
+                    (0..t)
+                        .map(|k| FrameProbs {
+                            pts: answers[0][h].1[k].pts,
+                            probs: mean_probs(
+                                answers.iter().map(|a| a[h].1[k].probs.as_slice()),
+                                n,
+                            ),
+                        })
+                        .collect(),
+                );
+            }
+            (probs, frames, None)
+        }
+    };
+    ModelOutput {
+        fusion: Some(FusionDetails {
+            faces: reports,
+            face_probs: Some(probs[fh].clone()),
+            weights: (1.0, 0.0),
+            ..FusionDetails::default()
+        }),
+        probs,
+        frames,
+        logits,
+        timings: p.timings.clone(),
+    }
+}
