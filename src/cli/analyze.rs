@@ -62,6 +62,11 @@ pub struct AnalyzeArgs {
     /// More emotionsense properties, as name=value (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
+    /// Also write `NAME.frames.csv`: one row per sampled frame of each face (the robot
+    /// CLI's columns: time, frame_index, face_id, label, confidence, one column per
+    /// class, then window), from the bundle's per-frame head (docs/robot.md).
+    #[arg(long)]
+    pub per_frame: bool,
     /// Publishing each window as it finishes (docs/publish.md); records' `source` is
     /// the input.
     #[command(flatten)]
@@ -78,6 +83,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         super::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
     }
     drop(probe);
+    if args.per_frame {
+        check_per_frame(args.bundle.as_deref())?;
+    }
     let all = expand_inputs(&args.inputs)?;
     let inputs: Vec<Input> = match args.shard {
         Some(shard) => all.into_iter().filter(|i| in_shard(i, shard)).collect(),
@@ -261,6 +269,26 @@ fn process(args: &AnalyzeArgs, input: &Input, publisher: Option<&Publisher>) -> 
     record
 }
 
+/// `--per-frame` needs a bundle with a per-frame head: a usage error otherwise.
+fn check_per_frame(bundle: Option<&str>) -> anyhow::Result<()> {
+    let choice = bundle.unwrap_or("default");
+    if choice == "none" {
+        return Err(anyhow!("--per-frame needs a bundle with a per-frame head"));
+    }
+    let dir = crate::bundle::resolve_bundle(choice)?;
+    let path = dir.join(crate::bundle::MANIFEST);
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    let manifest = crate::bundle::Manifest::parse(&text, &path)?;
+    if !manifest.heads.iter().any(|h| h.per_frame) {
+        return Err(anyhow!(
+            "--per-frame: bundle {} has no per-frame head (heads.*.per_frame = true)",
+            dir.display()
+        ));
+    }
+    Ok(())
+}
+
 /// Runs the pipeline on one input; returns its windows.
 fn analyse(
     args: &AnalyzeArgs,
@@ -301,6 +329,9 @@ fn write_outputs(args: &AnalyzeArgs, name: &str, windows: &[WindowResult]) -> an
     write_atomic(&out("csv"), csv::document(windows).as_bytes())?;
     write_atomic(&out("vtt"), vtt::document(windows).as_bytes())?;
     write_atomic(&out("svg"), timeline::svg(windows).as_bytes())?;
+    if args.per_frame {
+        write_atomic(&out("frames.csv"), csv::frames_document(windows).as_bytes())?;
+    }
     if args.format.as_deref() == Some("reference") {
         write_atomic(
             &out("reference.json"),

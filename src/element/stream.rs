@@ -160,21 +160,26 @@ impl EmotionSense {
         }
         // The latest result, read once for all buffers leaving now.
         let latest = self.shared.latest();
-        for (_, buf) in outgoing {
-            self.emit(buf, latest.as_deref())?;
+        for (rt, buf) in outgoing {
+            self.emit(buf, rt, latest.as_deref())?;
         }
         Ok(())
     }
 
-    /// Sends one video buffer downstream carrying `result` in its `EmotionMeta` (and
-    /// drawn on it, with the overlay on).
-    fn emit(&self, mut buf: gst::Buffer, result: Option<&Latest>) -> Result<(), gst::FlowError> {
+    /// Sends one video buffer (at running time `rt`) downstream carrying `result` in
+    /// its `EmotionMeta` (and drawn on it, with the overlay on).
+    fn emit(
+        &self,
+        mut buf: gst::Buffer,
+        rt: Option<u64>,
+        result: Option<&Latest>,
+    ) -> Result<(), gst::FlowError> {
         self.attach_meta(buf.make_mut(), result.map(|l| &l.structure));
         if let Some(latest) = result
             && lock(&self.settings).overlay
             && let Some(info) = lock(&self.state).video_info.clone()
         {
-            self.draw_overlay(&mut buf, &info, &latest.result);
+            self.draw_overlay(&mut buf, &info, &latest.result, rt);
         }
         self.obj().finish_buffer(buf)?;
         Ok(())
@@ -245,7 +250,7 @@ impl EmotionSense {
             if missed {
                 self.missed_deadline(rt.unwrap_or_default(), first_miss);
             }
-            self.emit(buf, carried.as_deref())?;
+            self.emit(buf, rt, carried.as_deref())?;
         }
         Ok(())
     }
@@ -294,6 +299,7 @@ impl EmotionSense {
         buf: &mut gst::Buffer,
         info: &gst_video::VideoInfo,
         result: &WindowResult,
+        rt: Option<u64>,
     ) {
         let Some(layout) = pixel_layout(info.format()) else {
             return;
@@ -311,7 +317,7 @@ impl EmotionSense {
         );
         if let Ok(plane) = frame.plane_data_mut(0) {
             let mut canvas = Canvas::new(plane, w, h, stride, layout);
-            crate::output::overlay::draw(&mut canvas, result);
+            crate::output::overlay::draw(&mut canvas, result, rt);
         }
     }
 

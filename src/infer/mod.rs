@@ -23,12 +23,20 @@ pub static FORWARD_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::Atom
 
 /// libtorch errors carry a C++ backtrace after the first line; users need the first.
 pub fn first_line(e: &tch::TchError) -> String {
-    e.to_string()
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .trim()
-        .to_string()
+    let text = e.to_string();
+    let first = text.lines().next().unwrap_or_default().trim();
+    // A TorchScript interpreter failure says so first; the cause is its last
+    // `RuntimeError:` line (e.g. a channel count that does not match).
+    if first.contains("failed in the TorchScript interpreter")
+        && let Some(cause) = text
+            .lines()
+            .rev()
+            .map(str::trim)
+            .find(|l| l.starts_with("RuntimeError:"))
+    {
+        return cause.to_string();
+    }
+    first.to_string()
 }
 
 /// Loads a TorchScript file on `device` in evaluation mode; the error names the file.

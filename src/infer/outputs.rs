@@ -186,3 +186,69 @@ pub fn faces_output(bundle: &Bundle, p: &Prepared, faces: Vec<HeadLogits>) -> Mo
         timings: p.timings.clone(),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::infer::InputTensor;
+
+    fn head(per_frame: bool) -> HeadSpec {
+        HeadSpec {
+            name: "emotion".into(),
+            labels: vec!["a".into(), "b".into()],
+            model: "m".into(),
+            output_key: None,
+            output_index: None,
+            per_frame,
+        }
+    }
+
+    #[test]
+    fn per_frame_heads_average_the_frames_probabilities() {
+        let logits = [0.0, 0.0, 2.0, 0.0];
+        let (probs, frames) = head_probs(&head(true), &logits, &[Some(5), None]);
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].pts, Some(5));
+        assert_eq!(frames[1].pts, None);
+        assert_eq!(frames[0].probs, vec![0.5, 0.5]);
+        let p = softmax(&[2.0, 0.0]);
+        assert!((probs[0] - (0.5 + p[0]) / 2.0).abs() < 1e-12);
+        // A per-window head: the softmax, no frames.
+        let (probs, frames) = head_probs(&head(false), &[2.0, 0.0], &[]);
+        assert_eq!(probs, p);
+        assert!(frames.is_empty());
+    }
+
+    fn face(rect: [f64; 4]) -> PreparedFace {
+        PreparedFace {
+            tensor: InputTensor::U8 {
+                shape: vec![1],
+                data: vec![0],
+            },
+            crops: Vec::new(),
+            report: FaceReport {
+                rect,
+                frames: 1,
+                score: 1.0,
+                probs: Vec::new(),
+                upstream: false,
+                id: None,
+                frame_probs: Vec::new(),
+            },
+        }
+    }
+
+    #[test]
+    fn the_selected_face_comes_first() {
+        let big_corner = [0.0, 0.0, 0.3, 0.3];
+        let small_centre = [0.45, 0.45, 0.1, 0.1];
+        let mut faces = vec![face(small_centre), face(big_corner)];
+        order_faces(FaceSelect::Largest, &mut faces);
+        assert_eq!(faces[0].report.rect, big_corner);
+        order_faces(FaceSelect::Center, &mut faces);
+        assert_eq!(faces[0].report.rect, small_centre);
+        let mut faces = vec![face(big_corner), face(small_centre)];
+        order_faces(FaceSelect::AllMean, &mut faces);
+        assert_eq!(faces[0].report.rect, big_corner);
+    }
+}

@@ -80,9 +80,80 @@ pub fn document(windows: &[WindowResult]) -> String {
     out
 }
 
+/// The per-frame CSV (`analyze --per-frame`), in the robot CLI's columns:
+/// `time,frame_index,face_id,label,confidence`, one probability column per label, and
+/// `window`. One row per sampled frame of each face (faces in the result's order;
+/// `face_id` is the track id) — or of the window, for a per-frame model without faces
+/// (`face_id` empty). `time` is the frame's running time in seconds (empty for black
+/// padding). The head is the face head when it answers per frame, else the first
+/// per-frame head; windows without per-frame answers (no face) give no rows.
+pub fn frames_document(windows: &[WindowResult]) -> String {
+    let pick = |r: &WindowResult| -> Option<(String, Vec<String>)> {
+        let face = r.face_head().filter(|h| {
+            !h.frames.is_empty()
+                || r.fusion()
+                    .is_some_and(|f| f.faces.iter().any(|x| !x.frame_probs.is_empty()))
+        });
+        face.or_else(|| r.heads().iter().find(|h| !h.frames.is_empty()))
+            .map(|h| (h.name.clone(), h.labels.clone()))
+    };
+    let Some((head, labels)) = windows.iter().find_map(pick) else {
+        return "time,frame_index,face_id,label,confidence,window\n".into();
+    };
+    let mut out = String::from("time,frame_index,face_id,label,confidence");
+    for l in &labels {
+        out.push(',');
+        out.push_str(&field(l));
+    }
+    out.push_str(",window\n");
+    let mut row = |pts: Option<u64>, k: usize, face: String, probs: &[f64], window: u64| {
+        let top = super::result::argmax(probs);
+        out.push_str(&format!(
+            "{},{k},{face},{},{}",
+            pts.map_or(String::new(), |t| number(t as f64 / 1e9)),
+            field(labels.get(top).map_or("", String::as_str)),
+            number(probs.get(top).copied().unwrap_or(0.0)),
+        ));
+        for p in probs {
+            out.push(',');
+            out.push_str(&number(*p));
+        }
+        out.push_str(&format!(",{window}\n"));
+    };
+    let is_face_head = windows
+        .iter()
+        .find_map(|r| r.face_head())
+        .is_some_and(|h| h.name == head);
+    for r in windows {
+        let faces = r.fusion().map(|f| f.faces.as_slice()).unwrap_or_default();
+        if is_face_head && !faces.is_empty() {
+            for (i, face) in faces.iter().enumerate() {
+                let id = face.id.unwrap_or(i as u64).to_string();
+                for (k, f) in face.frame_probs.iter().enumerate() {
+                    row(f.pts, k, id.clone(), &f.probs, r.span.index);
+                }
+            }
+        } else if let Some(h) = r.head(&head) {
+            for (k, f) in h.frames.iter().enumerate() {
+                row(f.pts, k, String::new(), &f.probs, r.span.index);
+            }
+        }
+    }
+    out
+}
+
 /// A number as JSON writes it (shortest form that reads back exactly).
 fn number(v: f64) -> String {
     Value::from(v).to_string()
+}
+
+/// A CSV field, quoted only when it must be.
+fn field(s: &str) -> String {
+    if s.contains([',', '"', '\n', '\r']) {
+        quote(s)
+    } else {
+        s.to_string()
+    }
 }
 
 fn quote(s: &str) -> String {

@@ -2,7 +2,7 @@
 //! sentiment with probability bars in a panel at the top left, and a box around each
 //! face. Drawn in place on packed RGB-family or GRAY8 frames with a built-in 5×7 font.
 
-use super::{HeadResult, WindowResult, argmax};
+use super::{FrameProbs, HeadResult, WindowResult, argmax};
 use crate::media::PixelLayout;
 
 /// 5×7 glyphs, one byte per row (low 5 bits, bit 4 = leftmost column).
@@ -145,14 +145,27 @@ impl<'a> Canvas<'a> {
     }
 }
 
-/// Draws the overlay for `result`: a box labelled with its emotion around each face
-/// (the dominant face green) and a panel with the smoothed label of every head and
-/// its probability bars.
-pub fn draw(canvas: &mut Canvas, result: &WindowResult) {
+/// The per-frame answer for a frame shown at running time `at`: the last sampled frame
+/// at or before it (the first when it precedes them all).
+fn frame_at(frames: &[FrameProbs], at: Option<u64>) -> Option<&FrameProbs> {
+    let at = at?;
+    frames
+        .iter()
+        .rev()
+        .find(|f| f.pts.is_some_and(|t| t <= at))
+        .or_else(|| frames.first())
+}
+
+/// Draws the overlay for `result` on the frame shown at running time `at`: a box
+/// labelled with its emotion around each face (the dominant face green) and a panel
+/// with the smoothed label of every head and its probability bars. Per-frame heads
+/// label the faces and the panel title with the answer for this frame (the sampled
+/// frame at or before `at`).
+pub fn draw(canvas: &mut Canvas, result: &WindowResult, at: Option<u64>) {
     // Panel, font and lines scale with the frame: 1 at 360p, 2 at 720p, 6 at 4K.
     let s = (canvas.width.min(canvas.height) / 360).max(1);
     let emotion_labels = result
-        .head("emotion")
+        .face_head()
         .map(|h| h.labels.as_slice())
         .unwrap_or_default();
     if let Some(fusion) = result.fusion() {
@@ -172,16 +185,21 @@ pub fn draw(canvas: &mut Canvas, result: &WindowResult) {
                 2 * s,
                 colour,
             );
-            if let Some(label) = emotion_labels.get(argmax(&f.probs)) {
+            let probs = frame_at(&f.frame_probs, at).map_or(&f.probs, |p| &p.probs);
+            if let Some(label) = emotion_labels.get(argmax(probs)) {
                 let y = ((fy * h) as usize).saturating_sub(9 * s);
                 canvas.text((fx * w) as usize, y, s, label, colour);
             }
         }
     }
-    let heads: Vec<&HeadResult> = ["emotion", "sentiment"]
+    let mut heads: Vec<&HeadResult> = ["emotion", "sentiment"]
         .iter()
         .filter_map(|h| result.head(h))
         .collect();
+    if heads.is_empty() {
+        // A bundle with other head names: its first head.
+        heads.extend(result.heads().first());
+    }
     if heads.is_empty() {
         return;
     }
@@ -191,7 +209,13 @@ pub fn draw(canvas: &mut Canvas, result: &WindowResult) {
     let panel_w = 150 * s;
     canvas.rect(px, py, panel_w, rows * line + 4 * s, [0, 0, 0], 160);
     let mut y = py + 3 * s;
-    let title: Vec<&str> = heads.iter().map(|h| h.top_smoothed_label()).collect();
+    let title: Vec<&str> = heads
+        .iter()
+        .map(|h| match frame_at(&h.frames, at) {
+            Some(f) => h.labels.get(argmax(&f.probs)).map_or("", String::as_str),
+            None => h.top_smoothed_label(),
+        })
+        .collect();
     canvas.text(px + 3 * s, y, s, &title.join("  "), [255, 255, 255]);
     y += line;
     let bar_x = px + 3 * s + 9 * 6 * s;
@@ -263,6 +287,7 @@ mod tests {
         draw(
             &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
             &result,
+            None,
         );
         let px = |x: usize, y: usize| {
             [
@@ -280,12 +305,64 @@ mod tests {
         assert_eq!(px(w - 1, h - 1), [0, 0, 0]);
     }
 
+    #[test]
+    fn per_frame_answers_label_the_frame_shown() {
+        let mut r = joyful();
+        let frames = vec![
+            FrameProbs {
+                pts: Some(0),
+                probs: vec![1.0, 0.0],
+            },
+            FrameProbs {
+                pts: Some(500_000_000),
+                probs: vec![0.0, 1.0],
+            },
+        ];
+        let p = r.prediction.as_mut().unwrap();
+        p.heads[0].frames = frames.clone();
+        p.fusion.as_mut().unwrap().faces[0].frame_probs = frames;
+        let (w, h) = (320, 240);
+        let render = |at: Option<u64>| {
+            let mut data = vec![0u8; w * h * 3];
+            draw(
+                &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
+                &r,
+                at,
+            );
+            data
+        };
+        // Frames shown before the second sampled frame carry the first's label, as the
+        // window's; from it on, the second's ("neutral").
+        assert_eq!(render(Some(100_000_000)), render(None));
+        assert_eq!(render(Some(200_000_000)), render(Some(0)));
+        assert_ne!(render(Some(600_000_000)), render(Some(100_000_000)));
+        let r2 = {
+            let mut r2 = joyful();
+            let p = r2.prediction.as_mut().unwrap();
+            p.heads[0].smoothed = vec![0.0, 1.0];
+            p.heads[0].probs = vec![0.0, 1.0];
+            p.fusion.as_mut().unwrap().faces[0].probs = vec![0.0, 1.0];
+            r2
+        };
+        // At 0.6 s the labels are those of an all-neutral window (the bars stay the
+        // window's, so compare the face label row only).
+        let mut neutral = vec![0u8; w * h * 3];
+        draw(
+            &mut Canvas::new(&mut neutral, w, h, w * 3, PixelLayout::RGB),
+            &r2,
+            None,
+        );
+        let label_rows = |d: &[u8]| d[(120 - 12) * w * 3..120 * w * 3].to_vec();
+        assert_eq!(label_rows(&render(Some(600_000_000))), label_rows(&neutral));
+    }
+
     /// The rightmost column of the dark panel on row `y` of a white RGB frame.
     fn panel_right_edge(w: usize, h: usize) -> (usize, usize) {
         let mut data = vec![255u8; w * h * 3];
         draw(
             &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
             &joyful(),
+            None,
         );
         let dark = |x: usize, y: usize| data[(y * w + x) * 3 + 2] < 128;
         let y = (0..h).find(|&y| dark(w / 100 + 10, y)).expect("a panel");
