@@ -12,7 +12,8 @@
 //!   cargo run --release --example bench_live -- IMAGE SPEECH.wav SECONDS [STREAMS]
 //!
 //! `{i}` in SPEECH.wav is replaced by the stream's number (0, 1, …), to give each
-//! stream its own speech.
+//! stream its own speech. `BENCH_BUNDLE` picks another bundle (default `default`) and
+//! `BENCH_PROPS` adds emotionsense properties (e.g. `asr=false`).
 
 use std::sync::{Arc, Mutex};
 
@@ -49,6 +50,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let (image, speech, seconds): (&str, &str, u64) = (&args[1], &args[2], args[3].parse()?);
     let streams: usize = args.get(4).map_or(Ok(1), |s| s.parse())?;
+    let bundle = std::env::var("BENCH_BUNDLE").unwrap_or_else(|_| "default".into());
+    let props = std::env::var("BENCH_PROPS").unwrap_or_default();
     gst::init()?;
     gst_emotion::register_static()?;
     let desc: String = (0..streams)
@@ -60,7 +63,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                  ! video/x-raw,format=I420,framerate=30/1 ! queue ! videoconvert ! e{i}.video \
                  filesrc location={speech_i} ! wavparse ! audioconvert ! audioresample \
                  ! audio/x-raw,rate=16000,channels=1 ! identity sync=true ! queue ! e{i}.audio \
-                 emotionsense name=e{i} bundle=default ! fakesink sync=true ",
+                 emotionsense name=e{i} bundle={bundle} {props} ! fakesink sync=true ",
                 frames = seconds * 30,
                 speech_i = speech.replace("{i}", &i.to_string())
             )

@@ -213,14 +213,17 @@ def main() -> int:
         if end - start < max(min_length, 1):
             break
         picked = uniform(times, start, end, T)
-        boxes, cache = [], {}
-        for i in picked:
-            if i not in cache:
+        boxes, last = [], None
+        every = fs.get("detect_every", 1)
+        for t, i in enumerate(picked):
+            # Detection on every `detect_every`-th sampled frame; the frames between
+            # (and a frame sampled twice) hold the latest boxes.
+            if last is None or (t % every == 0 and last[0] != i):
                 with torch.no_grad():
                     b, _ = detect_face(frames[i], fs.get("min_face", 32.0), *nets, thresholds,
                                        fs.get("pyramid_factor", 0.709), "cpu")
-                cache[i] = [list(map(float, r[:4])) for r in b[0]] if b[0] is not None and len(b[0]) else []
-            boxes.append(cache[i])
+                last = (i, [list(map(float, r[:4])) for r in b[0]] if b[0] is not None and len(b[0]) else [])
+            boxes.append(last[1])
         boxes += [[] for _ in range(T - len(picked))]
         seqs = []
         for tr in link(boxes)[:max_faces]:

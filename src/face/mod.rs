@@ -400,6 +400,112 @@ fn bbreg(r: &mut Row) {
     r[3] = d;
 }
 
+/// Faces in each of `images` (highest score first per image), found side by side:
+/// one thread per core (at most one per image), each running libtorch on one thread.
+/// MTCNN is many small operations; on a machine busy with decoders and other streams,
+/// one multi-threaded call at a time waits on its slowest thread at every operation
+/// (3x slower per frame beside one busy thread on 2 cores, docs/benchmarks.md), while
+/// single-threaded calls side by side do not.
+pub fn detect_many(mtcnn: &Mtcnn, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>, String> {
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(images.len());
+    if threads <= 1 {
+        return images
+            .iter()
+            .map(|img| single_threaded(|| mtcnn.detect(img)))
+            .collect();
+    }
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let results: Vec<std::sync::Mutex<Option<Result<Vec<FaceBox>, String>>>> =
+        images.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                tch::set_num_threads(1);
+                loop {
+                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(img) = images.get(k) else { break };
+                    let r = mtcnn.detect(img);
+                    *results[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
+                }
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|m| {
+            m.into_inner()
+                .unwrap_or_else(|e| e.into_inner())
+                .unwrap_or_else(|| Err("face detection did not run".into()))
+        })
+        .collect()
+}
+
+/// Face boxes on each of a window's sampled `frames` (of which the first `real` are
+/// video, the rest padding without faces): a frame's upstream ROI boxes when it has
+/// them; otherwise MTCNN on every `detect_every`-th frame ([`detect_many`], side by
+/// side), the frames in between — and a frame the sampler picked twice — holding the
+/// latest detection.
+pub fn window_boxes(
+    mtcnn: &Mtcnn,
+    frames: &[std::sync::Arc<RgbImage>],
+    real: usize,
+    detect_every: usize,
+) -> Result<Vec<Vec<FaceBox>>, String> {
+    // Which searched frame's boxes each frame takes (None: upstream boxes or padding).
+    let mut source: Vec<Option<usize>> = Vec::with_capacity(frames.len());
+    let mut searched: Vec<usize> = Vec::new();
+    for (k, f) in frames.iter().enumerate() {
+        let s = if k >= real || f.faces.is_some() {
+            None
+        } else {
+            match searched.last() {
+                Some(&j)
+                    if k % detect_every.max(1) != 0 || std::sync::Arc::ptr_eq(&frames[j], f) =>
+                {
+                    Some(searched.len() - 1)
+                }
+                _ => {
+                    searched.push(k);
+                    Some(searched.len() - 1)
+                }
+            }
+        };
+        source.push(s);
+    }
+    let images: Vec<&RgbImage> = searched.iter().map(|&k| frames[k].as_ref()).collect();
+    let found = detect_many(mtcnn, &images)?;
+    Ok(frames
+        .iter()
+        .zip(&source)
+        .map(|(f, s)| match (s, &f.faces) {
+            (Some(i), _) => found[*i].clone(),
+            (None, Some(rois)) => rois
+                .iter()
+                .map(|r| FaceBox {
+                    x1: r.x as f32,
+                    y1: r.y as f32,
+                    x2: (r.x + r.width) as f32,
+                    y2: (r.y + r.height) as f32,
+                    score: 1.0,
+                    landmarks: None,
+                })
+                .collect(),
+            (None, None) => Vec::new(),
+        })
+        .collect())
+}
+
+/// Runs `f` with libtorch on one thread in this thread, restoring the count after.
+fn single_threaded<T>(f: impl FnOnce() -> T) -> T {
+    let before = tch::get_num_threads();
+    tch::set_num_threads(1);
+    let out = f();
+    tch::set_num_threads(before);
+    out
+}
+
 /// Makes the box square around its centre (side = the longer side).
 fn rerec(r: &mut Row) {
     let h = r[3] - r[1];

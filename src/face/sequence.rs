@@ -89,7 +89,7 @@ impl FaceSequencer {
         frames: &[Arc<RgbImage>],
         real: usize,
     ) -> Result<Vec<FaceSequence>, String> {
-        let boxes = self.boxes(frames, real)?;
+        let boxes = super::window_boxes(&self.mtcnn, frames, real, self.spec.detect_every)?;
         let upstream = frames.iter().take(real).any(|f| f.faces.is_some());
         let mut tracks = link(&boxes, LINK_IOU);
         tracks.truncate(self.spec.max_faces);
@@ -101,43 +101,6 @@ impl FaceSequencer {
             .iter()
             .filter_map(|t| self.sequence(t, frames, fw, fh, upstream))
             .collect())
-    }
-
-    /// Boxes per sampled frame: upstream ROIs when the frame has them, otherwise MTCNN
-    /// every `detect_every` frames with the boxes held in between (a frame repeated by
-    /// the sampler is not searched twice).
-    fn boxes(&self, frames: &[Arc<RgbImage>], real: usize) -> Result<Vec<Vec<FaceBox>>, String> {
-        let mut out: Vec<Vec<FaceBox>> = Vec::with_capacity(frames.len());
-        let mut held: Vec<FaceBox> = Vec::new();
-        let mut searched: Option<&Arc<RgbImage>> = None;
-        for (k, f) in frames.iter().enumerate() {
-            if k >= real {
-                out.push(Vec::new());
-                continue;
-            }
-            let boxes = if let Some(rois) = &f.faces {
-                rois.iter()
-                    .map(|r| FaceBox {
-                        x1: r.x as f32,
-                        y1: r.y as f32,
-                        x2: (r.x + r.width) as f32,
-                        y2: (r.y + r.height) as f32,
-                        score: 1.0,
-                        landmarks: None,
-                    })
-                    .collect()
-            } else if k % self.spec.detect_every == 0
-                && !searched.is_some_and(|s| Arc::ptr_eq(s, f))
-            {
-                held = tch::no_grad(|| self.mtcnn.detect(f))?;
-                searched = Some(f);
-                held.clone()
-            } else {
-                held.clone()
-            };
-            out.push(boxes);
-        }
-        Ok(out)
     }
 
     /// A track's T crops under the fill rule; `None` when `skip` drops it.

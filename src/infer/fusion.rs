@@ -10,7 +10,7 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 use super::ModelOutput;
 use crate::bundle::{Bundle, FaceFusion, InputSpec, SentimentFusion, TextFusion, VideoSpec};
 use crate::face::track::link;
-use crate::face::{CropSpec, FaceBox, Mtcnn, MtcnnConfig, crop_gray};
+use crate::face::{CropSpec, FaceBox, Mtcnn, MtcnnConfig, crop_gray, window_boxes};
 use crate::media::RgbImage;
 use crate::output::{FaceReport, FusionDetails, softmax_f64 as softmax};
 
@@ -368,32 +368,14 @@ impl FusionModel {
         timings: &mut Timings,
     ) -> Result<(Vec<FaceReport>, Option<Vec<f64>>), String> {
         let started = std::time::Instant::now();
-        let mut per_frame: Vec<Vec<FaceBox>> = Vec::with_capacity(frames.len());
-        let mut upstream = false;
-        let mut held: Vec<FaceBox> = Vec::new();
-        for (k, f) in frames.iter().enumerate() {
-            let boxes = if let Some(rois) = &f.faces {
-                upstream = true;
-                rois.iter()
-                    .map(|r| FaceBox {
-                        x1: r.x as f32,
-                        y1: r.y as f32,
-                        x2: (r.x + r.width) as f32,
-                        y2: (r.y + r.height) as f32,
-                        score: 1.0,
-                        landmarks: None,
-                    })
-                    .collect()
-            } else if k % face.spec.detect_every == 0 {
-                let mut b = face.mtcnn.detect(f)?;
-                b.sort_by(|a, c| c.area().total_cmp(&a.area()));
-                b.truncate(face.spec.max_faces);
-                held = b.clone();
-                b
-            } else {
-                held.clone()
-            };
-            per_frame.push(boxes);
+        let upstream = frames.iter().any(|f| f.faces.is_some());
+        let mut per_frame =
+            window_boxes(&face.mtcnn, frames, frames.len(), face.spec.detect_every)?;
+        for (boxes, f) in per_frame.iter_mut().zip(frames) {
+            if f.faces.is_none() {
+                boxes.sort_by(|a, c| c.area().total_cmp(&a.area()));
+                boxes.truncate(face.spec.max_faces);
+            }
         }
         timings.push(("face-detect", started.elapsed().as_secs_f64() * 1e3));
         let started = std::time::Instant::now();
