@@ -71,6 +71,8 @@ margin = {margin}
 fill = "{fill}"
 face_select = "{face_select}"
 max_faces = 4
+detect_every = {detect_every}
+between = "{between}"
 
 [[heads]]
 name = "emotion"
@@ -146,6 +148,9 @@ def main() -> int:
     ap.add_argument("--margin", type=float, default=0.1)
     ap.add_argument("--min-face", type=float, default=32.0)
     ap.add_argument("--detect-size", type=int, default=640)
+    ap.add_argument("--detect-every", type=int, default=5, help="full MTCNN on every Nth sampled frame")
+    ap.add_argument("--between", choices=["hold", "near"], default="near",
+                    help="between full detections: hold the boxes, or search near them")
     ap.add_argument("--fill", choices=["repeat", "black", "skip"], default="repeat")
     ap.add_argument("--face-select", choices=["largest", "center", "all-mean"], default="largest")
     ap.add_argument("--mode", choices=["auto", "script", "trace"], default="auto")
@@ -153,8 +158,8 @@ def main() -> int:
     ap.add_argument("--detector", type=Path, default=None, help="folder with mtcnn_*.ts (default bundle)")
     args = ap.parse_args()
 
-    if args.frames < 1 or args.size < 8:
-        raise SystemExit("--frames must be >= 1 and --size >= 8")
+    if args.frames < 1 or args.size < 8 or args.detect_every < 1:
+        raise SystemExit("--frames and --detect-every must be >= 1, --size >= 8")
     arch = ARCHS[args.arch]
     torch.manual_seed(args.seed)
     model = build(args.arch, len(args.labels)).eval()
@@ -201,7 +206,7 @@ def main() -> int:
     (out / "bundle.toml").write_text(MANIFEST.format(
         arch=args.arch, name=name, frames=t, size=s, detect_size=args.detect_size,
         mean=fmt(arch["mean"]), std=fmt(arch["std"]), layout=arch["layout"],
-        min_face=args.min_face, margin=args.margin, fill=args.fill, face_select=args.face_select,
+        min_face=args.min_face, margin=args.margin, detect_every=args.detect_every, between=args.between, fill=args.fill, face_select=args.face_select,
         labels=labels, window=args.window, min_length=round(args.window * 0.3, 3),
     ))
     layout_text = "T, H, W, C: channels last" if arch["layout"] == "THWC" else "T, C, H, W: channels first"

@@ -95,6 +95,18 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
+def iou32(a, b) -> float:
+    """Intersection over union in float32, as the Rust FaceBox::iou."""
+    a = [np.float32(v) for v in a[:4]]
+    b = [np.float32(v) for v in b[:4]]
+    w = max(min(a[2], b[2]) - max(a[0], b[0]), np.float32(0))
+    h = max(min(a[3], b[3]) - max(a[1], b[1]), np.float32(0))
+    inter = w * h
+    area = lambda r: max(r[2] - r[0], np.float32(0)) * max(r[3] - r[1], np.float32(0))  # noqa: E731
+    union = area(a) + area(b) - inter
+    return float(inter / union) if union > 0 else 0.0
+
+
 def link(per_frame, min_iou=0.3):
     """Boxes per frame -> tracks [(frame, box)], most prominent first."""
     tracks = []
@@ -202,6 +214,34 @@ def main() -> int:
         nets.append(torch.jit.load(str(args.bundle / by_name[name])))
     thresholds = fs.get("thresholds", [0.6, 0.7, 0.7])
 
+    def detect(img):
+        with torch.no_grad():
+            b, _ = detect_face(img, fs.get("min_face", 32.0), *nets, thresholds,
+                               fs.get("pyramid_factor", 0.709), "cpu")
+        return [list(map(float, r[:5])) for r in b[0]] if b[0] is not None and len(b[0]) else []
+
+    def search_near(img, held):
+        """MTCNN on each held box widened by its longer side on every side."""
+        found = []
+        ih, iw = img.shape[:2]
+        for b in held:
+            side = max(b[2] - b[0], b[3] - b[1])
+            x1, y1 = max(int(np.floor(b[0] - side)), 0), max(int(np.floor(b[1] - side)), 0)
+            x2 = min(max(int(np.ceil(b[2] + side)), 0), iw)
+            y2 = min(max(int(np.ceil(b[3] + side)), 0), ih)
+            if x2 < x1 + 12 or y2 < y1 + 12:
+                continue
+            for f in detect(np.ascontiguousarray(img[y1:y2, x1:x2])):
+                found.append([np.float32(f[0]) + np.float32(x1), np.float32(f[1]) + np.float32(y1),
+                              np.float32(f[2]) + np.float32(x1), np.float32(f[3]) + np.float32(y1), f[4]])
+        found = [[float(v) for v in f] for f in found]
+        found.sort(key=lambda f: -f[4])
+        kept = []
+        for f in found:
+            if all(iou32(k, f) <= 0.5 for k in kept):
+                kept.append(f)
+        return kept
+
     frames, times = decode(args.clip)
     duration = times[-1] + (times[1] - times[0] if len(times) > 1 else SECOND // 30)
     frames = [fit(f, v.get("detect_size", 640)) for f in frames]
@@ -213,17 +253,24 @@ def main() -> int:
         if end - start < max(min_length, 1):
             break
         picked = uniform(times, start, end, T)
-        boxes, last = [], None
-        every = fs.get("detect_every", 1)
+        # Runs of frames: a full detection on every `detect_every`-th sampled frame;
+        # the frames between (and a frame sampled twice) hold its boxes or, with
+        # between = "near", search near the boxes of the frame before.
+        every, between = fs.get("detect_every", 1), fs.get("between", "hold")
+        runs = []
         for t, i in enumerate(picked):
-            # Detection on every `detect_every`-th sampled frame; the frames between
-            # (and a frame sampled twice) hold the latest boxes.
-            if last is None or (t % every == 0 and last[0] != i):
-                with torch.no_grad():
-                    b, _ = detect_face(frames[i], fs.get("min_face", 32.0), *nets, thresholds,
-                                       fs.get("pyramid_factor", 0.709), "cpu")
-                last = (i, [list(map(float, r[:4])) for r in b[0]] if b[0] is not None and len(b[0]) else [])
-            boxes.append(last[1])
+            if runs and (t % every != 0 or runs[-1][0][1] == i):
+                runs[-1].append((t, i))
+            else:
+                runs.append([(t, i)])
+        boxes = [[] for _ in picked]
+        for run in runs:
+            held = detect(frames[run[0][1]])
+            boxes[run[0][0]] = held
+            for (_, pi), (t, i) in zip(run, run[1:]):
+                if between == "near" and pi != i:
+                    held = search_near(frames[i], held)
+                boxes[t] = held
         boxes += [[] for _ in range(T - len(picked))]
         seqs = []
         for tr in link(boxes)[:max_faces]:

@@ -509,6 +509,10 @@ pub struct FaceSequenceSpec {
     /// latest boxes.
     #[serde(default = "every_frame")]
     pub detect_every: usize,
+    /// On the sampled frames between two full detections: `hold` the boxes, or search
+    /// `near` each held box only.
+    #[serde(default)]
+    pub between: crate::face::Between,
     /// Margin added around each (squared) face box, as a fraction of its side.
     #[serde(default = "margin")]
     pub margin: f64,

@@ -400,33 +400,41 @@ fn bbreg(r: &mut Row) {
     r[3] = d;
 }
 
-/// Faces in each of `images` (highest score first per image), found side by side:
-/// one thread per core (at most one per image), each running libtorch on one thread.
-/// MTCNN is many small operations; on a machine busy with decoders and other streams,
-/// one multi-threaded call at a time waits on its slowest thread at every operation
-/// (3x slower per frame beside one busy thread on 2 cores, docs/benchmarks.md), while
-/// single-threaded calls side by side do not.
+/// Faces in each of `images` (highest score first per image), found side by side
+/// ([`side_by_side`]).
 pub fn detect_many(mtcnn: &Mtcnn, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>, String> {
+    side_by_side(images.len(), |k| mtcnn.detect(images[k]))
+}
+
+/// Runs `job(0..n)` side by side: one thread per core (at most `n`), each running
+/// libtorch on one thread; results in order. MTCNN is many small operations; on a
+/// machine busy with decoders and other streams, one multi-threaded call at a time
+/// waits on its slowest thread at every operation (3x slower per frame beside one
+/// busy thread on 2 cores, docs/benchmarks.md), while single-threaded calls side by
+/// side do not.
+pub fn side_by_side<T: Send>(
+    n: usize,
+    job: impl Fn(usize) -> Result<T, String> + Sync,
+) -> Result<Vec<T>, String> {
     let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(images.len());
+        .map_or(1, |c| c.get())
+        .min(n);
     if threads <= 1 {
-        return images
-            .iter()
-            .map(|img| single_threaded(|| mtcnn.detect(img)))
-            .collect();
+        return (0..n).map(|k| single_threaded(|| job(k))).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<Vec<FaceBox>, String>>>> =
-        images.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    let results: Vec<std::sync::Mutex<Option<Result<T, String>>>> =
+        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 tch::set_num_threads(1);
                 loop {
                     let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(img) = images.get(k) else { break };
-                    let r = mtcnn.detect(img);
+                    if k >= n {
+                        break;
+                    }
+                    let r = job(k);
                     *results[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
                 }
             });
@@ -442,47 +450,63 @@ pub fn detect_many(mtcnn: &Mtcnn, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBo
         .collect()
 }
 
+/// What the detector does on the sampled frames between two full detections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Between {
+    /// The latest boxes are held.
+    #[default]
+    Hold,
+    /// MTCNN runs again near each held box only (the box widened by its side on every
+    /// side): faces are followed frame by frame at a fraction of a full detection.
+    Near,
+}
+
 /// Face boxes on each of a window's sampled `frames` (of which the first `real` are
 /// video, the rest padding without faces): a frame's upstream ROI boxes when it has
-/// them; otherwise MTCNN on every `detect_every`-th frame ([`detect_many`], side by
-/// side), the frames in between — and a frame the sampler picked twice — holding the
-/// latest detection.
+/// them; otherwise MTCNN on every `detect_every`-th frame, and on the frames between
+/// (and a frame the sampler picked twice) the boxes held or searched `near` the held
+/// ones. Each run of frames from one full detection to the next is one job of
+/// [`side_by_side`].
 pub fn window_boxes(
     mtcnn: &Mtcnn,
     frames: &[std::sync::Arc<RgbImage>],
     real: usize,
     detect_every: usize,
+    between: Between,
 ) -> Result<Vec<Vec<FaceBox>>, String> {
-    // Which searched frame's boxes each frame takes (None: upstream boxes or padding).
-    let mut source: Vec<Option<usize>> = Vec::with_capacity(frames.len());
-    let mut searched: Vec<usize> = Vec::new();
-    for (k, f) in frames.iter().enumerate() {
-        let s = if k >= real || f.faces.is_some() {
-            None
-        } else {
-            match searched.last() {
-                Some(&j)
-                    if k % detect_every.max(1) != 0 || std::sync::Arc::ptr_eq(&frames[j], f) =>
-                {
-                    Some(searched.len() - 1)
-                }
-                _ => {
-                    searched.push(k);
-                    Some(searched.len() - 1)
-                }
-            }
-        };
-        source.push(s);
+    use std::sync::Arc;
+    let every = detect_every.max(1);
+    // Runs of frames: the first gets a full detection, the others follow it.
+    let mut runs: Vec<Vec<usize>> = Vec::new();
+    for (k, f) in frames.iter().enumerate().take(real) {
+        if f.faces.is_some() {
+            continue;
+        }
+        match runs.last_mut() {
+            Some(run) if k % every != 0 || Arc::ptr_eq(&frames[run[0]], f) => run.push(k),
+            _ => runs.push(vec![k]),
+        }
     }
-    let images: Vec<&RgbImage> = searched.iter().map(|&k| frames[k].as_ref()).collect();
-    let found = detect_many(mtcnn, &images)?;
-    Ok(frames
+    let found = side_by_side(runs.len(), |r| {
+        let run = &runs[r];
+        let mut held = mtcnn.detect(&frames[run[0]])?;
+        let mut out = vec![held.clone()];
+        for w in run.windows(2) {
+            let (prev, k) = (w[0], w[1]);
+            if between == Between::Near && !Arc::ptr_eq(&frames[prev], &frames[k]) {
+                held = detect_near(mtcnn, &frames[k], &held)?;
+            }
+            out.push(held.clone());
+        }
+        Ok(out)
+    })?;
+    let mut boxes: Vec<Vec<FaceBox>> = frames
         .iter()
-        .zip(&source)
-        .map(|(f, s)| match (s, &f.faces) {
-            (Some(i), _) => found[*i].clone(),
-            (None, Some(rois)) => rois
+        .map(|f| {
+            f.faces
                 .iter()
+                .flatten()
                 .map(|r| FaceBox {
                     x1: r.x as f32,
                     y1: r.y as f32,
@@ -491,10 +515,71 @@ pub fn window_boxes(
                     score: 1.0,
                     landmarks: None,
                 })
-                .collect(),
-            (None, None) => Vec::new(),
+                .collect()
         })
-        .collect())
+        .collect();
+    for (run, out) in runs.iter().zip(found) {
+        for (&k, b) in run.iter().zip(out) {
+            boxes[k] = b;
+        }
+    }
+    Ok(boxes)
+}
+
+/// Faces of `img` near `held` boxes: MTCNN on each box widened by its longer side on
+/// every side (clipped to the image), boxes mapped back; of boxes overlapping more
+/// than 0.5 (IoU) the higher-scored is kept.
+pub fn detect_near(
+    mtcnn: &Mtcnn,
+    img: &RgbImage,
+    held: &[FaceBox],
+) -> Result<Vec<FaceBox>, String> {
+    let mut found: Vec<FaceBox> = Vec::new();
+    for b in held {
+        let (bx1, by1, bx2, by2) = (b.x1 as f64, b.y1 as f64, b.x2 as f64, b.y2 as f64);
+        let side = (bx2 - bx1).max(by2 - by1);
+        let x1 = ((bx1 - side).floor() as i64).max(0) as usize;
+        let y1 = ((by1 - side).floor() as i64).max(0) as usize;
+        let x2 = ((bx2 + side).ceil() as i64).clamp(0, img.width as i64) as usize;
+        let y2 = ((by2 + side).ceil() as i64).clamp(0, img.height as i64) as usize;
+        if x2 < x1 + 12 || y2 < y1 + 12 {
+            continue;
+        }
+        let (w, h) = (x2 - x1, y2 - y1);
+        let mut data = Vec::with_capacity(w * h * 3);
+        for y in y1..y2 {
+            let row = (y * img.width + x1) * 3;
+            data.extend_from_slice(&img.data[row..row + w * 3]);
+        }
+        let region = RgbImage {
+            width: w,
+            height: h,
+            data,
+            faces: None,
+        };
+        let (dx, dy) = (x1 as f32, y1 as f32);
+        for mut f in mtcnn.detect(&region)? {
+            f.x1 += dx;
+            f.x2 += dx;
+            f.y1 += dy;
+            f.y2 += dy;
+            if let Some(lm) = &mut f.landmarks {
+                for p in lm.iter_mut() {
+                    p[0] += dx;
+                    p[1] += dy;
+                }
+            }
+            found.push(f);
+        }
+    }
+    found.sort_by(|a, b| b.score.total_cmp(&a.score));
+    let mut kept: Vec<FaceBox> = Vec::new();
+    for f in found {
+        if kept.iter().all(|k| k.iou(&f) <= 0.5) {
+            kept.push(f);
+        }
+    }
+    Ok(kept)
 }
 
 /// Runs `f` with libtorch on one thread in this thread, restoring the count after.

@@ -89,7 +89,13 @@ impl FaceSequencer {
         frames: &[Arc<RgbImage>],
         real: usize,
     ) -> Result<Vec<FaceSequence>, String> {
-        let boxes = super::window_boxes(&self.mtcnn, frames, real, self.spec.detect_every)?;
+        let boxes = super::window_boxes(
+            &self.mtcnn,
+            frames,
+            real,
+            self.spec.detect_every,
+            self.spec.between,
+        )?;
         let upstream = frames.iter().take(real).any(|f| f.faces.is_some());
         let mut tracks = link(&boxes, LINK_IOU);
         tracks.truncate(self.spec.max_faces);

@@ -10,7 +10,7 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 use super::ModelOutput;
 use crate::bundle::{Bundle, FaceFusion, InputSpec, SentimentFusion, TextFusion, VideoSpec};
 use crate::face::track::link;
-use crate::face::{CropSpec, FaceBox, Mtcnn, MtcnnConfig, crop_gray, window_boxes};
+use crate::face::{Between, CropSpec, FaceBox, Mtcnn, MtcnnConfig, crop_gray, window_boxes};
 use crate::media::RgbImage;
 use crate::output::{FaceReport, FusionDetails, softmax_f64 as softmax};
 
@@ -369,8 +369,13 @@ impl FusionModel {
     ) -> Result<(Vec<FaceReport>, Option<Vec<f64>>), String> {
         let started = std::time::Instant::now();
         let upstream = frames.iter().any(|f| f.faces.is_some());
-        let mut per_frame =
-            window_boxes(&face.mtcnn, frames, frames.len(), face.spec.detect_every)?;
+        let mut per_frame = window_boxes(
+            &face.mtcnn,
+            frames,
+            frames.len(),
+            face.spec.detect_every,
+            Between::Hold,
+        )?;
         for (boxes, f) in per_frame.iter_mut().zip(frames) {
             if f.faces.is_none() {
                 boxes.sort_by(|a, c| c.area().total_cmp(&a.area()));
