@@ -95,18 +95,6 @@ def iou(a, b) -> float:
     return inter / union if union > 0 else 0.0
 
 
-def iou32(a, b) -> float:
-    """Intersection over union in float32, as the Rust FaceBox::iou."""
-    a = [np.float32(v) for v in a[:4]]
-    b = [np.float32(v) for v in b[:4]]
-    w = max(min(a[2], b[2]) - max(a[0], b[0]), np.float32(0))
-    h = max(min(a[3], b[3]) - max(a[1], b[1]), np.float32(0))
-    inter = w * h
-    area = lambda r: max(r[2] - r[0], np.float32(0)) * max(r[3] - r[1], np.float32(0))  # noqa: E731
-    union = area(a) + area(b) - inter
-    return float(inter / union) if union > 0 else 0.0
-
-
 def link(per_frame, min_iou=0.3):
     """Boxes per frame -> tracks [(frame, box)], most prominent first."""
     tracks = []
@@ -206,7 +194,7 @@ def main() -> int:
         model = torch.jit.load(str(args.bundle / "model.ts")).eval()
     root = package("facenet-pytorch==2.6.0")
     sys.path.insert(0, str(root / "facenet_pytorch" / "models" / "utils"))
-    from detect_face import detect_face  # noqa: E402
+    from detect_face import batched_nms_numpy, bbreg, detect_face, imresample, pad, rerec  # noqa: E402
 
     nets = []
     by_name = {mm["name"]: mm["file"] for mm in m["models"]}
@@ -220,27 +208,30 @@ def main() -> int:
                                fs.get("pyramid_factor", 0.709), "cpu")
         return [list(map(float, r[:5])) for r in b[0]] if b[0] is not None and len(b[0]) else []
 
-    def search_near(img, held):
-        """MTCNN on each held box widened by its longer side on every side."""
-        found = []
-        ih, iw = img.shape[:2]
-        for b in held:
-            side = max(b[2] - b[0], b[3] - b[1])
-            x1, y1 = max(int(np.floor(b[0] - side)), 0), max(int(np.floor(b[1] - side)), 0)
-            x2 = min(max(int(np.ceil(b[2] + side)), 0), iw)
-            y2 = min(max(int(np.ceil(b[3] + side)), 0), ih)
-            if x2 < x1 + 12 or y2 < y1 + 12:
-                continue
-            for f in detect(np.ascontiguousarray(img[y1:y2, x1:x2])):
-                found.append([np.float32(f[0]) + np.float32(x1), np.float32(f[1]) + np.float32(y1),
-                              np.float32(f[2]) + np.float32(x1), np.float32(f[3]) + np.float32(y1), f[4]])
-        found = [[float(v) for v in f] for f in found]
-        found.sort(key=lambda f: -f[4])
-        kept = []
-        for f in found:
-            if all(iou32(k, f) <= 0.5 for k in kept):
-                kept.append(f)
-        return kept
+    def track(img, held):
+        """O-Net on each held box of the frame before (squared), as MTCNN's last stage."""
+        if not held:
+            return []
+        h, w = img.shape[:2]
+        imgs = torch.as_tensor(img[None].copy()).permute(0, 3, 1, 2).float()
+        boxes = rerec(torch.tensor([b[:5] for b in held], dtype=torch.float32))
+        y, ey, x, ex = pad(boxes, w, h)
+        crops, keep = [], []
+        for k in range(len(y)):
+            if ey[k] > (y[k] - 1) and ex[k] > (x[k] - 1):
+                crops.append(imresample(imgs[:, :, (y[k] - 1):ey[k], (x[k] - 1):ex[k]], (48, 48)))
+                keep.append(k)
+        if not crops:
+            return []
+        boxes = boxes[keep]
+        with torch.no_grad():
+            out = nets[2]((torch.cat(crops, dim=0) - 127.5) * 0.0078125)
+        reg, score = out[0].permute(1, 0), out[2].permute(1, 0)[1, :]
+        ok = score > thresholds[2]
+        boxes = torch.cat((boxes[ok, :4], score[ok].unsqueeze(1)), dim=1)
+        boxes = bbreg(boxes, reg[:, ok].permute(1, 0))
+        pick = batched_nms_numpy(boxes[:, :4], boxes[:, 4], torch.zeros(len(boxes)), 0.7, "Min")
+        return [list(map(float, r)) for r in boxes[pick].numpy()]
 
     frames, times = decode(args.clip)
     duration = times[-1] + (times[1] - times[0] if len(times) > 1 else SECOND // 30)
@@ -255,7 +246,7 @@ def main() -> int:
         picked = uniform(times, start, end, T)
         # Runs of frames: a full detection on every `detect_every`-th sampled frame;
         # the frames between (and a frame sampled twice) hold its boxes or, with
-        # between = "near", search near the boxes of the frame before.
+        # between = "near", follow the boxes of the frame before by O-Net.
         every, between = fs.get("detect_every", 1), fs.get("between", "hold")
         runs = []
         for t, i in enumerate(picked):
@@ -269,7 +260,7 @@ def main() -> int:
             boxes[run[0][0]] = held
             for (_, pi), (t, i) in zip(run, run[1:]):
                 if between == "near" and pi != i:
-                    held = search_near(frames[i], held)
+                    held = track(frames[i], held)
                 boxes[t] = held
         boxes += [[] for _ in range(T - len(picked))]
         seqs = []

@@ -509,8 +509,8 @@ pub struct FaceSequenceSpec {
     /// latest boxes.
     #[serde(default = "every_frame")]
     pub detect_every: usize,
-    /// On the sampled frames between two full detections: `hold` the boxes, or search
-    /// `near` each held box only.
+    /// On the sampled frames between two full detections: `hold` the boxes, or follow
+    /// them (`near`: each box of the frame before refined by O-Net).
     #[serde(default)]
     pub between: crate::face::Between,
     /// Margin added around each (squared) face box, as a fraction of its side.

@@ -175,7 +175,40 @@ impl Mtcnn {
             boxes.clear();
         }
         // Stage 3: O-Net with landmarks.
-        let Some((kept, out)) = self.stage(&self.onet, "O-Net", &image, &boxes, 48, 3)? else {
+        self.onet_stage(&image, &boxes)
+    }
+
+    /// Faces near `held` boxes of an earlier frame, by O-Net alone: each box made
+    /// square and refined by O-Net (score, regression, landmarks) on `img`, as the last
+    /// stage of a detection does; a box O-Net no longer scores as a face is dropped.
+    /// A fraction of a detection's cost, for following faces between detections.
+    pub fn track(&self, img: &RgbImage, held: &[FaceBox]) -> Result<Vec<FaceBox>, String> {
+        if held.is_empty() {
+            return Ok(Vec::new());
+        }
+        tch::no_grad(|| {
+            let (h, w) = (img.height as i64, img.width as i64);
+            let image = Tensor::from_slice(&img.data)
+                .reshape([h, w, 3])
+                .permute([2, 0, 1])
+                .unsqueeze(0)
+                .to_kind(Kind::Float)
+                .to_device(self.device);
+            let mut boxes: Vec<Row> = held
+                .iter()
+                .map(|b| [b.x1, b.y1, b.x2, b.y2, b.score, 0.0, 0.0, 0.0, 0.0])
+                .collect();
+            boxes.iter_mut().for_each(rerec);
+            self.onet_stage(&image, &boxes)
+        })
+    }
+
+    /// O-Net on `boxes` of `image`: the faces it keeps (score above the third
+    /// threshold, box regression, landmarks, non-maximum suppression by the smaller
+    /// box).
+    fn onet_stage(&self, image: &Tensor, boxes: &[Row]) -> Result<Vec<FaceBox>, String> {
+        let c = &self.config;
+        let Some((kept, out)) = self.stage(&self.onet, "O-Net", image, boxes, 48, 3)? else {
             return Ok(Vec::new());
         };
         let (reg, pts, probs) = (&out[0], &out[1], &out[2]);
@@ -457,16 +490,17 @@ pub enum Between {
     /// The latest boxes are held.
     #[default]
     Hold,
-    /// MTCNN runs again near each held box only (the box widened by its side on every
-    /// side): faces are followed frame by frame at a fraction of a full detection.
+    /// Each held box is refined on the frame by MTCNN's last network ([`Mtcnn::track`]):
+    /// faces are followed frame by frame at a fraction of a full detection's cost; a
+    /// face O-Net no longer finds is dropped until the next full detection.
     Near,
 }
 
 /// Face boxes on each of a window's sampled `frames` (of which the first `real` are
 /// video, the rest padding without faces): a frame's upstream ROI boxes when it has
 /// them; otherwise MTCNN on every `detect_every`-th frame, and on the frames between
-/// (and a frame the sampler picked twice) the boxes held or searched `near` the held
-/// ones. Each run of frames from one full detection to the next is one job of
+/// (and a frame the sampler picked twice) the boxes held or followed `near` them by
+/// O-Net. Each run of frames from one full detection to the next is one job of
 /// [`side_by_side`].
 pub fn window_boxes(
     mtcnn: &Mtcnn,
@@ -495,7 +529,7 @@ pub fn window_boxes(
         for w in run.windows(2) {
             let (prev, k) = (w[0], w[1]);
             if between == Between::Near && !Arc::ptr_eq(&frames[prev], &frames[k]) {
-                held = detect_near(mtcnn, &frames[k], &held)?;
+                held = mtcnn.track(&frames[k], &held)?;
             }
             out.push(held.clone());
         }
@@ -524,62 +558,6 @@ pub fn window_boxes(
         }
     }
     Ok(boxes)
-}
-
-/// Faces of `img` near `held` boxes: MTCNN on each box widened by its longer side on
-/// every side (clipped to the image), boxes mapped back; of boxes overlapping more
-/// than 0.5 (IoU) the higher-scored is kept.
-pub fn detect_near(
-    mtcnn: &Mtcnn,
-    img: &RgbImage,
-    held: &[FaceBox],
-) -> Result<Vec<FaceBox>, String> {
-    let mut found: Vec<FaceBox> = Vec::new();
-    for b in held {
-        let (bx1, by1, bx2, by2) = (b.x1 as f64, b.y1 as f64, b.x2 as f64, b.y2 as f64);
-        let side = (bx2 - bx1).max(by2 - by1);
-        let x1 = ((bx1 - side).floor() as i64).max(0) as usize;
-        let y1 = ((by1 - side).floor() as i64).max(0) as usize;
-        let x2 = ((bx2 + side).ceil() as i64).clamp(0, img.width as i64) as usize;
-        let y2 = ((by2 + side).ceil() as i64).clamp(0, img.height as i64) as usize;
-        if x2 < x1 + 12 || y2 < y1 + 12 {
-            continue;
-        }
-        let (w, h) = (x2 - x1, y2 - y1);
-        let mut data = Vec::with_capacity(w * h * 3);
-        for y in y1..y2 {
-            let row = (y * img.width + x1) * 3;
-            data.extend_from_slice(&img.data[row..row + w * 3]);
-        }
-        let region = RgbImage {
-            width: w,
-            height: h,
-            data,
-            faces: None,
-        };
-        let (dx, dy) = (x1 as f32, y1 as f32);
-        for mut f in mtcnn.detect(&region)? {
-            f.x1 += dx;
-            f.x2 += dx;
-            f.y1 += dy;
-            f.y2 += dy;
-            if let Some(lm) = &mut f.landmarks {
-                for p in lm.iter_mut() {
-                    p[0] += dx;
-                    p[1] += dy;
-                }
-            }
-            found.push(f);
-        }
-    }
-    found.sort_by(|a, b| b.score.total_cmp(&a.score));
-    let mut kept: Vec<FaceBox> = Vec::new();
-    for f in found {
-        if kept.iter().all(|k| k.iou(&f) <= 0.5) {
-            kept.push(f);
-        }
-    }
-    Ok(kept)
 }
 
 /// Runs `f` with libtorch on one thread in this thread, restoring the count after.
