@@ -444,16 +444,21 @@ pub fn detect_many(mtcnn: &Mtcnn, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBo
 /// machine busy with decoders and other streams, one multi-threaded call at a time
 /// waits on its slowest thread at every operation (3x slower per frame beside one
 /// busy thread on 2 cores, docs/benchmarks.md), while single-threaded calls side by
-/// side do not.
+/// side do not. `GST_EMOTION_FACE_THREADS=N` sets the number of threads (1: in the
+/// calling thread, with its libtorch threads).
 pub fn side_by_side<T: Send>(
     n: usize,
     job: impl Fn(usize) -> Result<T, String> + Sync,
 ) -> Result<Vec<T>, String> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |c| c.get())
+    let threads = std::env::var("GST_EMOTION_FACE_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |c| c.get()))
+        .clamp(1, 16)
         .min(n);
     if threads <= 1 {
-        return (0..n).map(|k| single_threaded(|| job(k))).collect();
+        // In the calling thread, with its libtorch threads.
+        return (0..n).map(job).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
     let results: Vec<std::sync::Mutex<Option<Result<T, String>>>> =
@@ -500,14 +505,15 @@ pub enum Between {
 /// video, the rest padding without faces): a frame's upstream ROI boxes when it has
 /// them; otherwise MTCNN on every `detect_every`-th frame, and on the frames between
 /// (and a frame the sampler picked twice) the boxes held or followed `near` them by
-/// O-Net. Each run of frames from one full detection to the next is one job of
-/// [`side_by_side`].
+/// O-Net. Each run of frames from one full detection to the next is one job: run
+/// [`side_by_side`] when `parallel`, else one after the other in this thread.
 pub fn window_boxes(
     mtcnn: &Mtcnn,
     frames: &[std::sync::Arc<RgbImage>],
     real: usize,
     detect_every: usize,
     between: Between,
+    parallel: bool,
 ) -> Result<Vec<Vec<FaceBox>>, String> {
     use std::sync::Arc;
     let every = detect_every.max(1);
@@ -522,7 +528,7 @@ pub fn window_boxes(
             _ => runs.push(vec![k]),
         }
     }
-    let found = side_by_side(runs.len(), |r| {
+    let job = |r: usize| {
         let run = &runs[r];
         let mut held = mtcnn.detect(&frames[run[0]])?;
         let mut out = vec![held.clone()];
@@ -534,7 +540,12 @@ pub fn window_boxes(
             out.push(held.clone());
         }
         Ok(out)
-    })?;
+    };
+    let found = if parallel {
+        side_by_side(runs.len(), job)?
+    } else {
+        (0..runs.len()).map(job).collect::<Result<Vec<_>, _>>()?
+    };
     let mut boxes: Vec<Vec<FaceBox>> = frames
         .iter()
         .map(|f| {
@@ -558,15 +569,6 @@ pub fn window_boxes(
         }
     }
     Ok(boxes)
-}
-
-/// Runs `f` with libtorch on one thread in this thread, restoring the count after.
-fn single_threaded<T>(f: impl FnOnce() -> T) -> T {
-    let before = tch::get_num_threads();
-    tch::set_num_threads(1);
-    let out = f();
-    tch::set_num_threads(before);
-    out
 }
 
 /// Makes the box square around its centre (side = the longer side).

@@ -95,6 +95,7 @@ impl FaceSequencer {
             real,
             self.spec.detect_every,
             self.spec.between,
+            true,
         )?;
         let upstream = frames.iter().take(real).any(|f| f.faces.is_some());
         let mut tracks = link(&boxes, LINK_IOU);

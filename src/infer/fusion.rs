@@ -375,6 +375,10 @@ impl FusionModel {
             frames.len(),
             face.spec.detect_every,
             Between::Hold,
+            // In the inference thread: side by side (threads spawned per window)
+            // cost ~45 MB more per extra camera for no measurable lag gain
+            // (docs/benchmarks.md).
+            false,
         )?;
         for (boxes, f) in per_frame.iter_mut().zip(frames) {
             if f.faces.is_none() {
