@@ -354,3 +354,28 @@ fn bad_face_bundles_fail_at_load_naming_the_field() {
     let e = load_error(&variant(&light, "bad-faces", "[faces]", "[unused]"));
     assert!(e.contains("unused"), "{e}");
 }
+
+#[test]
+fn upstream_face_boxes_feed_the_sequences() {
+    let desc = format!(
+        "filesrc location={} ! avidemux ! videoconvert ! facedetect display=false \
+         ! videoconvert ! emotionsense bundle={} window-mode=sliding asr=false ! fakesink",
+        two_faces().display(),
+        light_bundle().display()
+    );
+    let p = gst::parse::launch(&desc).unwrap();
+    let mut windows = Vec::new();
+    run_to_eos(&p, Duration::from_secs(120), |m| {
+        windows.extend(window_of(m))
+    })
+    .unwrap();
+    assert_eq!(windows.len(), 3);
+    for w in &windows {
+        let faces = &w.fusion().expect("face details").faces;
+        assert!(!faces.is_empty(), "{w:?}");
+        assert!(faces.iter().all(|f| f.upstream), "{w:?}");
+        // The per-frame answers of the selected face, one per sampled frame.
+        assert_eq!(w.head("emotion").unwrap().frames.len(), 10);
+        assert_eq!(faces[0].frame_probs.len(), 10);
+    }
+}

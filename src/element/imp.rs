@@ -28,6 +28,8 @@
 //! result carries the softmax probabilities of every head (`emotion`, `sentiment`,
 //! ...), the top labels, and exponentially smoothed ones. Elements using the same
 //! bundle and `device` in one process share one model, which batches their windows.
+//! A face-sequence bundle (docs/robot.md) feeds each tracked face's crops to its model
+//! and reports every face, with per-frame answers when its head has them.
 //! `overlay=true` draws the result on the video.
 //!
 //! Windows (`window-mode`): `auto` (the default) gives one window per spoken
