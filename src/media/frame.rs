@@ -168,15 +168,16 @@ pub fn resize_linear(
     let bpp = layout.bytes_per_pixel;
 
     // Horizontal pass of one source row into `out` (3 ints per output pixel, scaled by 2^11).
+    let [c0, c1, c2] = layout.rgb_offsets;
     let hresize = |row: usize, out: &mut Vec<i32>| {
-        out.clear();
+        out.resize(dst_width * 3, 0);
         let line = &src[row * stride..];
-        for t in &xt {
-            let p0 = t.index * bpp;
-            let p1 = t.next * bpp;
-            for &c in &layout.rgb_offsets {
-                out.push(line[p0 + c] as i32 * t.w0 + line[p1 + c] as i32 * t.w1);
-            }
+        for (t, o) in xt.iter().zip(out.chunks_exact_mut(3)) {
+            let (a, b) = (&line[t.index * bpp..], &line[t.next * bpp..]);
+            let (w0, w1) = (t.w0, t.w1);
+            o[0] = a[c0] as i32 * w0 + b[c0] as i32 * w1;
+            o[1] = a[c1] as i32 * w0 + b[c1] as i32 * w1;
+            o[2] = a[c2] as i32 * w0 + b[c2] as i32 * w1;
         }
     };
 
@@ -206,11 +207,10 @@ pub fn resize_linear(
         let s1 = slot_of(t.next, Some(s0));
         let (b0, b1) = (t.w0, t.w1);
         let dst = &mut out.data[dy * dst_width * 3..(dy + 1) * dst_width * 3];
-        for (x, d) in dst.iter_mut().enumerate() {
+        let (r0, r1) = (&rows[s0].1[..dst.len()], &rows[s1].1[..dst.len()]);
+        for ((d, &a), &b) in dst.iter_mut().zip(r0).zip(r1) {
             // OpenCV's SIMD vertical pass for 8-bit output (VResizeLinearVec_32s8u).
-            let v0 = rows[s0].1[x] >> 4;
-            let v1 = rows[s1].1[x] >> 4;
-            let v = (((b0 * v0) >> 16) + ((b1 * v1) >> 16) + 2) >> 2;
+            let v = (((b0 * (a >> 4)) >> 16) + ((b1 * (b >> 4)) >> 16) + 2) >> 2;
             *d = v.clamp(0, 255) as u8;
         }
     }
