@@ -614,6 +614,33 @@ fn sentiment_temperature() -> f64 {
     0.1
 }
 
+/// The MTCNN settings shared by `[fusion.face]` and `[faces]`: the field at fault and
+/// why, if any is out of range.
+fn check_detector(
+    thresholds: &[f64],
+    pyramid_factor: f64,
+    min_face: f64,
+    detect_every: usize,
+    margin: f64,
+) -> Result<(), (&'static str, &'static str)> {
+    if thresholds.len() != 3 || thresholds.iter().any(|t| !(0.0..1.0).contains(t)) {
+        return Err(("thresholds", "needs 3 values in [0, 1)"));
+    }
+    if !(0.1..=0.95).contains(&pyramid_factor) {
+        return Err(("pyramid_factor", "must be in [0.1, 0.95]"));
+    }
+    if !(12.0..=4096.0).contains(&min_face) {
+        return Err(("min_face", "must be 12..=4096 pixels"));
+    }
+    if detect_every == 0 {
+        return Err(("detect_every", "must be at least 1"));
+    }
+    if !(0.0..=1.0).contains(&margin) {
+        return Err(("margin", "must be in [0, 1]"));
+    }
+    Ok(())
+}
+
 /// The value serde rejected in "unknown variant `X`, expected ...".
 fn rejected_variant(message: &str) -> Option<&str> {
     let rest = message.split("unknown variant `").nth(1)?;
@@ -963,21 +990,14 @@ impl Manifest {
                 ));
             }
         }
-        if f.thresholds.len() != 3 || f.thresholds.iter().any(|t| !(0.0..1.0).contains(t)) {
-            return Err(bad("faces.thresholds", "needs 3 values in [0, 1)".into()));
-        }
-        if !(0.1..=0.95).contains(&f.pyramid_factor) {
-            return Err(bad("faces.pyramid_factor", "must be in [0.1, 0.95]".into()));
-        }
-        if !(12.0..=4096.0).contains(&f.min_face) {
-            return Err(bad("faces.min_face", "must be 12..=4096 pixels".into()));
-        }
-        if f.detect_every == 0 {
-            return Err(bad("faces.detect_every", "must be at least 1".into()));
-        }
-        if !(0.0..=1.0).contains(&f.margin) {
-            return Err(bad("faces.margin", "must be in [0, 1]".into()));
-        }
+        check_detector(
+            &f.thresholds,
+            f.pyramid_factor,
+            f.min_face,
+            f.detect_every,
+            f.margin,
+        )
+        .map_err(|(field, reason)| bad(&format!("faces.{field}"), reason.into()))?;
         if !(1..=64).contains(&f.max_faces) {
             return Err(bad("faces.max_faces", "must be 1..=64".into()));
         }
@@ -1076,22 +1096,14 @@ impl Manifest {
                     format!("needs {n} values in [-1, 1], one per label"),
                 ));
             }
-            if face.thresholds.len() != 3 || face.thresholds.iter().any(|t| !(0.0..1.0).contains(t))
-            {
-                return Err(bad("face.thresholds", "needs 3 values in [0, 1)".into()));
-            }
-            if !(0.1..=0.95).contains(&face.pyramid_factor) {
-                return Err(bad("face.pyramid_factor", "must be in [0.1, 0.95]".into()));
-            }
-            if !(12.0..=4096.0).contains(&face.min_face) {
-                return Err(bad("face.min_face", "must be 12..=4096 pixels".into()));
-            }
-            if face.detect_every == 0 {
-                return Err(bad("face.detect_every", "must be at least 1".into()));
-            }
-            if !(0.0..=1.0).contains(&face.margin) {
-                return Err(bad("face.margin", "must be in [0, 1]".into()));
-            }
+            check_detector(
+                &face.thresholds,
+                face.pyramid_factor,
+                face.min_face,
+                face.detect_every,
+                face.margin,
+            )
+            .map_err(|(field, reason)| bad(&format!("face.{field}"), reason.into()))?;
             if face.max_faces == 0 {
                 return Err(bad("face.max_faces", "must be at least 1".into()));
             }

@@ -98,6 +98,34 @@ impl Mtcnn {
         })
     }
 
+    /// The three networks a bundle names (`names`, P-Net, R-Net, O-Net, by model
+    /// name; `field` is the manifest field, for errors) on `device`.
+    pub fn from_bundle(
+        bundle: &crate::bundle::Bundle,
+        names: &[String],
+        config: MtcnnConfig,
+        device: Device,
+        field: &str,
+    ) -> Result<Self, String> {
+        let paths: Vec<std::path::PathBuf> = names
+            .iter()
+            .map(|n| bundle.model_index(n).map(|i| bundle.model_file(i, device)))
+            .collect::<Option<_>>()
+            .filter(|p: &Vec<_>| p.len() == 3)
+            .ok_or_else(|| format!("{field} must name three [[models]]"))?;
+        Self::load([&paths[0], &paths[1], &paths[2]], config, device)
+    }
+
+    /// The image as a [1, 3, H, W] float tensor on the detector's device.
+    fn image_tensor(&self, img: &RgbImage) -> Tensor {
+        Tensor::from_slice(&img.data)
+            .reshape([img.height as i64, img.width as i64, 3])
+            .permute([2, 0, 1])
+            .unsqueeze(0)
+            .to_kind(Kind::Float)
+            .to_device(self.device)
+    }
+
     /// Faces in `img`, highest score first.
     pub fn detect(&self, img: &RgbImage) -> Result<Vec<FaceBox>, String> {
         tch::no_grad(|| self.detect_inner(img))
@@ -105,12 +133,7 @@ impl Mtcnn {
 
     fn detect_inner(&self, img: &RgbImage) -> Result<Vec<FaceBox>, String> {
         let (h, w) = (img.height as i64, img.width as i64);
-        let image = Tensor::from_slice(&img.data)
-            .reshape([h, w, 3])
-            .permute([2, 0, 1])
-            .unsqueeze(0)
-            .to_kind(Kind::Float)
-            .to_device(self.device);
+        let image = self.image_tensor(img);
         let c = &self.config;
         // Image pyramid.
         let m = 12.0 / c.min_face;
@@ -187,13 +210,7 @@ impl Mtcnn {
             return Ok(Vec::new());
         }
         tch::no_grad(|| {
-            let (h, w) = (img.height as i64, img.width as i64);
-            let image = Tensor::from_slice(&img.data)
-                .reshape([h, w, 3])
-                .permute([2, 0, 1])
-                .unsqueeze(0)
-                .to_kind(Kind::Float)
-                .to_device(self.device);
+            let image = self.image_tensor(img);
             let mut boxes: Vec<Row> = held
                 .iter()
                 .map(|b| [b.x1, b.y1, b.x2, b.y2, b.score, 0.0, 0.0, 0.0, 0.0])

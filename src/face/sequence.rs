@@ -4,7 +4,6 @@
 //! sampled frame, filled by the bundle's rule where the face is missing. Each track is
 //! one sequence for the model.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 
 use super::track::{Track, link};
@@ -52,18 +51,12 @@ impl FaceSequencer {
         let Some(spec) = bundle.manifest.faces.clone() else {
             return Ok(None);
         };
-        let paths: Vec<PathBuf> = spec
-            .detector
-            .iter()
-            .map(|n| bundle.model_index(n).map(|i| bundle.model_file(i, device)))
-            .collect::<Option<_>>()
-            .ok_or("faces.detector names an unknown model")?;
         let config = MtcnnConfig {
             min_face: spec.min_face,
             thresholds: [spec.thresholds[0], spec.thresholds[1], spec.thresholds[2]],
             factor: spec.pyramid_factor,
         };
-        let mtcnn = Mtcnn::load([&paths[0], &paths[1], &paths[2]], config, device)?;
+        let mtcnn = Mtcnn::from_bundle(bundle, &spec.detector, config, device, "faces.detector")?;
         let input = match bundle.manifest.inputs.get(&spec.input) {
             Some(InputSpec::Video(v)) => v.clone(),
             _ => return Err("faces.input is not a video input".into()),

@@ -73,18 +73,18 @@ impl FusionModel {
         let label_index = |l: &str| emotion_labels.iter().position(|x| x == l);
         let face = match &fusion.face {
             Some(spec) => {
-                let paths: Vec<_> = spec
-                    .detector
-                    .iter()
-                    .map(|n| bundle.model_index(n).map(|i| bundle.model_file(i, device)))
-                    .collect::<Option<_>>()
-                    .ok_or("fusion.face.detector names an unknown model")?;
                 let config = MtcnnConfig {
                     min_face: spec.min_face,
                     thresholds: [spec.thresholds[0], spec.thresholds[1], spec.thresholds[2]],
                     factor: spec.pyramid_factor,
                 };
-                let mtcnn = Mtcnn::load([&paths[0], &paths[1], &paths[2]], config, device)?;
+                let mtcnn = Mtcnn::from_bundle(
+                    &bundle,
+                    &spec.detector,
+                    config,
+                    device,
+                    "fusion.face.detector",
+                )?;
                 let input = match bundle.manifest.inputs.get(&spec.input) {
                     Some(InputSpec::Video(v)) => v.clone(),
                     _ => return Err("fusion.face.input is not a video input".into()),
