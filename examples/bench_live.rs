@@ -135,7 +135,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         return Err(e.into());
     }
     let seen = seen.lock().unwrap();
-    let hop = 1.5;
+    // The bundle's window length and hop (the element's properties are not set here).
+    let (length, hop) = gst_emotion::bundle::resolve_bundle(&bundle)
+        .ok()
+        .and_then(|dir| {
+            let path = dir.join(gst_emotion::bundle::MANIFEST);
+            let text = std::fs::read_to_string(&path).ok()?;
+            gst_emotion::bundle::Manifest::parse(&text, &path).ok()
+        })
+        .map_or((3.0, 1.5), |m| (m.window.length, m.window.hop));
     let n = seen.windows.len();
     if n == 0 {
         return Err("no windows".into());
@@ -163,7 +171,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let max = |v: &[f64]| v.iter().cloned().fold(f64::NEG_INFINITY, f64::max);
     let late = lags.iter().filter(|l| **l > hop).count();
     println!(
-        "live 1280x720 30 fps + speech, default bundle, {streams} stream(s), {seconds} s of stream, window 3.0 s / hop {hop} s"
+        "live 1280x720 30 fps + speech, bundle {bundle}, {streams} stream(s), {seconds} s of stream, window {length} s / hop {hop} s"
     );
     println!("  windows analysed        {n}");
     println!(
