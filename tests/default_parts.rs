@@ -7,24 +7,18 @@ mod common;
 
 use std::path::Path;
 
-use common::default_bundle;
+use common::{default_bundle, run_ok};
 use std::process::Command;
 
 use gst_emotion::face::{Mtcnn, MtcnnConfig};
 use gst_emotion::media::RgbImage;
 use gst_emotion::text::vader::Vader;
 
-fn python(args: &[&str]) -> serde_json::Value {
-    let venv = Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python");
-    let out = Command::new(venv)
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/reference_parts.py"))
-        .args(args)
-        .output()
-        .expect("run models/reference_parts.py");
-    assert!(
-        out.status.success(),
-        "reference_parts.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
+fn reference(args: &[&str]) -> serde_json::Value {
+    let out = run_ok(
+        Command::new(common::python())
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("models/reference_parts.py"))
+            .args(args),
     );
     serde_json::from_slice(&out.stdout).expect("JSON from reference_parts.py")
 }
@@ -62,7 +56,7 @@ const SENTENCES: &[&str] = &[
 fn vader_matches_the_python_package() {
     let lexicon = default_bundle().join("vader_lexicon.txt");
     let vader = Vader::from_file(&lexicon).unwrap();
-    let expected = python(&[&["vader"][..], SENTENCES].concat());
+    let expected = reference(&[&["vader"][..], SENTENCES].concat());
     let expected = expected.as_array().unwrap();
     assert_eq!(expected.len(), SENTENCES.len());
     for (s, e) in SENTENCES.iter().zip(expected) {
@@ -128,7 +122,7 @@ fn mtcnn_matches_facenet_pytorch() {
             )
             .unwrap();
             let ours = mtcnn.detect(&img).unwrap();
-            let theirs = python(&[
+            let theirs = reference(&[
                 "mtcnn",
                 b.to_str().unwrap(),
                 path.to_str().unwrap(),

@@ -35,15 +35,7 @@ torch.jit.script(Probe()).save(r"{dir}/probe.ts")
     // TorchScript reads the class's source: it must be in a file.
     let file = dir.join("make_probe.py");
     std::fs::write(&file, script).unwrap();
-    let out = Command::new(python())
-        .arg(&file)
-        .output()
-        .expect("run the venv's python (scripts/setup makes it)");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_ok(Command::new(python()).arg(&file));
     std::fs::write(
         dir.join("bundle.toml"),
         format!(

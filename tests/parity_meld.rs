@@ -19,17 +19,12 @@ fn root() -> PathBuf {
 }
 
 fn run_python(args: &[&std::ffi::OsStr]) -> String {
-    let out = Command::new(python())
-        .args(args)
-        .output()
-        .expect("run python");
-    let text = format!(
+    let out = run_ok(Command::new(python()).args(args));
+    format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "{args:?} failed:\n{text}");
-    text
+    )
 }
 
 /// The random-init MELD bundle (seed 1), exported once into the cache and reused

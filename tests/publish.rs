@@ -262,25 +262,20 @@ fn analyze_publishes_what_it_writes() {
     let (mut sub, rx) = subscribe(broker.port, "batch/out");
     let clip = clip("av4", ClipSpec::av(4));
     let out = fixture_dir().join("publish-analyze");
-    let run = Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
-        .args([
-            "analyze",
-            clip.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ])
-        .args(["--bundle", "none", "--window-mode", "sliding"])
-        .args([
-            "--publish",
-            &format!("mqtt://127.0.0.1:{}/batch/out", broker.port),
-        ])
-        .env("GST_REGISTRY", fixture_dir().join("registry.bin"))
-        .output()
-        .expect("run gst-emotion analyze");
-    assert!(
-        run.status.success(),
-        "{}",
-        String::from_utf8_lossy(&run.stderr)
+    run_ok(
+        Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
+            .args([
+                "analyze",
+                clip.to_str().unwrap(),
+                "--out",
+                out.to_str().unwrap(),
+            ])
+            .args(["--bundle", "none", "--window-mode", "sliding"])
+            .args([
+                "--publish",
+                &format!("mqtt://127.0.0.1:{}/batch/out", broker.port),
+            ])
+            .env("GST_REGISTRY", fixture_dir().join("registry.bin")),
     );
     // Output names carry a hash of the input: NAME.HASH.jsonl.
     let jsonl = std::fs::read_dir(&out)

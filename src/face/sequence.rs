@@ -121,7 +121,10 @@ impl FaceSequencer {
             return None;
         }
         let (w, h, margin) = (self.input.width, self.input.height, self.spec.margin);
-        let crop = |k: usize| crop_rgb(&frames[k], on[k].expect("seen"), margin, w, h);
+        // Each frame the face is on is cropped once; fills copy or blacken.
+        let seen: Vec<Option<RgbImage>> = (0..t)
+            .map(|k| on[k].map(|b| crop_rgb(&frames[k], b, margin, w, h)))
+            .collect();
         let near = |k: usize| {
             // The nearest frame the face is on, the earlier on a tie.
             (0..t)
@@ -130,9 +133,9 @@ impl FaceSequencer {
                 .expect("a track has a box")
         };
         let crops: Vec<RgbImage> = (0..t)
-            .map(|k| match (on[k], self.spec.fill) {
-                (Some(_), _) => crop(k),
-                (None, FaceFill::Repeat) => crop(near(k)),
+            .map(|k| match (&seen[k], self.spec.fill) {
+                (Some(c), _) => c.clone(),
+                (None, FaceFill::Repeat) => seen[near(k)].clone().expect("seen"),
                 (None, FaceFill::Black | FaceFill::Skip) => RgbImage::black(w, h),
             })
             .collect();

@@ -315,10 +315,8 @@ impl Model {
                         rect: s.rect,
                         frames: s.seen,
                         score: s.score,
-                        probs: Vec::new(),
                         upstream: s.upstream,
-                        id: None,
-                        frame_probs: Vec::new(),
+                        ..FaceReport::default()
                     },
                     crops: s.crops,
                 });
@@ -458,15 +456,7 @@ fn warm_up(backend: &Backend, bundle: &Bundle) -> Result<(), String> {
         faces.push(PreparedFace {
             tensor: frames_tensor("warm-up", v, &vec![&black; v.frames])?,
             crops: Vec::new(),
-            report: FaceReport {
-                rect: [0.0; 4],
-                frames: 0,
-                score: 0.0,
-                probs: Vec::new(),
-                upstream: false,
-                id: None,
-                frame_probs: Vec::new(),
-            },
+            report: FaceReport::default(),
         });
     }
     let out = backend

@@ -228,12 +228,7 @@ mod tests {
             crops: Vec::new(),
             report: FaceReport {
                 rect,
-                frames: 1,
-                score: 1.0,
-                probs: Vec::new(),
-                upstream: false,
-                id: None,
-                frame_probs: Vec::new(),
+                ..FaceReport::default()
             },
         }
     }

@@ -47,6 +47,59 @@ impl InputTensor {
             | InputTensor::U8 { shape, .. } => shape,
         }
     }
+
+    /// `parts` (of one element type and shape) stacked along a new first dimension.
+    pub fn stack(parts: &[&InputTensor]) -> Result<InputTensor, String> {
+        let first = parts.first().ok_or("nothing to stack")?;
+        let mut shape = vec![parts.len() as i64];
+        shape.extend_from_slice(first.shape());
+        if parts.iter().any(|p| p.shape() != first.shape()) {
+            return Err("tensors of different shapes".into());
+        }
+        fn cat<T: Copy>(
+            parts: &[&InputTensor],
+            pick: impl Fn(&InputTensor) -> Option<&[T]>,
+        ) -> Result<Vec<T>, String> {
+            let mut out = Vec::new();
+            for p in parts {
+                out.extend_from_slice(pick(p).ok_or("tensors of different element types")?);
+            }
+            Ok(out)
+        }
+        Ok(match first {
+            InputTensor::F32 { .. } => InputTensor::F32 {
+                shape,
+                data: cat(parts, |t| match t {
+                    InputTensor::F32 { data, .. } => Some(data),
+                    _ => None,
+                })?,
+            },
+            InputTensor::I64 { .. } => InputTensor::I64 {
+                shape,
+                data: cat(parts, |t| match t {
+                    InputTensor::I64 { data, .. } => Some(data),
+                    _ => None,
+                })?,
+            },
+            InputTensor::U8 { .. } => InputTensor::U8 {
+                shape,
+                data: cat(parts, |t| match t {
+                    InputTensor::U8 { data, .. } => Some(data),
+                    _ => None,
+                })?,
+            },
+        })
+    }
+
+    /// The values as a libtorch tensor of this shape (on the CPU).
+    pub fn to_tch(&self) -> Result<tch::Tensor, String> {
+        let t = match self {
+            InputTensor::F32 { data, .. } => tch::Tensor::from_slice(data),
+            InputTensor::I64 { data, .. } => tch::Tensor::from_slice(data),
+            InputTensor::U8 { data, .. } => tch::Tensor::from_slice(data),
+        };
+        t.f_reshape(self.shape()).map_err(|e| super::first_line(&e))
+    }
 }
 
 /// All inputs of one window, by input name, plus the text they encode.

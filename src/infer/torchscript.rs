@@ -132,15 +132,16 @@ impl TorchScriptModel {
 /// padded to the longest in the batch when the bundle says so).
 fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tensor, String> {
     let n = batch.len() as i64;
-    let first = batch[0]
-        .inputs
-        .get(name)
+    let parts: Vec<&InputTensor> = batch
+        .iter()
+        .map(|p| p.inputs.get(name))
+        .collect::<Option<_>>()
         .ok_or_else(|| format!("input {name} was not prepared"))?;
     if pads_to_longest(bundle) && is_text(bundle, name) {
         let pad_id = bundle.text.as_ref().map_or(0, |t| t.pad_id());
-        let len = batch
+        let len = parts
             .iter()
-            .map(|p| p.inputs[name].shape().last().copied().unwrap_or(0))
+            .map(|t| t.shape().last().copied().unwrap_or(0))
             .max()
             .unwrap_or(0)
             .max(1) as usize;
@@ -149,8 +150,8 @@ fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tens
             _ => 0,
         };
         let mut data = Vec::with_capacity(batch.len() * len);
-        for p in batch {
-            let InputTensor::I64 { data: d, .. } = &p.inputs[name] else {
+        for t in &parts {
+            let InputTensor::I64 { data: d, .. } = t else {
                 return Err(format!("input {name}: expected int64 tokens"));
             };
             data.extend_from_slice(d);
@@ -158,46 +159,9 @@ fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tens
         }
         return Ok(Tensor::from_slice(&data).reshape([n, len as i64]));
     }
-    let mut shape = vec![n];
-    shape.extend_from_slice(first.shape());
-    let tensor = match first {
-        InputTensor::F32 { .. } => {
-            let data: Vec<f32> = batch
-                .iter()
-                .flat_map(|p| match &p.inputs[name] {
-                    InputTensor::F32 { data, .. } => data.as_slice(),
-                    _ => &[],
-                })
-                .copied()
-                .collect();
-            Tensor::from_slice(&data)
-        }
-        InputTensor::I64 { .. } => {
-            let data: Vec<i64> = batch
-                .iter()
-                .flat_map(|p| match &p.inputs[name] {
-                    InputTensor::I64 { data, .. } => data.as_slice(),
-                    _ => &[],
-                })
-                .copied()
-                .collect();
-            Tensor::from_slice(&data)
-        }
-        InputTensor::U8 { .. } => {
-            let data: Vec<u8> = batch
-                .iter()
-                .flat_map(|p| match &p.inputs[name] {
-                    InputTensor::U8 { data, .. } => data.as_slice(),
-                    _ => &[],
-                })
-                .copied()
-                .collect();
-            Tensor::from_slice(&data)
-        }
-    };
-    tensor
-        .f_reshape(shape.as_slice())
-        .map_err(|e| format!("input {name}: {}", first_line(&e)))
+    InputTensor::stack(&parts)
+        .and_then(|t| t.to_tch())
+        .map_err(|e| format!("input {name}: {e}"))
 }
 
 /// The shapes that must agree for windows to share a forward pass.

@@ -42,15 +42,9 @@ pub fn window(dir: &Path, job: &WindowJob, result: &WindowResult) -> std::io::Re
 pub fn inputs(dir: &Path, index: u64, p: &Prepared) -> std::io::Result<()> {
     std::fs::create_dir_all(dir)?;
     for (name, t) in &p.inputs {
-        let path = dir.join(format!("w{index:06}_{name}.npy"));
-        let dims = |s: &[i64]| s.iter().map(|&d| d as usize).collect::<Vec<_>>();
-        match t {
-            InputTensor::F32 { shape, data } => write_npy(&path, &dims(shape), data)?,
-            InputTensor::I64 { shape, data } => write_npy(&path, &dims(shape), data)?,
-            InputTensor::U8 { shape, data } => write_npy(&path, &dims(shape), data)?,
-        }
+        tensor(&dir.join(format!("w{index:06}_{name}.npy")), t)?;
     }
-    if let (Some(faces), Some(first)) = (&p.faces, p.faces.as_ref().and_then(|f| f.first())) {
+    if let Some(faces) = p.faces.as_ref().filter(|f| !f.is_empty()) {
         // `[faces]` bundles: the crops fed, as PNGs and as the input tensor with a
         // leading face dimension.
         for (f, face) in faces.iter().enumerate() {
@@ -58,34 +52,21 @@ pub fn inputs(dir: &Path, index: u64, p: &Prepared) -> std::io::Result<()> {
                 png(&dir.join(format!("w{index:06}_face{f}_crop{k:03}.png")), c)?;
             }
         }
-        let mut shape: Vec<usize> = vec![faces.len()];
-        shape.extend(first.tensor.shape().iter().map(|&d| d as usize));
-        let path = dir.join(format!("w{index:06}_faces.npy"));
-        match &first.tensor {
-            InputTensor::F32 { .. } => {
-                let data: Vec<f32> = faces
-                    .iter()
-                    .flat_map(|f| match &f.tensor {
-                        InputTensor::F32 { data, .. } => data.clone(),
-                        _ => Vec::new(),
-                    })
-                    .collect();
-                write_npy(&path, &shape, &data)?;
-            }
-            InputTensor::U8 { .. } => {
-                let data: Vec<u8> = faces
-                    .iter()
-                    .flat_map(|f| match &f.tensor {
-                        InputTensor::U8 { data, .. } => data.clone(),
-                        _ => Vec::new(),
-                    })
-                    .collect();
-                write_npy(&path, &shape, &data)?;
-            }
-            InputTensor::I64 { .. } => {}
-        }
+        let tensors: Vec<&InputTensor> = faces.iter().map(|f| &f.tensor).collect();
+        let stacked = InputTensor::stack(&tensors).map_err(std::io::Error::other)?;
+        tensor(&dir.join(format!("w{index:06}_faces.npy")), &stacked)?;
     }
     std::fs::write(dir.join(format!("w{index:06}_text.txt")), &p.text)
+}
+
+/// Writes `t` as .npy with its shape and element type.
+fn tensor(path: &Path, t: &InputTensor) -> std::io::Result<()> {
+    let dims: Vec<usize> = t.shape().iter().map(|&d| d as usize).collect();
+    match t {
+        InputTensor::F32 { data, .. } => write_npy(path, &dims, data),
+        InputTensor::I64 { data, .. } => write_npy(path, &dims, data),
+        InputTensor::U8 { data, .. } => write_npy(path, &dims, data),
+    }
 }
 
 /// Writes `img` as an RGB PNG.

@@ -195,7 +195,7 @@ impl FusionDetails {
 }
 
 /// One face seen in a window.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
 pub struct FaceReport {
     /// Mean box over the frames it was seen in, as fractions of the frame: x, y,
     /// width, height.
@@ -214,6 +214,15 @@ pub struct FaceReport {
     /// Per-frame probabilities of this face (a per-frame face-head), in sampled order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frame_probs: Vec<FrameProbs>,
+}
+
+/// The head faces are reported for among `heads`: `emotion` when there is one, else
+/// the first.
+pub fn face_head(heads: &[HeadResult]) -> Option<&HeadResult> {
+    heads
+        .iter()
+        .find(|h| h.name == "emotion")
+        .or_else(|| heads.first())
 }
 
 /// Index of the largest value (the first of equals); 0 for an empty slice.
@@ -270,7 +279,7 @@ impl WindowResult {
     /// The head faces are reported for: `emotion` when the bundle has one, else the
     /// first head (`faces[i].probs` are in its label order).
     pub fn face_head(&self) -> Option<&HeadResult> {
-        self.head("emotion").or_else(|| self.heads().first())
+        face_head(self.heads())
     }
 
     /// The transcript text, empty when there is none.

@@ -6,7 +6,7 @@
 use super::STRUCTURE_NAME;
 use super::result::{
     FaceReport, FrameProbs, FusionDetails, HeadResult, Prediction, TimedWord, TranscriptInfo,
-    WindowResult, argmax,
+    WindowResult, argmax, face_head,
 };
 use crate::window::{WindowKind, WindowSpan};
 
@@ -50,8 +50,7 @@ impl WindowResult {
                 set_head(&mut s, h);
             }
             if let Some(f) = &p.fusion {
-                let head = p.head("emotion").or_else(|| p.heads.first());
-                set_fusion(&mut s, f, head);
+                set_fusion(&mut s, f, face_head(&p.heads));
             }
         }
         if !self.timings.is_empty() {
@@ -120,12 +119,8 @@ impl WindowResult {
                     name: h,
                 })
                 .collect();
-            let face_head = heads
-                .iter()
-                .find(|h| h.name == "emotion")
-                .or_else(|| heads.first())
-                .map_or("emotion", |h| h.name.as_str());
-            let fusion = s.has_field("branches").then(|| read_fusion(s, face_head));
+            let face_name = face_head(&heads).map_or("emotion", |h| h.name.as_str());
+            let fusion = s.has_field("branches").then(|| read_fusion(s, face_name));
             Prediction {
                 model,
                 heads,

@@ -232,6 +232,22 @@ pub fn appsink(pipeline: &gst::Element, name: &str) -> gst_app::AppSink {
         .expect("an appsink")
 }
 
+/// Runs `cmd` to completion; fails the test, showing the command and both output
+/// streams, unless it exits 0.
+pub fn run_ok(cmd: &mut std::process::Command) -> std::process::Output {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed ({}):\n{}\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
 /// A TCP port free on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
