@@ -87,12 +87,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 let now = p.current_running_time().map(|t| t.nseconds()).unwrap_or(0);
                 if std::env::var_os("BENCH_VERBOSE").is_some() {
                     eprintln!(
-                        "{:?} {:?} {:.2}-{:.2} s, result at {:.2} s",
+                        "{:?} {:?} {:.2}-{:.2} s, result at {:.2} s, {}",
                         msg.src().map(|s| s.name()),
                         r.kind,
                         r.span.start as f64 / 1e9,
                         r.span.end as f64 / 1e9,
-                        now as f64 / 1e9
+                        now as f64 / 1e9,
+                        r.timings
+                            .iter()
+                            .map(|(k, v)| format!("{k} {v:.0}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
                     );
                 }
                 let mut seen = seen.lock().unwrap();
@@ -154,8 +159,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .map(|(end, at, _)| (*at as f64 - *end as f64) / 1e9)
         .collect();
     let mut stages: Vec<(String, Vec<f64>)> = Vec::new();
-    for (_, _, t) in &seen.windows {
-        for (k, v) in t {
+    for ((_, _, t), lag) in seen.windows.iter().zip(&lags) {
+        // What the lag holds besides the queue and the worker: the time from the
+        // window's end until it was cut (voice detector hangover, audio buffering).
+        let get = |name: &str| t.iter().find(|(k, _)| k == name).map_or(0.0, |(_, v)| *v);
+        let cut = lag * 1e3 - get("wait") - get("total");
+        for (k, v) in t.iter().chain([&("cut".to_string(), cut)]) {
             match stages.iter_mut().find(|(s, _)| s == k) {
                 Some((_, vals)) => vals.push(*v),
                 None => stages.push((k.clone(), vec![*v])),
@@ -189,7 +198,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max(&total),
         mean(&total) / 1e3 / hop
     );
-    println!("  per stage (ms, mean / max):");
+    println!(
+        "  per stage (ms, mean / max; cut: from the window's end until it was handed to the worker, wait: queued for the worker):"
+    );
     for (k, v) in &stages {
         println!("    {k:<14} {:8.1} / {:8.1}", mean(v), max(v));
     }

@@ -128,6 +128,9 @@ impl Analyzer {
     pub fn analyse(&mut self, job: &WindowJob) -> Result<WindowResult, String> {
         let started = Instant::now();
         let mut result = WindowResult::measure(job);
+        // A fusion bundle's faces do not need the words: they are found on the
+        // inference thread while Whisper runs here.
+        let faces = self.config.model.as_ref().and_then(|m| m.start_faces(job));
         result.transcript = self.transcript(job);
         if self.speech.is_some() && self.config.text.is_none() {
             result
@@ -141,7 +144,10 @@ impl Analyzer {
                 .as_ref()
                 .map(|t| t.text.as_str())
                 .filter(|t| !t.is_empty());
-            let input = model.prepare(job, text)?;
+            let mut input = model.prepare(job, text)?;
+            if let Some(faces) = faces {
+                input.face_stage = Some(faces.wait()?);
+            }
             if let Some(dir) = &self.config.dump_dir {
                 dump::inputs(dir, job.span.index, &input)
                     .map_err(|e| format!("{}: {e}", dir.display()))?;
@@ -230,7 +236,8 @@ impl Analyzer {
 
     /// The window's transcript: the configured text when set, else what speech
     /// recognition hears. Whisper runs only where the voice detector finds speech; an
-    /// utterance window is speech already found, so it is transcribed whole.
+    /// utterance window is speech already found, so it is transcribed whole, and a
+    /// silence window is a stretch it found none in (empty transcript, no second pass).
     fn transcript(&mut self, job: &WindowJob) -> Option<TranscriptInfo> {
         if let Some(text) = &self.config.text {
             return Some(TranscriptInfo::text_only(text.clone()));
@@ -240,6 +247,9 @@ impl Analyzer {
         let duration = audio.samples.len() as f64 / rate;
         let stretch = if job.kind == WindowKind::Utterance {
             Ok(Some((0.0, duration)))
+        } else if job.kind == WindowKind::Silence {
+            // The segmenter found no speech here: nothing to search or transcribe.
+            Ok(None)
         } else {
             self.stats.vad_passes += 1;
             speech.vad.probabilities(&audio.samples).map(|probs| {

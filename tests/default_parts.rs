@@ -154,3 +154,46 @@ fn mtcnn_matches_facenet_pytorch() {
     }
     assert!(compared >= 2, "no faces compared");
 }
+
+#[test]
+fn faces_found_ahead_of_the_words_give_the_same_answer() {
+    use gst_emotion::infer::{Model, ModelOptions};
+    use gst_emotion::media::sampler::FrameSelection;
+    use gst_emotion::window::{WindowJob, WindowSpan};
+    use std::sync::Arc;
+    let media = gst_emotion::speech::cache_dir().unwrap().join("media");
+    let frame = Arc::new(read_png(&media.join("astronaut.png")));
+    let model = Model::shared(&default_bundle(), ModelOptions::default()).unwrap();
+    let job = WindowJob {
+        span: WindowSpan {
+            index: 0,
+            start: 0,
+            end: 3_000_000_000,
+        },
+        frames: Some(FrameSelection {
+            frames: vec![frame; 6],
+            real: 6,
+            distinct: 1,
+            times: (0..6).map(|i| Some(i * 500_000_000)).collect(),
+        }),
+        audio: None,
+        kind: Default::default(),
+        stream_span: None,
+    };
+    let text = Some("I am so happy to see you again.");
+    // The element's way: the face branch starts first, the words come later.
+    let pending = model
+        .start_faces(&job)
+        .expect("the default bundle has a face branch");
+    let mut ahead = model.prepare(&job, text).unwrap();
+    ahead.face_stage = Some(pending.wait().unwrap());
+    let ahead = model.predict(ahead).unwrap();
+    // All at once.
+    let at_once = model.predict(model.prepare(&job, text).unwrap()).unwrap();
+    assert_eq!(ahead.probs, at_once.probs);
+    assert_eq!(ahead.fusion, at_once.fusion);
+    let faces = &ahead.fusion.as_ref().unwrap().faces;
+    assert_eq!(faces.len(), 1, "{faces:?}");
+    let stages: Vec<&str> = ahead.timings.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(stages, ["face-detect", "face-classify", "text"]);
+}

@@ -340,6 +340,15 @@ fn utterance_windows_are_transcribed_without_a_second_voice_search() {
         (1, 2),
         "{stats:?}"
     );
+    // A silence window is where the segmenter heard none: neither runs again.
+    let r = analyzer.analyse(&job(WindowKind::Silence)).unwrap();
+    assert_eq!(r.transcript_text(), "");
+    let stats = analyzer.stats();
+    assert_eq!(
+        (stats.vad_passes, stats.transcriptions),
+        (1, 2),
+        "{stats:?}"
+    );
 }
 
 #[test]

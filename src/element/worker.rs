@@ -4,7 +4,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded};
 use gst::glib;
@@ -107,7 +107,12 @@ impl Shared {
 }
 
 enum Message {
-    Window { job: WindowJob, generation: u64 },
+    Window {
+        job: WindowJob,
+        generation: u64,
+        /// When the window was handed over (its wait in the queue is reported).
+        queued: Instant,
+    },
     Drain(Sender<()>),
 }
 
@@ -158,7 +163,11 @@ impl Worker {
             return Submit::Flushing;
         };
         let generation = self.shared.generation.load(Ordering::SeqCst);
-        let msg = Message::Window { job, generation };
+        let msg = Message::Window {
+            job,
+            generation,
+            queued: Instant::now(),
+        };
         if !block {
             return match tx.try_send(msg) {
                 Ok(()) => Submit::Queued,
@@ -232,12 +241,16 @@ fn run(
     }
     let mut generation_seen = shared.generation.load(Ordering::SeqCst);
     for msg in rx {
-        let (job, generation) = match msg {
+        let (job, generation, queued) = match msg {
             Message::Drain(done) => {
                 let _ = done.send(());
                 continue;
             }
-            Message::Window { job, generation } => (job, generation),
+            Message::Window {
+                job,
+                generation,
+                queued,
+            } => (job, generation, queued),
         };
         let delay = WORKER_DELAY_MS.load(Ordering::Relaxed);
         if delay > 0 {
@@ -251,7 +264,11 @@ fn run(
             generation_seen = generation;
         }
         let dropped = shared.dropped.load(Ordering::SeqCst);
-        let outcome = analyzer.analyse(&job);
+        let waited = queued.elapsed().as_secs_f64() * 1e3;
+        let outcome = analyzer.analyse(&job).map(|mut r| {
+            r.timings.insert(0, ("wait".into(), waited));
+            r
+        });
         for w in analyzer.take_warnings() {
             gst::warning!(super::CAT, "{w}");
         }

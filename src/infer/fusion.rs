@@ -35,6 +35,17 @@ struct TextBranch {
     classifier: Option<CModule>,
 }
 
+/// The face branch's findings for one window ([`FusionModel::face_stage`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct FaceStage {
+    /// Each tracked face, the dominant one first.
+    reports: Vec<FaceReport>,
+    /// The dominant face's probabilities in the classifier's own labels.
+    raw: Option<Vec<f64>>,
+    /// Milliseconds of face detection and classification.
+    timings: Timings,
+}
+
 /// The loaded branches of a late-fusion bundle.
 pub struct FusionModel {
     bundle: Arc<Bundle>,
@@ -177,10 +188,33 @@ impl FusionModel {
         })
     }
 
-    /// Analyses one window: its sampled frames (empty without video) and transcript.
-    pub fn analyse(&self, frames: &[Arc<RgbImage>], text: &str) -> Result<ModelOutput, String> {
+    /// The face branch alone on a window's sampled frames: what [`FusionModel::analyse`]
+    /// needs from the picture, computed while the window's words are still being
+    /// transcribed.
+    pub fn face_stage(&self, frames: &[Arc<RgbImage>]) -> Result<FaceStage, String> {
+        let Some(face) = &self.face else {
+            return Ok(FaceStage::default());
+        };
         let mut timings = Timings::new();
-        let (probs, details) = tch::no_grad(|| self.analyse_inner(frames, text, &mut timings))?;
+        let (reports, raw) = tch::no_grad(|| self.faces(face, frames, &mut timings))?;
+        Ok(FaceStage {
+            reports,
+            raw,
+            timings,
+        })
+    }
+
+    /// Analyses one window: its sampled frames (empty without video) and transcript.
+    /// `faces`: the window's [`FusionModel::face_stage`] when already computed.
+    pub fn analyse(
+        &self,
+        frames: &[Arc<RgbImage>],
+        text: &str,
+        faces: Option<FaceStage>,
+    ) -> Result<ModelOutput, String> {
+        let mut timings = Timings::new();
+        let (probs, details) =
+            tch::no_grad(|| self.analyse_inner(frames, text, faces, &mut timings))?;
         Ok(ModelOutput {
             frames: vec![Vec::new(); probs.len()],
             probs,
@@ -197,6 +231,7 @@ impl FusionModel {
         &self,
         frames: &[Arc<RgbImage>],
         text: &str,
+        faces: Option<FaceStage>,
         timings: &mut Timings,
     ) -> Result<(Vec<Vec<f64>>, FusionDetails), String> {
         let fusion = self
@@ -210,7 +245,12 @@ impl FusionModel {
         // Face branch.
         let mut face_raw: Option<(Vec<f64>, f64)> = None; // (classifier probs, presence)
         if let Some(face) = &self.face {
-            let (reports, raw) = self.faces(face, frames, timings)?;
+            let stage = match faces {
+                Some(stage) => stage,
+                None => self.face_stage(frames)?,
+            };
+            timings.extend(stage.timings);
+            let (reports, raw) = (stage.reports, stage.raw);
             if let (Some(first), Some(raw)) = (reports.first(), raw) {
                 let presence = first.frames as f64 / frames.len().max(1) as f64;
                 d.face_probs = Some(first.probs.clone());

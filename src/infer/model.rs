@@ -6,7 +6,7 @@
 //! `max_batch`, waiting at most `max_wait` for more) and answers probabilities per
 //! head (softmax inside), plus logits or fusion details.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, LazyLock, Mutex, Weak};
@@ -15,9 +15,9 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::device::{DeviceChoice, resolve_device};
-use super::fusion::FusionModel;
+use super::fusion::{FaceStage, FusionModel};
 use super::outputs::{faces_output, order_faces, window_output};
-use super::prepare::{Prepared, PreparedFace, frames_tensor, prepare};
+use super::prepare::{self, Prepared, PreparedFace, frames_tensor, prepare};
 use super::torchscript::{HeadLogits, TorchScriptModel};
 use crate::bundle::{Bundle, BundleError, InputSpec};
 use crate::face::sequence::FaceSequencer;
@@ -111,12 +111,26 @@ impl Backend {
                 .iter()
                 .map(|p| {
                     let started = Instant::now();
-                    let out = m.analyse(&p.frames, &p.text);
+                    let out = m.analyse(&p.frames, &p.text, p.face_stage.clone());
                     super::FORWARD_NANOS
                         .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
                     out
                 })
                 .collect(),
+        }
+    }
+
+    /// A fusion window's face branch alone.
+    fn face_stage(&self, frames: &[Arc<RgbImage>]) -> Result<FaceStage, String> {
+        match self {
+            Backend::Fusion(m) => {
+                let started = Instant::now();
+                let out = m.face_stage(frames);
+                super::FORWARD_NANOS
+                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                out
+            }
+            Backend::TorchScript(_) => Err("this bundle has no fusion face branch".into()),
         }
     }
 
@@ -158,6 +172,7 @@ fn run_faces(
                 frame_times: Vec::new(),
                 faces: None,
                 timings: Vec::new(),
+                face_stage: None,
             });
             owner.push(w);
         }
@@ -189,9 +204,30 @@ fn manifest_path(bundle: &Bundle) -> String {
         .to_string()
 }
 
-struct Request {
-    input: Prepared,
-    reply: Sender<Result<ModelOutput, String>>,
+/// Work for an inference thread.
+enum Request {
+    /// A window's answer.
+    Predict {
+        input: Prepared,
+        reply: Sender<Result<ModelOutput, String>>,
+    },
+    /// A fusion window's face branch, ahead of its transcript.
+    Faces {
+        frames: Vec<Arc<RgbImage>>,
+        reply: Sender<Result<FaceStage, String>>,
+    },
+}
+
+/// A window's face branch under way on the inference thread ([`Model::start_faces`]).
+pub struct PendingFaces(Receiver<Result<FaceStage, String>>);
+
+impl PendingFaces {
+    /// Waits for the face branch's findings.
+    pub fn wait(self) -> Result<FaceStage, String> {
+        self.0
+            .recv()
+            .map_err(|_| "the inference thread has stopped".to_string())?
+    }
 }
 
 /// A model ready to analyse windows; cheap to share (`Arc`).
@@ -331,11 +367,24 @@ impl Model {
         Ok(p)
     }
 
+    /// Late-fusion bundles with a face branch: starts the window's face detection and
+    /// classification on the inference thread and returns at once, so the caller can
+    /// transcribe meanwhile; the findings go into [`Prepared::face_stage`] before
+    /// [`Model::predict`]. `None` for other bundles.
+    pub fn start_faces(&self, job: &WindowJob) -> Option<PendingFaces> {
+        let fusion = self.bundle.manifest.fusion.as_ref()?;
+        fusion.face.as_ref()?;
+        let frames = prepare::fusion_frames(job);
+        let (reply, rx) = bounded(1);
+        self.tx.send(Request::Faces { frames, reply }).ok()?;
+        Some(PendingFaces(rx))
+    }
+
     /// The model's answer for one window (blocking; batched with other waiting windows).
     pub fn predict(&self, input: Prepared) -> Result<ModelOutput, String> {
         let (reply, rx) = bounded(1);
         self.tx
-            .send(Request { input, reply })
+            .send(Request::Predict { input, reply })
             .map_err(|_| "the inference thread has stopped".to_string())?;
         rx.recv()
             .map_err(|_| "the inference thread has stopped".to_string())?
@@ -348,7 +397,7 @@ impl Model {
             .into_iter()
             .map(|input| {
                 let (reply, rx) = bounded(1);
-                let sent = self.tx.send(Request { input, reply }).is_ok();
+                let sent = self.tx.send(Request::Predict { input, reply }).is_ok();
                 (sent, rx)
             })
             .collect();
@@ -412,20 +461,55 @@ fn serve(
     let _ = ready.send(Ok(()));
     drop(ready);
     let max_batch = backend.max_batch(&options);
-    while let Ok(first) = rx.recv() {
-        let mut batch = vec![first];
-        let deadline = Instant::now() + options.max_wait;
-        while batch.len() < max_batch {
-            match rx.recv_deadline(deadline) {
-                Ok(r) => batch.push(r),
-                Err(_) => break,
+    let mut queue = Queue::default();
+    loop {
+        if queue.is_empty() {
+            match rx.recv() {
+                Ok(r) => queue.push(r),
+                Err(_) => return,
             }
         }
-        let inputs: Vec<&Prepared> = batch.iter().map(|r| &r.input).collect();
-        let outputs = backend.run(&bundle, &inputs);
-        for (r, out) in batch.into_iter().zip(outputs) {
-            let _ = r.reply.send(out);
+        rx.try_iter().for_each(|r| queue.push(r));
+        if !queue.predicts.is_empty() {
+            let deadline = Instant::now() + options.max_wait;
+            while queue.predicts.len() < max_batch {
+                match rx.recv_deadline(deadline) {
+                    Ok(r) => queue.push(r),
+                    Err(_) => break,
+                }
+            }
+            let n = queue.predicts.len().min(max_batch);
+            let batch: Vec<_> = queue.predicts.drain(..n).collect();
+            let inputs: Vec<&Prepared> = batch.iter().map(|(input, _)| input).collect();
+            let outputs = backend.run(&bundle, &inputs);
+            for ((_, reply), out) in batch.into_iter().zip(outputs) {
+                let _ = reply.send(out);
+            }
+        } else if let Some((frames, reply)) = queue.faces.pop_front() {
+            let _ = reply.send(backend.face_stage(&frames));
         }
+    }
+}
+
+/// An inference thread's waiting work. Windows' answers go before face branches
+/// started ahead: finishing a window (its text and fusion) is short, and its result
+/// is due.
+#[derive(Default)]
+struct Queue {
+    predicts: VecDeque<(Prepared, Sender<Result<ModelOutput, String>>)>,
+    faces: VecDeque<(Vec<Arc<RgbImage>>, Sender<Result<FaceStage, String>>)>,
+}
+
+impl Queue {
+    fn push(&mut self, r: Request) {
+        match r {
+            Request::Predict { input, reply } => self.predicts.push_back((input, reply)),
+            Request::Faces { frames, reply } => self.faces.push_back((frames, reply)),
+        }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.predicts.is_empty() && self.faces.is_empty()
     }
 }
 

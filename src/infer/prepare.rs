@@ -118,6 +118,9 @@ pub struct Prepared {
     pub faces: Option<Vec<PreparedFace>>,
     /// Milliseconds spent preparing, by stage (face detection and crops).
     pub timings: Vec<(String, f64)>,
+    /// Fusion bundles: the window's face branch when it ran ahead of the transcript
+    /// ([`super::Model::start_faces`]).
+    pub face_stage: Option<super::fusion::FaceStage>,
 }
 
 /// One face's input for a `[faces]` bundle.
@@ -129,6 +132,15 @@ pub struct PreparedFace {
     pub crops: Vec<RgbImage>,
     /// Where the face is and how often it was seen (probabilities not yet known).
     pub report: FaceReport,
+}
+
+/// The frames a fusion bundle's face branch sees: the window's sampled frames without
+/// the padding (at least one when there is video).
+pub fn fusion_frames(job: &WindowJob) -> Vec<std::sync::Arc<RgbImage>> {
+    job.frames
+        .as_ref()
+        .map(|sel| sel.frames[..sel.real.max(1).min(sel.frames.len())].to_vec())
+        .unwrap_or_default()
 }
 
 /// Builds every input the bundle's models take from `job` and `text` (`None`: no
@@ -147,11 +159,7 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
         .unwrap_or_default();
     if bundle.is_fusion() {
         // The fusion stage detects and crops faces and encodes text itself.
-        let frames = job
-            .frames
-            .as_ref()
-            .map(|sel| sel.frames[..sel.real.max(1).min(sel.frames.len())].to_vec())
-            .unwrap_or_default();
+        let frames = fusion_frames(job);
         return Ok(Prepared {
             inputs,
             text,
@@ -159,6 +167,7 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
             frame_times,
             faces: None,
             timings: Vec::new(),
+            face_stage: None,
         });
     }
     let mut tokens = None;
@@ -244,6 +253,7 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
         frame_times,
         faces: face_input.map(|_| Vec::new()),
         timings: Vec::new(),
+        face_stage: None,
     })
 }
 
