@@ -204,17 +204,20 @@ fn manifest_path(bundle: &Bundle) -> String {
         .to_string()
 }
 
+/// Where an inference thread sends one answer.
+type Reply<T> = Sender<Result<T, String>>;
+
 /// Work for an inference thread.
 enum Request {
     /// A window's answer.
     Predict {
         input: Prepared,
-        reply: Sender<Result<ModelOutput, String>>,
+        reply: Reply<ModelOutput>,
     },
     /// A fusion window's face branch, ahead of its transcript.
     Faces {
         frames: Vec<Arc<RgbImage>>,
-        reply: Sender<Result<FaceStage, String>>,
+        reply: Reply<FaceStage>,
     },
 }
 
@@ -496,8 +499,8 @@ fn serve(
 /// is due.
 #[derive(Default)]
 struct Queue {
-    predicts: VecDeque<(Prepared, Sender<Result<ModelOutput, String>>)>,
-    faces: VecDeque<(Vec<Arc<RgbImage>>, Sender<Result<FaceStage, String>>)>,
+    predicts: VecDeque<(Prepared, Reply<ModelOutput>)>,
+    faces: VecDeque<(Vec<Arc<RgbImage>>, Reply<FaceStage>)>,
 }
 
 impl Queue {
