@@ -135,6 +135,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|i| pipeline.by_name(&format!("e{i}")))
         .map(|e| e.property::<u64>("windows-dropped"))
         .sum();
+    let early: u64 = (0..streams)
+        .filter_map(|i| pipeline.by_name(&format!("e{i}")))
+        .map(|e| e.property::<u64>("windows-analysed-early"))
+        .sum();
     pipeline.set_state(gst::State::Null)?;
     if let Some(e) = error {
         return Err(e.into());
@@ -192,6 +196,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         mean(&lags),
         max(&lags)
     );
+    println!("  utterances analysed early (early-analysis): {early}");
     println!(
         "  worker time per window: mean {:.0} ms, max {:.0} ms -> real-time factor {:.2} (worker time / hop; < 1 is real time)",
         mean(&total),

@@ -42,6 +42,16 @@ pub struct SpeechSetup {
     pub segmenter: SegmenterConfig,
 }
 
+/// A window's transcript and model answer, not yet smoothed
+/// ([`Analyzer::compute`]).
+#[derive(Debug)]
+pub struct Computed {
+    transcript: Option<TranscriptInfo>,
+    output: Option<ModelOutput>,
+    /// Milliseconds per stage.
+    timings: Vec<(String, f64)>,
+}
+
 /// Counts of the work done, for tests and metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct AnalyzerStats {
@@ -126,21 +136,27 @@ impl Analyzer {
     /// Analyses one window. An error means the window could not be analysed (the
     /// caller skips it, as the reference service skips a failed segment).
     pub fn analyse(&mut self, job: &WindowJob) -> Result<WindowResult, String> {
+        let work = self.compute(job)?;
+        self.finish(job, work)
+    }
+
+    /// The costly, stateless part of [`Analyzer::analyse`]: transcript and model
+    /// answer. It can run before the window is confirmed (an utterance whose pause
+    /// has begun) and be kept or thrown away; [`Analyzer::finish`] then applies it.
+    pub fn compute(&mut self, job: &WindowJob) -> Result<Computed, String> {
         let started = Instant::now();
-        let mut result = WindowResult::measure(job);
+        let mut timings = Vec::new();
         // A fusion bundle's faces do not need the words: they are found on the
         // inference thread while Whisper runs here.
         let faces = self.config.model.as_ref().and_then(|m| m.start_faces(job));
-        result.transcript = self.transcript(job);
+        let transcript = self.transcript(job);
         if self.speech.is_some() && self.config.text.is_none() {
-            result
-                .timings
-                .push(("asr".into(), started.elapsed().as_secs_f64() * 1e3));
+            timings.push(("asr".into(), started.elapsed().as_secs_f64() * 1e3));
         }
-        if let Some(model) = self.config.model.clone() {
+        let mut output = None;
+        if let Some(model) = &self.config.model {
             let model_started = Instant::now();
-            let text = result
-                .transcript
+            let text = transcript
                 .as_ref()
                 .map(|t| t.text.as_str())
                 .filter(|t| !t.is_empty());
@@ -153,15 +169,26 @@ impl Analyzer {
                     .map_err(|e| format!("{}: {e}", dir.display()))?;
             }
             let out = model.predict(input)?;
-            result
-                .timings
-                .push(("model".into(), model_started.elapsed().as_secs_f64() * 1e3));
-            result.timings.extend(out.timings.iter().cloned());
+            timings.push(("model".into(), model_started.elapsed().as_secs_f64() * 1e3));
+            timings.extend(out.timings.iter().cloned());
+            output = Some(out);
+        }
+        timings.push(("total".into(), started.elapsed().as_secs_f64() * 1e3));
+        Ok(Computed {
+            transcript,
+            output,
+            timings,
+        })
+    }
+
+    /// Completes a window from its [`Computed`] part: smoothing, face ids, dumps.
+    pub fn finish(&mut self, job: &WindowJob, work: Computed) -> Result<WindowResult, String> {
+        let mut result = WindowResult::measure(job);
+        result.transcript = work.transcript;
+        result.timings = work.timings;
+        if let (Some(model), Some(out)) = (self.config.model.clone(), work.output) {
             result.prediction = Some(self.prediction(&model, job, out)?);
         }
-        result
-            .timings
-            .push(("total".into(), started.elapsed().as_secs_f64() * 1e3));
         if let Some(dir) = &self.config.dump_dir
             && let Err(e) = dump::window(dir, job, &result)
         {

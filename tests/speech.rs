@@ -9,6 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use common::*;
+use gst::prelude::*;
 use gst_emotion::eval::metrics::{word_errors, words};
 use gst_emotion::window::WindowKind;
 
@@ -454,4 +455,71 @@ fn a_looping_transcript_falls_back_and_is_collapsed() {
         words(&tr.text()),
         words("Thank you very much for your help.")
     );
+}
+
+/// Live input (a live test pattern, the WAV played in real time) through
+/// `emotionsense bundle=none` in auto mode with `props`: each utterance's (start ms,
+/// end ms, transcript), the lag (ms) of each result after its window's end, and the
+/// element's `windows-analysed-early`.
+fn live_utterances(
+    wav: &std::path::Path,
+    seconds: f64,
+    props: &str,
+) -> (Vec<(u64, u64, String)>, Vec<u64>, u64) {
+    let p = gst::parse::launch(&format!(
+        "videotestsrc is-live=true num-buffers={} ! video/x-raw,width=320,height=240,framerate=30/1 ! queue ! e.video \
+         filesrc location={} ! wavparse ! audioconvert ! audioresample ! audio/x-raw,rate=16000,channels=1 \
+         ! identity sync=true ! queue ! e.audio \
+         emotionsense name=e bundle=none {props} ! fakesink sync=true",
+        (seconds * 30.0).ceil() as u64,
+        wav.display()
+    ))
+    .unwrap();
+    let e = by_name(&p, "e");
+    let mut utterances = Vec::new();
+    let mut lags = Vec::new();
+    let el = e.clone();
+    run_to_eos(&p, Duration::from_secs(60), |m| {
+        if let Some(w) = window_of(m)
+            && w.kind == WindowKind::Utterance
+        {
+            let now = el.current_running_time().map_or(0, |t| t.nseconds());
+            lags.push(ms(now.saturating_sub(w.span.end)));
+            utterances.push((
+                ms(w.span.start),
+                ms(w.span.end),
+                w.transcript_text().to_string(),
+            ));
+        }
+    })
+    .unwrap();
+    (
+        utterances,
+        lags,
+        e.property::<u64>("windows-analysed-early"),
+    )
+}
+
+#[test]
+fn early_analysis_gives_the_same_utterances() {
+    init();
+    let a = trimmed_speech("early-a", "I am so happy to see you again.");
+    let b = trimmed_speech("early-b", "Thank you very much for your help.");
+    let sec = |s: f64| vec![0.0f32; (s * 16000.0) as usize];
+    let mut audio = sec(0.5);
+    audio.extend(&a);
+    audio.extend(sec(1.2));
+    audio.extend(&b);
+    audio.extend(sec(1.2));
+    let wav = fixture_dir().join("early.wav");
+    write_wav(&wav, &audio);
+    let seconds = audio.len() as f64 / 16000.0;
+    let (on, on_lags, early) = live_utterances(&wav, seconds, "");
+    let (off, off_lags, none) = live_utterances(&wav, seconds, "early-analysis=false");
+    assert_eq!(on.len(), 2, "{on:?}");
+    // The same windows with the same transcripts, whether analysed early or not.
+    assert_eq!(on, off, "lags early {on_lags:?}, not early {off_lags:?}");
+    assert_eq!(words(&on[0].2), words("I am so happy to see you again."));
+    assert!(early >= 1, "no utterance was analysed early ({on_lags:?})");
+    assert_eq!(none, 0);
 }

@@ -88,7 +88,7 @@ use super::{CAT, ResultTiming};
 use crate::analyzer::{AnalyzerConfig, SpeechSetup};
 use crate::infer::Model;
 use crate::media::SampleFormat;
-use crate::speech::segmenter::SegmenterThread;
+use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
 use crate::speech::{VoiceDetector, WhisperModel};
 use crate::window::{SAMPLE_RATE, SECOND, WindowAssembler, WindowConfig, WindowJob, WindowMode};
 
@@ -123,6 +123,9 @@ pub(super) struct State {
     pub in_step: Option<bool>,
     /// Live, in step: how long a buffer may wait (ns), reported as latency.
     pub element_latency: u64,
+    /// Early analysis (live, speech-following windows): the tentative utterance last
+    /// offered to the worker; `None` when it is off.
+    pub early: Option<Option<SpeechSpan>>,
 }
 
 impl Default for State {
@@ -141,6 +144,7 @@ impl Default for State {
             held: Held::new(),
             in_step: None,
             element_latency: 0,
+            early: None,
         }
     }
 }
@@ -180,6 +184,7 @@ impl ObjectImpl for EmotionSense {
             "windows-processed" => self.shared.processed.load(Ordering::SeqCst).to_value(),
             "windows-dropped" => self.shared.dropped.load(Ordering::SeqCst).to_value(),
             "deadline-misses" => self.shared.misses.load(Ordering::SeqCst).to_value(),
+            "windows-analysed-early" => self.shared.early.load(Ordering::SeqCst).to_value(),
             name => lock(&self.settings)
                 .get(name)
                 .unwrap_or_else(|| pspec.default_value().clone()),
@@ -366,12 +371,17 @@ impl AggregatorImpl for EmotionSense {
         } else {
             None
         };
+        // Early analysis is for live input (decided at the first buffers); a debug
+        // dump would write windows that may never be.
+        let early = (settings.early_analysis && segmenter.is_some() && settings.dump_dir.is_none())
+            .then_some(None);
         *lock(&self.state) = State {
             assembler,
             worker: Some(Arc::new(worker)),
             segmenter,
             timing,
             element_latency,
+            early,
             ..State::default()
         };
         gst::debug!(CAT, imp = self, "started with {settings:?}");
@@ -502,6 +512,9 @@ impl AggregatorImpl for EmotionSense {
         let mut jobs = batch.jobs;
         if let Some(seg) = &segmenter {
             jobs.extend(self.feed_segmenter(seg, batch.vad_audio, live, batch.eos));
+        }
+        if let (Some(worker), Some(early)) = (&worker, batch.early) {
+            worker.submit_early(early);
         }
         let mut outgoing = batch.outgoing;
         self.add_stream_positions(&mut jobs);

@@ -45,6 +45,7 @@ pub(super) struct Settings {
     pub asr_beam_size: u32,
     pub vad_model: Option<String>,
     pub max_utterance_length: f64,
+    pub early_analysis: bool,
     /// Properties the application set (they override the bundle's defaults).
     pub explicit: HashSet<String>,
 }
@@ -89,6 +90,7 @@ impl Default for Settings {
             asr_beam_size: transcriber.beam_size as u32,
             vad_model: None,
             max_utterance_length: SegmenterConfig::default().max_length,
+            early_analysis: true,
             explicit: HashSet::new(),
         }
     }
@@ -204,6 +206,7 @@ impl Settings {
             "window-hop" => self.window_hop = v.get().expect(CHECKED),
             "min-window-length" => self.min_window_length = v.get().expect(CHECKED),
             "max-utterance-length" => self.max_utterance_length = v.get().expect(CHECKED),
+            "early-analysis" => self.early_analysis = v.get().expect(CHECKED),
             "frames" => self.frames = v.get().expect(CHECKED),
             "frame-policy" => self.frame_policy = v.get().expect(CHECKED),
             "frame-width" => self.frame_width = v.get().expect(CHECKED),
@@ -243,6 +246,7 @@ impl Settings {
             "window-hop" => self.window_hop.to_value(),
             "min-window-length" => self.min_window_length.to_value(),
             "max-utterance-length" => self.max_utterance_length.to_value(),
+            "early-analysis" => self.early_analysis.to_value(),
             "frames" => self.frames.to_value(),
             "frame-policy" => self.frame_policy.to_value(),
             "frame-width" => self.frame_width.to_value(),
@@ -296,6 +300,19 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .minimum(0.5)
                 .maximum(60.0)
                 .default_value(d.max_utterance_length)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecBoolean::builder("early-analysis")
+                .nick("Early analysis")
+                .blurb(
+                    "Live input, utterance and auto windows: start analysing an utterance \
+                     once the pause after it has lasted 0.1 s, before the voice detector's \
+                     0.3 s hangover confirms its end, and post the result as soon as it \
+                     does (thrown away if speech resumes; only while the worker is idle; \
+                     off with dump-dir). Results come up to 0.17 s sooner, for some extra \
+                     CPU on pauses of 0.1-0.3 s",
+                )
+                .default_value(d.early_analysis)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecDouble::builder("window-hop")
@@ -512,6 +529,14 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
             glib::ParamSpecUInt64::builder("windows-processed")
                 .nick("Windows processed")
                 .blurb("Windows analysed since the element started")
+                .read_only()
+                .build(),
+            glib::ParamSpecUInt64::builder("windows-analysed-early")
+                .nick("Windows analysed early")
+                .blurb(
+                    "Utterance windows whose result was ready when the voice detector \
+                     confirmed their end (early-analysis)",
+                )
                 .read_only()
                 .build(),
             glib::ParamSpecUInt64::builder("deadline-misses")

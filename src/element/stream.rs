@@ -30,6 +30,9 @@ pub(super) struct Taken {
     pub jobs: Vec<WindowJob>,
     /// Every input has ended.
     pub eos: bool,
+    /// Live early analysis: an utterance whose closing pause has begun, not yet
+    /// confirmed (offered once).
+    pub early: Option<WindowJob>,
 }
 
 impl EmotionSense {
@@ -111,6 +114,17 @@ impl EmotionSense {
                 .assembler
                 .set_keep_from(seg.processed_until().saturating_sub(horizon));
         }
+        let mut early = None;
+        if live
+            && let (Some(seg), Some(offered)) = (segmenter, state.early)
+            && let Some(span) = seg.tentative()
+            && offered != Some(span)
+        {
+            early = state.assembler.preview_utterance(span.start, span.end);
+            if early.is_some() {
+                state.early = Some(Some(span));
+            }
+        }
         let mut jobs = state.assembler.take_complete();
         let eos = state.assembler.all_ended();
         if eos && segmenter.is_none() {
@@ -122,6 +136,7 @@ impl EmotionSense {
             vad_audio,
             jobs,
             eos,
+            early,
         })
     }
 

@@ -6,13 +6,13 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError, bounded};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TryRecvError, TrySendError, bounded};
 use gst::glib;
 use gst::prelude::*;
 
-use crate::analyzer::{Analyzer, AnalyzerConfig};
+use crate::analyzer::{Analyzer, AnalyzerConfig, Computed};
 use crate::output::WindowResult;
-use crate::window::WindowJob;
+use crate::window::{WindowJob, WindowKind};
 
 /// Extra time the worker spends per window; lets tests make the worker slower than
 /// real time. Zero in normal use.
@@ -53,6 +53,9 @@ pub struct Shared {
     pub misses: AtomicU64,
     /// Whether buffers wait for their own window (`results` is kept only then).
     pub in_step: AtomicBool,
+    /// Windows whose analysis was done before they were confirmed (live utterances
+    /// analysed while their closing pause was under way).
+    pub early: AtomicU64,
 }
 
 impl Shared {
@@ -93,6 +96,7 @@ impl Shared {
         self.processed.store(0, Ordering::SeqCst);
         self.dropped.store(0, Ordering::SeqCst);
         self.misses.store(0, Ordering::SeqCst);
+        self.early.store(0, Ordering::SeqCst);
         self.flushing.store(false, Ordering::SeqCst);
         self.in_step.store(false, Ordering::SeqCst);
     }
@@ -127,9 +131,17 @@ pub enum Submit {
     Flushing,
 }
 
+/// A window analysed ahead, on its own channel so that it never takes a real
+/// window's place in the queue.
+struct Early {
+    job: WindowJob,
+    generation: u64,
+}
+
 /// A running worker thread.
 pub struct Worker {
     tx: Option<Sender<Message>>,
+    early_tx: Option<Sender<Early>>,
     handle: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
 }
@@ -143,13 +155,15 @@ impl Worker {
         config: AnalyzerConfig,
     ) -> std::io::Result<Self> {
         let (tx, rx) = bounded(queue.max(1));
+        let (early_tx, early_rx) = bounded(1);
         let weak = element.downgrade();
         let thread_shared = shared.clone();
         let handle = std::thread::Builder::new()
             .name("emotionsense-worker".into())
-            .spawn(move || run(rx, weak, thread_shared, config))?;
+            .spawn(move || run(rx, early_rx, weak, thread_shared, config))?;
         Ok(Self {
             tx: Some(tx),
+            early_tx: Some(early_tx),
             handle: Some(handle),
             shared,
         })
@@ -182,6 +196,19 @@ impl Worker {
             Submit::Queued
         } else {
             Submit::Flushing
+        }
+    }
+
+    /// Offers `job`, a window not yet confirmed, for analysis ahead: done only when
+    /// the worker is otherwise idle, kept until the window arrives through
+    /// [`Worker::submit`] with the same inputs (then its result is posted at once),
+    /// thrown away when another one does. Never blocks, never displaces a window.
+    pub fn submit_early(&self, job: WindowJob) {
+        if let (Some(tx), Some(early)) = (&self.tx, &self.early_tx)
+            && tx.is_empty()
+        {
+            let generation = self.shared.generation.load(Ordering::SeqCst);
+            let _ = early.try_send(Early { job, generation });
         }
     }
 
@@ -218,14 +245,33 @@ impl Worker {
 impl Drop for Worker {
     fn drop(&mut self) {
         self.tx.take();
+        self.early_tx.take();
         if let Some(h) = self.handle.take() {
             let _ = h.join();
         }
     }
 }
 
+/// What the worker takes next: real windows first, then a window offered early.
+fn next(rx: &Receiver<Message>, early: &Receiver<Early>) -> Option<Result<Message, Early>> {
+    match rx.try_recv() {
+        Ok(m) => return Some(Ok(m)),
+        Err(TryRecvError::Disconnected) => return None,
+        Err(TryRecvError::Empty) => {}
+    }
+    crossbeam_channel::select! {
+        recv(rx) -> m => m.ok().map(Ok),
+        recv(early) -> e => match e {
+            Ok(e) => Some(Err(e)),
+            // Only at shutdown (both senders go together): the real queue says so.
+            Err(_) => rx.recv().ok().map(Ok),
+        },
+    }
+}
+
 fn run(
     rx: Receiver<Message>,
+    early_rx: Receiver<Early>,
     element: glib::WeakRef<gst::Element>,
     shared: Arc<Shared>,
     config: AnalyzerConfig,
@@ -240,17 +286,35 @@ fn run(
         warn(w);
     }
     let mut generation_seen = shared.generation.load(Ordering::SeqCst);
-    for msg in rx {
+    // A window analysed ahead: its job, generation and transcript and model answer.
+    let mut ahead: Option<(WindowJob, u64, Computed)> = None;
+    // End of the last window taken: an early window not past it came too late.
+    let mut done_until = 0u64;
+    while let Some(msg) = next(&rx, &early_rx) {
         let (job, generation, queued) = match msg {
-            Message::Drain(done) => {
+            Ok(Message::Drain(done)) => {
                 let _ = done.send(());
                 continue;
             }
-            Message::Window {
+            Ok(Message::Window {
                 job,
                 generation,
                 queued,
-            } => (job, generation, queued),
+            }) => (job, generation, queued),
+            Err(Early { job, generation }) => {
+                if generation == shared.generation.load(Ordering::SeqCst)
+                    && (generation != generation_seen || job.span.end > done_until)
+                {
+                    if let Some((old, ..)) = &ahead {
+                        gst::debug!(super::CAT, "early analysis of {:?} thrown away", old.span);
+                    }
+                    ahead = analyzer.compute(&job).ok().map(|c| (job, generation, c));
+                    for w in analyzer.take_warnings() {
+                        gst::warning!(super::CAT, "{w}");
+                    }
+                }
+                continue;
+            }
         };
         let delay = WORKER_DELAY_MS.load(Ordering::Relaxed);
         if delay > 0 {
@@ -263,9 +327,33 @@ fn run(
             analyzer.reset();
             generation_seen = generation;
         }
+        done_until = job.span.end;
         let dropped = shared.dropped.load(Ordering::SeqCst);
         let waited = queued.elapsed().as_secs_f64() * 1e3;
-        let outcome = analyzer.analyse(&job).map(|mut r| {
+        // The window analysed ahead is used when it is this one; an utterance that is
+        // not, or any later window, means it will not come.
+        let work = match ahead.take() {
+            Some((early, g, work)) if g == generation && early.same_inputs(&job) => {
+                shared.early.fetch_add(1, Ordering::SeqCst);
+                Some(work)
+            }
+            Some(kept)
+                if job.kind != WindowKind::Utterance && job.span.end <= kept.0.span.start =>
+            {
+                ahead = Some(kept);
+                None
+            }
+            Some((early, ..)) => {
+                gst::debug!(super::CAT, "early analysis of {:?} thrown away", early.span);
+                None
+            }
+            None => None,
+        };
+        let outcome = match work {
+            Some(work) => analyzer.finish(&job, work),
+            None => analyzer.analyse(&job),
+        }
+        .map(|mut r| {
             r.timings.insert(0, ("wait".into(), waited));
             r
         });

@@ -3,14 +3,22 @@
 //! carried across frames) and reports finished speech segments — with a hangover for
 //! short pauses, a minimum length and a maximum length — on the running-time axis.
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::vad::{FRAME, RATE, SegmenterConfig, VoiceDetector};
 use crate::media::audio::sample_to_time;
+
+/// Silence (s) after which a pause announces its segment as tentative: gaps between
+/// words are shorter.
+const EARLY_SILENCE: f64 = 0.1;
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 /// A finished speech segment, running time in nanoseconds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -38,6 +46,9 @@ pub struct OnlineSegmenter {
     next_frame: Option<u64>,
     speech_start: Option<u64>,
     last_speech_end: u64,
+    /// The segment the open speech would become if the pause that just began
+    /// lasts ([`OnlineSegmenter::tentative`]).
+    tentative: Option<SpeechSpan>,
 }
 
 impl OnlineSegmenter {
@@ -48,6 +59,7 @@ impl OnlineSegmenter {
             next_frame: None,
             speech_start: None,
             last_speech_end: 0,
+            tentative: None,
         }
     }
 
@@ -72,6 +84,7 @@ impl OnlineSegmenter {
         let frame_end = at + FRAME as u64;
         self.next_frame = Some(frame_end);
         if probability >= self.config.threshold {
+            self.tentative = None;
             let start = *self.speech_start.get_or_insert(at);
             self.last_speech_end = frame_end;
             if frame_end - start >= self.samples(self.config.max_length) {
@@ -88,10 +101,28 @@ impl OnlineSegmenter {
             && frame_end - self.last_speech_end >= self.samples(self.config.min_silence)
         {
             self.speech_start = None;
+            self.tentative = None;
             self.span(start, self.last_speech_end, frame_end)
         } else {
+            let silence = frame_end - self.last_speech_end;
+            let announce = self.samples(EARLY_SILENCE.max(self.config.pad));
+            if let Some(start) = self.speech_start
+                && silence >= announce
+                && silence < announce + FRAME as u64
+            {
+                // The pause has lasted long enough to be more than a gap between
+                // words, and the segment's audio (to its padded end) is all in: its
+                // end is known unless speech resumes within the hangover.
+                self.tentative = self.span(start, self.last_speech_end, u64::MAX);
+            }
             None
         }
+    }
+
+    /// While a pause shorter than the hangover is under way: the segment that will be
+    /// reported, exactly, if the pause lasts (its audio may still be arriving).
+    pub fn tentative(&self) -> Option<SpeechSpan> {
+        self.tentative
     }
 
     /// Sample index before which no segment can start any more: the open segment's
@@ -112,6 +143,7 @@ impl OnlineSegmenter {
 
     /// End of stream: the open segment, if any.
     pub fn finish(&mut self) -> Option<SpeechSpan> {
+        self.tentative = None;
         let start = self.speech_start.take()?;
         let limit = self.next_frame.unwrap_or(self.last_speech_end);
         self.span(start, self.last_speech_end, limit)
@@ -122,6 +154,7 @@ impl OnlineSegmenter {
         self.next_frame = None;
         self.speech_start = None;
         self.last_speech_end = 0;
+        self.tentative = None;
     }
 }
 
@@ -132,6 +165,7 @@ pub struct SegmenterThread {
     processed: Arc<AtomicU64>,
     silent: Arc<AtomicU64>,
     speaking: Arc<std::sync::atomic::AtomicBool>,
+    tentative: Arc<Mutex<Option<SpeechSpan>>>,
     handle: Option<JoinHandle<()>>,
 }
 
@@ -146,6 +180,8 @@ impl SegmenterThread {
         let silent_until = silent.clone();
         let speaking = Arc::new(std::sync::atomic::AtomicBool::new(false));
         let in_speech = speaking.clone();
+        let tentative = Arc::new(Mutex::new(None));
+        let pending_span = tentative.clone();
         let handle = std::thread::Builder::new()
             .name("emotionsense-vad".into())
             .spawn(move || {
@@ -177,6 +213,7 @@ impl SegmenterThread {
                             // After the spans were sent: a reader of `silent` then
                             // finds every span that starts before it.
                             in_speech.store(seg.in_speech(), Ordering::SeqCst);
+                            *lock(&pending_span) = seg.tentative();
                             silent_until
                                 .store(sample_to_time(seg.silent_until(), RATE), Ordering::SeqCst);
                             done.store(sample_to_time(pending_start, RATE), Ordering::SeqCst);
@@ -186,6 +223,7 @@ impl SegmenterThread {
                             if let Some(span) = seg.finish() {
                                 out.push(span);
                             }
+                            *lock(&pending_span) = None;
                             let _ = reply.send(out);
                         }
                         Msg::Reset => {
@@ -195,6 +233,7 @@ impl SegmenterThread {
                             done.store(0, Ordering::SeqCst);
                             in_speech.store(false, Ordering::SeqCst);
                             silent_until.store(0, Ordering::SeqCst);
+                            *lock(&pending_span) = None;
                         }
                     }
                 }
@@ -205,8 +244,16 @@ impl SegmenterThread {
             processed,
             silent,
             speaking,
+            tentative,
             handle: Some(handle),
         })
+    }
+
+    /// The segment the speech under way becomes if the pause that has just begun
+    /// lasts the hangover ([`OnlineSegmenter::tentative`]); `None` while speaking or
+    /// silent.
+    pub fn tentative(&self) -> Option<SpeechSpan> {
+        *lock(&self.tentative)
     }
 
     /// Hands mono 16 kHz audio starting at sample index `first_sample` to the thread.
@@ -311,6 +358,39 @@ mod tests {
         assert_eq!(spans.len(), 1, "{spans:?}");
         assert_eq!(spans[0].start, sample_to_time(31 * 512, RATE));
         assert_eq!(spans[0].end, sample_to_time(62 * 512, RATE));
+    }
+
+    #[test]
+    fn a_pause_announces_the_segment_it_ends() {
+        let mut s = OnlineSegmenter::new(SegmenterConfig::default());
+        let mut at = 0u64;
+        let mut push = |s: &mut OnlineSegmenter, p: f32, n: usize| {
+            let mut out = Vec::new();
+            for _ in 0..n {
+                out.extend(s.push(at, p));
+                at += FRAME as u64;
+            }
+            out
+        };
+        push(&mut s, 0.0, 10);
+        push(&mut s, 1.0, 30);
+        assert_eq!(s.tentative(), None, "still speaking");
+        // A gap between words: no announcement.
+        push(&mut s, 0.0, 2);
+        assert_eq!(s.tentative(), None, "a gap between words");
+        push(&mut s, 1.0, 5);
+        // A pause shorter than the hangover (0.3 s ≈ 9 frames), then speech again.
+        push(&mut s, 0.0, 4);
+        let first = s.tentative().expect("a pause began");
+        push(&mut s, 1.0, 20);
+        assert_eq!(s.tentative(), None, "speech resumed");
+        // A pause that lasts: the segment reported is the one announced.
+        assert!(push(&mut s, 0.0, 4).is_empty());
+        let announced = s.tentative().expect("a pause began");
+        assert!(announced.end > first.end);
+        let spans = push(&mut s, 0.0, 10);
+        assert_eq!(spans, vec![announced]);
+        assert_eq!(s.tentative(), None);
     }
 
     #[test]

@@ -134,6 +134,35 @@ pub struct WindowJob {
     pub stream_span: Option<(u64, u64)>,
 }
 
+impl WindowJob {
+    /// Whether `other` is the same window with the same data: span (the index aside),
+    /// kind, audio samples and frames.
+    pub fn same_inputs(&self, other: &WindowJob) -> bool {
+        let audio = match (&self.audio, &other.audio) {
+            (Some(a), Some(b)) => a.real == b.real && a.samples == b.samples,
+            (None, None) => true,
+            _ => false,
+        };
+        let frames = match (&self.frames, &other.frames) {
+            (Some(a), Some(b)) => {
+                a.times == b.times
+                    && a.real == b.real
+                    && a.frames.len() == b.frames.len()
+                    && a.frames
+                        .iter()
+                        .zip(&b.frames)
+                        .all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
+            }
+            (None, None) => true,
+            _ => false,
+        };
+        (self.span.start, self.span.end, self.kind)
+            == (other.span.start, other.span.end, other.kind)
+            && audio
+            && frames
+    }
+}
+
 /// How a window was cut.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -516,11 +545,36 @@ impl WindowAssembler {
             end,
         };
         self.next_utterance += 1;
+        let frames = self.frames_from_history(start, end);
+        self.open.push_back(OpenWindow { span, frames, kind });
+    }
+
+    fn frames_from_history(&self, start: u64, end: u64) -> SampledFrames {
         let mut frames = SampledFrames::new(start);
         for (t, f) in self.history.iter().filter(|(t, _)| *t < end) {
             frames.push(*t, f.clone());
         }
-        self.open.push_back(OpenWindow { span, frames, kind });
+        frames
+    }
+
+    /// Utterance and auto modes: the window the speech segment `[start, end)` will
+    /// become ([`add_utterance`](Self::add_utterance)), when every present input has
+    /// already delivered data up to `end` (else `None`) — so that it can be analysed
+    /// before the segmenter confirms the segment. Changes nothing; the index is a
+    /// guess (compare jobs with [`WindowJob::same_inputs`]).
+    pub fn preview_utterance(&self, start: u64, end: u64) -> Option<WindowJob> {
+        let start = start.max(self.covered_until);
+        let covered = self.video.covers(end, true) && self.audio.covers(end, true);
+        if !self.config.mode.follows_speech() || end <= start || !covered || self.all_ended() {
+            return None;
+        }
+        let span = WindowSpan {
+            index: self.next_utterance,
+            start,
+            end,
+        };
+        let frames = self.frames_from_history(start, end);
+        Some(self.assemble(span, &frames, WindowKind::Utterance))
     }
 
     /// Utterance mode: data before running time `t` will not be asked for again
@@ -903,6 +957,34 @@ mod tests {
         // Frame on screen at 0.55 s is the one from 0.5 s (value 5); centres of 4 slices.
         let f = frame_values(j);
         assert_eq!(f, vec![7, 10, 13, 16]);
+    }
+
+    #[test]
+    fn a_previewed_utterance_is_the_window_it_becomes() {
+        for mode in [WindowMode::Utterance, WindowMode::Auto] {
+            let mut a = WindowAssembler::new(WindowConfig { mode, ..config() });
+            a.set_input(Input::Video, true);
+            a.set_input(Input::Audio, true);
+            let mut jobs = Vec::new();
+            feed(&mut a, 0, 1500, &mut jobs);
+            // Not yet: the data reaches 1.5 s.
+            assert!(a.preview_utterance(550 * MS, 1750 * MS).is_none());
+            feed(&mut a, 1500, 1800, &mut jobs);
+            let preview = a
+                .preview_utterance(550 * MS, 1750 * MS)
+                .expect("data covers it");
+            assert_eq!(frame_values(&preview), vec![7, 10, 13, 16]);
+            // Confirmed later (more data meanwhile), it is the same window.
+            feed(&mut a, 1800, 2100, &mut jobs);
+            a.add_utterance(550 * MS, 1750 * MS);
+            jobs.extend(a.take_complete());
+            let made = jobs.last().expect("the utterance");
+            assert_eq!(made.kind, WindowKind::Utterance);
+            assert!(preview.same_inputs(made), "{mode:?}");
+            // A different end is a different window.
+            let other = a.preview_utterance(550 * MS, 1700 * MS);
+            assert!(other.is_none_or(|o| !o.same_inputs(made)));
+        }
     }
 
     fn feed_video(a: &mut WindowAssembler, from_ms: u64, to_ms: u64, jobs: &mut Vec<WindowJob>) {
