@@ -136,19 +136,24 @@ impl Analyzer {
     /// Analyses one window. An error means the window could not be analysed (the
     /// caller skips it, as the reference service skips a failed segment).
     pub fn analyse(&mut self, job: &WindowJob) -> Result<WindowResult, String> {
-        let work = self.compute(job)?;
+        let work = self.compute(job, false)?;
         self.finish(job, work)
     }
 
     /// The costly, stateless part of [`Analyzer::analyse`]: transcript and model
     /// answer. It can run before the window is confirmed (an utterance whose pause
-    /// has begun) and be kept or thrown away; [`Analyzer::finish`] then applies it.
-    pub fn compute(&mut self, job: &WindowJob) -> Result<Computed, String> {
+    /// has begun, `early`: its work on shared threads then waits for other windows')
+    /// and be kept or thrown away; [`Analyzer::finish`] then applies it.
+    pub fn compute(&mut self, job: &WindowJob, early: bool) -> Result<Computed, String> {
         let started = Instant::now();
         let mut timings = Vec::new();
         // A fusion bundle's faces do not need the words: they are found on the
         // inference thread while Whisper runs here.
-        let faces = self.config.model.as_ref().and_then(|m| m.start_faces(job));
+        let faces = self
+            .config
+            .model
+            .as_ref()
+            .and_then(|m| m.start_faces(job, early));
         let transcript = self.transcript(job);
         if self.speech.is_some() && self.config.text.is_none() {
             timings.push(("asr".into(), started.elapsed().as_secs_f64() * 1e3));

@@ -183,7 +183,7 @@ fn faces_found_ahead_of_the_words_give_the_same_answer() {
     let text = Some("I am so happy to see you again.");
     // The element's way: the face branch starts first, the words come later.
     let pending = model
-        .start_faces(&job)
+        .start_faces(&job, false)
         .expect("the default bundle has a face branch");
     let mut ahead = model.prepare(&job, text).unwrap();
     ahead.face_stage = Some(pending.wait().unwrap());

@@ -308,7 +308,10 @@ fn run(
                     if let Some((old, ..)) = &ahead {
                         gst::debug!(super::CAT, "early analysis of {:?} thrown away", old.span);
                     }
-                    ahead = analyzer.compute(&job).ok().map(|c| (job, generation, c));
+                    ahead = analyzer
+                        .compute(&job, true)
+                        .ok()
+                        .map(|c| (job, generation, c));
                     for w in analyzer.take_warnings() {
                         gst::warning!(super::CAT, "{w}");
                     }

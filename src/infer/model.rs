@@ -214,10 +214,12 @@ enum Request {
         input: Prepared,
         reply: Reply<ModelOutput>,
     },
-    /// A fusion window's face branch, ahead of its transcript.
+    /// A fusion window's face branch, ahead of its transcript; `early`: the window is
+    /// not confirmed yet (served after the others).
     Faces {
         frames: Vec<Arc<RgbImage>>,
         reply: Reply<FaceStage>,
+        early: bool,
     },
 }
 
@@ -373,13 +375,20 @@ impl Model {
     /// Late-fusion bundles with a face branch: starts the window's face detection and
     /// classification on the inference thread and returns at once, so the caller can
     /// transcribe meanwhile; the findings go into [`Prepared::face_stage`] before
-    /// [`Model::predict`]. `None` for other bundles.
-    pub fn start_faces(&self, job: &WindowJob) -> Option<PendingFaces> {
+    /// [`Model::predict`]. `None` for other bundles. `early`: the window is analysed
+    /// before it is confirmed (live utterances), so it waits for other windows' faces.
+    pub fn start_faces(&self, job: &WindowJob, early: bool) -> Option<PendingFaces> {
         let fusion = self.bundle.manifest.fusion.as_ref()?;
         fusion.face.as_ref()?;
         let frames = prepare::fusion_frames(job);
         let (reply, rx) = bounded(1);
-        self.tx.send(Request::Faces { frames, reply }).ok()?;
+        self.tx
+            .send(Request::Faces {
+                frames,
+                reply,
+                early,
+            })
+            .ok()?;
         Some(PendingFaces(rx))
     }
 
@@ -488,31 +497,45 @@ fn serve(
             for ((_, reply), out) in batch.into_iter().zip(outputs) {
                 let _ = reply.send(out);
             }
-        } else if let Some((frames, reply)) = queue.faces.pop_front() {
+        } else if let Some((frames, reply)) = queue
+            .faces
+            .pop_front()
+            .or_else(|| queue.early_faces.pop_front())
+        {
             let _ = reply.send(backend.face_stage(&frames));
         }
     }
 }
 
 /// An inference thread's waiting work. Windows' answers go before face branches
-/// started ahead: finishing a window (its text and fusion) is short, and its result
-/// is due.
+/// started ahead (finishing a window, its text and fusion, is short, and its result
+/// is due), and those of windows not yet confirmed go last.
 #[derive(Default)]
 struct Queue {
     predicts: VecDeque<(Prepared, Reply<ModelOutput>)>,
     faces: VecDeque<(Vec<Arc<RgbImage>>, Reply<FaceStage>)>,
+    early_faces: VecDeque<(Vec<Arc<RgbImage>>, Reply<FaceStage>)>,
 }
 
 impl Queue {
     fn push(&mut self, r: Request) {
         match r {
             Request::Predict { input, reply } => self.predicts.push_back((input, reply)),
-            Request::Faces { frames, reply } => self.faces.push_back((frames, reply)),
+            Request::Faces {
+                frames,
+                reply,
+                early: false,
+            } => self.faces.push_back((frames, reply)),
+            Request::Faces {
+                frames,
+                reply,
+                early: true,
+            } => self.early_faces.push_back((frames, reply)),
         }
     }
 
     fn is_empty(&self) -> bool {
-        self.predicts.is_empty() && self.faces.is_empty()
+        self.predicts.is_empty() && self.faces.is_empty() && self.early_faces.is_empty()
     }
 }
 
