@@ -142,6 +142,8 @@ struct Early {
 pub struct Worker {
     tx: Option<Sender<Message>>,
     early_tx: Option<Sender<Early>>,
+    /// The early channel's other end, to replace a stale offer not yet taken.
+    early_stale: Receiver<Early>,
     handle: Option<JoinHandle<()>>,
     shared: Arc<Shared>,
 }
@@ -158,12 +160,14 @@ impl Worker {
         let (early_tx, early_rx) = bounded(1);
         let weak = element.downgrade();
         let thread_shared = shared.clone();
+        let early_stale = early_rx.clone();
         let handle = std::thread::Builder::new()
             .name("emotionsense-worker".into())
             .spawn(move || run(rx, early_rx, weak, thread_shared, config))?;
         Ok(Self {
             tx: Some(tx),
             early_tx: Some(early_tx),
+            early_stale,
             handle: Some(handle),
             shared,
         })
@@ -208,6 +212,8 @@ impl Worker {
             && tx.is_empty()
         {
             let generation = self.shared.generation.load(Ordering::SeqCst);
+            // A newer offer replaces one the worker has not taken yet.
+            let _ = self.early_stale.try_recv();
             let _ = early.try_send(Early { job, generation });
         }
     }
