@@ -76,6 +76,7 @@ fn main() -> anyhow::Result<()> {
             device: DeviceChoice::Cpu,
             max_batch: 8,
             max_wait: Duration::from_millis(50),
+            ..ModelOptions::default()
         },
     )?;
     let b = &engine.bundle;

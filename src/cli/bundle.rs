@@ -104,6 +104,7 @@ fn check(dir: &Path, device: &str) -> anyhow::Result<String> {
     let bundle = Bundle::load(dir)?;
     let options = ModelOptions {
         device: device.parse().map_err(|e| anyhow!("--device: {e}"))?,
+        always_warm_up: true,
         ..ModelOptions::default()
     };
     let model = Model::shared(dir, options)?;

@@ -168,6 +168,7 @@ impl Settings {
             device,
             max_batch: self.max_batch as usize,
             max_wait: Duration::from_millis(self.max_batch_wait_ms as u64),
+            ..ModelOptions::default()
         })
     }
 

@@ -38,6 +38,9 @@ pub struct ModelOptions {
     pub max_batch: usize,
     /// Longest wait for more windows once one is waiting.
     pub max_wait: Duration,
+    /// Run the warm-up even when these very files already passed it on this device
+    /// (`gst-emotion bundle check`).
+    pub always_warm_up: bool,
 }
 
 impl Default for ModelOptions {
@@ -46,6 +49,7 @@ impl Default for ModelOptions {
             device: DeviceChoice::Auto,
             max_batch: 4,
             max_wait: Duration::from_millis(10),
+            always_warm_up: false,
         }
     }
 }
@@ -284,6 +288,12 @@ impl Model {
         LOADS.load(Ordering::SeqCst)
     }
 
+    /// How many warm-ups this process has run (a bundle whose files already passed
+    /// one on this device is not warmed up again).
+    pub fn warm_ups() -> u64 {
+        WARM_UPS.load(Ordering::SeqCst)
+    }
+
     fn load(dir: &Path, options: ModelOptions) -> Result<Model, BundleError> {
         let bundle = Arc::new(Bundle::load(dir)?);
         let (device, device_note) = resolve_device(options.device);
@@ -463,12 +473,24 @@ fn serve(
             return;
         }
     };
-    if let Err(reason) = warm_up(&backend, &bundle) {
-        let _ = ready.send(Err(BundleError::Model {
-            path: backend.warm_up_path(&bundle, device),
-            reason: format!("warm-up failed: {reason}"),
-        }));
-        return;
+    let passed = validated_marker(&bundle, device);
+    let known = !options.always_warm_up && passed.as_ref().is_some_and(|(m, _)| m.is_file());
+    if !known {
+        if let Err(reason) = warm_up(&backend, &bundle) {
+            let _ = ready.send(Err(BundleError::Model {
+                path: backend.warm_up_path(&bundle, device),
+                reason: format!("warm-up failed: {reason}"),
+            }));
+            return;
+        }
+        WARM_UPS.fetch_add(1, Ordering::SeqCst);
+        // Remembered for the next load (an unwritable cache only costs the next
+        // warm-up).
+        if let Some((marker, key)) = passed
+            && let Some(parent) = marker.parent()
+        {
+            let _ = std::fs::create_dir_all(parent).and_then(|()| std::fs::write(&marker, key));
+        }
     }
     let _ = ready.send(Ok(()));
     drop(ready);
@@ -537,6 +559,43 @@ impl Queue {
     fn is_empty(&self) -> bool {
         self.predicts.is_empty() && self.faces.is_empty() && self.early_faces.is_empty()
     }
+}
+
+/// Warm-ups run in this process (a bundle whose files already passed is not warmed up
+/// again).
+static WARM_UPS: AtomicU64 = AtomicU64::new(0);
+
+/// The file remembering that this bundle's files — as they are now: path, size,
+/// modification time of the manifest and every model file — passed the warm-up on
+/// `device` with this build and libtorch (`validated/` in the cache folder), and the
+/// key it holds. A warm-up is a full forward pass (~3 s for a MELD bundle on 2
+/// cores): every later load of the same files skips it.
+fn validated_marker(bundle: &Bundle, device: tch::Device) -> Option<(PathBuf, String)> {
+    use sha2::Digest;
+    let mut key = format!(
+        "gst-emotion {} libtorch {}\ndevice {device:?}\n",
+        env!("CARGO_PKG_VERSION"),
+        super::LIBTORCH_LIB_DIR
+    );
+    let files = std::iter::once(bundle.dir.join(crate::bundle::MANIFEST))
+        .chain((0..bundle.manifest.models.len()).map(|i| bundle.model_file(i, device)));
+    for file in files {
+        let meta = std::fs::metadata(&file).ok()?;
+        let mtime = meta
+            .modified()
+            .ok()?
+            .duration_since(std::time::UNIX_EPOCH)
+            .ok()?
+            .as_nanos();
+        let path = file.canonicalize().ok()?;
+        key.push_str(&format!("{} {} {mtime}\n", path.display(), meta.len()));
+    }
+    let digest = sha2::Sha256::digest(key.as_bytes());
+    let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    Some((
+        crate::speech::cache_dir()?.join("validated").join(name),
+        key,
+    ))
 }
 
 /// A silent, black, text-less window through the model.
