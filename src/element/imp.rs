@@ -123,9 +123,10 @@ pub(super) struct State {
     pub in_step: Option<bool>,
     /// Live, in step: how long a buffer may wait (ns), reported as latency.
     pub element_latency: u64,
-    /// Early analysis (live, speech-following windows): the tentative utterance last
-    /// offered to the worker; `None` when it is off.
-    pub early: Option<Option<SpeechSpan>>,
+    /// Early analysis is on (`early-analysis`, speech-following windows, no dump).
+    pub early_analysis: bool,
+    /// The tentative utterance last offered to the worker for early analysis.
+    pub early_offered: Option<SpeechSpan>,
 }
 
 impl Default for State {
@@ -144,7 +145,8 @@ impl Default for State {
             held: Held::new(),
             in_step: None,
             element_latency: 0,
-            early: None,
+            early_analysis: false,
+            early_offered: None,
         }
     }
 }
@@ -373,15 +375,15 @@ impl AggregatorImpl for EmotionSense {
         };
         // Early analysis is for live input (decided at the first buffers); a debug
         // dump would write windows that may never be.
-        let early = (settings.early_analysis && segmenter.is_some() && settings.dump_dir.is_none())
-            .then_some(None);
+        let early_analysis =
+            settings.early_analysis && segmenter.is_some() && settings.dump_dir.is_none();
         *lock(&self.state) = State {
             assembler,
             worker: Some(Arc::new(worker)),
             segmenter,
             timing,
             element_latency,
-            early,
+            early_analysis,
             ..State::default()
         };
         gst::debug!(CAT, imp = self, "started with {settings:?}");
@@ -471,6 +473,7 @@ impl AggregatorImpl for EmotionSense {
             state.assembler.reset();
             state.timing.clear();
             state.held.clear();
+            state.early_offered = None;
             state.segmenter.clone()
         };
         if let Some(seg) = segmenter {

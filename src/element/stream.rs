@@ -116,13 +116,13 @@ impl EmotionSense {
         }
         let mut early = None;
         if live
-            && let (Some(seg), Some(offered)) = (segmenter, state.early)
-            && let Some(span) = seg.tentative()
-            && offered != Some(span)
+            && state.early_analysis
+            && let Some(span) = segmenter.and_then(SegmenterThread::tentative)
+            && state.early_offered != Some(span)
         {
             early = state.assembler.preview_utterance(span.start, span.end);
             if early.is_some() {
-                state.early = Some(Some(span));
+                state.early_offered = Some(span);
             }
         }
         let mut jobs = state.assembler.take_complete();

@@ -258,19 +258,28 @@ impl Drop for Worker {
     }
 }
 
-/// What the worker takes next: real windows first, then a window offered early.
-fn next(rx: &Receiver<Message>, early: &Receiver<Early>) -> Option<Result<Message, Early>> {
+/// What the worker takes next.
+enum Next {
+    /// From the queue of confirmed windows (always first).
+    Queued(Message),
+    /// A window offered early.
+    Early(Early),
+}
+
+/// The next piece of work: confirmed windows first, then a window offered early;
+/// `None` when the worker is being stopped.
+fn next(rx: &Receiver<Message>, early: &Receiver<Early>) -> Option<Next> {
     match rx.try_recv() {
-        Ok(m) => return Some(Ok(m)),
+        Ok(m) => return Some(Next::Queued(m)),
         Err(TryRecvError::Disconnected) => return None,
         Err(TryRecvError::Empty) => {}
     }
     crossbeam_channel::select! {
-        recv(rx) -> m => m.ok().map(Ok),
+        recv(rx) -> m => m.ok().map(Next::Queued),
         recv(early) -> e => match e {
-            Ok(e) => Some(Err(e)),
+            Ok(e) => Some(Next::Early(e)),
             // Only at shutdown (both senders go together): the real queue says so.
-            Err(_) => rx.recv().ok().map(Ok),
+            Err(_) => rx.recv().ok().map(Next::Queued),
         },
     }
 }
@@ -298,16 +307,16 @@ fn run(
     let mut done_until = 0u64;
     while let Some(msg) = next(&rx, &early_rx) {
         let (job, generation, queued) = match msg {
-            Ok(Message::Drain(done)) => {
+            Next::Queued(Message::Drain(done)) => {
                 let _ = done.send(());
                 continue;
             }
-            Ok(Message::Window {
+            Next::Queued(Message::Window {
                 job,
                 generation,
                 queued,
             }) => (job, generation, queued),
-            Err(Early { job, generation }) => {
+            Next::Early(Early { job, generation }) => {
                 if generation == shared.generation.load(Ordering::SeqCst)
                     && (generation != generation_seen || job.span.end > done_until)
                 {
