@@ -9,10 +9,14 @@ use std::time::Instant;
 use crate::face::track::TrackIds;
 use crate::infer::{Model, ModelOutput};
 use crate::output::{HeadResult, Prediction, TimedWord, TranscriptInfo, WindowResult, dump};
+use crate::speculation::Speculation;
 use crate::speech::{
     SegmenterConfig, Transcriber, TranscriberConfig, VoiceDetector, WhisperModel, speech_segments,
 };
 use crate::window::{WindowJob, WindowKind};
+
+/// [`Analyzer::compute`]'s error for a guess withdrawn while it ran.
+pub const WITHDRAWN: &str = "the window was withdrawn (speech resumed)";
 
 /// What an analyzer does with each window beyond measuring it.
 #[derive(Clone, Debug, Default)]
@@ -136,25 +140,49 @@ impl Analyzer {
     /// Analyses one window. An error means the window could not be analysed (the
     /// caller skips it, as the reference service skips a failed segment).
     pub fn analyse(&mut self, job: &WindowJob) -> Result<WindowResult, String> {
-        let work = self.compute(job, false)?;
+        let work = self.compute(job, None)?;
         self.finish(job, work)
     }
 
     /// The costly, stateless part of [`Analyzer::analyse`]: transcript and model
-    /// answer. It can run before the window is confirmed (an utterance whose pause
-    /// has begun, `early`: its work on shared threads then waits for other windows')
-    /// and be kept or thrown away; [`Analyzer::finish`] then applies it.
-    pub fn compute(&mut self, job: &WindowJob, early: bool) -> Result<Computed, String> {
+    /// answer. It can run before the window is confirmed — `early`: an utterance
+    /// whose pause has begun, a guess; its work on shared threads then waits for
+    /// other windows', and stops (`Err`) once the guess is withdrawn — and be kept or
+    /// thrown away; [`Analyzer::finish`] then applies it.
+    pub fn compute(
+        &mut self,
+        job: &WindowJob,
+        early: Option<&Speculation>,
+    ) -> Result<Computed, String> {
         let started = Instant::now();
         let mut timings = Vec::new();
         // A fusion bundle's faces do not need the words: they are found on the
-        // inference thread while Whisper runs here.
+        // inference thread while Whisper runs here. Without a transcription to wait
+        // for, they go with the model's answer in one request (a second one would
+        // queue behind other windows' work).
+        let transcribes = self.config.text.is_none()
+            && self.speech.is_some()
+            && job.audio.is_some()
+            && job.kind != WindowKind::Silence;
         let faces = self
             .config
             .model
             .as_ref()
+            .filter(|_| transcribes)
             .and_then(|m| m.start_faces(job, early));
+        let warned = self.warnings.len();
+        if let Some(speech) = &mut self.speech {
+            speech.transcriber.set_speculation(early.cloned());
+        }
         let transcript = self.transcript(job);
+        if let Some(speech) = &mut self.speech {
+            speech.transcriber.set_speculation(None);
+        }
+        if early.is_some_and(Speculation::is_withdrawn) {
+            // Not a failure: the window will not come.
+            self.warnings.truncate(warned);
+            return Err(WITHDRAWN.into());
+        }
         if self.speech.is_some() && self.config.text.is_none() {
             timings.push(("asr".into(), started.elapsed().as_secs_f64() * 1e3));
         }

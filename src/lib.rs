@@ -18,6 +18,7 @@ pub mod media;
 pub mod output;
 pub mod publish;
 pub mod serve;
+pub mod speculation;
 pub mod speech;
 pub mod text;
 pub mod window;

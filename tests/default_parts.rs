@@ -183,7 +183,7 @@ fn faces_found_ahead_of_the_words_give_the_same_answer() {
     let text = Some("I am so happy to see you again.");
     // The element's way: the face branch starts first, the words come later.
     let pending = model
-        .start_faces(&job, false)
+        .start_faces(&job, None)
         .expect("the default bundle has a face branch");
     let mut ahead = model.prepare(&job, text).unwrap();
     ahead.face_stage = Some(pending.wait().unwrap());
@@ -195,5 +195,22 @@ fn faces_found_ahead_of_the_words_give_the_same_answer() {
     let faces = &ahead.fusion.as_ref().unwrap().faces;
     assert_eq!(faces.len(), 1, "{faces:?}");
     let stages: Vec<&str> = ahead.timings.iter().map(|(k, _)| k.as_str()).collect();
-    assert_eq!(stages, ["face-detect", "face-classify", "text"]);
+    assert_eq!(
+        stages,
+        ["face-detect", "face-classify", "inference-wait", "text"]
+    );
+    // A guess withdrawn before its turn on the inference thread is skipped, and one
+    // still standing finds the same faces.
+    let guess = gst_emotion::speculation::Speculation::new();
+    let standing = model
+        .start_faces(&job, Some(&guess))
+        .unwrap()
+        .wait()
+        .unwrap();
+    let mut input = model.prepare(&job, text).unwrap();
+    input.face_stage = Some(standing);
+    assert_eq!(model.predict(input).unwrap().fusion, at_once.fusion);
+    guess.withdraw();
+    let skipped = model.start_faces(&job, Some(&guess)).unwrap().wait();
+    assert!(skipped.is_err(), "a withdrawn guess ran");
 }

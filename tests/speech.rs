@@ -457,6 +457,60 @@ fn a_looping_transcript_falls_back_and_is_collapsed() {
     );
 }
 
+#[test]
+fn a_withdrawn_guess_stops_its_transcription() {
+    use gst_emotion::speculation::Speculation;
+    use gst_emotion::speech::{
+        SpeechError, Transcriber, TranscriberConfig, WhisperModel, default_model,
+    };
+    let model = default_model().expect("Whisper model installed by scripts/setup --deps-only");
+    let whisper = WhisperModel::load(&model).unwrap();
+    let mut t = Transcriber::new(whisper, TranscriberConfig::new(&model)).unwrap();
+    let said = "Thank you very much for your help.";
+    let audio = trimmed_speech("guess", said);
+    // A guess still standing transcribes as a certain window does.
+    let guess = Speculation::new();
+    t.set_speculation(Some(guess.clone()));
+    assert_eq!(
+        words(&t.transcribe(&audio, true).unwrap().text()),
+        words(said)
+    );
+    // Withdrawn while Whisper runs: the run stops early with a clear error.
+    let started = std::time::Instant::now();
+    let whole = {
+        t.set_speculation(None);
+        t.transcribe(&audio, true).unwrap();
+        started.elapsed()
+    };
+    let guess = Speculation::new();
+    t.set_speculation(Some(guess.clone()));
+    let withdraw = {
+        let guess = guess.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(whole / 4);
+            guess.withdraw();
+        })
+    };
+    let started = std::time::Instant::now();
+    let outcome = t.transcribe(&audio, true);
+    let stopped = started.elapsed();
+    withdraw.join().unwrap();
+    assert!(
+        matches!(outcome, Err(SpeechError::Withdrawn)),
+        "{outcome:?}"
+    );
+    assert!(
+        stopped < whole,
+        "stopped after {stopped:?}, a whole run takes {whole:?}"
+    );
+    // The state is usable again afterwards.
+    t.set_speculation(None);
+    assert_eq!(
+        words(&t.transcribe(&audio, true).unwrap().text()),
+        words(said)
+    );
+}
+
 /// Live input (a live test pattern, the WAV played in real time) through
 /// `emotionsense bundle=none` in auto mode with `props`: each utterance's (start ms,
 /// end ms, transcript), the lag (ms) of each result after its window's end, and the

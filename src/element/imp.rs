@@ -88,6 +88,7 @@ use super::{CAT, ResultTiming};
 use crate::analyzer::{AnalyzerConfig, SpeechSetup};
 use crate::infer::Model;
 use crate::media::SampleFormat;
+use crate::speculation::Speculation;
 use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
 use crate::speech::{VoiceDetector, WhisperModel};
 use crate::window::{SAMPLE_RATE, SECOND, WindowAssembler, WindowConfig, WindowJob, WindowMode};
@@ -127,6 +128,8 @@ pub(super) struct State {
     pub early_analysis: bool,
     /// The tentative utterance last offered to the worker for early analysis.
     pub early_offered: Option<SpeechSpan>,
+    /// That utterance while it is neither confirmed nor withdrawn, with its guess.
+    pub early_guess: Option<(SpeechSpan, Speculation)>,
 }
 
 impl Default for State {
@@ -147,6 +150,7 @@ impl Default for State {
             element_latency: 0,
             early_analysis: false,
             early_offered: None,
+            early_guess: None,
         }
     }
 }
@@ -474,6 +478,9 @@ impl AggregatorImpl for EmotionSense {
             state.timing.clear();
             state.held.clear();
             state.early_offered = None;
+            if let Some((_, guess)) = state.early_guess.take() {
+                guess.withdraw();
+            }
             state.segmenter.clone()
         };
         if let Some(seg) = segmenter {
@@ -516,8 +523,8 @@ impl AggregatorImpl for EmotionSense {
         if let Some(seg) = &segmenter {
             jobs.extend(self.feed_segmenter(seg, batch.vad_audio, live, batch.eos));
         }
-        if let (Some(worker), Some(early)) = (&worker, batch.early) {
-            worker.submit_early(early);
+        if let (Some(worker), Some((job, guess))) = (&worker, batch.early) {
+            worker.submit_early(job, guess);
         }
         let mut outgoing = batch.outgoing;
         self.add_stream_positions(&mut jobs);

@@ -17,6 +17,7 @@ use super::timing::Designation;
 use super::worker::{Latest, Submit, Worker};
 use crate::output::overlay::Canvas;
 use crate::output::{META_NAME, WindowResult};
+use crate::speculation::Speculation;
 use crate::speech::segmenter::SegmenterThread;
 use crate::window::{SAMPLE_RATE, SECOND, WindowJob};
 
@@ -31,8 +32,8 @@ pub(super) struct Taken {
     /// Every input has ended.
     pub eos: bool,
     /// Live early analysis: an utterance whose closing pause has begun, not yet
-    /// confirmed (offered once).
-    pub early: Option<WindowJob>,
+    /// confirmed (offered once), and the guess that withdraws it.
+    pub early: Option<(WindowJob, Speculation)>,
 }
 
 impl EmotionSense {
@@ -103,7 +104,19 @@ impl EmotionSense {
         }
         if let Some(seg) = segmenter {
             let silent = seg.silent_until();
-            for span in seg.take_spans() {
+            // Read before the spans: a segment confirmed since is among them.
+            let tentative = seg.tentative();
+            let spans = seg.take_spans();
+            if let Some((span, guess)) = state.early_guess.take() {
+                if tentative == Some(span) {
+                    state.early_guess = Some((span, guess));
+                } else if !spans.contains(&span) {
+                    // Speech resumed: the utterance offered early will not come.
+                    gst::debug!(CAT, imp = self, "early utterance {span:?} withdrawn");
+                    guess.withdraw();
+                }
+            }
+            for span in spans {
                 state.assembler.add_utterance(span.start, span.end);
             }
             state.assembler.advance_silence(silent, seg.speaking());
@@ -119,11 +132,12 @@ impl EmotionSense {
             && state.early_analysis
             && let Some(span) = segmenter.and_then(SegmenterThread::tentative)
             && state.early_offered != Some(span)
+            && let Some(job) = state.assembler.preview_utterance(span.start, span.end)
         {
-            early = state.assembler.preview_utterance(span.start, span.end);
-            if early.is_some() {
-                state.early_offered = Some(span);
-            }
+            let guess = Speculation::new();
+            state.early_offered = Some(span);
+            state.early_guess = Some((span, guess.clone()));
+            early = Some((job, guess));
         }
         let mut jobs = state.assembler.take_complete();
         let eos = state.assembler.all_ended();

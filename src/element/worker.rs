@@ -12,6 +12,7 @@ use gst::prelude::*;
 
 use crate::analyzer::{Analyzer, AnalyzerConfig, Computed};
 use crate::output::WindowResult;
+use crate::speculation::Speculation;
 use crate::window::{WindowJob, WindowKind};
 
 /// Extra time the worker spends per window; lets tests make the worker slower than
@@ -136,6 +137,7 @@ pub enum Submit {
 struct Early {
     job: WindowJob,
     generation: u64,
+    guess: Speculation,
 }
 
 /// A running worker thread.
@@ -206,15 +208,20 @@ impl Worker {
     /// Offers `job`, a window not yet confirmed, for analysis ahead: done only when
     /// the worker is otherwise idle, kept until the window arrives through
     /// [`Worker::submit`] with the same inputs (then its result is posted at once),
-    /// thrown away when another one does. Never blocks, never displaces a window.
-    pub fn submit_early(&self, job: WindowJob) {
+    /// thrown away when another one does, stopped once `guess` is withdrawn. Never
+    /// blocks, never displaces a window.
+    pub fn submit_early(&self, job: WindowJob, guess: Speculation) {
         if let (Some(tx), Some(early)) = (&self.tx, &self.early_tx)
             && tx.is_empty()
         {
             let generation = self.shared.generation.load(Ordering::SeqCst);
             // A newer offer replaces one the worker has not taken yet.
             let _ = self.early_stale.try_recv();
-            let _ = early.try_send(Early { job, generation });
+            let _ = early.try_send(Early {
+                job,
+                generation,
+                guess,
+            });
         }
     }
 
@@ -316,17 +323,25 @@ fn run(
                 generation,
                 queued,
             }) => (job, generation, queued),
-            Next::Early(Early { job, generation }) => {
+            Next::Early(Early {
+                job,
+                generation,
+                guess,
+            }) => {
                 if generation == shared.generation.load(Ordering::SeqCst)
                     && (generation != generation_seen || job.span.end > done_until)
+                    && !guess.is_withdrawn()
                 {
                     if let Some((old, ..)) = &ahead {
                         gst::debug!(super::CAT, "early analysis of {:?} thrown away", old.span);
                     }
-                    ahead = analyzer
-                        .compute(&job, true)
-                        .ok()
-                        .map(|c| (job, generation, c));
+                    ahead = match analyzer.compute(&job, Some(&guess)) {
+                        Ok(c) => Some((job, generation, c)),
+                        Err(e) => {
+                            gst::debug!(super::CAT, "early analysis of {:?}: {e}", job.span);
+                            None
+                        }
+                    };
                     for w in analyzer.take_warnings() {
                         gst::warning!(super::CAT, "{w}");
                     }

@@ -43,7 +43,7 @@ pub struct FaceStage {
     /// The dominant face's probabilities in the classifier's own labels.
     raw: Option<Vec<f64>>,
     /// Milliseconds of face detection and classification.
-    timings: Timings,
+    pub(super) timings: Timings,
 }
 
 /// The loaded branches of a late-fusion bundle.

@@ -23,6 +23,7 @@ use crate::bundle::{Bundle, BundleError, InputSpec};
 use crate::face::sequence::FaceSequencer;
 use crate::media::RgbImage;
 use crate::output::{FaceReport, FrameProbs, FusionDetails};
+use crate::speculation::Speculation;
 use crate::window::{SECOND, WindowJob, WindowSpan};
 
 /// Models loaded in this process so far (a second user of the same bundle and device
@@ -217,13 +218,15 @@ enum Request {
     Predict {
         input: Prepared,
         reply: Reply<ModelOutput>,
+        queued: Instant,
     },
     /// A fusion window's face branch, ahead of its transcript; `early`: the window is
-    /// not confirmed yet (served after the others).
+    /// a guess not confirmed yet (served after the others, skipped once withdrawn).
     Faces {
         frames: Vec<Arc<RgbImage>>,
         reply: Reply<FaceStage>,
-        early: bool,
+        early: Option<Speculation>,
+        queued: Instant,
     },
 }
 
@@ -386,8 +389,13 @@ impl Model {
     /// classification on the inference thread and returns at once, so the caller can
     /// transcribe meanwhile; the findings go into [`Prepared::face_stage`] before
     /// [`Model::predict`]. `None` for other bundles. `early`: the window is analysed
-    /// before it is confirmed (live utterances), so it waits for other windows' faces.
-    pub fn start_faces(&self, job: &WindowJob, early: bool) -> Option<PendingFaces> {
+    /// on a guess (live utterances not confirmed yet), so it waits for other windows'
+    /// faces, and is skipped if the guess is withdrawn before its turn.
+    pub fn start_faces(
+        &self,
+        job: &WindowJob,
+        early: Option<&Speculation>,
+    ) -> Option<PendingFaces> {
         let fusion = self.bundle.manifest.fusion.as_ref()?;
         fusion.face.as_ref()?;
         let frames = prepare::fusion_frames(job);
@@ -396,7 +404,8 @@ impl Model {
             .send(Request::Faces {
                 frames,
                 reply,
-                early,
+                early: early.cloned(),
+                queued: Instant::now(),
             })
             .ok()?;
         Some(PendingFaces(rx))
@@ -406,7 +415,11 @@ impl Model {
     pub fn predict(&self, input: Prepared) -> Result<ModelOutput, String> {
         let (reply, rx) = bounded(1);
         self.tx
-            .send(Request::Predict { input, reply })
+            .send(Request::Predict {
+                input,
+                reply,
+                queued: Instant::now(),
+            })
             .map_err(|_| "the inference thread has stopped".to_string())?;
         rx.recv()
             .map_err(|_| "the inference thread has stopped".to_string())?
@@ -419,7 +432,15 @@ impl Model {
             .into_iter()
             .map(|input| {
                 let (reply, rx) = bounded(1);
-                let sent = self.tx.send(Request::Predict { input, reply }).is_ok();
+                let queued = Instant::now();
+                let sent = self
+                    .tx
+                    .send(Request::Predict {
+                        input,
+                        reply,
+                        queued,
+                    })
+                    .is_ok();
                 (sent, rx)
             })
             .collect();
@@ -514,17 +535,22 @@ fn serve(
             }
             let n = queue.predicts.len().min(max_batch);
             let batch: Vec<_> = queue.predicts.drain(..n).collect();
-            let inputs: Vec<&Prepared> = batch.iter().map(|(input, _)| input).collect();
+            let inputs: Vec<&Prepared> = batch.iter().map(|(input, ..)| input).collect();
+            let started = Instant::now();
             let outputs = backend.run(&bundle, &inputs);
-            for ((_, reply), out) in batch.into_iter().zip(outputs) {
-                let _ = reply.send(out);
+            for ((_, reply, queued), out) in batch.into_iter().zip(outputs) {
+                let waited = started.saturating_duration_since(queued);
+                let _ = reply.send(out.map(|mut o| {
+                    add_timing(&mut o.timings, INFERENCE_WAIT, waited);
+                    o
+                }));
             }
-        } else if let Some((frames, reply)) = queue
-            .faces
-            .pop_front()
-            .or_else(|| queue.early_faces.pop_front())
-        {
-            let _ = reply.send(backend.face_stage(&frames));
+        } else if let Some((frames, reply, queued)) = queue.next_faces() {
+            let waited = queued.elapsed();
+            let _ = reply.send(backend.face_stage(&frames).map(|mut f| {
+                f.timings.push((INFERENCE_WAIT, waited.as_secs_f64() * 1e3));
+                f
+            }));
         }
     }
 }
@@ -534,30 +560,67 @@ fn serve(
 /// is due), and those of windows not yet confirmed go last.
 #[derive(Default)]
 struct Queue {
-    predicts: VecDeque<(Prepared, Reply<ModelOutput>)>,
-    faces: VecDeque<(Vec<Arc<RgbImage>>, Reply<FaceStage>)>,
-    early_faces: VecDeque<(Vec<Arc<RgbImage>>, Reply<FaceStage>)>,
+    predicts: VecDeque<(Prepared, Reply<ModelOutput>, Instant)>,
+    faces: VecDeque<FacesRequest>,
+    early_faces: VecDeque<(FacesRequest, Speculation)>,
 }
+
+/// A face branch waiting: its frames, where the answer goes, when it was asked for.
+type FacesRequest = (Vec<Arc<RgbImage>>, Reply<FaceStage>, Instant);
 
 impl Queue {
     fn push(&mut self, r: Request) {
         match r {
-            Request::Predict { input, reply } => self.predicts.push_back((input, reply)),
+            Request::Predict {
+                input,
+                reply,
+                queued,
+            } => self.predicts.push_back((input, reply, queued)),
             Request::Faces {
                 frames,
                 reply,
-                early: false,
-            } => self.faces.push_back((frames, reply)),
+                early: None,
+                queued,
+            } => self.faces.push_back((frames, reply, queued)),
             Request::Faces {
                 frames,
                 reply,
-                early: true,
-            } => self.early_faces.push_back((frames, reply)),
+                early: Some(guess),
+                queued,
+            } => self.early_faces.push_back(((frames, reply, queued), guess)),
         }
+    }
+
+    /// The next face branch to run: confirmed windows' first, then those of guesses
+    /// still standing (a withdrawn one is answered at once, without running).
+    fn next_faces(&mut self) -> Option<FacesRequest> {
+        if let Some(r) = self.faces.pop_front() {
+            return Some(r);
+        }
+        while let Some((r, guess)) = self.early_faces.pop_front() {
+            if !guess.is_withdrawn() {
+                return Some(r);
+            }
+            let _ = r.1.send(Err("withdrawn".into()));
+        }
+        None
     }
 
     fn is_empty(&self) -> bool {
         self.predicts.is_empty() && self.faces.is_empty() && self.early_faces.is_empty()
+    }
+}
+
+/// The timing of how long a window's work waited for the inference thread (busy
+/// with other windows, e.g. other cameras').
+const INFERENCE_WAIT: &str = "inference-wait";
+
+/// Adds `d` to the timing `name` (milliseconds), appending it when absent.
+fn add_timing(timings: &mut Vec<(String, f64)>, name: &str, d: Duration) {
+    let ms = d.as_secs_f64() * 1e3;
+    match timings.iter_mut().find(|(k, _)| k == name) {
+        Some((_, v)) => *v += ms,
+        None => timings.push((name.to_string(), ms)),
     }
 }
 

@@ -11,6 +11,7 @@
 //! (`GST_DEBUG=emotionwhisper:6`).
 
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, LazyLock};
 
 use whisper_rs::{
@@ -18,6 +19,7 @@ use whisper_rs::{
 };
 
 use crate::media::rms;
+use crate::speculation::Speculation;
 
 pub mod segmenter;
 pub mod vad;
@@ -101,6 +103,9 @@ pub enum SpeechError {
     /// Transcription failed.
     #[error("transcription failed: {0}")]
     Transcribe(String),
+    /// The guess the transcription was for was withdrawn ([`Transcriber::set_speculation`]).
+    #[error("transcription stopped: the window was withdrawn")]
+    Withdrawn,
 }
 
 /// Settings of a transcriber.
@@ -379,6 +384,8 @@ pub struct Transcriber {
     model: Arc<WhisperModel>,
     state: WhisperState,
     config: TranscriberConfig,
+    /// While set: the guess this transcription is for; withdrawing it aborts the run.
+    speculation: Option<Speculation>,
 }
 
 impl Transcriber {
@@ -392,7 +399,14 @@ impl Transcriber {
             model,
             state,
             config,
+            speculation: None,
         })
+    }
+
+    /// Transcriptions from now on are for `speculation` (`None`: for certain): once it
+    /// is withdrawn, a run under way stops with [`SpeechError::Withdrawn`].
+    pub fn set_speculation(&mut self, speculation: Option<Speculation>) {
+        self.speculation = speculation;
     }
 
     /// Transcribes mono 16 kHz `samples`. Silence, noise and audio under 0.1 s give an
@@ -553,9 +567,31 @@ impl Transcriber {
         params.set_print_realtime(false);
         params.set_print_timestamps(false);
         params.set_token_timestamps(true);
-        self.state
-            .full(params, audio)
-            .map_err(|e| SpeechError::Transcribe(e.to_string()))?;
+        /// whisper.cpp's abort callback: the flag of a [`Speculation`].
+        unsafe extern "C" fn withdrawn(flag: *mut std::ffi::c_void) -> bool {
+            // SAFETY: `flag` is the `AtomicBool` of `self.speculation`, which outlives
+            // the `full` call below (the only time whisper.cpp calls this).
+            unsafe { &*(flag as *const AtomicBool) }.load(Ordering::Relaxed)
+        }
+        if let Some(s) = &self.speculation {
+            // SAFETY: the callback only reads the flag, which `self.speculation` keeps
+            // alive for the whole `full` call.
+            unsafe {
+                params.set_abort_callback(Some(withdrawn));
+                params.set_abort_callback_user_data(
+                    s.flag() as *const AtomicBool as *mut std::ffi::c_void
+                );
+            }
+        }
+        let outcome = self.state.full(params, audio);
+        if self
+            .speculation
+            .as_ref()
+            .is_some_and(Speculation::is_withdrawn)
+        {
+            return Err(SpeechError::Withdrawn);
+        }
+        outcome.map_err(|e| SpeechError::Transcribe(e.to_string()))?;
         let eot = self.model.ctx.token_eot();
         let mut d = Decode {
             segments: Vec::new(),
