@@ -18,7 +18,7 @@ use super::worker::{Latest, Submit, Worker};
 use crate::output::overlay::Canvas;
 use crate::output::{META_NAME, WindowResult};
 use crate::speculation::Speculation;
-use crate::speech::segmenter::SegmenterThread;
+use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
 use crate::window::{SAMPLE_RATE, SECOND, WindowJob};
 
 /// What one `aggregate` call took from the pads.
@@ -104,16 +104,18 @@ impl EmotionSense {
         }
         if let Some(seg) = segmenter {
             let silent = seg.silent_until();
-            // Read before the spans: a segment confirmed since is among them.
+            // Read before the spans: a segment confirmed since is among them (the
+            // thread sends a span before it clears the tentative one).
             let tentative = seg.tentative();
             let spans = seg.take_spans();
             if let Some((span, guess)) = state.early_guess.take() {
-                if tentative == Some(span) {
-                    state.early_guess = Some((span, guess));
-                } else if !spans.contains(&span) {
-                    // Speech resumed: the utterance offered early will not come.
-                    gst::debug!(CAT, imp = self, "early utterance {span:?} withdrawn");
-                    guess.withdraw();
+                match settle_guess(span, tentative, &spans) {
+                    Guess::Confirmed => {}
+                    Guess::Standing => state.early_guess = Some((span, guess)),
+                    Guess::Withdrawn => {
+                        gst::debug!(CAT, imp = self, "early utterance {span:?} withdrawn");
+                        guess.withdraw();
+                    }
                 }
             }
             for span in spans {
@@ -402,5 +404,53 @@ impl EmotionSense {
                 Ok(())
             }
         }
+    }
+}
+
+/// What became of an utterance offered early.
+#[derive(Debug, PartialEq, Eq)]
+enum Guess {
+    /// The segmenter reported it: the worker keeps its work.
+    Confirmed,
+    /// Still the segment the pause under way would end.
+    Standing,
+    /// Speech resumed (or the segment was cut otherwise): it will not come.
+    Withdrawn,
+}
+
+/// Settles the utterance `offered` early from the segmenter's `tentative` segment,
+/// read before the `spans` it reported since the last look (it reports a span before
+/// clearing the tentative one, so a confirmed span is among them).
+fn settle_guess(offered: SpeechSpan, tentative: Option<SpeechSpan>, spans: &[SpeechSpan]) -> Guess {
+    if spans.contains(&offered) {
+        Guess::Confirmed
+    } else if tentative == Some(offered) {
+        Guess::Standing
+    } else {
+        Guess::Withdrawn
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: SpeechSpan = SpeechSpan { start: 1, end: 5 };
+    const LONGER: SpeechSpan = SpeechSpan { start: 1, end: 9 };
+
+    #[test]
+    fn a_reported_span_confirms_even_while_still_announced() {
+        // The thread reported the span but had not cleared its tentative one yet.
+        assert_eq!(settle_guess(A, Some(A), &[A]), Guess::Confirmed);
+        assert_eq!(settle_guess(A, None, &[A]), Guess::Confirmed);
+    }
+
+    #[test]
+    fn an_announced_span_stands_and_resumed_speech_withdraws_it() {
+        assert_eq!(settle_guess(A, Some(A), &[]), Guess::Standing);
+        assert_eq!(settle_guess(A, None, &[]), Guess::Withdrawn);
+        // Speech resumed and paused again: a longer segment is announced.
+        assert_eq!(settle_guess(A, Some(LONGER), &[]), Guess::Withdrawn);
+        assert_eq!(settle_guess(A, None, &[LONGER]), Guess::Withdrawn);
     }
 }
