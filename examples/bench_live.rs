@@ -10,10 +10,12 @@
 //! machine-readable line: `streams N windows W dropped D lag_mean S lag_p95 S lag_max S cpu_pct P
 //! rss_mb M`.
 //!
-//!   cargo run --release --example bench_live -- IMAGE SPEECH.wav SECONDS [STREAMS]
+//!   cargo run --release --example bench_live -- IMAGE SPEECH.wav SECONDS [STREAMS [STAGGER]]
 //!
 //! `{i}` in SPEECH.wav is replaced by the stream's number (0, 1, …), to give each
-//! stream its own speech. `BENCH_BUNDLE` picks another bundle (default `default`) and
+//! stream its own speech. With STAGGER (seconds), stream i runs SECONDS + i × STAGGER
+//! (its speech file says so too: the same program started later), so that the
+//! cameras do not all stop at once. `BENCH_BUNDLE` picks another bundle (default `default`) and
 //! `BENCH_PROPS` adds emotionsense properties (e.g. `asr=false`).
 
 use std::sync::{Arc, Mutex};
@@ -45,16 +47,19 @@ fn cpu_seconds() -> f64 {
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    if !(4..=5).contains(&args.len()) {
-        eprintln!("usage: bench_live IMAGE SPEECH.wav SECONDS [STREAMS]");
+    if !(4..=6).contains(&args.len()) {
+        eprintln!("usage: bench_live IMAGE SPEECH.wav SECONDS [STREAMS [STAGGER]]");
         std::process::exit(2);
     }
     let (image, speech, seconds): (&str, &str, u64) = (&args[1], &args[2], args[3].parse()?);
     let streams: usize = args.get(4).map_or(Ok(1), |s| s.parse())?;
+    let stagger: f64 = args.get(5).map_or(Ok(0.0), |s| s.parse())?;
     let bundle = std::env::var("BENCH_BUNDLE").unwrap_or_else(|_| "default".into());
     let props = std::env::var("BENCH_PROPS").unwrap_or_default();
     gst::init()?;
     gst_emotion::register_static()?;
+    // As `watch SRC1 SRC2 …` does.
+    gst_emotion::infer::share_cores_between_streams(streams);
     let desc: String = (0..streams)
         .map(|i| {
             format!(
@@ -65,7 +70,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                  filesrc location={speech_i} ! wavparse ! audioconvert ! audioresample \
                  ! audio/x-raw,rate=16000,channels=1 ! identity sync=true ! queue ! e{i}.audio \
                  emotionsense name=e{i} bundle={bundle} {props} ! fakesink sync=true ",
-                frames = seconds * 30,
+                frames = ((seconds as f64 + i as f64 * stagger) * 30.0).round() as u64,
                 speech_i = speech.replace("{i}", &i.to_string())
             )
         })
@@ -120,7 +125,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let wall0 = std::time::Instant::now();
     pipeline.set_state(gst::State::Playing)?;
     let mut error = None;
-    for msg in bus.iter_timed(gst::ClockTime::from_seconds(seconds + 120)) {
+    let longest = seconds + (stagger * streams as f64).ceil() as u64;
+    for msg in bus.iter_timed(gst::ClockTime::from_seconds(longest + 120)) {
         match msg.view() {
             gst::MessageView::Eos(_) => break,
             gst::MessageView::Error(e) => {

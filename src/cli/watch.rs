@@ -127,6 +127,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
     gst::init()?;
     crate::register_static()?;
     let sources = all_sources(&args)?;
+    crate::infer::share_cores_between_streams(sources.len());
     let opts = LiveOptions {
         bundle: args.bundle.clone(),
         device: args.device.clone(),

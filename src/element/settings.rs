@@ -309,9 +309,10 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                     "Live input, utterance and auto windows: start analysing an utterance \
                      once the pause after it has lasted 0.1 s, before the voice detector's \
                      0.3 s hangover confirms its end, and post the result as soon as it \
-                     does (thrown away if speech resumes; only while the worker is idle; \
-                     off with dump-dir). Results come up to 0.17 s sooner, for some extra \
-                     CPU on pauses of 0.1-0.3 s",
+                     does (only while the worker is idle; off with dump-dir). If speech \
+                     resumes, the work stops: Whisper aborts and face detection not \
+                     started is skipped. Results come up to 0.2 s sooner, for a little \
+                     extra CPU on pauses of 0.1-0.3 s",
                 )
                 .default_value(d.early_analysis)
                 .mutable_ready()

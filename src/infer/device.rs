@@ -24,6 +24,22 @@ pub fn enable_cuda() -> bool {
     })
 }
 
+/// For a process running `streams` live streams: with more than one, libtorch runs
+/// each operation on one CPU thread, unless `OMP_NUM_THREADS` chooses. Its default
+/// (a thread per core) splits every small operation of the face and text networks
+/// across the cores, and those threads wait on each other while Whisper and the other
+/// streams' decoding hold the cores. Measured with 4 cameras on 2 cores: result lag
+/// max 0.38–0.43 s against 0.39–0.55 s, mean 0.25 against 0.28 s (docs/benchmarks.md).
+/// Call before the first model runs (`watch` with several sources does). Returns the
+/// thread count it set.
+pub fn share_cores_between_streams(streams: usize) -> Option<i32> {
+    if streams < 2 || std::env::var_os("OMP_NUM_THREADS").is_some() {
+        return None;
+    }
+    tch::set_num_threads(1);
+    Some(1)
+}
+
 /// A human-readable description of the compute environment: libtorch, CUDA, threads,
 /// whisper.cpp's CPU features.
 pub fn environment_report() -> String {

@@ -12,7 +12,10 @@ pub mod outputs;
 pub mod prepare;
 pub mod torchscript;
 
-pub use device::{DeviceChoice, LIBTORCH_LIB_DIR, enable_cuda, environment_report, resolve_device};
+pub use device::{
+    DeviceChoice, LIBTORCH_LIB_DIR, enable_cuda, environment_report, resolve_device,
+    share_cores_between_streams,
+};
 pub use fusion::FusionModel;
 pub use model::{Model, ModelOptions, ModelOutput};
 pub use prepare::{InputTensor, Prepared, PreparedFace, prepare};
