@@ -518,19 +518,28 @@ pub enum Between {
     Near,
 }
 
+/// How [`window_boxes`] runs its jobs (one per full detection).
+pub enum Runs<'a> {
+    /// Side by side on threads of their own ([`side_by_side`]).
+    SideBySide,
+    /// One after the other on this thread, calling the function between two (the
+    /// inference thread answers windows that became due meanwhile).
+    InTurn(&'a mut dyn FnMut()),
+}
+
 /// Face boxes on each of a window's sampled `frames` (of which the first `real` are
 /// video, the rest padding without faces): a frame's upstream ROI boxes when it has
 /// them; otherwise MTCNN on every `detect_every`-th frame, and on the frames between
 /// (and a frame the sampler picked twice) the boxes held or followed `near` them by
-/// O-Net. Each run of frames from one full detection to the next is one job: run
-/// [`side_by_side`] when `parallel`, else one after the other in this thread.
+/// O-Net. Each run of frames from one full detection to the next is one job, run as
+/// `order` says.
 pub fn window_boxes(
     mtcnn: &Mtcnn,
     frames: &[std::sync::Arc<RgbImage>],
     real: usize,
     detect_every: usize,
     between: Between,
-    parallel: bool,
+    order: Runs<'_>,
 ) -> Result<Vec<Vec<FaceBox>>, String> {
     use std::sync::Arc;
     let every = detect_every.max(1);
@@ -558,10 +567,18 @@ pub fn window_boxes(
         }
         Ok(out)
     };
-    let found = if parallel {
-        side_by_side(runs.len(), job)?
-    } else {
-        (0..runs.len()).map(job).collect::<Result<Vec<_>, _>>()?
+    let found = match order {
+        Runs::SideBySide => side_by_side(runs.len(), job)?,
+        Runs::InTurn(pause) => {
+            let mut found = Vec::with_capacity(runs.len());
+            for r in 0..runs.len() {
+                if r > 0 {
+                    pause();
+                }
+                found.push(job(r)?);
+            }
+            found
+        }
     };
     let mut boxes: Vec<Vec<FaceBox>> = frames
         .iter()

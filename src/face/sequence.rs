@@ -88,7 +88,7 @@ impl FaceSequencer {
             real,
             self.spec.detect_every,
             self.spec.between,
-            true,
+            super::Runs::SideBySide,
         )?;
         let upstream = frames.iter().take(real).any(|f| f.faces.is_some());
         let mut tracks = link(&boxes, LINK_IOU);

@@ -10,7 +10,7 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 use super::ModelOutput;
 use crate::bundle::{Bundle, FaceFusion, InputSpec, SentimentFusion, TextFusion, VideoSpec};
 use crate::face::track::link;
-use crate::face::{Between, CropSpec, FaceBox, Mtcnn, MtcnnConfig, crop_gray, window_boxes};
+use crate::face::{Between, CropSpec, FaceBox, Mtcnn, MtcnnConfig, Runs, crop_gray, window_boxes};
 use crate::media::RgbImage;
 use crate::output::{FaceReport, FusionDetails, softmax_f64 as softmax};
 
@@ -190,13 +190,19 @@ impl FusionModel {
 
     /// The face branch alone on a window's sampled frames: what [`FusionModel::analyse`]
     /// needs from the picture, computed while the window's words are still being
-    /// transcribed.
-    pub fn face_stage(&self, frames: &[Arc<RgbImage>]) -> Result<FaceStage, String> {
+    /// transcribed. `pause` is called between its steps (full detections, then the
+    /// classification): other work may run there, and its time is not counted in the
+    /// stage's timings.
+    pub fn face_stage(
+        &self,
+        frames: &[Arc<RgbImage>],
+        pause: &mut dyn FnMut(),
+    ) -> Result<FaceStage, String> {
         let Some(face) = &self.face else {
             return Ok(FaceStage::default());
         };
         let mut timings = Timings::new();
-        let (reports, raw) = tch::no_grad(|| self.faces(face, frames, &mut timings))?;
+        let (reports, raw) = tch::no_grad(|| self.faces(face, frames, &mut timings, pause))?;
         Ok(FaceStage {
             reports,
             raw,
@@ -247,7 +253,7 @@ impl FusionModel {
         if let Some(face) = &self.face {
             let stage = match faces {
                 Some(stage) => stage,
-                None => self.face_stage(frames)?,
+                None => self.face_stage(frames, &mut || {})?,
             };
             timings.extend(stage.timings);
             let (reports, raw) = (stage.reports, stage.raw);
@@ -406,8 +412,15 @@ impl FusionModel {
         face: &FaceBranch,
         frames: &[Arc<RgbImage>],
         timings: &mut Timings,
+        pause: &mut dyn FnMut(),
     ) -> Result<(Vec<FaceReport>, Option<Vec<f64>>), String> {
         let started = std::time::Instant::now();
+        let mut paused = std::time::Duration::ZERO;
+        let mut timed_pause = || {
+            let at = std::time::Instant::now();
+            pause();
+            paused += at.elapsed();
+        };
         let upstream = frames.iter().any(|f| f.faces.is_some());
         let mut per_frame = window_boxes(
             &face.mtcnn,
@@ -415,10 +428,10 @@ impl FusionModel {
             frames.len(),
             face.spec.detect_every,
             Between::Hold,
-            // In the inference thread: side by side (threads spawned per window)
-            // cost ~45 MB more per extra camera for no measurable lag gain
-            // (docs/benchmarks.md).
-            false,
+            // In the inference thread, one after the other: side by side (threads
+            // spawned per window) cost ~45 MB more per extra camera for no
+            // measurable lag gain (docs/benchmarks.md).
+            Runs::InTurn(&mut timed_pause),
         )?;
         for (boxes, f) in per_frame.iter_mut().zip(frames) {
             if f.faces.is_none() {
@@ -426,7 +439,9 @@ impl FusionModel {
                 boxes.truncate(face.spec.max_faces);
             }
         }
-        timings.push(("face-detect", started.elapsed().as_secs_f64() * 1e3));
+        timed_pause();
+        let detect = started.elapsed().saturating_sub(paused);
+        timings.push(("face-detect", detect.as_secs_f64() * 1e3));
         let started = std::time::Instant::now();
         let mut tracks = link(&per_frame, 0.3);
         tracks.truncate(face.spec.max_faces);

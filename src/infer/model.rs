@@ -125,14 +125,23 @@ impl Backend {
         }
     }
 
-    /// A fusion window's face branch alone.
-    fn face_stage(&self, frames: &[Arc<RgbImage>]) -> Result<FaceStage, String> {
+    /// A fusion window's face branch alone; `pause` runs between its steps.
+    fn face_stage(
+        &self,
+        frames: &[Arc<RgbImage>],
+        pause: &mut dyn FnMut(),
+    ) -> Result<FaceStage, String> {
         match self {
             Backend::Fusion(m) => {
                 let started = Instant::now();
-                let out = m.face_stage(frames);
-                super::FORWARD_NANOS
-                    .fetch_add(started.elapsed().as_nanos() as u64, Ordering::Relaxed);
+                let mut paused = Duration::ZERO;
+                let out = m.face_stage(frames, &mut || {
+                    let at = Instant::now();
+                    pause();
+                    paused += at.elapsed();
+                });
+                let own = started.elapsed().saturating_sub(paused);
+                super::FORWARD_NANOS.fetch_add(own.as_nanos() as u64, Ordering::Relaxed);
                 out
             }
             Backend::TorchScript(_) => Err("this bundle has no fusion face branch".into()),
@@ -533,25 +542,39 @@ fn serve(
                     Err(_) => break,
                 }
             }
-            let n = queue.predicts.len().min(max_batch);
-            let batch: Vec<_> = queue.predicts.drain(..n).collect();
-            let inputs: Vec<&Prepared> = batch.iter().map(|(input, ..)| input).collect();
-            let started = Instant::now();
-            let outputs = backend.run(&bundle, &inputs);
-            for ((_, reply, queued), out) in batch.into_iter().zip(outputs) {
-                let waited = started.saturating_duration_since(queued);
-                let _ = reply.send(out.map(|mut o| {
-                    add_timing(&mut o.timings, INFERENCE_WAIT, waited);
-                    o
-                }));
-            }
+            answer(&backend, &bundle, &mut queue, max_batch);
         } else if let Some((frames, reply, queued)) = queue.next_faces() {
             let waited = queued.elapsed();
-            let _ = reply.send(backend.face_stage(&frames).map(|mut f| {
+            // Between its detections, windows that came due meanwhile are answered:
+            // they wait for one detection, not for the whole face branch.
+            let mut answer_due = || {
+                rx.try_iter().for_each(|r| queue.push(r));
+                while !queue.predicts.is_empty() {
+                    answer(&backend, &bundle, &mut queue, max_batch);
+                }
+            };
+            let stage = backend.face_stage(&frames, &mut answer_due);
+            let _ = reply.send(stage.map(|mut f| {
                 f.timings.push((INFERENCE_WAIT, waited.as_secs_f64() * 1e3));
                 f
             }));
         }
+    }
+}
+
+/// Answers the first `max_batch` windows waiting in `queue` in one pass.
+fn answer(backend: &Backend, bundle: &Bundle, queue: &mut Queue, max_batch: usize) {
+    let n = queue.predicts.len().min(max_batch);
+    let batch: Vec<_> = queue.predicts.drain(..n).collect();
+    let inputs: Vec<&Prepared> = batch.iter().map(|(input, ..)| input).collect();
+    let started = Instant::now();
+    let outputs = backend.run(bundle, &inputs);
+    for ((_, reply, queued), out) in batch.into_iter().zip(outputs) {
+        let waited = started.saturating_duration_since(queued);
+        let _ = reply.send(out.map(|mut o| {
+            add_timing(&mut o.timings, INFERENCE_WAIT, waited);
+            o
+        }));
     }
 }
 
