@@ -475,33 +475,32 @@ fn a_withdrawn_guess_stops_its_transcription() {
         words(&t.transcribe(&audio, true).unwrap().text()),
         words(said)
     );
-    // Withdrawn while Whisper runs: the run stops early with a clear error.
-    let started = std::time::Instant::now();
-    let whole = {
-        t.set_speculation(None);
-        t.transcribe(&audio, true).unwrap();
-        started.elapsed()
-    };
+    // Withdrawn before the run: whisper.cpp's first look at the flag stops it.
     let guess = Speculation::new();
-    t.set_speculation(Some(guess.clone()));
-    let withdraw = {
-        let guess = guess.clone();
-        std::thread::spawn(move || {
-            std::thread::sleep(whole / 4);
-            guess.withdraw();
-        })
-    };
-    let started = std::time::Instant::now();
+    guess.withdraw();
+    t.set_speculation(Some(guess));
     let outcome = t.transcribe(&audio, true);
-    let stopped = started.elapsed();
-    withdraw.join().unwrap();
     assert!(
         matches!(outcome, Err(SpeechError::Withdrawn)),
         "{outcome:?}"
     );
+    // Withdrawn while Whisper runs (from another thread, as the element does): the
+    // run ends with the same clear error, never with a transcript of a window that
+    // will not come. (How much sooner it stops is measured by scripts/bench-live,
+    // not asserted here.)
+    // (Eight times the sentence: Whisper needs far longer than the 20 ms it is given.)
+    let long: Vec<f32> = (0..8).flat_map(|_| audio.iter().copied()).collect();
+    let guess = Speculation::new();
+    t.set_speculation(Some(guess.clone()));
+    let withdraw = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        guess.withdraw();
+    });
+    let outcome = t.transcribe(&long, true);
+    withdraw.join().unwrap();
     assert!(
-        stopped < whole,
-        "stopped after {stopped:?}, a whole run takes {whole:?}"
+        matches!(outcome, Err(SpeechError::Withdrawn)),
+        "{outcome:?}"
     );
     // The state is usable again afterwards.
     t.set_speculation(None);
