@@ -419,14 +419,18 @@ fn auto_windows_cover_the_whole_timeline() {
     );
 }
 
-#[test]
-fn a_looping_transcript_falls_back_and_is_collapsed() {
-    use gst_emotion::speech::{
-        Transcriber, TranscriberConfig, WhisperModel, compression_ratio, default_model,
-    };
+/// A transcriber on the default Whisper model, with default settings.
+fn transcriber() -> gst_emotion::speech::Transcriber {
+    use gst_emotion::speech::{Transcriber, TranscriberConfig, WhisperModel, default_model};
     let model = default_model().expect("Whisper model installed by scripts/setup --deps-only");
     let whisper = WhisperModel::load(&model).unwrap();
-    let mut t = Transcriber::new(whisper, TranscriberConfig::new(&model)).unwrap();
+    Transcriber::new(whisper, TranscriberConfig::new(&model)).unwrap()
+}
+
+#[test]
+fn a_looping_transcript_falls_back_and_is_collapsed() {
+    use gst_emotion::speech::compression_ratio;
+    let mut t = transcriber();
     // A crafted loop: one short sentence said six times in a row; its greedy
     // transcript compresses far better than speech does, so the fallback decodes run.
     let once = trimmed_speech("loop-once", "I am fine.");
@@ -460,12 +464,8 @@ fn a_looping_transcript_falls_back_and_is_collapsed() {
 #[test]
 fn a_withdrawn_guess_stops_its_transcription() {
     use gst_emotion::speculation::Speculation;
-    use gst_emotion::speech::{
-        SpeechError, Transcriber, TranscriberConfig, WhisperModel, default_model,
-    };
-    let model = default_model().expect("Whisper model installed by scripts/setup --deps-only");
-    let whisper = WhisperModel::load(&model).unwrap();
-    let mut t = Transcriber::new(whisper, TranscriberConfig::new(&model)).unwrap();
+    use gst_emotion::speech::SpeechError;
+    let mut t = transcriber();
     let said = "Thank you very much for your help.";
     let audio = trimmed_speech("guess", said);
     // A guess still standing transcribes as a certain window does.

@@ -133,15 +133,12 @@ impl Backend {
     ) -> Result<FaceStage, String> {
         match self {
             Backend::Fusion(m) => {
-                let started = Instant::now();
-                let mut paused = Duration::ZERO;
-                let out = m.face_stage(frames, &mut || {
-                    let at = Instant::now();
-                    pause();
-                    paused += at.elapsed();
-                });
-                let own = started.elapsed().saturating_sub(paused);
-                super::FORWARD_NANOS.fetch_add(own.as_nanos() as u64, Ordering::Relaxed);
+                let out = m.face_stage(frames, pause);
+                // The stage's own timings leave out the pauses (other windows' work).
+                if let Ok(stage) = &out {
+                    let own_ms: f64 = stage.timings.iter().map(|(_, ms)| ms).sum();
+                    super::FORWARD_NANOS.fetch_add((own_ms * 1e6) as u64, Ordering::Relaxed);
+                }
                 out
             }
             Backend::TorchScript(_) => Err("this bundle has no fusion face branch".into()),
