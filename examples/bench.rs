@@ -53,6 +53,26 @@ fn main() -> anyhow::Result<()> {
             224,
         ));
     });
+    // The detector's frame: a whole factor (the shortcut) against one pixel less each
+    // way (the general two-pass path), the same amount of output.
+    for (w, h, path) in [(640, 360, "whole factor 2"), (639, 359, "general path")] {
+        rate(
+            &format!("resize 1280x720 RGB -> {w}x{h} ({path})"),
+            "frames",
+            300,
+            || {
+                std::hint::black_box(resize_linear(
+                    &frame,
+                    1280,
+                    720,
+                    1280 * 3,
+                    PixelLayout::RGB,
+                    w,
+                    h,
+                ));
+            },
+        );
+    }
     let audio: Vec<f32> = (0..48000)
         .map(|i| ((i as f32) * 0.05).sin() * 0.3)
         .collect();

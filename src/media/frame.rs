@@ -163,6 +163,33 @@ pub fn resize_linear(
 ) -> RgbImage {
     assert!(src_width > 0 && src_height > 0 && dst_width > 0 && dst_height > 0);
     assert!(src.len() >= stride * (src_height - 1) + src_width * layout.bytes_per_pixel);
+    if src_width.is_multiple_of(dst_width) && src_height.is_multiple_of(dst_height) {
+        return shrink_by_whole_factor(
+            src,
+            (src_width / dst_width, src_height / dst_height),
+            stride,
+            layout,
+            dst_width,
+            dst_height,
+        );
+    }
+    resize_general(
+        src,
+        (src_width, src_height, stride),
+        layout,
+        dst_width,
+        dst_height,
+    )
+}
+
+/// [`resize_linear`] for any sizes: OpenCV's two passes with fixed-point weights.
+fn resize_general(
+    src: &[u8],
+    (src_width, src_height, stride): (usize, usize, usize),
+    layout: PixelLayout,
+    dst_width: usize,
+    dst_height: usize,
+) -> RgbImage {
     let xt = horizontal_taps(src_width, dst_width);
     let yt = vertical_taps(src_height, dst_height);
     let bpp = layout.bytes_per_pixel;
@@ -217,6 +244,72 @@ pub fn resize_linear(
     out
 }
 
+/// [`resize_linear`] when the source is a whole number of times the output in each
+/// direction (1280×720 → 640×360, 1920×1080 → 640×360, same size): the same bytes,
+/// several times faster.
+///
+/// With a whole factor k the half-pixel centres fall on a source pixel (k odd: weights
+/// 1 and 0) or halfway between two (k even: weights ½ and ½), so OpenCV's fixed-point
+/// arithmetic reduces to exact small sums: each output channel is
+/// `(a + b + c + d + 2) >> 2` over the (at most) 2 × 2 source pixels it sits between,
+/// a pixel counted twice in a direction where it stands alone.
+fn shrink_by_whole_factor(
+    src: &[u8],
+    (kx, ky): (usize, usize),
+    stride: usize,
+    layout: PixelLayout,
+    dst_width: usize,
+    dst_height: usize,
+) -> RgbImage {
+    // The first of the two source coordinates an output coordinate sits between, and
+    // the second (the same one when k is odd).
+    let pair = |k: usize, d: usize| {
+        let first = k * d + (k - 1) / 2;
+        (first, first + usize::from(k.is_multiple_of(2)))
+    };
+    let bpp = layout.bytes_per_pixel;
+    let [c0, c1, c2] = layout.rgb_offsets;
+    let columns: Vec<(usize, usize)> = (0..dst_width)
+        .map(|dx| {
+            let (a, b) = pair(kx, dx);
+            (a * bpp, b * bpp)
+        })
+        .collect();
+    let mut out = RgbImage::black(dst_width, dst_height);
+    let row_bytes = kx * dst_width * bpp;
+    // Sums of the two source rows an output row sits between, reused per row.
+    let mut sums = vec![0u16; row_bytes];
+    for (dy, dst) in out.data.chunks_exact_mut(dst_width * 3).enumerate() {
+        let (r0, r1) = pair(ky, dy);
+        let (top, bottom) = (&src[r0 * stride..], &src[r1 * stride..]);
+        if kx == 2 && layout == PixelLayout::RGB {
+            // The detector's common case (1280×720 → 640×360), in two passes the
+            // compiler vectorises: the rows' sums, then neighbouring pixels' sums.
+            for ((s, &t), &b) in sums
+                .iter_mut()
+                .zip(&top[..row_bytes])
+                .zip(&bottom[..row_bytes])
+            {
+                *s = t as u16 + b as u16;
+            }
+            for (o, s) in dst.chunks_exact_mut(3).zip(sums.chunks_exact(6)) {
+                o[0] = ((s[0] + s[3] + 2) >> 2) as u8;
+                o[1] = ((s[1] + s[4] + 2) >> 2) as u8;
+                o[2] = ((s[2] + s[5] + 2) >> 2) as u8;
+            }
+            continue;
+        }
+        for (o, &(a, b)) in dst.chunks_exact_mut(3).zip(&columns) {
+            let (ta, tb, ba, bb) = (&top[a..], &top[b..], &bottom[a..], &bottom[b..]);
+            for (v, c) in o.iter_mut().zip([c0, c1, c2]) {
+                let sum = ta[c] as u16 + tb[c] as u16 + ba[c] as u16 + bb[c] as u16;
+                *v = ((sum + 2) >> 2) as u8;
+            }
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -229,6 +322,34 @@ mod tests {
             }
         }
         v
+    }
+
+    #[test]
+    fn whole_factors_give_the_bytes_of_the_general_path() {
+        // Pseudo-random pixels (a fixed LCG), every layout, factors 1 to 4 in each
+        // direction, row padding.
+        let mut seed = 0x2545_f491_u32;
+        let mut next = move || {
+            seed = seed.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            (seed >> 24) as u8
+        };
+        let rgbx = PixelLayout {
+            bytes_per_pixel: 4,
+            rgb_offsets: [1, 2, 3],
+        };
+        for layout in [PixelLayout::RGB, PixelLayout::BGR, PixelLayout::GRAY, rgbx] {
+            for (kx, ky) in [(1, 1), (2, 2), (3, 3), (4, 4), (2, 1), (1, 3), (3, 2)] {
+                let (dw, dh) = (7, 5);
+                let (w, h) = (dw * kx, dh * ky);
+                let stride = w * layout.bytes_per_pixel + 3;
+                let src: Vec<u8> = (0..stride * h).map(|_| next()).collect();
+                assert_eq!(
+                    resize_linear(&src, w, h, stride, layout, dw, dh),
+                    resize_general(&src, (w, h, stride), layout, dw, dh),
+                    "{w}x{h} -> {dw}x{dh}, {layout:?}"
+                );
+            }
+        }
     }
 
     #[test]
