@@ -55,21 +55,19 @@ fn main() -> anyhow::Result<()> {
     });
     // The detector's frame: a whole factor (the shortcut) against one pixel less each
     // way (the general two-pass path), the same amount of output.
-    for (w, h, path) in [(640, 360, "whole factor 2"), (639, 359, "general path")] {
+    let full_hd: Vec<u8> = (0..1920 * 1080 * 3).map(|i| (i * 7 % 251) as u8).collect();
+    for (src, sw, sh, w, h, path) in [
+        (&frame, 1280, 720, 640, 360, "whole factor 2"),
+        (&frame, 1280, 720, 639, 359, "general path"),
+        (&full_hd, 1920, 1080, 640, 360, "whole factor 3"),
+        (&full_hd, 1920, 1080, 639, 359, "general path"),
+    ] {
         rate(
-            &format!("resize 1280x720 RGB -> {w}x{h} ({path})"),
+            &format!("resize {sw}x{sh} RGB -> {w}x{h} ({path})"),
             "frames",
             300,
             || {
-                std::hint::black_box(resize_linear(
-                    &frame,
-                    1280,
-                    720,
-                    1280 * 3,
-                    PixelLayout::RGB,
-                    w,
-                    h,
-                ));
+                std::hint::black_box(resize_linear(src, sw, sh, sw * 3, PixelLayout::RGB, w, h));
             },
         );
     }

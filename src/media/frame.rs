@@ -299,6 +299,14 @@ fn shrink_by_whole_factor(
             }
             continue;
         }
+        if layout == PixelLayout::RGB && r0 == r1 && !kx.is_multiple_of(2) {
+            // Odd factors both ways (1920×1080 → 640×360, same size): every output
+            // pixel is one source pixel.
+            for (o, &(a, _)) in dst.chunks_exact_mut(3).zip(&columns) {
+                o.copy_from_slice(&top[a..a + 3]);
+            }
+            continue;
+        }
         for (o, &(a, b)) in dst.chunks_exact_mut(3).zip(&columns) {
             let (ta, tb, ba, bb) = (&top[a..], &top[b..], &bottom[a..], &bottom[b..]);
             for (v, c) in o.iter_mut().zip([c0, c1, c2]) {
