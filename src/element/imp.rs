@@ -128,8 +128,8 @@ pub(super) struct State {
     pub early_analysis: bool,
     /// The tentative utterance last offered to the worker for early analysis.
     pub early_offered: Option<SpeechSpan>,
-    /// That utterance while it is neither confirmed nor withdrawn, with its guess.
-    pub early_guess: Option<(SpeechSpan, Speculation)>,
+    /// The guess on `early_offered` while it is neither confirmed nor withdrawn.
+    pub early_guess: Option<Speculation>,
 }
 
 impl Default for State {
@@ -478,7 +478,7 @@ impl AggregatorImpl for EmotionSense {
             state.timing.clear();
             state.held.clear();
             state.early_offered = None;
-            if let Some((_, guess)) = state.early_guess.take() {
+            if let Some(guess) = state.early_guess.take() {
                 guess.withdraw();
             }
             state.segmenter.clone()

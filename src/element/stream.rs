@@ -108,10 +108,10 @@ impl EmotionSense {
             // thread sends a span before it clears the tentative one).
             let tentative = seg.tentative();
             let spans = seg.take_spans();
-            if let Some((span, guess)) = state.early_guess.take() {
+            if let (Some(span), Some(guess)) = (state.early_offered, state.early_guess.take()) {
                 match settle_guess(span, tentative, &spans) {
                     Guess::Confirmed => {}
-                    Guess::Standing => state.early_guess = Some((span, guess)),
+                    Guess::Standing => state.early_guess = Some(guess),
                     Guess::Withdrawn => {
                         gst::debug!(CAT, imp = self, "early utterance {span:?} withdrawn");
                         guess.withdraw();
@@ -138,7 +138,7 @@ impl EmotionSense {
         {
             let guess = Speculation::new();
             state.early_offered = Some(span);
-            state.early_guess = Some((span, guess.clone()));
+            state.early_guess = Some(guess.clone());
             early = Some((job, guess));
         }
         let mut jobs = state.assembler.take_complete();

@@ -419,16 +419,9 @@ impl Model {
 
     /// The model's answer for one window (blocking; batched with other waiting windows).
     pub fn predict(&self, input: Prepared) -> Result<ModelOutput, String> {
-        let (reply, rx) = bounded(1);
-        self.tx
-            .send(Request::Predict {
-                input,
-                reply,
-                queued: Instant::now(),
-            })
-            .map_err(|_| "the inference thread has stopped".to_string())?;
-        rx.recv()
-            .map_err(|_| "the inference thread has stopped".to_string())?
+        // One answer per input: the `None` arm is never taken.
+        (self.predict_many(vec![input]).pop())
+            .unwrap_or_else(|| Err("the inference thread has stopped".to_string()))
     }
 
     /// Answers for several windows at once (they reach the inference thread together,
@@ -438,13 +431,12 @@ impl Model {
             .into_iter()
             .map(|input| {
                 let (reply, rx) = bounded(1);
-                let queued = Instant::now();
                 let sent = self
                     .tx
                     .send(Request::Predict {
                         input,
                         reply,
-                        queued,
+                        queued: Instant::now(),
                     })
                     .is_ok();
                 (sent, rx)

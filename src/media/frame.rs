@@ -261,44 +261,21 @@ fn shrink_by_whole_factor(
     dst_width: usize,
     dst_height: usize,
 ) -> RgbImage {
-    // The first of the two source coordinates an output coordinate sits between, and
-    // the second (the same one when k is odd).
-    let pair = |k: usize, d: usize| {
-        let first = k * d + (k - 1) / 2;
-        (first, first + usize::from(k.is_multiple_of(2)))
-    };
+    if kx == 2 && layout == PixelLayout::RGB {
+        return halve_rgb_width(src, ky, stride, dst_width, dst_height);
+    }
     let bpp = layout.bytes_per_pixel;
     let [c0, c1, c2] = layout.rgb_offsets;
     let columns: Vec<(usize, usize)> = (0..dst_width)
         .map(|dx| {
-            let (a, b) = pair(kx, dx);
+            let (a, b) = between(kx, dx);
             (a * bpp, b * bpp)
         })
         .collect();
     let mut out = RgbImage::black(dst_width, dst_height);
-    let row_bytes = kx * dst_width * bpp;
-    // Sums of the two source rows an output row sits between, reused per row.
-    let mut sums = vec![0u16; row_bytes];
     for (dy, dst) in out.data.chunks_exact_mut(dst_width * 3).enumerate() {
-        let (r0, r1) = pair(ky, dy);
+        let (r0, r1) = between(ky, dy);
         let (top, bottom) = (&src[r0 * stride..], &src[r1 * stride..]);
-        if kx == 2 && layout == PixelLayout::RGB {
-            // The detector's common case (1280×720 → 640×360), in two passes the
-            // compiler vectorises: the rows' sums, then neighbouring pixels' sums.
-            for ((s, &t), &b) in sums
-                .iter_mut()
-                .zip(&top[..row_bytes])
-                .zip(&bottom[..row_bytes])
-            {
-                *s = t as u16 + b as u16;
-            }
-            for (o, s) in dst.chunks_exact_mut(3).zip(sums.chunks_exact(6)) {
-                o[0] = ((s[0] + s[3] + 2) >> 2) as u8;
-                o[1] = ((s[1] + s[4] + 2) >> 2) as u8;
-                o[2] = ((s[2] + s[5] + 2) >> 2) as u8;
-            }
-            continue;
-        }
         if layout == PixelLayout::RGB && r0 == r1 && !kx.is_multiple_of(2) {
             // Odd factors both ways (1920×1080 → 640×360, same size): every output
             // pixel is one source pixel.
@@ -313,6 +290,44 @@ fn shrink_by_whole_factor(
                 let sum = ta[c] as u16 + tb[c] as u16 + ba[c] as u16 + bb[c] as u16;
                 *v = ((sum + 2) >> 2) as u8;
             }
+        }
+    }
+    out
+}
+
+/// The first of the two source coordinates output coordinate `d` sits between with a
+/// whole factor `k`, and the second (the same one when `k` is odd).
+fn between(k: usize, d: usize) -> (usize, usize) {
+    let first = k * d + (k - 1) / 2;
+    (first, first + usize::from(k.is_multiple_of(2)))
+}
+
+/// [`shrink_by_whole_factor`] for packed RGB at factor 2 across (the detector's
+/// 1280×720 → 640×360) and `ky` down, in two passes the compiler vectorises: the
+/// sums of the two source rows, then of neighbouring pixels in them.
+fn halve_rgb_width(
+    src: &[u8],
+    ky: usize,
+    stride: usize,
+    dst_width: usize,
+    dst_height: usize,
+) -> RgbImage {
+    let row_bytes = 2 * dst_width * 3;
+    let mut sums = vec![0u16; row_bytes];
+    let mut out = RgbImage::black(dst_width, dst_height);
+    for (dy, dst) in out.data.chunks_exact_mut(dst_width * 3).enumerate() {
+        let (r0, r1) = between(ky, dy);
+        let (top, bottom) = (
+            &src[r0 * stride..][..row_bytes],
+            &src[r1 * stride..][..row_bytes],
+        );
+        for ((s, &t), &b) in sums.iter_mut().zip(top).zip(bottom) {
+            *s = t as u16 + b as u16;
+        }
+        for (o, s) in dst.chunks_exact_mut(3).zip(sums.chunks_exact(6)) {
+            o[0] = ((s[0] + s[3] + 2) >> 2) as u8;
+            o[1] = ((s[1] + s[4] + 2) >> 2) as u8;
+            o[2] = ((s[2] + s[5] + 2) >> 2) as u8;
         }
     }
     out
