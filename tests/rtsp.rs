@@ -223,3 +223,53 @@ fn several_cameras_in_one_process_reconnect_on_their_own() {
         "{out}"
     );
 }
+
+/// The server's RTSP guard (`LiveSource::Rtsp { only }`): a camera whose requests
+/// would go anywhere but the checked address gets none of them, and the stream fails
+/// with a reason; with the checked address it plays.
+#[test]
+fn rtsp_requests_go_only_to_the_checked_address() {
+    use gst_emotion::cli::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, run_live};
+    use std::sync::atomic::{AtomicU32, Ordering};
+    common::init();
+    let port = free_port();
+    let server = Server::start(port);
+    let opts = LiveOptions {
+        bundle: Some("none".into()),
+        max_reconnects: 1,
+        backoff_min: 0.1,
+        backoff_max: 0.1,
+        properties: vec!["window-mode=sliding".into(), "asr=false".into()],
+        ..LiveOptions::default()
+    };
+    let location = format!("rtsp://127.0.0.1:{port}/cam");
+    let run = |only: &str| {
+        let windows = AtomicU32::new(0);
+        let source = LiveSource::Rtsp {
+            location: location.clone(),
+            only: Some((only.to_string(), port)),
+        };
+        let end = run_live(
+            &source,
+            &opts,
+            |e| {
+                if let LiveEvent::Window(_) = e {
+                    windows.fetch_add(1, Ordering::SeqCst);
+                }
+            },
+            &|| windows.load(Ordering::SeqCst).min(1),
+        )
+        .unwrap();
+        (end, windows.load(Ordering::SeqCst))
+    };
+    let (end, windows) = run("127.0.0.9");
+    assert_eq!(windows, 0);
+    match end {
+        LiveEnd::Failed(reason) => assert!(reason.contains("elsewhere"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
+    let (end, windows) = run("127.0.0.1");
+    assert!(windows >= 1);
+    assert_eq!(end, LiveEnd::Stopped);
+    server.stop();
+}

@@ -299,12 +299,18 @@ fn spoken_clip(text: &str, dir: &Path) -> Result<PathBuf, String> {
         return Ok(clip);
     }
     let wav = dir.join(format!("{name}.wav"));
+    // The text goes through a file, never the command line (a sentence that starts
+    // with '-' is not an option).
+    let text_file = dir.join(format!("{name}.txt"));
+    std::fs::write(&text_file, text).map_err(|e| format!("{}: {e}", text_file.display()))?;
     let status = std::process::Command::new("espeak-ng")
         .args(["-v", "en-us", "-s", "150", "-w"])
         .arg(&wav)
-        .arg(text)
+        .arg("-f")
+        .arg(&text_file)
         .status()
         .map_err(|e| format!("espeak-ng: {e} (install espeak-ng)"))?;
+    let _ = std::fs::remove_file(&text_file);
     if !status.success() {
         return Err("espeak-ng failed".into());
     }
@@ -313,17 +319,7 @@ fn spoken_clip(text: &str, dir: &Path) -> Result<PathBuf, String> {
     let seconds = bytes.saturating_sub(44) as f64 / 2.0 / 22050.0;
     let frames = ((seconds + 0.3) * 30.0).ceil() as u64;
     let tmp = dir.join(format!("{name}.tmp{}.mp4", std::process::id()));
-    let desc = format!(
-        "mp4mux name=mux ! filesink location=\"{}\" \
-         videotestsrc pattern=solid-color foreground-color=0xff808080 num-buffers={frames} \
-         ! video/x-raw,width=640,height=360,framerate=30/1 ! x264enc speed-preset=ultrafast \
-         ! h264parse ! queue ! mux. \
-         filesrc location=\"{}\" ! wavparse ! audioconvert ! audioresample \
-         ! audio/x-raw,rate=48000,channels=1 ! avenc_aac ! aacparse ! queue ! mux.",
-        tmp.display(),
-        wav.display()
-    );
-    let pipeline = gst::parse::launch(&desc).map_err(|e| e.to_string())?;
+    let pipeline = spoken_clip_pipeline(&wav, frames, &tmp).map_err(|e| e.to_string())?;
     let bus = pipeline.bus().ok_or("no bus")?;
     pipeline
         .set_state(gst::State::Playing)
@@ -341,6 +337,68 @@ fn spoken_clip(text: &str, dir: &Path) -> Result<PathBuf, String> {
     result?;
     std::fs::rename(&tmp, &clip).map_err(|e| e.to_string())?;
     Ok(clip)
+}
+
+/// A grey 640×360 30 fps picture of `frames` frames and the speech in `wav`, encoded
+/// (H.264, AAC) into the MP4 `out`. Built from element factories: the paths are
+/// properties, never part of a pipeline description.
+fn spoken_clip_pipeline(wav: &Path, frames: u64, out: &Path) -> anyhow::Result<gst::Pipeline> {
+    let make = |factory: &str| gst::ElementFactory::make(factory).build();
+    let pipeline = gst::Pipeline::new();
+    let mux = make("mp4mux")?;
+    let sink = gst::ElementFactory::make("filesink")
+        .property("location", out)
+        .build()?;
+    let picture = gst::ElementFactory::make("videotestsrc")
+        .property_from_str("pattern", "solid-color")
+        .property("foreground-color", 0xff80_8080u32)
+        .property("num-buffers", i32::try_from(frames).unwrap_or(i32::MAX))
+        .build()?;
+    let size = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("video/x-raw")
+                .field("width", 640)
+                .field("height", 360)
+                .field("framerate", gst::Fraction::new(30, 1))
+                .build(),
+        )
+        .build()?;
+    let x264 = gst::ElementFactory::make("x264enc")
+        .property_from_str("speed-preset", "ultrafast")
+        .build()?;
+    let speech = gst::ElementFactory::make("filesrc")
+        .property("location", wav)
+        .build()?;
+    let rate = gst::ElementFactory::make("capsfilter")
+        .property(
+            "caps",
+            gst::Caps::builder("audio/x-raw")
+                .field("rate", 48000)
+                .field("channels", 1)
+                .build(),
+        )
+        .build()?;
+    let video = [picture, size, x264, make("h264parse")?, make("queue")?];
+    let audio = [
+        speech,
+        make("wavparse")?,
+        make("audioconvert")?,
+        make("audioresample")?,
+        rate,
+        make("avenc_aac")?,
+        make("aacparse")?,
+        make("queue")?,
+    ];
+    pipeline.add_many([&mux, &sink])?;
+    pipeline.add_many(&video)?;
+    pipeline.add_many(&audio)?;
+    mux.link(&sink)?;
+    gst::Element::link_many(&video)?;
+    gst::Element::link_many(&audio)?;
+    video[video.len() - 1].link(&mux)?;
+    audio[audio.len() - 1].link(&mux)?;
+    Ok(pipeline)
 }
 
 /// Scores the outcomes, writes predictions.jsonl, report.json and the heatmaps;

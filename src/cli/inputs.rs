@@ -148,11 +148,12 @@ pub fn percent_decode(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
+        let hex = |c: u8| (c as char).to_digit(16);
         if b[i] == b'%'
             && i + 2 < b.len()
-            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 3], 16)
+            && let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2]))
         {
-            out.push(v);
+            out.push((hi * 16 + lo) as u8);
             i += 3;
         } else {
             out.push(b[i]);
@@ -197,5 +198,7 @@ mod tests {
         assert_eq!(parse_shard("1/4"), Ok((1, 4)));
         assert!(parse_shard("4/4").is_err());
         assert_eq!(percent_decode("/a/My%20clip.mp4"), "/a/My clip.mp4");
+        // Escapes next to multi-byte characters (this panicked once).
+        assert_eq!(percent_decode("/a/%é%aé%"), "/a/%é%aé%");
     }
 }

@@ -3,6 +3,7 @@
 //! backoff, and credentials kept out of everything reported. Shared by `watch` and the
 //! HTTP server's live streams.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
@@ -97,19 +98,7 @@ pub enum LiveEnd {
     Failed(String),
 }
 
-/// `url` with any user:password replaced by `***`.
-pub fn redact(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let (authority, path) = match rest.find('/') {
-            Some(i) => rest.split_at(i),
-            None => (rest, ""),
-        };
-        if let Some((_, host)) = authority.rsplit_once('@') {
-            return format!("{scheme}://***@{host}{path}");
-        }
-    }
-    url.to_string()
-}
+pub use crate::serve::net::redact;
 
 /// Removes the credentials of `url` from `text` (error messages may quote them).
 pub fn scrub(text: &str, url: &str) -> String {
@@ -123,100 +112,326 @@ pub fn scrub(text: &str, url: &str) -> String {
     out
 }
 
-/// What kind of source a string names.
-enum Kind {
-    Webcam,
-    Rtsp,
+/// Starts feeding an `appsrc` (a [`LiveSource::Feed`]): called once per pipeline
+/// with its source, from a GStreamer thread, so it must return at once.
+pub type Feeder = Arc<dyn Fn(gst_app::AppSrc) + Send + Sync>;
+
+/// What a live pipeline reads. Every value is set as an element property: nothing
+/// a user gave is ever parsed as part of a pipeline description.
+#[derive(Clone)]
+pub enum LiveSource {
+    /// A V4L2 capture device (`/dev/videoN`).
+    Device(String),
+    /// An RTSP URL, rtspsrc's location.
+    Rtsp {
+        /// The URL (credentials included).
+        location: String,
+        /// When set (host as in the URL, port), every RTSP request must go there: a
+        /// request to anywhere else (after a redirect, or for a control URL that
+        /// points elsewhere) is not sent, and the stream fails.
+        only: Option<(String, u16)>,
+    },
+    /// A URI uridecodebin plays (files, http, ...).
     Uri(String),
+    /// Bytes pushed into an appsrc by `feeder` (the server's checked HTTP client).
+    Feed {
+        /// The URL the bytes come from (for messages; credentials included).
+        url: String,
+        /// Starts the feeding.
+        feeder: Feeder,
+    },
 }
 
-fn kind(source: &str) -> anyhow::Result<Kind> {
-    if source.starts_with("/dev/video") {
-        return Ok(Kind::Webcam);
+impl std::fmt::Debug for LiveSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LiveSource({})", redact(self.text()))
     }
-    if source.starts_with("rtsp://") || source.starts_with("rtsps://") {
-        return Ok(Kind::Rtsp);
-    }
-    if source.contains("://") {
-        return Ok(Kind::Uri(source.to_string()));
-    }
-    let path = std::path::Path::new(source);
-    if !path.exists() {
-        return Err(anyhow!(
-            "{source}: no such file (give /dev/videoN, rtsp://..., a file or a URI)"
-        ));
-    }
-    let abs = path.canonicalize()?;
-    Ok(Kind::Uri(
-        gst::glib::filename_to_uri(&abs, None)
-            .map_err(|e| anyhow!("{source}: {e}"))?
-            .to_string(),
-    ))
 }
 
-fn build(source: &str, opts: &LiveOptions, kind: &Kind) -> anyhow::Result<gst::Pipeline> {
+impl LiveSource {
+    /// The source a command-line argument names: `/dev/videoN`, `rtsp(s)://...`, a
+    /// URI, or a file.
+    pub fn parse(source: &str) -> anyhow::Result<Self> {
+        if source.starts_with("/dev/video") {
+            return Ok(Self::Device(source.to_string()));
+        }
+        if source.starts_with("rtsp://") || source.starts_with("rtsps://") {
+            return Ok(Self::Rtsp {
+                location: source.to_string(),
+                only: None,
+            });
+        }
+        if source.contains("://") {
+            return Ok(Self::Uri(source.to_string()));
+        }
+        let path = std::path::Path::new(source);
+        if !path.exists() {
+            return Err(anyhow!(
+                "{source}: no such file (give /dev/videoN, rtsp://..., a file or a URI)"
+            ));
+        }
+        Self::file(path)
+    }
+
+    /// A local file, played as fast as it decodes.
+    pub fn file(path: &std::path::Path) -> anyhow::Result<Self> {
+        let abs = path.canonicalize()?;
+        Ok(Self::Uri(
+            gst::glib::filename_to_uri(&abs, None)
+                .map_err(|e| anyhow!("{}: {e}", path.display()))?
+                .to_string(),
+        ))
+    }
+
+    /// The source's text (credentials included: pass it through [`redact`]).
+    pub fn text(&self) -> &str {
+        match self {
+            Self::Device(s) | Self::Uri(s) => s,
+            Self::Rtsp { location, .. } => location,
+            Self::Feed { url, .. } => url,
+        }
+    }
+}
+
+/// Makes element `factory`.
+fn make(factory: &str) -> anyhow::Result<gst::Element> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .with_context(|| format!("creating {factory} (is its GStreamer plugin installed?)"))
+}
+
+/// Adds `chain` to `pipeline`, links it in order and its end to `sense`'s `input` pad.
+fn link_into(
+    pipeline: &gst::Pipeline,
+    chain: &[gst::Element],
+    sense: &gst::Element,
+    input: &str,
+) -> anyhow::Result<()> {
+    pipeline.add_many(chain)?;
+    gst::Element::link_many(chain)?;
+    let sink = sense
+        .request_pad_simple(input)
+        .ok_or_else(|| anyhow!("emotionsense has no {input} pad"))?;
+    let last = chain.last().ok_or_else(|| anyhow!("empty chain"))?;
+    last.static_pad("src")
+        .ok_or_else(|| anyhow!("no src pad"))?
+        .link(&sink)?;
+    Ok(())
+}
+
+/// A capture device and (unless `no_audio`) the default microphone.
+fn webcam(
+    pipeline: &gst::Pipeline,
+    device: &str,
+    sense: &gst::Element,
+    audio: bool,
+) -> anyhow::Result<()> {
+    let src = gst::ElementFactory::make("v4l2src")
+        .name("src")
+        .property("device", device)
+        .build()
+        .context("creating v4l2src (install gstreamer1.0-plugins-good)")?;
+    let queue = gst::ElementFactory::make("queue")
+        .property("max-size-buffers", 2u32)
+        .property_from_str("leaky", "downstream")
+        .build()?;
+    link_into(
+        pipeline,
+        &[src, make("videoconvert")?, queue],
+        sense,
+        "video",
+    )?;
+    if audio {
+        let chain = [
+            make("autoaudiosrc")?,
+            make("audioconvert")?,
+            make("audioresample")?,
+            make("queue")?,
+        ];
+        link_into(pipeline, &chain, sense, "audio")?;
+    }
+    Ok(())
+}
+
+/// rtspsrc, each RTP stream through its own decodebin to the element (the first
+/// video and, unless `no_audio`, the first audio stream).
+fn rtsp(
+    pipeline: &gst::Pipeline,
+    location: &str,
+    only: Option<&(String, u16)>,
+    opts: &LiveOptions,
+    sense: &gst::Element,
+) -> anyhow::Result<()> {
+    let src = gst::ElementFactory::make("rtspsrc")
+        .name("src")
+        .property("location", location)
+        .property("latency", opts.latency)
+        .property_from_str(
+            "protocols",
+            if opts.transport == "udp" {
+                "udp"
+            } else {
+                "tcp"
+            },
+        )
+        .build()
+        .context("creating rtspsrc (install gstreamer1.0-plugins-good)")?;
+    if let Some(only) = only {
+        guard_rtsp_requests(&src, only.clone());
+    }
+    pipeline.add(&src)?;
     let audio = !opts.no_audio;
-    let desc = match kind {
-        Kind::Webcam => {
-            let mut d = String::from(
-                "v4l2src name=src ! videoconvert ! queue max-size-buffers=2 leaky=downstream ! e.video",
-            );
-            if audio {
-                d.push_str(" autoaudiosrc ! audioconvert ! audioresample ! queue ! e.audio");
-            }
-            d
+    let pipeline_weak = pipeline.downgrade();
+    let sense_weak = sense.downgrade();
+    src.connect_pad_added(move |_, pad| {
+        let (Some(pipeline), Some(sense)) = (pipeline_weak.upgrade(), sense_weak.upgrade()) else {
+            return;
+        };
+        let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+        let media = caps
+            .structure(0)
+            .and_then(|s| s.get::<String>("media").ok())
+            .unwrap_or_default();
+        if media != "video" && !(audio && media == "audio") {
+            return;
         }
-        Kind::Rtsp => {
-            let mut d = format!(
-                "rtspsrc name=src latency={} protocols={} \
-                 src. ! application/x-rtp,media=video ! decodebin ! videoconvert ! queue ! e.video",
-                opts.latency,
-                if opts.transport == "udp" {
-                    "udp"
-                } else {
-                    "tcp"
-                }
-            );
-            if audio {
-                d.push_str(
-                    " src. ! application/x-rtp,media=audio ! decodebin ! audioconvert \
-                     ! audioresample ! queue ! e.audio",
-                );
-            }
-            d
+        let Ok(decode) = gst::ElementFactory::make("decodebin").build() else {
+            return;
+        };
+        if pipeline.add(&decode).is_err() {
+            return;
         }
-        Kind::Uri(uri) => {
-            let mut d = format!(
-                "uridecodebin name=src uri=\"{uri}\" src. ! video/x-raw ! queue ! videoconvert ! e.video"
-            );
-            if audio {
-                d.push_str(" src. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio");
+        let (p, e) = (pipeline.downgrade(), sense.downgrade());
+        decode.connect_pad_added(move |_, pad| {
+            if let (Some(p), Some(e)) = (p.upgrade(), e.upgrade()) {
+                super::runner::link_stream(&p, &e, pad);
             }
-            d
+        });
+        let _ = decode.sync_state_with_parent();
+        if let Some(sink) = decode.static_pad("sink") {
+            let _ = pad.link(&sink);
+        }
+    });
+    Ok(())
+}
+
+/// Refuses (does not send) any RTSP request whose URL is not at `only`: after a
+/// redirect, or for a stream whose control URL points elsewhere. The refusal is an
+/// error on the bus.
+fn guard_rtsp_requests(src: &gst::Element, only: (String, u16)) {
+    src.connect("before-send", false, move |args| {
+        let element = args[0].get::<gst::Element>().ok()?;
+        let message = args[1].get::<gst_rtsp::rtsp_message::RTSPMessage>().ok()?;
+        let uri = request_uri(&message);
+        let target = uri
+            .as_deref()
+            .and_then(|u| url::Url::parse(u).ok())
+            .and_then(|u| Some((u.host_str()?.to_ascii_lowercase(), u.port().unwrap_or(554))));
+        let allowed = uri.is_none() || target.as_ref() == Some(&only);
+        if !allowed {
+            element.post_error_message(gst::error_msg!(
+                gst::ResourceError::OpenRead,
+                [
+                    "the camera sent the stream elsewhere ({}); only {}:{} was checked",
+                    redact(uri.as_deref().unwrap_or("?")),
+                    only.0,
+                    only.1
+                ]
+            ));
+        }
+        Some(allowed.to_value())
+    });
+}
+
+/// The URL of an RTSP request (`None` for a response or `*`).
+fn request_uri(message: &gst_rtsp::rtsp_message::RTSPMessage) -> Option<String> {
+    use gst::glib::translate::ToGlibPtr;
+    let mut method = 0;
+    let mut uri: *const std::ffi::c_char = std::ptr::null();
+    let mut version = 0;
+    // SAFETY: the message is valid for the call; `uri` points into it and is copied
+    // before the message is dropped.
+    unsafe {
+        let ptr: *const gst_rtsp::ffi::GstRTSPMessage = message.to_glib_none().0;
+        if gst_rtsp::ffi::gst_rtsp_message_get_type(ptr as *mut _)
+            != gst_rtsp::ffi::GST_RTSP_MESSAGE_REQUEST
+        {
+            return None;
+        }
+        if gst_rtsp::ffi::gst_rtsp_message_parse_request(
+            ptr as *mut _,
+            &mut method,
+            &mut uri,
+            &mut version,
+        ) != gst_rtsp::ffi::GST_RTSP_OK
+            || uri.is_null()
+        {
+            return None;
+        }
+        let text = std::ffi::CStr::from_ptr(uri).to_string_lossy().into_owned();
+        (text != "*").then_some(text)
+    }
+}
+
+/// uridecodebin playing `appsrc://`, whose appsrc `feeder` fills.
+fn fed(feeder: &Feeder, sense: &gst::Element, audio: bool) -> anyhow::Result<gst::Pipeline> {
+    let pipeline = super::runner::file_pipeline_with("appsrc://", sense, audio)?;
+    let src = pipeline
+        .by_name("src")
+        .ok_or_else(|| anyhow!("no uridecodebin"))?;
+    let feeder = feeder.clone();
+    src.connect("source-setup", false, move |args| {
+        let appsrc = args[1].get::<gst::Element>().ok()?;
+        let appsrc = appsrc.downcast::<gst_app::AppSrc>().ok()?;
+        appsrc.set_format(gst::Format::Bytes);
+        appsrc.set_block(true);
+        appsrc.set_max_bytes(4 << 20);
+        appsrc.set_stream_type(gst_app::AppStreamType::Stream);
+        feeder(appsrc);
+        None
+    });
+    Ok(pipeline)
+}
+
+fn build(source: &LiveSource, opts: &LiveOptions) -> anyhow::Result<gst::Pipeline> {
+    let sense = make("emotionsense")?;
+    sense.set_property("device", &opts.device);
+    super::apply_bundle(&sense, opts.bundle.as_deref());
+    for p in &opts.properties {
+        super::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
+    }
+    let audio = !opts.no_audio;
+    let pipeline = match source {
+        LiveSource::Uri(uri) => super::runner::file_pipeline_with(uri, &sense, audio)?,
+        LiveSource::Feed { feeder, .. } => fed(feeder, &sense, audio)?,
+        LiveSource::Device(device) => {
+            let p = gst::Pipeline::new();
+            p.add(&sense)?;
+            webcam(&p, device, &sense, audio)?;
+            p
+        }
+        LiveSource::Rtsp { location, only } => {
+            let p = gst::Pipeline::new();
+            p.add(&sense)?;
+            rtsp(&p, location, only.as_ref(), opts, &sense)?;
+            p
         }
     };
-    let desc = format!("{desc} emotionsense name=e ! fakesink sync=false");
-    let pipeline = gst::parse::launch(&desc)
-        .context("building the pipeline")?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| anyhow!("not a pipeline"))?;
+    if matches!(source, LiveSource::Device(_) | LiveSource::Rtsp { .. }) {
+        let sink = fakesink()?;
+        pipeline.add(&sink)?;
+        sense.link(&sink)?;
+    }
     if let Some(name) = &opts.name {
         pipeline.set_property("name", name);
     }
-    let src = pipeline.by_name("src").expect("named in the description");
-    match kind {
-        Kind::Webcam => src.set_property("device", source),
-        // Set after parsing so credentials need no escaping in the description.
-        Kind::Rtsp => src.set_property("location", source),
-        Kind::Uri(_) => {}
-    }
-    let e = pipeline.by_name("e").expect("named in the description");
-    e.set_property("device", &opts.device);
-    super::apply_bundle(&e, opts.bundle.as_deref());
-    for p in &opts.properties {
-        super::set_property_checked(&e, p).map_err(|e| anyhow!(e))?;
-    }
     Ok(pipeline)
+}
+
+fn fakesink() -> anyhow::Result<gst::Element> {
+    Ok(gst::ElementFactory::make("fakesink")
+        .property("sync", false)
+        .build()?)
 }
 
 enum End {
@@ -230,21 +445,20 @@ enum End {
 /// windows are analysed; 2 or more: at once) or it fails. RTSP sources that drop are
 /// reconnected with exponential backoff. Every event goes to `on_event` as it happens.
 pub fn run_live(
-    source: &str,
+    source: &LiveSource,
     opts: &LiveOptions,
     mut on_event: impl FnMut(LiveEvent),
     stop: &dyn Fn() -> u32,
 ) -> anyhow::Result<LiveEnd> {
     opts.validate()?;
-    let kind = kind(source)?;
-    let rtsp = matches!(kind, Kind::Rtsp);
+    let rtsp = matches!(source, LiveSource::Rtsp { .. });
     let mut failures = 0u32;
     loop {
-        let pipeline = build(source, opts, &kind)?;
+        let pipeline = build(source, opts)?;
         let started = Instant::now();
         let mut windows = 0u64;
         let resumed = failures > 0;
-        let end = play(&pipeline, source, rtsp, stop, &mut |event| {
+        let end = play(&pipeline, source.text(), rtsp, stop, &mut |event| {
             if let LiveEvent::Window(_) = &event {
                 if windows == 0 && resumed {
                     on_event(LiveEvent::Resumed);
@@ -256,7 +470,7 @@ pub fn run_live(
         let _ = pipeline.set_state(gst::State::Null);
         let reason = match end {
             End::Done => return Ok(LiveEnd::Stopped),
-            End::Lost(reason) => scrub(&reason, source),
+            End::Lost(reason) => scrub(&reason, source.text()),
         };
         if !rtsp {
             return Ok(LiveEnd::Failed(reason));
@@ -318,6 +532,7 @@ fn play(
             Event::Window(r) => on_event(LiveEvent::Window(r)),
             Event::Playing => on_event(LiveEvent::Playing),
             Event::Warning(w) => on_event(LiveEvent::Warning(scrub(&w, source))),
+            Event::NoStreams => return End::Lost("no audio or video stream found".into()),
             Event::Eos => {
                 if stopping.is_some() || !rtsp {
                     return End::Done;

@@ -92,8 +92,19 @@ pub fn start(pipeline: &gst::Pipeline) -> Result<(), String> {
 /// (through audioconvert ! audioresample), as they appear; other streams are ignored.
 /// A source without audio or video posts [`Event::NoStreams`].
 pub fn file_pipeline(uri: &str, sense: &gst::Element) -> anyhow::Result<gst::Pipeline> {
+    file_pipeline_with(uri, sense, true)
+}
+
+/// [`file_pipeline`], with the audio ignored unless `audio`. The decoder is named
+/// `src`.
+pub fn file_pipeline_with(
+    uri: &str,
+    sense: &gst::Element,
+    audio: bool,
+) -> anyhow::Result<gst::Pipeline> {
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("uridecodebin")
+        .name("src")
         .property("uri", uri)
         .build()?;
     let sink = gst::ElementFactory::make("fakesink")
@@ -109,6 +120,9 @@ pub fn file_pipeline(uri: &str, sense: &gst::Element) -> anyhow::Result<gst::Pip
         let (Some(pipeline), Some(sense)) = (pipeline_weak.upgrade(), sense_weak.upgrade()) else {
             return;
         };
+        if !audio && is_audio(pad) {
+            return;
+        }
         if link_stream(&pipeline, &sense, pad) {
             counter.fetch_add(1, Ordering::SeqCst);
         }
@@ -126,8 +140,14 @@ pub fn file_pipeline(uri: &str, sense: &gst::Element) -> anyhow::Result<gst::Pip
     Ok(pipeline)
 }
 
+fn is_audio(pad: &gst::Pad) -> bool {
+    let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
+    caps.structure(0)
+        .is_some_and(|s| s.name().starts_with("audio/"))
+}
+
 /// Links a decoded pad to the element's matching input; false for other streams.
-fn link_stream(pipeline: &gst::Pipeline, sense: &gst::Element, pad: &gst::Pad) -> bool {
+pub(crate) fn link_stream(pipeline: &gst::Pipeline, sense: &gst::Element, pad: &gst::Pad) -> bool {
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let Some(kind) = caps.structure(0).map(|s| s.name().to_string()) else {
         return false;

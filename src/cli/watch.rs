@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::Context;
 use clap::Args;
 
-use super::live::{LiveEnd, LiveEvent, LiveOptions, redact, run_live};
+use super::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, redact, run_live};
 use crate::output::WindowResult;
 
 /// Options of `gst-emotion watch`.
@@ -189,14 +189,16 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
             opts.name = Some(format!("watch-{i}"));
             let stop = &stop;
             scope.spawn(move || {
-                let end = run_live(
-                    source,
-                    &opts,
-                    |e| {
-                        let _ = tx.send((i, Report::Event(e)));
-                    },
-                    stop,
-                );
+                let end = LiveSource::parse(source).and_then(|source| {
+                    run_live(
+                        &source,
+                        &opts,
+                        |e| {
+                            let _ = tx.send((i, Report::Event(e)));
+                        },
+                        stop,
+                    )
+                });
                 let _ = tx.send((i, Report::End(end)));
             });
         }

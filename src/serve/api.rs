@@ -23,10 +23,11 @@ use tokio::sync::mpsc;
 
 use super::AppState;
 use super::error::ApiError;
-use super::source::{MediaRequest, MediaSpec, check_path, save_body};
+use super::net::{CheckedUrl, redact};
+use super::source::{MediaRequest, MediaSpec, save_body};
 use super::streams::Streams;
 use super::work::{Progress, start};
-use crate::cli::live::redact;
+use crate::cli::live::LiveSource;
 use crate::output::{WindowResult, csv, jsonl, reference, vtt};
 
 type Shared = State<Arc<AppState>>;
@@ -269,11 +270,36 @@ fn body_kind(headers: &HeaderMap) -> Result<BodyKind, ApiError> {
     }
 }
 
-/// The source named by a JSON body, checked against the server's policy.
-async fn json_source(s: &AppState, body: Body) -> Result<MediaSpec, ApiError> {
-    let bytes = axum::body::to_bytes(body, JSON_LIMIT)
+/// Refuses a body whose declared length is over its limit before reading any of it
+/// (so a client that sent `Expect: 100-continue` gets 413 at once).
+fn check_length(s: &AppState, headers: &HeaderMap, kind: BodyKind) -> Result<(), ApiError> {
+    let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+    else {
+        return Ok(());
+    };
+    match kind {
+        BodyKind::Json if length > JSON_LIMIT as u64 => Err(ApiError::json_too_large(JSON_LIMIT)),
+        BodyKind::Bytes if length > s.policy.max_body => {
+            Err(ApiError::too_large(s.policy.max_body))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// A JSON body, at most [`JSON_LIMIT`] bytes.
+async fn json_bytes(body: Body) -> Result<Bytes, ApiError> {
+    axum::body::to_bytes(body, JSON_LIMIT)
         .await
-        .map_err(|_| ApiError::too_large(JSON_LIMIT as u64))?;
+        .map_err(|_| ApiError::json_too_large(JSON_LIMIT))
+}
+
+/// The source named by a JSON body, checked against the server's policy, and how
+/// the client named it (for job records).
+async fn json_source(s: &AppState, body: Body) -> Result<(MediaSpec, String), ApiError> {
+    let bytes = json_bytes(body).await?;
     if bytes.is_empty() {
         return Err(ApiError::bad_request(
             "the body is empty: give {\"video_path\": URI} or {\"bucket\": B, \"video_key\": K}",
@@ -281,23 +307,31 @@ async fn json_source(s: &AppState, body: Body) -> Result<MediaSpec, ApiError> {
     }
     let req: MediaRequest = serde_json::from_slice(&bytes)
         .map_err(|e| ApiError::bad_request(format!("the JSON body is not a request: {e}")))?;
-    MediaSpec::from_request(req, &s.policy).await
+    let given = match (&req.video_path, &req.bucket, &req.video_key) {
+        (Some(p), _, _) => redact(p.trim()),
+        (None, Some(b), Some(k)) => format!("s3://{b}/{k}"),
+        _ => String::new(),
+    };
+    let spec = MediaSpec::from_request(req, &s.policy).await?;
+    Ok((spec, given))
 }
 
-/// The media of a request body: the reference's JSON shapes, or the video's bytes
-/// streamed into `dir`.
+/// The media of a request body — the reference's JSON shapes, or the video's bytes
+/// streamed into `dir` — and how the client named it.
 async fn read_source(
     s: &AppState,
     headers: &HeaderMap,
     body: Body,
     dir: &std::path::Path,
-) -> Result<MediaSpec, ApiError> {
-    match body_kind(headers)? {
+) -> Result<(MediaSpec, String), ApiError> {
+    let kind = body_kind(headers)?;
+    check_length(s, headers, kind)?;
+    match kind {
         BodyKind::Json => json_source(s, body).await,
         BodyKind::Bytes => {
             let path = dir.join("input");
-            save_body(body, &path, s.policy.max_body).await?;
-            Ok(MediaSpec::Upload(path))
+            let bytes = save_body(body, &path, &s.policy).await?;
+            Ok((MediaSpec::Upload(path), format!("upload ({bytes} bytes)")))
         }
     }
 }
@@ -323,27 +357,15 @@ async fn invocations(State(s): Shared, headers: HeaderMap, body: Body) -> Respon
 
 async fn invoke(s: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Response, ApiError> {
     ensure_open(&s)?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(s.timeout);
-    // What can be refused cheaply is refused before taking a place in the queue.
     let format = negotiate(&headers)?;
-    let kind = body_kind(&headers)?;
-    let (spec, body) = match kind {
-        BodyKind::Json => (Some(json_source(&s, body).await?), None),
-        BodyKind::Bytes => (None, Some(body)),
-    };
-    let ticket = s.pool.enqueue()?;
+    // The video is stored (uploaded, or downloaded) before the request takes a place
+    // in the queue: a slow client holds nobody else up.
     let work = tempfile::TempDir::new_in(&s.scratch)
         .map_err(|e| ApiError::internal(format!("scratch space: {e}")))?;
-    let spec = match (spec, body) {
-        (Some(spec), _) => spec,
-        (None, Some(body)) => {
-            let path = work.path().join("input");
-            save_body(body, &path, s.policy.max_body).await?;
-            MediaSpec::Upload(path)
-        }
-        (None, None) => unreachable!("one of the two"),
-    };
+    let (spec, _) = read_source(&s, &headers, body, work.path()).await?;
     let uri = spec.materialize(work.path(), &s.policy).await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(s.timeout);
+    let ticket = s.pool.enqueue()?;
     let permit = tokio::time::timeout_at(deadline, ticket.slot())
         .await
         .map_err(|_| ApiError::timeout(s.timeout))??;
@@ -441,15 +463,17 @@ async fn submit_job(State(s): Shared, headers: HeaderMap, body: Body) -> Respons
         if s.closing.load(Ordering::SeqCst) {
             return Err(ApiError::busy("the server is shutting down", 5));
         }
+        let kind = body_kind(&headers)?;
+        check_length(&s, &headers, kind)?;
         let (id, dir) = s.jobs.reserve()?;
-        let spec = match read_source(&s, &headers, body, &dir).await {
-            Ok(spec) => spec,
+        let (spec, given) = match read_source(&s, &headers, body, &dir).await {
+            Ok(source) => source,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
         };
-        let record = s.jobs.submit(id, spec)?;
+        let record = s.jobs.submit(id, spec, given)?;
         let status = s.jobs.status(&record);
         let location = format!("/v1/jobs/{}", record.id);
         Ok((
@@ -628,14 +652,13 @@ async fn start_stream(State(s): Shared, headers: HeaderMap, body: Body) -> Respo
                 "send application/json: {\"uri\": \"rtsp://...\", \"name\": \"...\"}",
             ));
         }
-        let bytes = axum::body::to_bytes(body, JSON_LIMIT)
-            .await
-            .map_err(|_| ApiError::too_large(JSON_LIMIT as u64))?;
+        check_length(&s, &headers, BodyKind::Json)?;
+        let bytes = json_bytes(body).await?;
         let req: StreamRequest = serde_json::from_slice(&bytes).map_err(|e| {
             ApiError::bad_request(format!("the JSON body is not a stream request: {e}"))
         })?;
-        let uri = stream_source(&s, &req.uri).await?;
-        let shown = redact(&req.uri);
+        let source = stream_source(&s, req.uri.trim()).await?;
+        let shown = redact(req.uri.trim());
         let name = req
             .name
             .filter(|n| !n.trim().is_empty())
@@ -645,7 +668,7 @@ async fn start_stream(State(s): Shared, headers: HeaderMap, body: Body) -> Respo
                 "name: at most 100 printable characters",
             ));
         }
-        let status = s.streams.start(uri, shown, name, &s.settings)?;
+        let status = s.streams.start(source, shown, name, &s.settings)?;
         let location = format!("/v1/streams/{}", status.id);
         Ok((
             StatusCode::CREATED,
@@ -657,19 +680,52 @@ async fn start_stream(State(s): Shared, headers: HeaderMap, body: Body) -> Respo
     r.await.unwrap_or_else(error)
 }
 
-/// The source a live stream may open, by the server's policy.
-async fn stream_source(s: &AppState, uri: &str) -> Result<String, ApiError> {
-    if uri.starts_with("/dev/video") {
+/// The source a live stream may open, by the server's policy. Remote URLs are parsed
+/// and checked here once, and the pipeline connects only where the check looked:
+/// `rtsp://` to the checked address (with every RTSP request checked before it is
+/// sent), `http(s)://` through the server's own client (redirects re-checked).
+async fn stream_source(s: &AppState, uri: &str) -> Result<LiveSource, ApiError> {
+    if uri.starts_with("/dev/") {
+        let number = uri.strip_prefix("/dev/video").unwrap_or("");
+        if number.is_empty() || number.len() > 3 || !number.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(ApiError::bad_request(format!(
+                "{uri:?}: a capture device is /dev/videoN"
+            )));
+        }
         if !s.policy.allow_devices {
             return Err(ApiError::forbidden(
                 "capture devices are not allowed: the server was started without --allow-devices",
             ));
         }
-        return Ok(uri.to_string());
+        return Ok(LiveSource::Device(uri.to_string()));
     }
     match MediaSpec::from_uri(uri, &s.policy).await? {
-        MediaSpec::Rtsp(u) | MediaSpec::Http(u) => Ok(u),
-        MediaSpec::File(p) => Ok(check_path(&p, &s.policy)?.display().to_string()),
+        MediaSpec::Rtsp(u) => {
+            let checked = CheckedUrl::parse(&u, &s.policy).await?;
+            // rtsps:// keeps its host name, which its certificate is checked against.
+            let location = if checked.url.scheme() == "rtsps" {
+                checked.url.clone()
+            } else {
+                checked.pinned()
+            };
+            let only = location
+                .host_str()
+                .map(|h| (h.to_ascii_lowercase(), super::net::port(&location)));
+            Ok(LiveSource::Rtsp {
+                location: location.to_string(),
+                only,
+            })
+        }
+        MediaSpec::Http(u) => {
+            let checked = CheckedUrl::parse(&u, &s.policy).await?;
+            Ok(LiveSource::Feed {
+                url: u,
+                feeder: super::net::http_feeder(checked, s.policy.clone()),
+            })
+        }
+        MediaSpec::File(p) => {
+            LiveSource::file(&p).map_err(|e| ApiError::internal(format!("{}: {e}", p.display())))
+        }
         MediaSpec::S3 { .. } | MediaSpec::Upload(_) => Err(ApiError::bad_request(
             "a live stream needs rtsp://, http(s)://, a capture device or a local file",
         )),

@@ -72,6 +72,33 @@ impl ApiError {
         )
     }
 
+    /// 413: a JSON request body larger than the JSON limit (JSON bodies only name the
+    /// video; the video's bytes go as `video/*`).
+    pub fn json_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!(
+                "a JSON request body may have at most {} KiB; send a video's bytes as \
+                 video/* or application/octet-stream",
+                limit / 1024
+            ),
+        )
+    }
+
+    /// 408: the request body came too slowly.
+    pub fn upload_too_slow(min_rate: u64, idle: std::time::Duration) -> Self {
+        Self::new(
+            StatusCode::REQUEST_TIMEOUT,
+            "request_timeout",
+            format!(
+                "the body came slower than {min_rate} bytes/s on average (--min-upload-rate) \
+                 or paused for more than {} s",
+                idle.as_secs()
+            ),
+        )
+    }
+
     /// 415: a content type the endpoint does not read.
     pub fn unsupported_type(message: impl Into<String>) -> Self {
         Self::new(

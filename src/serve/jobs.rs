@@ -1,7 +1,9 @@
 //! Asynchronous jobs for long videos, kept in `--state-dir/jobs/ID/`:
 //!
 //! - `job.json` — the record (state, source, progress, error), replaced atomically at
-//!   every state change;
+//!   every state change; a source URL is recorded without its credentials;
+//! - `credentials` — those credentials (`user:password`, mode 0600) while the job
+//!   may still run; removed when it finishes;
 //! - `input` — an uploaded video; remote sources are downloaded there when the job runs;
 //! - `results.partial.jsonl` — windows as they finish (events are replayed from it);
 //! - `results.jsonl`, `.csv`, `.vtt`, `.svg`, `.json` (the reference answer) — written
@@ -9,6 +11,7 @@
 //!
 //! A server killed at any moment and restarted finds every accepted job: those not
 //! done are queued again and run from the start, so each completes exactly once.
+//! The server writes all of this with umask 077 (folders 0700, files 0600).
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -69,8 +72,12 @@ pub struct JobRecord {
     pub id: String,
     /// Where it is.
     pub state: JobState,
-    /// The source, checked at submission.
+    /// The source, checked at submission (a URL without its credentials).
     pub source: MediaSpec,
+    /// The source as the client named it (credentials removed; "upload (N bytes)"
+    /// for an upload), which is what answers show.
+    #[serde(default)]
+    pub shown: String,
     /// Seconds since the Unix epoch.
     pub created: f64,
     /// When the (last) run started.
@@ -87,9 +94,11 @@ pub struct JobRecord {
     pub error: Option<Value>,
 }
 
-/// A job in memory: its record, a cancel flag, and the live event channel.
+/// A job in memory: its record, its source's credentials, a cancel flag, and the
+/// live event channel.
 struct Entry {
     record: JobRecord,
+    secret: Option<String>,
     cancel: Arc<AtomicBool>,
     events: broadcast::Sender<String>,
 }
@@ -126,6 +135,9 @@ impl Jobs {
             let Ok(mut record) = serde_json::from_str::<JobRecord>(&text) else {
                 continue;
             };
+            let secret = std::fs::read_to_string(e.path().join(CREDENTIALS))
+                .ok()
+                .filter(|_| !record.state.finished());
             if !record.state.finished() {
                 record.state = JobState::Queued;
                 record.analysed = 0.0;
@@ -138,6 +150,7 @@ impl Jobs {
                 record.id.clone(),
                 Entry {
                     record,
+                    secret,
                     cancel: Arc::new(AtomicBool::new(false)),
                     events,
                 },
@@ -174,11 +187,23 @@ impl Jobs {
         Ok((id, dir))
     }
 
-    /// Accepts job `id` for `source`: recorded on disk before this returns.
-    pub fn submit(&self, id: String, source: MediaSpec) -> Result<JobRecord, ApiError> {
+    /// Accepts job `id` for `source`, which the client named `shown`: recorded on disk
+    /// before this returns (the source's credentials apart, in a 0600 file).
+    pub fn submit(
+        &self,
+        id: String,
+        source: MediaSpec,
+        shown: String,
+    ) -> Result<JobRecord, ApiError> {
+        let (source, secret) = source.split_credentials();
+        if let Some(secret) = &secret {
+            write_secret(&self.job_dir(&id).join(CREDENTIALS), secret)
+                .map_err(|e| ApiError::internal(format!("recording the job: {e}")))?;
+        }
         let record = JobRecord {
             id: id.clone(),
             state: JobState::Queued,
+            shown,
             source,
             created: now(),
             started: None,
@@ -195,6 +220,7 @@ impl Jobs {
             id.clone(),
             Entry {
                 record: record.clone(),
+                secret,
                 cancel: Arc::new(AtomicBool::new(false)),
                 events,
             },
@@ -258,6 +284,8 @@ impl Jobs {
             e.record.state = JobState::Cancelled;
             e.record.finished = Some(now());
             let _ = self.persist(&e.record);
+            e.secret = None;
+            let _ = std::fs::remove_file(self.job_dir(id).join(CREDENTIALS));
             let _ = e.events.send(String::new());
         }
         Ok(e.record.clone())
@@ -327,11 +355,13 @@ impl Jobs {
         settings: &ElementSettings,
         policy: &Policy,
     ) {
-        let Some((source, cancel, events)) = self
-            .lock()
-            .get(id)
-            .map(|e| (e.record.source.clone(), e.cancel.clone(), e.events.clone()))
-        else {
+        let Some((source, cancel, events)) = self.lock().get(id).map(|e| {
+            let source = match &e.secret {
+                Some(secret) => e.record.source.with_credentials(secret),
+                None => e.record.source.clone(),
+            };
+            (source, e.cancel.clone(), e.events.clone())
+        }) else {
             return;
         };
         if let Some(r) = self.update(id, |r| {
@@ -375,6 +405,10 @@ impl Jobs {
         if let Some(r) = record {
             let _ = self.persist(&r);
         }
+        if let Some(e) = self.lock().get_mut(id) {
+            e.secret = None;
+        }
+        let _ = std::fs::remove_file(dir.join(CREDENTIALS));
         let _ = events.send(String::new());
     }
 
@@ -426,7 +460,15 @@ impl Jobs {
     /// The body of a job's status: the record plus its URLs.
     pub fn status(&self, r: &JobRecord) -> Value {
         let mut v = serde_json::to_value(r).unwrap_or_default();
-        v["source"] = json!(r.source.describe());
+        let shown = if r.shown.is_empty() {
+            r.source.describe()
+        } else {
+            r.shown.clone()
+        };
+        v["source"] = json!(shown);
+        if let Some(o) = v.as_object_mut() {
+            o.remove("shown");
+        }
         v["progress"] = json!(
             r.duration
                 .filter(|d| *d > 0.0)
@@ -457,6 +499,23 @@ impl Jobs {
             .map(str::to_owned)
             .collect()
     }
+}
+
+/// The file in a job's folder that holds its source's credentials.
+const CREDENTIALS: &str = "credentials";
+
+/// Writes `secret` to `path`, readable by the server's user only.
+fn write_secret(path: &Path, secret: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(path)?;
+    f.write_all(secret.as_bytes())?;
+    f.sync_all()
 }
 
 /// Every result document of a finished job, each written atomically.

@@ -15,6 +15,7 @@ mod api;
 pub mod error;
 pub mod jobs;
 pub mod metrics;
+pub mod net;
 pub mod source;
 pub mod streams;
 pub mod work;
@@ -29,6 +30,7 @@ use anyhow::{Context, anyhow};
 
 use crate::infer::{Model, ModelOptions};
 use crate::speech::WhisperModel;
+pub use api::router;
 use jobs::Jobs;
 use metrics::Metrics;
 use source::Policy;
@@ -59,6 +61,10 @@ pub struct ServeArgs {
     /// request forgery into this machine or its network).
     #[arg(long)]
     pub allow_private: bool,
+    /// A network remote sources may resolve to although it is private, e.g. the
+    /// cameras' 10.0.5.0/24 (repeatable; CIDR or one address).
+    #[arg(long = "allow-net", value_name = "CIDR")]
+    pub allow_nets: Vec<net::Network>,
     /// Allow live streams from local capture devices (/dev/video*).
     #[arg(long)]
     pub allow_devices: bool,
@@ -80,7 +86,12 @@ pub struct ServeArgs {
     /// Largest request body or download (bytes; K, M, G suffixes).
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub max_body: u64,
-    /// Seconds a synchronous call may take before 504 (long videos: use /v1/jobs).
+    /// Slowest average upload accepted after its first 10 s (bytes/s; K, M suffixes);
+    /// slower uploads, or a pause over 30 s, get 408.
+    #[arg(long, default_value = "16K", value_parser = parse_size)]
+    pub min_upload_rate: u64,
+    /// Seconds a synchronous call may take before 504, from when its video is stored
+    /// (long videos: use /v1/jobs).
     #[arg(long, default_value_t = 60.0)]
     pub timeout: f64,
     /// File holding the bearer token required on every endpoint but /ping and /metrics
@@ -174,8 +185,14 @@ fn token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
     }
 }
 
-/// Runs the server until SIGTERM or Ctrl-C; returns the exit code.
-pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
+/// Clients must send a request's headers within this (and an idle keep-alive
+/// connection is closed after it).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The server's shared state for `args`: checks the arguments, resolves the bundle,
+/// opens the state folder (0700; everything the server writes is private to its
+/// user) and the jobs in it. The models are not loaded (`ready` is false).
+pub fn prepare(args: &ServeArgs) -> anyhow::Result<Arc<AppState>> {
     gst::init()?;
     crate::register_static()?;
     let probe = gst::ElementFactory::make("emotionsense").build()?;
@@ -183,8 +200,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         crate::cli::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
     }
     drop(probe);
-    let bundle = bundle_dir(&args)?;
-    let token = token(&args)?;
+    let bundle = bundle_dir(args)?;
+    let token = token(args)?;
     let mut allow_dirs = Vec::new();
     for d in &args.allow_dirs {
         allow_dirs.push(
@@ -192,21 +209,22 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 .with_context(|| format!("--allow-dir {}", d.display()))?,
         );
     }
-    let device: crate::infer::DeviceChoice =
+    let _: crate::infer::DeviceChoice =
         args.device.parse().map_err(|e| anyhow!("--device: {e}"))?;
-    std::fs::create_dir_all(&args.state_dir)
-        .with_context(|| format!("creating {}", args.state_dir.display()))?;
+    make_private(&args.state_dir)?;
     let scratch = args.state_dir.join("scratch");
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
     let metrics = Arc::new(Metrics::new());
-    let state = Arc::new(AppState {
+    Ok(Arc::new(AppState {
         policy: Policy {
             allow_dirs,
             allow_remote: args.allow_remote,
             allow_private: args.allow_private,
+            allow_nets: args.allow_nets.clone(),
             allow_devices: args.allow_devices,
             max_body: args.max_body,
+            min_upload_rate: args.min_upload_rate,
         },
         timeout: args.timeout,
         token,
@@ -223,7 +241,41 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             properties: args.properties.clone(),
         },
         scratch,
-    });
+    }))
+}
+
+/// Creates `state_dir` and makes it and everything already in it private (folders
+/// 0700, files 0600); sets the process umask so that what is written later is too.
+fn make_private(state_dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    // SAFETY: umask only sets the process's file creation mask.
+    unsafe {
+        libc::umask(0o077);
+    }
+    std::fs::create_dir_all(state_dir)
+        .with_context(|| format!("creating {}", state_dir.display()))?;
+    let mut todo = vec![state_dir.to_path_buf()];
+    while let Some(dir) = todo.pop() {
+        std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("making {} private", dir.display()))?;
+        for e in std::fs::read_dir(&dir)?.flatten() {
+            let Ok(kind) = e.file_type() else { continue };
+            if kind.is_dir() {
+                todo.push(e.path());
+            } else if kind.is_file() {
+                let _ = std::fs::set_permissions(e.path(), std::fs::Permissions::from_mode(0o600));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs the server until SIGTERM or Ctrl-C; returns the exit code.
+pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    let state = prepare(&args)?;
+    let bundle = PathBuf::from(&state.settings.bundle);
+    let device: crate::infer::DeviceChoice =
+        args.device.parse().map_err(|e| anyhow!("--device: {e}"))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -276,11 +328,10 @@ async fn serve(
     ));
     let app = api::router(state.clone());
     let shutdown_state = state.clone();
-    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+    let server = tokio::spawn(accept(listener, app, async move {
         shutdown_signal().await;
         begin_shutdown(&shutdown_state);
-    });
-    let server = tokio::spawn(async move { server.await });
+    }));
     // The models stay loaded (held here) for as long as the server runs; a bundle that
     // cannot be loaded stops the server with the reason.
     let models = match loader.await {
@@ -288,7 +339,7 @@ async fn serve(
         Ok(Err(e)) => return Err(anyhow!("loading the models: {e:#}")),
         Err(e) => return Err(anyhow!("loading the models: {e}")),
     };
-    server.await??;
+    server.await?;
     // Running jobs finish, or stop at the deadline and stay queued for the next start.
     let _ = tokio::time::timeout(Duration::from_secs(24), runner).await;
     while state.metrics.pipelines.get() > 0 && !state.pool.abort.load(Ordering::SeqCst) {
@@ -297,6 +348,50 @@ async fn serve(
     drop(models);
     eprintln!("gst-emotion serve: stopped");
     Ok(0)
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets open connections
+/// finish. Unlike `axum::serve`, a client must send its request headers within
+/// [`HEADER_TIMEOUT`], so connections that never send a request are closed.
+async fn accept(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
+    use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_TIMEOUT);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Some(Duration::from_secs(20)));
+    let mut shutdown = std::pin::pin!(shutdown);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let Ok((stream, _)) = accepted else {
+                    // Out of file descriptors, say: back off instead of spinning.
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                };
+                let service = hyper_util::service::TowerToHyperService::new(app.clone());
+                let connection = builder
+                    .serve_connection_with_upgrades(TokioIo::new(stream), service)
+                    .into_owned();
+                let connection = graceful.watch(connection);
+                tokio::spawn(async move {
+                    let _ = connection.await;
+                });
+            }
+            () = &mut shutdown => break,
+        }
+    }
+    drop(listener);
+    graceful.shutdown().await;
 }
 
 /// SIGTERM (the container platform's stop) or Ctrl-C.

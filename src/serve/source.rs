@@ -1,19 +1,30 @@
 //! Where a request's video comes from, and whether it may: the reference service's
 //! request shapes (`{"video_path": URI}`, `{"bucket": B, "video_key": K}`), raw uploads
-//! streamed to disk, local paths confined to `--allow-dir`, remote URIs only with
-//! `--allow-remote` and never to loopback or private addresses without
-//! `--allow-private` (no server-side request forgery), S3 through `object_store`.
+//! streamed to disk within a size and rate limit, local paths confined to
+//! `--allow-dir`, remote URIs only with `--allow-remote` and never to loopback or
+//! private addresses without `--allow-private` (no server-side request forgery; the
+//! checks are in [`super::net`]), S3 through `object_store`.
 
-use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::IpAddr;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
 
-use axum::body::Body;
-use futures_util::StreamExt;
+use axum::body::{Body, Bytes};
+use futures_util::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::io::AsyncWriteExt;
 
 use super::error::ApiError;
-use crate::cli::live::redact;
+use super::net::{self, CheckedUrl, Network, redact};
+
+/// A download of a remote source must finish within this.
+pub const DOWNLOAD_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// An upload may pause this long between two pieces of its body (then 408).
+pub const UPLOAD_IDLE: Duration = Duration::from_secs(30);
+
+/// An upload is held to its minimum rate only after this long.
+pub const UPLOAD_GRACE: Duration = Duration::from_secs(10);
 
 /// What the server lets requests read.
 #[derive(Clone, Debug, Default)]
@@ -24,10 +35,21 @@ pub struct Policy {
     pub allow_remote: bool,
     /// Remote sources may resolve to loopback or private addresses.
     pub allow_private: bool,
+    /// Networks remote sources may resolve to even when they are private.
+    pub allow_nets: Vec<Network>,
     /// Live streams may open local capture devices (`/dev/video*`).
     pub allow_devices: bool,
     /// Largest body or download, in bytes.
     pub max_body: u64,
+    /// Slowest average upload rate accepted (bytes/s) after [`UPLOAD_GRACE`].
+    pub min_upload_rate: u64,
+}
+
+impl Policy {
+    /// Whether a remote source may connect to `ip`.
+    pub fn may_connect(&self, ip: IpAddr) -> bool {
+        self.allow_private || !net::is_private(ip) || self.allow_nets.iter().any(|n| n.contains(ip))
+    }
 }
 
 /// The reference service's JSON request.
@@ -75,7 +97,8 @@ impl MediaSpec {
         }
     }
 
-    /// The source a URI or path names, checked against `policy`.
+    /// The source a URI or path names, checked against `policy`. Remote URLs are
+    /// parsed and their hosts checked here (and again when they are fetched).
     pub async fn from_uri(uri: &str, policy: &Policy) -> Result<Self, ApiError> {
         let uri = uri.trim();
         if uri.is_empty() {
@@ -87,34 +110,86 @@ impl MediaSpec {
                 .ok_or_else(|| ApiError::bad_request("use s3://bucket/key"))?;
             return s3(bucket.into(), key.into());
         }
-        let lower = uri.to_ascii_lowercase();
-        if lower.starts_with("http://") || lower.starts_with("https://") {
-            check_remote(uri, policy).await?;
-            return Ok(Self::Http(uri.into()));
-        }
-        if lower.starts_with("rtsp://") || lower.starts_with("rtsps://") {
-            check_remote(uri, policy).await?;
-            return Ok(Self::Rtsp(uri.into()));
-        }
-        let path = if let Some(rest) = uri.strip_prefix("file://") {
-            PathBuf::from(crate::cli::inputs::percent_decode(rest))
-        } else if uri.contains("://") {
-            return Err(ApiError::bad_request(format!(
+        let scheme = uri.split_once("://").map(|(s, _)| s.to_ascii_lowercase());
+        match scheme.as_deref() {
+            Some("http" | "https") => {
+                let checked = CheckedUrl::parse(uri, policy).await?;
+                Ok(Self::Http(checked.url.to_string()))
+            }
+            Some("rtsp" | "rtsps") => {
+                let checked = CheckedUrl::parse(uri, policy).await?;
+                Ok(Self::Rtsp(checked.url.to_string()))
+            }
+            Some("file") => {
+                let path = url::Url::parse(uri)
+                    .ok()
+                    .filter(|u| u.host().is_none())
+                    .and_then(|u| u.to_file_path().ok())
+                    .ok_or_else(|| {
+                        ApiError::bad_request(format!(
+                            "{}: not a local file URI (file:///absolute/path)",
+                            redact(uri)
+                        ))
+                    })?;
+                Ok(Self::File(check_path(&path, policy)?))
+            }
+            Some(_) => Err(ApiError::bad_request(format!(
                 "{}: use file://, a path, http(s)://, rtsp:// or s3://",
                 redact(uri)
-            )));
-        } else {
-            PathBuf::from(uri)
-        };
-        Ok(Self::File(check_path(&path, policy)?))
+            ))),
+            None => Ok(Self::File(check_path(Path::new(uri), policy)?)),
+        }
     }
 
-    /// The source as shown in logs and job records (no credentials).
+    /// The source as shown in logs and answers: no credentials, and no path of the
+    /// server's own (an upload is "upload").
     pub fn describe(&self) -> String {
         match self {
-            Self::File(p) | Self::Upload(p) => p.display().to_string(),
+            Self::File(p) => p.display().to_string(),
+            Self::Upload(_) => "upload".to_string(),
             Self::Http(u) | Self::Rtsp(u) => redact(u),
             Self::S3 { bucket, key } => format!("s3://{bucket}/{key}"),
+        }
+    }
+
+    /// The same source with any credentials taken out of its URL, and those
+    /// credentials (`user:password`), for storing the two apart.
+    pub fn split_credentials(&self) -> (MediaSpec, Option<String>) {
+        let (Self::Http(u) | Self::Rtsp(u)) = self else {
+            return (self.clone(), None);
+        };
+        let Ok(mut url) = url::Url::parse(u) else {
+            return (self.clone(), None);
+        };
+        if url.username().is_empty() && url.password().is_none() {
+            return (self.clone(), None);
+        }
+        let secret = format!("{}:{}", url.username(), url.password().unwrap_or(""));
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        let bare = url.to_string();
+        let spec = match self {
+            Self::Http(_) => Self::Http(bare),
+            _ => Self::Rtsp(bare),
+        };
+        (spec, Some(secret))
+    }
+
+    /// This source with `secret` (from [`split_credentials`](Self::split_credentials))
+    /// put back into its URL.
+    pub fn with_credentials(&self, secret: &str) -> MediaSpec {
+        let (Self::Http(u) | Self::Rtsp(u)) = self else {
+            return self.clone();
+        };
+        let Ok(mut url) = url::Url::parse(u) else {
+            return self.clone();
+        };
+        let (user, password) = secret.split_once(':').unwrap_or((secret, ""));
+        let _ = url.set_username(user);
+        let _ = url.set_password((!password.is_empty()).then_some(password));
+        match self {
+            Self::Http(_) => Self::Http(url.to_string()),
+            _ => Self::Rtsp(url.to_string()),
         }
     }
 
@@ -150,7 +225,9 @@ fn s3(bucket: String, key: String) -> Result<MediaSpec, ApiError> {
     Ok(MediaSpec::S3 { bucket, key })
 }
 
-/// `path` resolved (symlinks, `..`) and inside an allowed folder.
+/// `path` resolved (symlinks, `..`) and inside an allowed folder. A path outside every
+/// allowed folder is refused the same way (403) whether or not it exists, so answers
+/// tell nothing about files the server may not read.
 pub fn check_path(path: &Path, policy: &Policy) -> Result<PathBuf, ApiError> {
     if policy.allow_dirs.is_empty() {
         return Err(ApiError::forbidden(
@@ -163,14 +240,24 @@ pub fn check_path(path: &Path, policy: &Policy) -> Result<PathBuf, ApiError> {
             path.display()
         )));
     }
-    let real = path
-        .canonicalize()
-        .map_err(|_| ApiError::not_found(format!("{}: no such file", path.display())))?;
-    if !policy.allow_dirs.iter().any(|d| real.starts_with(d)) {
-        return Err(ApiError::forbidden(format!(
+    let inside = |p: &Path| policy.allow_dirs.iter().any(|d| p.starts_with(d));
+    let outside = || {
+        ApiError::forbidden(format!(
             "{}: outside the folders the server may read (--allow-dir)",
             path.display()
-        )));
+        ))
+    };
+    let Ok(real) = path.canonicalize() else {
+        // Where the path would be: its deepest existing folder resolved, the rest
+        // appended. Outside an allowed folder: 403, as for a file that exists.
+        return Err(if inside(&would_be(path)) {
+            ApiError::not_found(format!("{}: no such file", path.display()))
+        } else {
+            outside()
+        });
+    };
+    if !inside(&real) {
+        return Err(outside());
     }
     if !real.is_file() {
         return Err(ApiError::bad_request(format!(
@@ -181,99 +268,88 @@ pub fn check_path(path: &Path, policy: &Policy) -> Result<PathBuf, ApiError> {
     Ok(real)
 }
 
-/// Remote sources: allowed at all, with a host, and not pointing into this machine or
-/// its private network unless that is allowed. Returns the addresses checked.
-async fn check_remote(uri: &str, policy: &Policy) -> Result<Vec<SocketAddr>, ApiError> {
-    if !policy.allow_remote {
-        return Err(ApiError::forbidden(format!(
-            "{}: remote sources are not allowed: the server was started without --allow-remote",
-            redact(uri)
-        )));
+/// Where a path that does not resolve would be: `.` and `..` taken lexically, the
+/// deepest existing ancestor resolved (symlinks), the missing rest appended.
+fn would_be(path: &Path) -> PathBuf {
+    let mut lexical = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::ParentDir => {
+                lexical.pop();
+            }
+            Component::CurDir => {}
+            other => lexical.push(other),
+        }
     }
-    let (host, port) =
-        host_port(uri).ok_or_else(|| ApiError::bad_request(format!("{}: no host", redact(uri))))?;
-    let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
-        .await
-        .map_err(|_| ApiError::bad_gateway(format!("{host}: cannot resolve the host")))?
-        .collect();
-    if addrs.is_empty() {
-        return Err(ApiError::bad_gateway(format!("{host}: no address")));
+    let mut base = lexical.clone();
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(real) = base.canonicalize() {
+            return rest
+                .iter()
+                .rev()
+                .fold(real, |p, c: &std::ffi::OsString| p.join(c));
+        }
+        match (base.file_name().map(|n| n.to_owned()), base.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                base = parent.to_path_buf();
+            }
+            _ => return lexical,
+        }
     }
-    if !policy.allow_private && addrs.iter().any(|a| is_private(a.ip())) {
-        return Err(ApiError::forbidden(format!(
-            "{}: resolves to a loopback or private address; the server refuses those \
-             without --allow-private",
-            redact(uri)
-        )));
-    }
-    Ok(addrs)
 }
 
-/// Host and port of a URL (default ports by scheme), without credentials.
-fn host_port(uri: &str) -> Option<(String, u16)> {
-    let (scheme, rest) = uri.split_once("://")?;
-    let authority = rest.split(['/', '?', '#']).next()?;
-    let authority = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let default = match scheme.to_ascii_lowercase().as_str() {
-        "https" => 443,
-        "rtsp" | "rtsps" => 554,
-        _ => 80,
+/// How long an upload may take: a pause of at most [`UPLOAD_IDLE`], and after
+/// [`UPLOAD_GRACE`] an average of at least `min_rate` bytes per second.
+#[derive(Clone, Copy, Debug)]
+pub struct UploadRate {
+    /// Bytes per second.
+    pub min_rate: u64,
+}
+
+/// Streams a request `body` into `path`: at most `limit` bytes (413 beyond), at the
+/// policy's minimum rate (408 below it); the file is removed on any error.
+pub async fn save_body(body: Body, path: &Path, policy: &Policy) -> Result<u64, ApiError> {
+    let rate = UploadRate {
+        min_rate: policy.min_upload_rate,
     };
-    let (host, port) = if let Some(v6) = authority.strip_prefix('[') {
-        let (h, rest) = v6.split_once(']')?;
-        (
-            h.to_string(),
-            rest.strip_prefix(':').and_then(|p| p.parse().ok()),
-        )
-    } else {
-        match authority.rsplit_once(':') {
-            Some((h, p)) => (h.to_string(), Some(p.parse().ok()?)),
-            None => (authority.to_string(), None),
-        }
-    };
-    (!host.is_empty()).then(|| (host, port.unwrap_or(default)))
+    save_stream(body.into_data_stream(), path, policy.max_body, Some(rate)).await
 }
 
-/// Loopback, private, link-local, unspecified, shared, multicast and similar
-/// addresses: nothing a public video URL should point to.
-pub fn is_private(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v) => {
-            let o = v.octets();
-            v.is_loopback()
-                || v.is_private()
-                || v.is_link_local()
-                || v.is_unspecified()
-                || v.is_broadcast()
-                || v.is_multicast()
-                || v.is_documentation()
-                || o[0] == 0
-                || (o[0] == 100 && (64..128).contains(&o[1]))
-                || (o[0] == 198 && (o[1] == 18 || o[1] == 19))
-                || o[0] >= 240
-        }
-        IpAddr::V6(v) => {
-            let s = v.segments();
-            v.is_loopback()
-                || v.is_unspecified()
-                || v.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00
-                || (s[0] & 0xffc0) == 0xfe80
-                || v.to_ipv4_mapped()
-                    .is_some_and(|m| is_private(IpAddr::V4(m)))
-        }
-    }
-}
-
-/// Streams `body` into `path`, at most `limit` bytes (413 beyond; the file is removed).
-pub async fn save_body(body: Body, path: &Path, limit: u64) -> Result<u64, ApiError> {
+/// Streams `stream` into `path`, at most `limit` bytes, held to `rate` when given.
+pub async fn save_stream<S, E>(
+    stream: S,
+    path: &Path,
+    limit: u64,
+    rate: Option<UploadRate>,
+) -> Result<u64, ApiError>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: std::fmt::Display,
+{
     let mut file = tokio::fs::File::create(path)
         .await
         .map_err(|e| ApiError::internal(format!("storing the upload: {e}")))?;
-    let mut stream = body.into_data_stream();
+    let started = tokio::time::Instant::now();
+    let mut stream = std::pin::pin!(stream);
     let mut written = 0u64;
     let result = async {
-        while let Some(chunk) = stream.next().await {
+        loop {
+            let next = match rate {
+                None => stream.next().await,
+                Some(r) => {
+                    // By time t the body must have reached min_rate × (t − grace) bytes.
+                    let behind = started
+                        + UPLOAD_GRACE
+                        + Duration::from_secs_f64(written as f64 / r.min_rate.max(1) as f64);
+                    let due = behind.min(tokio::time::Instant::now() + UPLOAD_IDLE);
+                    tokio::time::timeout_at(due, stream.next())
+                        .await
+                        .map_err(|_| ApiError::upload_too_slow(r.min_rate, UPLOAD_IDLE))?
+                }
+            };
+            let Some(chunk) = next else { break };
             let chunk =
                 chunk.map_err(|e| ApiError::bad_request(format!("reading the body: {e}")))?;
             written += chunk.len() as u64;
@@ -301,41 +377,31 @@ pub async fn save_body(body: Body, path: &Path, limit: u64) -> Result<u64, ApiEr
     result
 }
 
-/// Downloads an http(s) URL into `dir`: the host is resolved and checked once and the
-/// connection pinned to those addresses (a second lookup cannot redirect it), redirects
-/// are refused, the size is limited.
+/// Downloads a checked http(s) URL into `dir` through [`net::fetch`] (pinned
+/// addresses, every redirect re-checked), within the size limit and
+/// [`DOWNLOAD_TIMEOUT`].
 async fn download_http(url: &str, dir: &Path, policy: &Policy) -> Result<PathBuf, ApiError> {
-    let addrs = check_remote(url, policy).await?;
-    let (host, _) = host_port(url).ok_or_else(|| ApiError::bad_request("no host"))?;
-    let client = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .resolve_to_addrs(&host, &addrs)
-        .connect_timeout(std::time::Duration::from_secs(10))
-        .timeout(std::time::Duration::from_secs(300))
-        .build()
-        .map_err(|e| ApiError::internal(e.to_string()))?;
-    let shown = redact(url);
-    let resp = client
-        .get(url)
-        .send()
-        .await
-        .map_err(|_| ApiError::bad_gateway(format!("{shown}: cannot fetch")))?;
-    if !resp.status().is_success() {
-        let status = resp.status();
-        return Err(if status == reqwest::StatusCode::NOT_FOUND {
-            ApiError::not_found(format!("{shown}: not found (404)"))
-        } else {
-            ApiError::bad_gateway(format!("{shown}: answered {status}"))
-        });
-    }
-    if resp.content_length().is_some_and(|n| n > policy.max_body) {
-        return Err(ApiError::too_large(policy.max_body));
-    }
+    let checked = CheckedUrl::parse(url, policy).await?;
+    let shown = checked.shown();
     let path = dir.join("download");
-    let stream = resp
-        .bytes_stream()
-        .map(|c| c.map_err(std::io::Error::other));
-    save_body(Body::from_stream(stream), &path, policy.max_body).await?;
+    let download = async {
+        let resp = net::fetch(checked, policy).await?;
+        if resp.content_length().is_some_and(|n| n > policy.max_body) {
+            return Err(ApiError::too_large(policy.max_body));
+        }
+        let stream = resp
+            .bytes_stream()
+            .map(|c| c.map_err(std::io::Error::other));
+        save_stream(stream, &path, policy.max_body, None).await
+    };
+    tokio::time::timeout(DOWNLOAD_TIMEOUT, download)
+        .await
+        .map_err(|_| {
+            ApiError::bad_gateway(format!(
+                "{shown}: the download took longer than {} s",
+                DOWNLOAD_TIMEOUT.as_secs()
+            ))
+        })??;
     Ok(path)
 }
 
@@ -372,7 +438,7 @@ async fn download_s3(bucket: &str, key: &str, dir: &Path, limit: u64) -> Result<
     let stream = object
         .into_stream()
         .map(|c| c.map_err(std::io::Error::other));
-    save_body(Body::from_stream(stream), &path, limit).await?;
+    save_stream(stream, &path, limit, None).await?;
     Ok(path)
 }
 
@@ -385,42 +451,47 @@ mod tests {
     use super::*;
 
     #[test]
-    fn private_addresses_are_recognised() {
-        for a in [
-            "127.0.0.1",
-            "10.1.2.3",
-            "172.16.0.1",
-            "192.168.1.1",
-            "169.254.169.254",
-            "0.0.0.0",
-            "100.64.0.1",
-            "::1",
-            "fd00::1",
-            "fe80::1",
-            "::ffff:127.0.0.1",
+    fn outside_paths_are_refused_alike_whether_or_not_they_exist() {
+        let root = tempfile::tempdir().unwrap();
+        let media = root.path().join("media");
+        std::fs::create_dir_all(&media).unwrap();
+        std::fs::write(media.join("a.mp4"), b"x").unwrap();
+        std::fs::write(root.path().join("secret.mp4"), b"x").unwrap();
+        std::os::unix::fs::symlink(root.path(), media.join("up")).unwrap();
+        let policy = Policy {
+            allow_dirs: vec![media.canonicalize().unwrap()],
+            ..Policy::default()
+        };
+        let status = |p: PathBuf| check_path(&p, &policy).map_err(|e| e.status.as_u16());
+        assert!(status(media.join("a.mp4")).is_ok());
+        assert_eq!(status(media.join("none.mp4")), Err(404));
+        assert_eq!(status(media.join("sub/none.mp4")), Err(404));
+        for (exists, missing) in [
+            (root.path().join("secret.mp4"), root.path().join("none.mp4")),
+            (media.join("../secret.mp4"), media.join("../none.mp4")),
+            (media.join("up/secret.mp4"), media.join("up/none.mp4")),
+            (
+                PathBuf::from("/etc/hostname"),
+                PathBuf::from("/etc/none-such"),
+            ),
+            (
+                media.join("x/../../secret.mp4"),
+                media.join("x/../../none.mp4"),
+            ),
         ] {
-            assert!(is_private(a.parse().unwrap()), "{a}");
-        }
-        for a in ["8.8.8.8", "151.101.1.1", "2a00:1450:4001::1"] {
-            assert!(!is_private(a.parse().unwrap()), "{a}");
+            assert_eq!(status(exists.clone()), Err(403), "{}", exists.display());
+            assert_eq!(status(missing.clone()), Err(403), "{}", missing.display());
         }
     }
 
     #[test]
-    fn hosts_and_ports() {
-        assert_eq!(
-            host_port("http://u:p@example.com/x"),
-            Some(("example.com".into(), 80))
-        );
-        assert_eq!(
-            host_port("https://example.com:8443/x"),
-            Some(("example.com".into(), 8443))
-        );
-        assert_eq!(
-            host_port("rtsp://[::1]:8554/cam"),
-            Some(("::1".into(), 8554))
-        );
-        assert_eq!(host_port("rtsp://cam/x"), Some(("cam".into(), 554)));
-        assert_eq!(host_port("http:///x"), None);
+    fn credentials_are_stored_apart() {
+        let spec = MediaSpec::Http("http://user:pa%40ss@example.com/x.mp4".into());
+        let (bare, secret) = spec.split_credentials();
+        assert_eq!(bare, MediaSpec::Http("http://example.com/x.mp4".into()));
+        assert_eq!(secret.as_deref(), Some("user:pa%40ss"));
+        assert_eq!(bare.with_credentials(&secret.unwrap()), spec);
+        let plain = MediaSpec::Rtsp("rtsp://cam/x".into());
+        assert_eq!(plain.split_credentials(), (plain.clone(), None));
     }
 }

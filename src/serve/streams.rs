@@ -5,6 +5,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 use serde_json::{Value, json};
@@ -13,7 +14,7 @@ use tokio::sync::broadcast;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::work::ElementSettings;
-use crate::cli::live::{LiveEnd, LiveEvent, LiveOptions, run_live};
+use crate::cli::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, run_live};
 use crate::output::jsonl;
 
 /// What a stream is doing.
@@ -39,7 +40,21 @@ struct Entry {
     status: Arc<Mutex<StreamStatus>>,
     stop: Arc<AtomicU32>,
     events: broadcast::Sender<String>,
+    /// When it stopped or failed.
+    ended: Arc<Mutex<Option<Instant>>>,
 }
+
+impl Entry {
+    fn ended(&self) -> Option<Instant> {
+        *self.ended.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Finished streams stay listed this long...
+pub const KEEP_FINISHED_FOR: Duration = Duration::from_secs(600);
+
+/// ...and at most this many of them (the most recent).
+pub const KEEP_FINISHED: usize = 32;
 
 /// The running streams.
 pub struct Streams {
@@ -58,14 +73,28 @@ impl Streams {
         })
     }
 
+    /// The streams, finished ones beyond [`KEEP_FINISHED`] or older than
+    /// [`KEEP_FINISHED_FOR`] dropped.
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+        let mut finished: Vec<(Instant, String)> = entries
+            .iter()
+            .filter_map(|(id, e)| Some((e.ended()?, id.clone())))
+            .collect();
+        finished.sort();
+        let excess = finished.len().saturating_sub(KEEP_FINISHED);
+        for (i, (ended, id)) in finished.iter().enumerate() {
+            if i < excess || ended.elapsed() > KEEP_FINISHED_FOR {
+                entries.remove(id);
+            }
+        }
+        entries
     }
 
-    /// Starts analysing `uri` (already checked against the server's policy).
+    /// Starts analysing `source` (already checked against the server's policy).
     pub fn start(
         &self,
-        uri: String,
+        source: LiveSource,
         shown: String,
         name: String,
         settings: &ElementSettings,
@@ -95,6 +124,7 @@ impl Streams {
             last_error: None,
         }));
         let stop = Arc::new(AtomicU32::new(0));
+        let ended = Arc::new(Mutex::new(None));
         let (events, _) = broadcast::channel(256);
         let opts = LiveOptions {
             bundle: Some(settings.bundle.clone()),
@@ -104,11 +134,12 @@ impl Streams {
             ..LiveOptions::default()
         };
         let thread = {
-            let (status, stop, events, metrics) = (
+            let (status, stop, events, metrics, ended) = (
                 status.clone(),
                 stop.clone(),
                 events.clone(),
                 self.metrics.clone(),
+                ended.clone(),
             );
             std::thread::Builder::new()
                 .name("serve-stream".into())
@@ -118,7 +149,7 @@ impl Streams {
                         f(&mut status.lock().unwrap_or_else(|e| e.into_inner()))
                     };
                     let end = run_live(
-                        &uri,
+                        &source,
                         &opts,
                         |event| match event {
                             LiveEvent::Playing => set(&|s| s.state = "playing".into()),
@@ -152,6 +183,7 @@ impl Streams {
                         }),
                     }
                     metrics.streams_up.dec();
+                    *ended.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
                     let _ = events.send(String::new());
                 })
         };
@@ -163,6 +195,7 @@ impl Streams {
                 status,
                 stop,
                 events,
+                ended,
             },
         );
         Ok(snapshot)
@@ -216,5 +249,56 @@ impl Streams {
             "events": format!("/v1/streams/{}/events", s.id),
         });
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(state: &str, ended: Option<Instant>) -> Entry {
+        let (events, _) = broadcast::channel(1);
+        Entry {
+            status: Arc::new(Mutex::new(StreamStatus {
+                id: String::new(),
+                name: String::new(),
+                source: String::new(),
+                state: state.into(),
+                windows: 0,
+                reconnects: 0,
+                last_error: None,
+            })),
+            stop: Arc::new(AtomicU32::new(0)),
+            events,
+            ended: Arc::new(Mutex::new(ended)),
+        }
+    }
+
+    #[test]
+    fn finished_streams_are_dropped_after_a_while_or_beyond_a_count() {
+        let streams = Streams::new(4, Arc::new(Metrics::new()));
+        let now = Instant::now();
+        {
+            let mut e = streams.entries.lock().unwrap();
+            e.insert("running".into(), entry("playing", None));
+            e.insert(
+                "old".into(),
+                entry(
+                    "stopped",
+                    now.checked_sub(KEEP_FINISHED_FOR + Duration::from_secs(1)),
+                ),
+            );
+            for i in 0..KEEP_FINISHED + 3 {
+                let ended = now.checked_sub(Duration::from_secs(i as u64));
+                e.insert(format!("f{i}"), entry("stopped", ended));
+            }
+        }
+        let ids: Vec<String> = streams.lock().keys().cloned().collect();
+        assert_eq!(ids.len(), 1 + KEEP_FINISHED);
+        assert!(ids.contains(&"running".to_string()));
+        assert!(!ids.contains(&"old".to_string()));
+        // The most recent ones stay.
+        assert!(ids.contains(&"f0".to_string()));
+        assert!(!ids.contains(&format!("f{}", KEEP_FINISHED + 2)));
     }
 }
