@@ -302,6 +302,7 @@ fn analyse(
         return Err(anyhow!("no such file"));
     }
     let sense = gst::ElementFactory::make("emotionsense").build()?;
+    super::runner::results_only(&sense);
     sense.set_property_from_str("window-mode", &args.window_mode);
     sense.set_property("device", &args.device);
     super::apply_bundle(&sense, args.bundle.as_deref());

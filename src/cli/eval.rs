@@ -263,6 +263,7 @@ fn one_clip(
     let sense = gst::ElementFactory::make("emotionsense")
         .build()
         .map_err(|e| e.to_string())?;
+    super::runner::results_only(&sense);
     sense.set_property("bundle", &args.bundle);
     sense.set_property("device", &args.device);
     // One window per clip.

@@ -87,6 +87,16 @@ pub fn start(pipeline: &gst::Pipeline) -> Result<(), String> {
     Err(reason.unwrap_or_else(|| format!("could not start the pipeline ({e})")))
 }
 
+/// Sets `sense` up for a pipeline that only reads its results (`file_pipeline`: the
+/// video goes to a fakesink): frames leave at once (`result-timing=latest`) instead of
+/// waiting for their window's result, which held every decoded frame of a window —
+/// hundreds of megabytes at 720p — for nothing. Windows and their results are the
+/// same; on files the element still waits for the worker, so none is lost. Call it
+/// before the user's own settings, which may override it.
+pub fn results_only(sense: &gst::Element) {
+    sense.set_property_from_str("result-timing", "latest");
+}
+
 /// `uridecodebin uri=URI` → `emotionsense` → fakesink: every decoded video stream
 /// goes to the element's `video` pad (through videoconvert), audio to `audio`
 /// (through audioconvert ! audioresample), as they appear; other streams are ignored.
@@ -102,6 +112,7 @@ pub fn file_pipeline_with(
     sense: &gst::Element,
     audio: bool,
 ) -> anyhow::Result<gst::Pipeline> {
+    prefer_jpeg_parser();
     let pipeline = gst::Pipeline::new();
     let src = gst::ElementFactory::make("uridecodebin")
         .name("src")
@@ -138,6 +149,20 @@ pub fn file_pipeline_with(
         }
     });
     Ok(pipeline)
+}
+
+/// Lets decodebin put `jpegparse` before `jpegdec` (its rank is none), so a JPEG's
+/// EXIF orientation reaches the element as an image-orientation tag: phone photos are
+/// analysed upright. Once per process.
+fn prefer_jpeg_parser() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        if let Some(f) = gst::ElementFactory::find("jpegparse")
+            && f.rank() < gst::Rank::MARGINAL
+        {
+            f.set_rank(gst::Rank::MARGINAL);
+        }
+    });
 }
 
 fn is_audio(pad: &gst::Pad) -> bool {

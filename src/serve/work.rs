@@ -136,6 +136,7 @@ pub fn start(
                 });
                 metrics.pipelines.dec();
                 drop(permit);
+                super::release_free_memory();
                 let _ = tx.send(Progress::Done(outcome));
             }
         });
@@ -157,6 +158,7 @@ fn run(
     let sense = gst::ElementFactory::make("emotionsense")
         .build()
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    crate::cli::runner::results_only(&sense);
     sense.set_property("bundle", &settings.bundle);
     sense.set_property("device", &settings.device);
     for p in &settings.properties {
