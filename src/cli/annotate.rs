@@ -6,10 +6,15 @@
 //! One pass decodes, analyses and encodes:
 //!
 //! ```text
-//! uridecodebin ─ video ─ queue ─ videoconvert ─ emotionsense (overlay, in step) ─ videoconvert ─ x264enc ─┐
+//! uridecodebin ─ video ─ queue ─ videoflip ─ videoconvert ─ emotionsense (overlay, in step) ─ videoconvert ─ x264enc ─┐
 //!              └ audio ─ tee ─ queue ─ audioconvert ─ audioresample ─ emotionsense.audio              mp4mux ─ file
 //!                            └ queue (deep: the video waits for its analysis) ─ avenc_aac ─────────────┘
 //! ```
+//!
+//! The video is written upright: `videoflip` turns pictures stored sideways (a phone's
+//! image-orientation tag, or the user's fixed `orientation`) before the element, and the
+//! tag it passes on is rewritten to `rotate-0`, so the overlay's text reads upright and
+//! players do not turn the picture a second time.
 //!
 //! The text track is added afterwards by remuxing (no re-encoding): a muxer fed cues
 //! while the video waits for them would wait on itself. Everything is written under a
@@ -140,6 +145,33 @@ fn sense_element(args: &AnnotateArgs) -> anyhow::Result<gst::Element> {
         super::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
     }
     Ok(sense)
+}
+
+/// A `videoflip` that turns the video upright as `sense` would have turned it for
+/// analysis (its `orientation`: the tag, or the user's fixed setting), and tells
+/// everything after it that the picture is upright (`image-orientation=rotate-0`);
+/// `sense` then takes the picture as it comes.
+fn upright(sense: &gst::Element) -> anyhow::Result<gst::Element> {
+    let method = sense.property_value("orientation");
+    sense.set_property_from_str("orientation", "identity");
+    let flip = make("videoflip")?;
+    flip.set_property_from_value("video-direction", &method);
+    let pad = flip
+        .static_pad("src")
+        .ok_or_else(|| anyhow!("videoflip without src"))?;
+    pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, |_, info| {
+        if let Some(gst::PadProbeData::Event(event)) = &mut info.data
+            && let gst::EventView::Tag(tag) = event.view()
+            && tag.tag().get::<gst::tags::ImageOrientation>().is_some()
+        {
+            let mut tags = tag.tag_owned();
+            tags.make_mut()
+                .add::<gst::tags::ImageOrientation>(&"rotate-0", gst::TagMergeMode::Replace);
+            *event = gst::event::Tag::new(tags);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    Ok(flip)
 }
 
 /// A new element of `factory`, or an error naming the missing element.
@@ -321,7 +353,8 @@ fn link_decoded(
     };
     if kind.starts_with("video/x-raw") {
         let (queue, convert) = (make("queue")?, make("videoconvert")?);
-        chain(&[&queue, &convert], &request(sense, "video")?)?;
+        let flip = upright(sense)?;
+        chain(&[&queue, &flip, &convert], &request(sense, "video")?)?;
         pad.link(&queue.static_pad("sink").expect("queue sink"))?;
         Ok(Some(Kind::Video))
     } else if kind.starts_with("audio/x-raw") {

@@ -32,6 +32,14 @@
 //! and reports every face, with per-frame answers when its head has them.
 //! `overlay=true` draws the result on the video.
 //!
+//! Pictures stored sideways are analysed upright: the video's `image-orientation` tag
+//! (what demuxers post for a phone video's display matrix, what `jpegparse` posts for
+//! a photo's EXIF orientation, and what `videoflip` reads) says how to turn them, or a
+//! fixed `orientation` does for a camera mounted on its side that sends no tag. Sampled
+//! frames, face detection and the reported face boxes are in the upright picture; the
+//! video passes through unchanged (the tag travels on), and the overlay draws each
+//! face box where the face is in the stored picture.
+//!
 //! Windows (`window-mode`): `auto` (the default) gives one window per spoken
 //! utterance, found by a voice detector, and cuts the stretches without speech into
 //! windows of `window-length`, so every second is covered (video without an audio
@@ -87,7 +95,7 @@ use super::worker::{Shared, Worker};
 use super::{CAT, ResultTiming};
 use crate::analyzer::{AnalyzerConfig, SpeechSetup};
 use crate::infer::Model;
-use crate::media::SampleFormat;
+use crate::media::{Orientation, SampleFormat};
 use crate::speculation::Speculation;
 use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
 use crate::speech::{VoiceDetector, WhisperModel};
@@ -113,6 +121,10 @@ pub(super) struct State {
     pub missing: bool,
     /// An upstream element attaches face ROI metas to this stream.
     pub upstream_faces: bool,
+    /// The `orientation` property when fixed (`None`: follow the tag).
+    pub fixed_orientation: Option<Orientation>,
+    /// The video's image-orientation tag, as last seen.
+    pub tag_orientation: Orientation,
     pub worker: Option<Arc<Worker>>,
     /// The online voice detector of `utterance` windows.
     pub segmenter: Option<Arc<SegmenterThread>>,
@@ -132,6 +144,13 @@ pub(super) struct State {
     pub early_guess: Option<Speculation>,
 }
 
+impl State {
+    /// How the video's pictures are turned upright for analysis.
+    pub fn orientation(&self) -> Orientation {
+        self.fixed_orientation.unwrap_or(self.tag_orientation)
+    }
+}
+
 impl Default for State {
     fn default() -> Self {
         Self {
@@ -142,6 +161,8 @@ impl Default for State {
             last_drop_warning: None,
             missing: false,
             upstream_faces: false,
+            fixed_orientation: None,
+            tag_orientation: Orientation::Identity,
             worker: None,
             segmenter: None,
             timing: Timing::new(WindowMode::Sliding, WindowConfig::default().schedule),
@@ -388,6 +409,7 @@ impl AggregatorImpl for EmotionSense {
             timing,
             element_latency,
             early_analysis,
+            fixed_orientation: settings.fixed_orientation(),
             ..State::default()
         };
         gst::debug!(CAT, imp = self, "started with {settings:?}");
@@ -410,6 +432,16 @@ impl AggregatorImpl for EmotionSense {
         match event.view() {
             EventView::FlushStart(_) => self.shared.flushing.store(true, Ordering::SeqCst),
             EventView::Caps(c) if !self.set_caps(input, c.caps()) => return false,
+            EventView::Tag(t) if input == Input::Video => {
+                let tag = t.tag();
+                if let Some(o) = tag
+                    .get::<gst::tags::ImageOrientation>()
+                    .and_then(|v| Orientation::from_tag(v.get()))
+                {
+                    gst::info!(CAT, imp = self, "video orientation from its tag: {o:?}");
+                    lock(&self.state).tag_orientation = o;
+                }
+            }
             EventView::Segment(s) if input == Input::Video => {
                 match s.segment().downcast_ref::<gst::ClockTime>() {
                     Some(seg) => self.obj().update_segment(seg),

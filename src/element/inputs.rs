@@ -248,13 +248,18 @@ impl EmotionSense {
             return Ok(());
         };
         let (iw, ih) = (info.width() as usize, info.height() as usize);
+        // The sampling size is that of the upright picture; the stored one is resized
+        // to it (sides swapped when it lies on its side), then turned upright.
+        let orientation = state.orientation();
+        let (uw, uh) = orientation.upright_size(iw, ih);
         let (w, h) = {
             let c = state.assembler.config();
             match c.fit_longest_side {
-                Some(side) => fit_size(iw, ih, side),
+                Some(side) => fit_size(uw, uh, side),
                 None => (c.frame_width, c.frame_height),
             }
         };
+        let (w, h) = orientation.upright_size(w, h);
         let plane = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
         let mut resized = resize_linear(plane, iw, ih, info.stride()[0] as usize, layout, w, h);
         // Once a stream has carried face boxes from upstream (e.g. opencv's
@@ -267,6 +272,7 @@ impl EmotionSense {
         if state.upstream_faces {
             resized.faces = Some(faces);
         }
+        let resized = orientation.image(resized);
         let duration = buf.duration().map(|d| d.nseconds()).or_else(|| {
             let fps = info.fps();
             (fps.numer() > 0).then(|| {

@@ -12,7 +12,7 @@ use gst::prelude::*;
 use super::ResultTiming;
 use crate::bundle::{Bundle, CropMode};
 use crate::infer::{DeviceChoice, ModelOptions};
-use crate::media::FramePolicy;
+use crate::media::{FramePolicy, Orientation};
 use crate::speech::{SegmenterConfig, TranscriberConfig};
 use crate::window::{SAMPLE_RATE, SECOND, SlidingSchedule, WindowConfig, WindowMode};
 
@@ -36,6 +36,7 @@ pub(super) struct Settings {
     pub max_batch_wait_ms: u32,
     pub smoothing: f64,
     pub overlay: bool,
+    pub orientation: gst_video::VideoOrientationMethod,
     pub text: Option<String>,
     pub dump_dir: Option<String>,
     pub asr: bool,
@@ -81,6 +82,7 @@ impl Default for Settings {
             max_batch_wait_ms: model.max_wait.as_millis() as u32,
             smoothing: 0.5,
             overlay: false,
+            orientation: gst_video::VideoOrientationMethod::Auto,
             text: None,
             dump_dir: None,
             asr: true,
@@ -97,6 +99,23 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The fixed orientation of the `orientation` property; `None` for `auto` (follow
+    /// the image-orientation tag; `custom` counts as `auto`).
+    pub fn fixed_orientation(&self) -> Option<Orientation> {
+        use gst_video::VideoOrientationMethod as M;
+        Some(match self.orientation {
+            M::Identity => Orientation::Identity,
+            M::_90r => Orientation::Rotate90R,
+            M::_180 => Orientation::Rotate180,
+            M::_90l => Orientation::Rotate90L,
+            M::Horiz => Orientation::FlipHoriz,
+            M::Vert => Orientation::FlipVert,
+            M::UlLr => Orientation::FlipUlLr,
+            M::UrLl => Orientation::FlipUrLl,
+            _ => return None,
+        })
+    }
+
     /// The window configuration: the bundle's sampling and window defaults, with the
     /// application's explicit window properties taking precedence for the latter.
     pub fn window_config_for(&self, bundle: Option<&Bundle>) -> Result<WindowConfig, String> {
@@ -224,6 +243,7 @@ impl Settings {
             "max-batch-wait" => self.max_batch_wait_ms = v.get().expect(CHECKED),
             "smoothing" => self.smoothing = v.get().expect(CHECKED),
             "overlay" => self.overlay = v.get().expect(CHECKED),
+            "orientation" => self.orientation = v.get().expect(CHECKED),
             "text" => self.text = v.get().expect(CHECKED),
             "dump-dir" => self.dump_dir = v.get().expect(CHECKED),
             "asr" => self.asr = v.get().expect(CHECKED),
@@ -261,6 +281,7 @@ impl Settings {
             "max-batch-wait" => self.max_batch_wait_ms.to_value(),
             "smoothing" => self.smoothing.to_value(),
             "overlay" => self.overlay.to_value(),
+            "orientation" => self.orientation.to_value(),
             "text" => self.text.to_value(),
             "dump-dir" => self.dump_dir.to_value(),
             "asr" => self.asr.to_value(),
@@ -438,6 +459,17 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .blurb("Milliseconds the model waits for more windows to fill a batch")
                 .maximum(10_000)
                 .default_value(d.max_batch_wait_ms)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecEnum::builder_with_default("orientation", d.orientation)
+                .nick("Orientation")
+                .blurb(
+                    "How the stored picture is turned upright before analysis (frames, face \
+                     detection and face boxes are in the upright picture; the video passes \
+                     unchanged): auto follows the stream's image-orientation tag (phone \
+                     videos, videoflip), the fixed methods are for cameras mounted sideways \
+                     that send no tag",
+                )
                 .mutable_ready()
                 .build(),
             glib::ParamSpecBoolean::builder("overlay")

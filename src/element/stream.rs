@@ -208,9 +208,14 @@ impl EmotionSense {
         self.attach_meta(buf.make_mut(), result.map(|l| &l.structure));
         if let Some(latest) = result
             && lock(&self.settings).overlay
-            && let Some(info) = lock(&self.state).video_info.clone()
         {
-            self.draw_overlay(&mut buf, &info, &latest.result, rt);
+            let (info, orientation) = {
+                let state = lock(&self.state);
+                (state.video_info.clone(), state.orientation())
+            };
+            if let Some(info) = info {
+                self.draw_overlay(&mut buf, &info, &latest.result, rt, orientation);
+            }
         }
         self.obj().finish_buffer(buf)?;
         Ok(())
@@ -324,13 +329,16 @@ impl EmotionSense {
         }
     }
 
-    /// Draws `result` on `buf` (the `overlay` property).
+    /// Draws `result` on `buf` (the `overlay` property); face boxes, found in the
+    /// upright picture, are drawn where they are in the stored one (`orientation`
+    /// turns it upright).
     fn draw_overlay(
         &self,
         buf: &mut gst::Buffer,
         info: &gst_video::VideoInfo,
         result: &WindowResult,
         rt: Option<u64>,
+        orientation: crate::media::Orientation,
     ) {
         let Some(layout) = pixel_layout(info.format()) else {
             return;
@@ -348,7 +356,7 @@ impl EmotionSense {
         );
         if let Ok(plane) = frame.plane_data_mut(0) {
             let mut canvas = Canvas::new(plane, w, h, stride, layout);
-            crate::output::overlay::draw(&mut canvas, result, rt);
+            crate::output::overlay::draw(&mut canvas, result, rt, orientation.inverse());
         }
     }
 

@@ -1,6 +1,6 @@
 //! Media primitives on plain data: frame resizing to the model input size, frame
-//! sampling over a window, the sample-accurate audio ring buffer, and mel
-//! spectrograms.
+//! sampling over a window, turning sideways pictures upright, the sample-accurate
+//! audio ring buffer, and mel spectrograms.
 //!
 //! Nothing in here knows about GStreamer elements; the element feeds these with the
 //! bytes of mapped buffers and running times in nanoseconds.
@@ -8,9 +8,11 @@
 pub mod audio;
 pub mod frame;
 pub mod mel;
+pub mod orient;
 pub mod sampler;
 
 pub use audio::{AudioRing, SampleFormat, pcm_to_mono, rms};
 pub use frame::{FaceRoi, PixelLayout, RgbImage, resize_linear};
 pub use mel::{Mel, MelConfig, MelSpectrogram};
+pub use orient::Orientation;
 pub use sampler::{FramePolicy, SampledFrames};

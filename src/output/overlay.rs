@@ -160,8 +160,14 @@ fn frame_at(frames: &[FrameProbs], at: Option<u64>) -> Option<&FrameProbs> {
 /// labelled with its emotion around each face (the dominant face green) and a panel
 /// with the smoothed label of every head and its probability bars. Per-frame heads
 /// label the faces and the panel title with the answer for this frame (the sampled
-/// frame at or before `at`).
-pub fn draw(canvas: &mut Canvas, result: &WindowResult, at: Option<u64>) {
+/// frame at or before `at`). Face rectangles are turned by `faces_to_canvas` (from the
+/// upright picture they were found in to the canvas, when that is stored sideways).
+pub fn draw(
+    canvas: &mut Canvas,
+    result: &WindowResult,
+    at: Option<u64>,
+    faces_to_canvas: crate::media::Orientation,
+) {
     // Panel, font and lines scale with the frame: 1 at 360p, 2 at 720p, 6 at 4K.
     let s = (canvas.width.min(canvas.height) / 360).max(1);
     let emotion_labels = result
@@ -176,7 +182,7 @@ pub fn draw(canvas: &mut Canvas, result: &WindowResult, at: Option<u64>) {
             } else {
                 [200, 200, 200]
             };
-            let [fx, fy, fw, fh] = f.rect;
+            let [fx, fy, fw, fh] = faces_to_canvas.rect(f.rect);
             canvas.outline(
                 (fx * w) as usize,
                 (fy * h) as usize,
@@ -235,6 +241,7 @@ pub fn draw(canvas: &mut Canvas, result: &WindowResult, at: Option<u64>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::media::Orientation;
     use crate::output::{FaceReport, FusionDetails, Prediction};
 
     /// A joy result with one face in the bottom-right quarter.
@@ -288,6 +295,7 @@ mod tests {
             &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
             &result,
             None,
+            Orientation::Identity,
         );
         let px = |x: usize, y: usize| {
             [
@@ -303,6 +311,24 @@ mod tests {
         assert!(row.is_some(), "no full joy bar");
         // Untouched far corner.
         assert_eq!(px(w - 1, h - 1), [0, 0, 0]);
+    }
+
+    #[test]
+    fn face_boxes_follow_a_sideways_canvas() {
+        // A canvas stored on its side (turned upright by rotating it 90° clockwise):
+        // the face found in the upright picture is drawn where the canvas has it.
+        let (w, h) = (240, 320);
+        let mut data = vec![0u8; w * h * 3];
+        draw(
+            &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
+            &joyful(),
+            None,
+            Orientation::Rotate90R.inverse(),
+        );
+        let px = |x: usize, y: usize| data[(y * w + x) * 3..(y * w + x) * 3 + 3].to_vec();
+        // Upright rect [0.5, 0.5, 0.25, 0.25] → stored [0.5, 0.25, 0.25, 0.25].
+        assert_eq!(px(120, 80), vec![60, 220, 90]);
+        assert_eq!(px(w - 1, h - 1), vec![0, 0, 0]);
     }
 
     #[test]
@@ -328,6 +354,7 @@ mod tests {
                 &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
                 &r,
                 at,
+                Orientation::Identity,
             );
             data
         };
@@ -351,6 +378,7 @@ mod tests {
             &mut Canvas::new(&mut neutral, w, h, w * 3, PixelLayout::RGB),
             &r2,
             None,
+            Orientation::Identity,
         );
         let label_rows = |d: &[u8]| d[(120 - 12) * w * 3..120 * w * 3].to_vec();
         assert_eq!(label_rows(&render(Some(600_000_000))), label_rows(&neutral));
@@ -363,6 +391,7 @@ mod tests {
             &mut Canvas::new(&mut data, w, h, w * 3, PixelLayout::RGB),
             &joyful(),
             None,
+            Orientation::Identity,
         );
         let dark = |x: usize, y: usize| data[(y * w + x) * 3 + 2] < 128;
         let y = (0..h).find(|&y| dark(w / 100 + 10, y)).expect("a panel");
