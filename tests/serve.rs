@@ -120,21 +120,9 @@ fn the_reference_clients_flow_and_streamed_lines() {
 }
 
 fn poll_job(s: &Server, id: &str, deadline: Duration) -> Value {
-    let end = Instant::now() + deadline;
-    loop {
-        let v: Value = client()
-            .get(s.url(&format!("/v1/jobs/{id}")))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        let state = v["state"].as_str().unwrap().to_string();
-        if state != "queued" && state != "running" {
-            return v;
-        }
-        assert!(Instant::now() < end, "job {id} still {state}");
-        std::thread::sleep(Duration::from_millis(300));
-    }
+    s.wait_for(&format!("/v1/jobs/{id}"), deadline, |v| {
+        v["state"] != "queued" && v["state"] != "running"
+    })
 }
 
 #[test]
@@ -639,22 +627,9 @@ fn s3_sources_through_an_s3_compatible_server() {
 fn live_streams_deliver_events_in_order() {
     let port = free_port();
     let rtsp = common::rtsp::Server::start(port);
-    let s = Server::start(
-        &state_dir("streams"),
-        &[
-            "--allow-remote",
-            "--allow-private",
-            "--set",
-            "window-mode=sliding",
-            "--set",
-            "window-length=1",
-            "--set",
-            "window-hop=1",
-            "--set",
-            "asr=false",
-        ],
-        &[],
-    );
+    let mut args = vec!["--allow-remote", "--allow-private"];
+    args.extend_from_slice(&FAST_WINDOWS);
+    let s = Server::start(&state_dir("streams"), &args, &[]);
     let url = format!("rtsp://viewer:secret@127.0.0.1:{port}/cam");
     let r = post_json(&s, "/v1/streams", &json!({"uri": url, "name": "lobby"}));
     assert_eq!(r.status(), 201, "{}", s.log());

@@ -341,34 +341,20 @@ fn base64_of(text: &str) -> String {
     base64::engine::general_purpose::STANDARD.encode(text)
 }
 
-/// Polls stream `id` until `done` holds for its status (or panics after `limit`).
-fn wait_stream(s: &Server, id: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
-    let end = Instant::now() + limit;
-    loop {
-        let v: Value = client()
-            .get(s.url(&format!("/v1/streams/{id}")))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        if done(&v) {
-            return v;
-        }
-        assert!(Instant::now() < end, "{v}\n{}", s.log());
-        std::thread::sleep(Duration::from_millis(200));
-    }
+/// Starts a stream of `uri` (201) and waits until it stops or fails; its status.
+fn play_to_end(s: &Server, uri: &str) -> Value {
+    let r = post_json(s, "/v1/streams", &json!({"uri": uri}));
+    assert_eq!(r.status(), 201, "{}", s.log());
+    let id = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    s.wait_for(
+        &format!("/v1/streams/{id}"),
+        Duration::from_secs(120),
+        |v| v["state"] == "stopped" || v["state"] == "failed",
+    )
 }
-
-const FAST_WINDOWS: [&str; 8] = [
-    "--set",
-    "window-mode=sliding",
-    "--set",
-    "window-length=1",
-    "--set",
-    "window-hop=1",
-    "--set",
-    "asr=false",
-];
 
 #[test]
 fn http_streams_are_fetched_by_the_checked_client_and_redirects_rechecked() {
@@ -380,25 +366,12 @@ fn http_streams_are_fetched_by_the_checked_client_and_redirects_rechecked() {
     args.extend_from_slice(&FAST_WINDOWS);
     let s = Server::start(&state_dir("redirects"), &args, &[]);
     // A stream from the "public" origin plays to its end.
-    let r = post_json(&s, "/v1/streams", &json!({"uri": origin.url("/clip.mp4")}));
-    assert_eq!(r.status(), 201, "{}", s.log());
-    let id = r.json::<Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let v = wait_stream(&s, &id, Duration::from_secs(120), |v| {
-        v["state"] == "stopped" || v["state"] == "failed"
-    });
+    let v = play_to_end(&s, &origin.url("/clip.mp4"));
     assert_eq!(v["state"], "stopped", "{v}");
     assert!(v["windows"].as_u64().unwrap() >= 3, "{v}");
     // A redirect into this machine is refused, by the stream and by /invocations.
-    let r = post_json(&s, "/v1/streams", &json!({"uri": origin.url("/redirect")}));
-    assert_eq!(r.status(), 201, "{}", s.log());
-    let id = r.json::<Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let v = wait_stream(&s, &id, Duration::from_secs(60), |v| v["state"] == "failed");
+    let v = play_to_end(&s, &origin.url("/redirect"));
+    assert_eq!(v["state"], "failed", "{v}");
     assert!(v["last_error"].as_str().unwrap().contains("private"), "{v}");
     let r = post_json(
         &s,
@@ -425,22 +398,11 @@ fn credentials_never_reach_the_disk_and_state_is_private() {
     let id = job["id"].as_str().unwrap().to_string();
     assert!(!job.to_string().contains("secretpw"), "{job}");
     let dir = state.join("jobs").join(&id);
-    let end = Instant::now() + Duration::from_secs(180);
-    let done = loop {
+    let done = s.wait_for(&format!("/v1/jobs/{id}"), Duration::from_secs(180), |v| {
         let text = std::fs::read_to_string(dir.join("job.json")).unwrap_or_default();
         assert!(!text.contains("secretpw"), "{text}");
-        let v: Value = client()
-            .get(s.url(&format!("/v1/jobs/{id}")))
-            .send()
-            .unwrap()
-            .json()
-            .unwrap();
-        if v["state"] != "queued" && v["state"] != "running" {
-            break v;
-        }
-        assert!(Instant::now() < end, "{v}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+        v["state"] != "queued" && v["state"] != "running"
+    });
     // The credentials were used (the origin answers 401 without them) and then removed.
     assert_eq!(done["state"], "done", "{done}\n{}", s.log());
     assert!(!dir.join("credentials").exists());
@@ -556,15 +518,7 @@ fn quoted_paths_are_played_literally() {
     let mut args = vec!["--allow-dir", media.to_str().unwrap()];
     args.extend_from_slice(&FAST_WINDOWS);
     let s = Server::start(&state_dir("quoted"), &args, &[]);
-    let r = post_json(&s, "/v1/streams", &json!({"uri": odd}));
-    assert_eq!(r.status(), 201, "{}", s.log());
-    let id = r.json::<Value>().unwrap()["id"]
-        .as_str()
-        .unwrap()
-        .to_string();
-    let v = wait_stream(&s, &id, Duration::from_secs(120), |v| {
-        v["state"] == "stopped" || v["state"] == "failed"
-    });
+    let v = play_to_end(&s, odd.to_str().unwrap());
     assert_eq!(v["state"], "stopped", "{v}");
     assert!(v["windows"].as_u64().unwrap() >= 3, "{v}");
     assert!(!out.exists());

@@ -355,31 +355,30 @@ fn spoken_clip_pipeline(wav: &Path, frames: u64, out: &Path) -> anyhow::Result<g
         .property("foreground-color", 0xff80_8080u32)
         .property("num-buffers", i32::try_from(frames).unwrap_or(i32::MAX))
         .build()?;
-    let size = gst::ElementFactory::make("capsfilter")
-        .property(
-            "caps",
-            gst::Caps::builder("video/x-raw")
-                .field("width", 640)
-                .field("height", 360)
-                .field("framerate", gst::Fraction::new(30, 1))
-                .build(),
-        )
-        .build()?;
+    let filter = |caps: gst::Caps| {
+        gst::ElementFactory::make("capsfilter")
+            .property("caps", caps)
+            .build()
+    };
+    let size = filter(
+        gst::Caps::builder("video/x-raw")
+            .field("width", 640)
+            .field("height", 360)
+            .field("framerate", gst::Fraction::new(30, 1))
+            .build(),
+    )?;
     let x264 = gst::ElementFactory::make("x264enc")
         .property_from_str("speed-preset", "ultrafast")
         .build()?;
     let speech = gst::ElementFactory::make("filesrc")
         .property("location", wav)
         .build()?;
-    let rate = gst::ElementFactory::make("capsfilter")
-        .property(
-            "caps",
-            gst::Caps::builder("audio/x-raw")
-                .field("rate", 48000)
-                .field("channels", 1)
-                .build(),
-        )
-        .build()?;
+    let rate = filter(
+        gst::Caps::builder("audio/x-raw")
+            .field("rate", 48000)
+            .field("channels", 1)
+            .build(),
+    )?;
     let video = [picture, size, x264, make("h264parse")?, make("queue")?];
     let audio = [
         speech,

@@ -78,6 +78,25 @@ impl Server {
         self.log.lock().unwrap().clone()
     }
 
+    /// `GET path` as JSON.
+    pub fn get_json(&self, path: &str) -> Value {
+        client().get(self.url(path)).send().unwrap().json().unwrap()
+    }
+
+    /// Polls `GET path` until `done` holds for its JSON, which it returns; panics with
+    /// the last answer and the server's log after `limit`.
+    pub fn wait_for(&self, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + limit;
+        loop {
+            let v = self.get_json(path);
+            if done(&v) {
+                return v;
+            }
+            assert!(Instant::now() < end, "{path}: {v}\n{}", self.log());
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
@@ -93,6 +112,18 @@ impl Drop for Server {
         self.kill();
     }
 }
+
+/// `--set`s for quick windows: sliding, 1 s, no speech recognition.
+pub const FAST_WINDOWS: [&str; 8] = [
+    "--set",
+    "window-mode=sliding",
+    "--set",
+    "window-length=1",
+    "--set",
+    "window-hop=1",
+    "--set",
+    "asr=false",
+];
 
 pub fn client() -> reqwest::blocking::Client {
     reqwest::blocking::Client::builder()
