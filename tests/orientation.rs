@@ -215,17 +215,22 @@ fn analyze_reads_an_mp4_display_matrix_and_jpeg_exif() {
             assert!((a - b).abs() < 0.03, "{u:?} vs {s:?}");
         }
     }
-    // A JPEG stored sideways with EXIF orientation 6 (turn 90° clockwise to show).
+    // A JPEG stored sideways with EXIF orientation 6 ("turn 90° clockwise to show"),
+    // written by jifmux from the image-orientation tag.
     let jpeg = fixture_dir().join("exif6.jpg");
-    let script = format!(
-        "from PIL import Image\n\
-         im = Image.open({:?}).convert('RGB')\n\
-         exif = Image.Exif(); exif[0x0112] = 6\n\
-         im.rotate(90, expand=True).save({:?}, exif=exif.tobytes(), quality=92)\n",
-        astronaut().display().to_string(),
-        jpeg.display().to_string()
+    let desc = format!(
+        "filesrc location={} ! pngdec ! videoconvert ! videoflip video-direction=90l \
+         ! jpegenc ! taginject tags=\"image-orientation=rotate-90\" ! jifmux \
+         ! filesink location={}",
+        astronaut().display(),
+        jpeg.display()
     );
-    run_ok(std::process::Command::new(python()).args(["-c", &script]));
+    run_to_eos(
+        &gst::parse::launch(&desc).unwrap(),
+        Duration::from_secs(60),
+        |_| {},
+    )
+    .unwrap();
     let png_faces = faces_of(&analyze(&astronaut(), "png"));
     let jpeg_faces = faces_of(&analyze(&jpeg, "jpeg"));
     assert_eq!(png_faces.len(), 1);
