@@ -79,9 +79,19 @@ pub fn parse_remote(text: &str) -> Result<Url, ApiError> {
     }
     match url.host() {
         None => Err(ApiError::bad_request(format!("{}: no host", redact(text)))),
-        Some(Host::Domain(d)) if d.is_empty() || d.contains('%') => Err(ApiError::bad_request(
-            format!("{}: not a valid host name", redact(text)),
-        )),
+        // A name as DNS knows it: a percent-escape in a host decodes to anything
+        // (a quote, a space), which other parsers would read otherwise.
+        Some(Host::Domain(d))
+            if d.is_empty()
+                || !d
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.' | '_')) =>
+        {
+            Err(ApiError::bad_request(format!(
+                "{}: not a valid host name",
+                redact(text)
+            )))
+        }
         Some(_) => Ok(url),
     }
 }
@@ -453,6 +463,9 @@ mod tests {
             "http://:80/x",
             "http://u:p@/x",
             "rtsp://ho%73t/x",
+            // Found by fuzzing: an escaped quote in the host, decoded by the parser.
+            "http://-22oo22%22222/",
+            "http://a%20b/x",
         ] {
             assert!(parse_remote(bad).is_err(), "{bad}");
         }
