@@ -182,12 +182,7 @@ fn analyze_reads_an_mp4_display_matrix_and_jpeg_exif() {
             still_video(&astronaut(), 90),
             path.display()
         );
-        run_to_eos(
-            &gst::parse::launch(&desc).unwrap(),
-            Duration::from_secs(60),
-            |_| {},
-        )
-        .unwrap();
+        run_description(&desc);
         path
     };
     let upright = faces_of(&analyze(&encode("upright", ""), "upright"));
@@ -225,12 +220,7 @@ fn analyze_reads_an_mp4_display_matrix_and_jpeg_exif() {
         astronaut().display(),
         jpeg.display()
     );
-    run_to_eos(
-        &gst::parse::launch(&desc).unwrap(),
-        Duration::from_secs(60),
-        |_| {},
-    )
-    .unwrap();
+    run_description(&desc);
     let png_faces = faces_of(&analyze(&astronaut(), "png"));
     let jpeg_faces = faces_of(&analyze(&jpeg, "jpeg"));
     assert_eq!(png_faces.len(), 1);

@@ -316,16 +316,22 @@ async fn json_source(s: &AppState, body: Body) -> Result<(MediaSpec, String), Ap
     Ok((spec, given))
 }
 
-/// The media of a request body — the reference's JSON shapes, or the video's bytes
-/// streamed into `dir` — and how the client named it.
+/// How a request body gives its video, refused at once when its declared length is
+/// over the limit.
+fn body_of(s: &AppState, headers: &HeaderMap) -> Result<BodyKind, ApiError> {
+    let kind = body_kind(headers)?;
+    check_length(s, headers, kind)?;
+    Ok(kind)
+}
+
+/// The media of a request body of `kind` (from [`body_of`]) — the reference's JSON
+/// shapes, or the video's bytes streamed into `dir` — and how the client named it.
 async fn read_source(
     s: &AppState,
-    headers: &HeaderMap,
+    kind: BodyKind,
     body: Body,
     dir: &std::path::Path,
 ) -> Result<(MediaSpec, String), ApiError> {
-    let kind = body_kind(headers)?;
-    check_length(s, headers, kind)?;
     match kind {
         BodyKind::Json => json_source(s, body).await,
         BodyKind::Bytes => {
@@ -362,7 +368,8 @@ async fn invoke(s: Arc<AppState>, headers: HeaderMap, body: Body) -> Result<Resp
     // in the queue: a slow client holds nobody else up.
     let work = tempfile::TempDir::new_in(&s.scratch)
         .map_err(|e| ApiError::internal(format!("scratch space: {e}")))?;
-    let (spec, _) = read_source(&s, &headers, body, work.path()).await?;
+    let kind = body_of(&s, &headers)?;
+    let (spec, _) = read_source(&s, kind, body, work.path()).await?;
     let uri = spec.materialize(work.path(), &s.policy).await?;
     let deadline = tokio::time::Instant::now() + Duration::from_secs_f64(s.timeout);
     let ticket = s.pool.enqueue()?;
@@ -463,10 +470,9 @@ async fn submit_job(State(s): Shared, headers: HeaderMap, body: Body) -> Respons
         if s.closing.load(Ordering::SeqCst) {
             return Err(ApiError::busy("the server is shutting down", 5));
         }
-        let kind = body_kind(&headers)?;
-        check_length(&s, &headers, kind)?;
+        let kind = body_of(&s, &headers)?;
         let (id, dir) = s.jobs.reserve()?;
-        let (spec, given) = match read_source(&s, &headers, body, &dir).await {
+        let (spec, given) = match read_source(&s, kind, body, &dir).await {
             Ok(source) => source,
             Err(e) => {
                 let _ = std::fs::remove_dir_all(&dir);
@@ -699,9 +705,18 @@ async fn stream_source(s: &AppState, uri: &str) -> Result<LiveSource, ApiError> 
         }
         return Ok(LiveSource::Device(uri.to_string()));
     }
-    match MediaSpec::from_uri(uri, &s.policy).await? {
-        MediaSpec::Rtsp(u) => {
-            let checked = CheckedUrl::parse(&u, &s.policy).await?;
+    // A remote URL is parsed and checked once, here.
+    let scheme = uri.split_once("://").map(|(p, _)| p.to_ascii_lowercase());
+    match scheme.as_deref() {
+        Some("http" | "https") => {
+            let checked = CheckedUrl::parse(uri, &s.policy).await?;
+            return Ok(LiveSource::Feed {
+                url: uri.to_string(),
+                feeder: super::net::http_feeder(checked, s.policy.clone()),
+            });
+        }
+        Some("rtsp" | "rtsps") => {
+            let checked = CheckedUrl::parse(uri, &s.policy).await?;
             // rtsps:// keeps its host name, which its certificate is checked against.
             let location = if checked.url.scheme() == "rtsps" {
                 checked.url.clone()
@@ -711,24 +726,22 @@ async fn stream_source(s: &AppState, uri: &str) -> Result<LiveSource, ApiError> 
             let only = location
                 .host_str()
                 .map(|h| (h.to_ascii_lowercase(), super::net::port(&location)));
-            Ok(LiveSource::Rtsp {
+            return Ok(LiveSource::Rtsp {
                 location: location.to_string(),
                 only,
-            })
+            });
         }
-        MediaSpec::Http(u) => {
-            let checked = CheckedUrl::parse(&u, &s.policy).await?;
-            Ok(LiveSource::Feed {
-                url: u,
-                feeder: super::net::http_feeder(checked, s.policy.clone()),
-            })
-        }
+        _ => {}
+    }
+    match MediaSpec::from_uri(uri, &s.policy).await? {
         MediaSpec::File(p) => {
             LiveSource::file(&p).map_err(|e| ApiError::internal(format!("{}: {e}", p.display())))
         }
-        MediaSpec::S3 { .. } | MediaSpec::Upload(_) => Err(ApiError::bad_request(
-            "a live stream needs rtsp://, http(s)://, a capture device or a local file",
-        )),
+        MediaSpec::Http(_) | MediaSpec::Rtsp(_) | MediaSpec::S3 { .. } | MediaSpec::Upload(_) => {
+            Err(ApiError::bad_request(
+                "a live stream needs rtsp://, http(s)://, a capture device or a local file",
+            ))
+        }
     }
 }
 

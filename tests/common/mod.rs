@@ -156,6 +156,13 @@ pub fn run_to_eos(
     result
 }
 
+/// Runs the launch description `desc` (fixture media made by the test) to EOS within
+/// a minute; fails the test otherwise.
+pub fn run_description(desc: &str) {
+    let pipeline = gst::parse::launch(desc).unwrap_or_else(|e| panic!("{desc}: {e}"));
+    run_to_eos(&pipeline, Duration::from_secs(60), |_| {}).unwrap_or_else(|e| panic!("{e}"));
+}
+
 /// The window result of an `emotion` element message, if `msg` is one.
 pub fn window_of(msg: &gst::Message) -> Option<gst_emotion::output::WindowResult> {
     let gst::MessageView::Element(e) = msg.view() else {

@@ -158,12 +158,7 @@ pub fn spoken_clip(name: &str, text: &str, frames: u32) -> PathBuf {
         still_video(&astronaut(), frames),
         wav.display()
     );
-    run_to_eos(
-        &gst::parse::launch(&desc).unwrap(),
-        Duration::from_secs(60),
-        |_| {},
-    )
-    .unwrap();
+    run_description(&desc);
     path
 }
 
