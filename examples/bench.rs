@@ -129,6 +129,7 @@ fn main() -> anyhow::Result<()> {
         }),
         kind: Default::default(),
         stream_span: None,
+        degraded: None,
     };
     rate(
         "prepare one window (tensors for the model)",

@@ -179,6 +179,7 @@ fn faces_found_ahead_of_the_words_give_the_same_answer() {
         audio: None,
         kind: Default::default(),
         stream_span: None,
+        degraded: None,
     };
     let text = Some("I am so happy to see you again.");
     // The element's way: the face branch starts first, the words come later.

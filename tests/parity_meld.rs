@@ -238,6 +238,7 @@ fn elements_share_one_model_per_bundle_and_device() {
         audio: None,
         kind: Default::default(),
         stream_span: None,
+        degraded: None,
     };
     let p1 = a.prepare(&job, Some("i am happy")).unwrap();
     let p2 = a.prepare(&job, Some("i am furious")).unwrap();

@@ -273,3 +273,69 @@ fn rtsp_requests_go_only_to_the_checked_address() {
     assert_eq!(end, LiveEnd::Stopped);
     server.stop();
 }
+
+/// A camera whose audio track stops while its video goes on (docs/live.md, "When
+/// inputs fail"): the analysis says so once and goes on with video-only windows.
+#[test]
+fn a_camera_whose_audio_stops_keeps_being_analysed() {
+    use gst_emotion::cli::live::{LiveEvent, LiveOptions, LiveSource, run_live};
+    use gst_emotion::element::InputEventKind;
+    use gst_emotion::window::{Degraded, Input};
+    use std::sync::Mutex;
+    common::init();
+    let port = free_port();
+    let server = Server::start(port);
+    let opts = LiveOptions {
+        bundle: Some("none".into()),
+        properties: vec!["asr=false".into()],
+        ..LiveOptions::default()
+    };
+    let source = LiveSource::Rtsp {
+        location: format!("rtsp://127.0.0.1:{port}/cam-mute"),
+        only: None,
+    };
+    let stalls = Mutex::new(Vec::new());
+    let degraded = Mutex::new(Vec::new());
+    let started = Instant::now();
+    let end = run_live(
+        &source,
+        &opts,
+        |e| match e {
+            LiveEvent::Input(ev) => stalls.lock().unwrap().push(ev),
+            LiveEvent::Window(w) => degraded.lock().unwrap().push(w.degraded),
+            _ => {}
+        },
+        // Stop after three video-only windows, or after 40 s.
+        &|| {
+            let d = degraded.lock().unwrap();
+            let video_only = d.iter().filter(|d| **d == Some(Degraded::NoAudio)).count();
+            u32::from(video_only >= 3 || started.elapsed() > Duration::from_secs(40))
+        },
+    )
+    .unwrap();
+    server.stop();
+    let stalls = stalls.into_inner().unwrap();
+    let degraded = degraded.into_inner().unwrap();
+    assert_eq!(end, gst_emotion::cli::live::LiveEnd::Stopped);
+    assert!(
+        degraded
+            .iter()
+            .filter(|d| **d == Some(Degraded::NoAudio))
+            .count()
+            >= 3,
+        "{degraded:?}"
+    );
+    assert!(
+        degraded.first() == Some(&None),
+        "fused before the stall: {degraded:?}"
+    );
+    assert_eq!(stalls.len(), 1, "{stalls:?}");
+    assert_eq!(
+        (stalls[0].input, stalls[0].kind),
+        (Input::Audio, InputEventKind::Stalled)
+    );
+    assert!(
+        stalls[0].message.contains("continuing with video only"),
+        "{stalls:?}"
+    );
+}

@@ -685,6 +685,48 @@ fn live_streams_deliver_events_in_order() {
     rtsp.stop();
 }
 
+/// A stream whose camera's audio stops (docs/live.md, "When inputs fail"): the stream
+/// shows the missing input and keeps analysing; `/metrics` counts the stall.
+#[test]
+fn a_stream_shows_its_stalled_audio_and_metrics_count_it() {
+    let port = free_port();
+    let rtsp = common::rtsp::Server::start(port);
+    let mut args = vec!["--allow-remote", "--allow-private"];
+    args.extend_from_slice(&FAST_WINDOWS);
+    let s = Server::start(&state_dir("stall"), &args, &[]);
+    let url = format!("rtsp://127.0.0.1:{port}/cam-mute");
+    let r = post_json(&s, "/v1/streams", &json!({"uri": url, "name": "mute"}));
+    assert_eq!(r.status(), 201, "{}", s.log());
+    let id = r.json::<Value>().unwrap()["id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let path = format!("/v1/streams/{id}");
+    let stalled = s.wait_for(&path, Duration::from_secs(60), |v| {
+        v["missing_inputs"] == json!(["audio"])
+    });
+    assert_eq!(stalled["input_stalls"], 1, "{stalled}");
+    assert_eq!(stalled["state"], "playing", "{stalled}");
+    // Windows keep coming from the video.
+    let windows = stalled["windows"].as_u64().unwrap();
+    s.wait_for(&path, Duration::from_secs(30), |v| {
+        v["windows"].as_u64().unwrap() >= windows + 2
+    });
+    let metrics = client()
+        .get(s.url("/metrics"))
+        .send()
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(
+        metrics.contains("gst_emotion_stream_input_stalls_total{input=\"audio\"} 1"),
+        "{metrics}"
+    );
+    let r = client().delete(s.url(&path)).send().unwrap();
+    assert_eq!(r.status(), 200);
+    rtsp.stop();
+}
+
 #[test]
 fn sigterm_stops_the_server_cleanly() {
     let mut s = Server::start(&state_dir("term"), &[], &[]);

@@ -316,6 +316,7 @@ fn utterance_windows_are_transcribed_without_a_second_voice_search() {
         }),
         kind,
         stream_span: None,
+        degraded: None,
     };
     // An utterance window is speech the segmenter found: Whisper runs, no VAD pass.
     let r = analyzer.analyse(&job(WindowKind::Utterance)).unwrap();

@@ -167,6 +167,7 @@ fn words_only(model: &Model, items: &[Item]) -> Vec<Result<Outcome, String>> {
         audio: None,
         kind: Default::default(),
         stream_span: None,
+        degraded: None,
     };
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(16) {

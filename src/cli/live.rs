@@ -76,6 +76,9 @@ pub enum LiveEvent {
     Window(Box<WindowResult>),
     /// A warning (credentials removed).
     Warning(String),
+    /// An input stalled, ended, jumped or recovered: windows are cut from the other
+    /// input meanwhile (docs/live.md, "When inputs fail").
+    Input(crate::element::InputEvent),
     /// The first window after a reconnection.
     Resumed,
     /// The stream broke; reconnecting after `delay` seconds (attempt `attempt`).
@@ -532,6 +535,7 @@ fn play(
             Event::Window(r) => on_event(LiveEvent::Window(r)),
             Event::Playing => on_event(LiveEvent::Playing),
             Event::Warning(w) => on_event(LiveEvent::Warning(scrub(&w, source))),
+            Event::Input(e) => on_event(LiveEvent::Input(e)),
             Event::NoStreams => return End::Lost("no audio or video stream found".into()),
             Event::Eos => {
                 if stopping.is_some() || !rtsp {

@@ -29,6 +29,8 @@ pub enum Event {
     },
     /// A warning's message.
     Warning(String),
+    /// An input of `emotionsense` stalled, ended, jumped or recovered (live).
+    Input(crate::element::InputEvent),
     /// The pipeline reached PLAYING.
     Playing,
     /// The input has no audio or video stream.
@@ -40,6 +42,9 @@ pub enum Event {
 impl Event {
     /// The meaning of `msg` for a command running `pipeline`.
     pub fn of(msg: &gst::Message, pipeline: &gst::Pipeline) -> Event {
+        if let Some(e) = crate::element::InputEvent::from_message(msg) {
+            return Event::Input(e);
+        }
         match msg.view() {
             gst::MessageView::Element(e) => e
                 .structure()

@@ -212,6 +212,7 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
                     eprintln!("{tag}reconnected: analysis resumed")
                 }
                 Report::Event(LiveEvent::Warning(w)) => eprintln!("{tag}warning: {w}"),
+                Report::Event(LiveEvent::Input(e)) => eprintln!("{tag}{}", e.message),
                 Report::Event(LiveEvent::Lost {
                     reason,
                     attempt,

@@ -63,6 +63,12 @@
 //! warning, so latency cannot grow. Messages carry running time (`start`, `end`) and
 //! the media position (`stream-start`, `stream-end`).
 //!
+//! Live inputs that fail do not stop the analysis: an input that delivers nothing for
+//! `input-timeout` (or ends while the other goes on) leaves windows cut from the other
+//! input alone, marked `degraded=no-audio` or `no-video`, with one WARNING per stall,
+//! an INFO when it is back, and the `audio-stalls`/`video-stalls` counters; a camera
+//! whose timestamps jump is re-timed to the clock (docs/live.md, "When inputs fail").
+//!
 //! ## Example launch line
 //! ```sh
 //! gst-launch-1.0 -m uridecodebin uri=file:///path/to/clip.mp4 name=d \
@@ -88,7 +94,8 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
-use super::inputs::{Input, Pads, VIDEO_FORMATS, running_time};
+use super::faults::{Change, INPUT_DETAILS, InputEventKind, InputWatch, describe};
+use super::inputs::{Input, LiveClock, Pads, VIDEO_FORMATS, running_time};
 use super::settings::{Settings, properties};
 use super::timing::{Held, Timing};
 use super::worker::{Shared, Worker};
@@ -142,6 +149,11 @@ pub(super) struct State {
     pub early_offered: Option<SpeechSpan>,
     /// The guess on `early_offered` while it is neither confirmed nor withdrawn.
     pub early_guess: Option<Speculation>,
+    /// Live input: how each input (by [`Input`] index) has been delivering.
+    pub watch: [InputWatch; 2],
+    /// Live input: the latency and input timeout (ns) of the last `aggregate`, for
+    /// `next_time` (which runs under the Aggregator's lock, so cannot ask for them).
+    pub latency_and_bound: (u64, u64),
 }
 
 impl State {
@@ -172,6 +184,8 @@ impl Default for State {
             early_analysis: false,
             early_offered: None,
             early_guess: None,
+            watch: Default::default(),
+            latency_and_bound: (0, 0),
         }
     }
 }
@@ -212,6 +226,9 @@ impl ObjectImpl for EmotionSense {
             "windows-dropped" => self.shared.dropped.load(Ordering::SeqCst).to_value(),
             "deadline-misses" => self.shared.misses.load(Ordering::SeqCst).to_value(),
             "windows-analysed-early" => self.shared.early.load(Ordering::SeqCst).to_value(),
+            "video-stalls" => self.shared.stalls[0].load(Ordering::SeqCst).to_value(),
+            "audio-stalls" => self.shared.stalls[1].load(Ordering::SeqCst).to_value(),
+            "windows-skipped" => self.shared.skipped.load(Ordering::SeqCst).to_value(),
             name => lock(&self.settings)
                 .get(name)
                 .unwrap_or_else(|| pspec.default_value().clone()),
@@ -509,6 +526,7 @@ impl AggregatorImpl for EmotionSense {
             state.assembler.reset();
             state.timing.clear();
             state.held.clear();
+            state.watch = Default::default();
             state.early_offered = None;
             if let Some(guess) = state.early_guess.take() {
                 guess.withdraw();
@@ -523,24 +541,43 @@ impl AggregatorImpl for EmotionSense {
     }
 
     fn next_time(&self) -> Option<gst::ClockTime> {
-        let video = lock(&self.pads).video.clone();
+        let (video, audio) = {
+            let pads = lock(&self.pads);
+            (pads.video.clone(), pads.audio.clone())
+        };
         let state = lock(&self.state);
         if state.assembler.all_ended() {
             return Some(gst::ClockTime::ZERO);
         }
-        let mut next = state.assembler.next_deadline();
+        let mut times = vec![state.assembler.next_deadline()];
         // In step: wake up when the oldest held buffer's deadline comes.
         if let Some((Some(rt), _)) = state.held.front() {
-            next = Some(next.map_or(*rt, |n| n.min(*rt)));
+            times.push(Some(*rt));
         }
-        drop(state);
-        if let Some(pad) = video
-            && let Some(buf) = pad.peek_buffer()
-            && let Some(rt) = running_time(&pad, &buf)
-        {
-            next = Some(next.map_or(rt, |n| n.min(rt)));
+        // The queued buffers' time: live, the audio's too, so that a stalled video
+        // input does not keep the audio waiting.
+        let live = state.live == Some(true);
+        for (input, pad) in [(Input::Video, &video), (Input::Audio, &audio)] {
+            if (input == Input::Video || live)
+                && let Some(pad) = pad
+                && let Some(buf) = pad.peek_buffer()
+                && let Some(rt) = running_time(pad, &buf)
+            {
+                times.push(Some(state.watch[input as usize].shifted(rt)));
+            }
         }
-        next.map(gst::ClockTime::from_nseconds)
+        // Live: wake up when an input has been silent for input-timeout.
+        if live {
+            let (latency, bound) = state.latency_and_bound;
+            for watch in &state.watch {
+                times.push(watch.stall_due(bound).map(|t| t.saturating_sub(latency)));
+            }
+        }
+        times
+            .into_iter()
+            .flatten()
+            .min()
+            .map(gst::ClockTime::from_nseconds)
     }
 
     fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
@@ -551,6 +588,7 @@ impl AggregatorImpl for EmotionSense {
             (state.worker.clone(), state.segmenter.clone())
         };
         let batch = self.take_input(live, timeout, segmenter.as_deref())?;
+        self.report(&batch.changes);
         let mut jobs = batch.jobs;
         if let Some(seg) = &segmenter {
             jobs.extend(self.feed_segmenter(seg, batch.vad_audio, live, batch.eos));
@@ -740,6 +778,79 @@ impl EmotionSense {
             self.obj().set_latency(l, Some(l));
         }
         in_step
+    }
+
+    /// Live input: how long an input may deliver nothing (ns): `input-timeout`, or
+    /// the element's latency + one window.
+    pub(super) fn input_timeout(&self, state: &State) -> u64 {
+        let set = lock(&self.settings).input_timeout;
+        if set > 0.0 {
+            return (set * SECOND as f64) as u64;
+        }
+        let latency = self.obj().latency().map_or(0, |l| l.nseconds());
+        latency + state.assembler.config().schedule.length
+    }
+
+    /// Where the pipeline clock stands for live input (nothing for non-live).
+    pub(super) fn live_clock(&self, state: &mut State, live: bool) -> LiveClock {
+        let bound = self.input_timeout(state);
+        let now = live
+            .then(|| self.obj().current_running_time())
+            .flatten()
+            .map(|t| t.nseconds());
+        let latency = self.obj().latency().map_or(0, |l| l.nseconds());
+        state.latency_and_bound = (latency, bound);
+        LiveClock {
+            now,
+            position: now.map(|n| n.saturating_sub(latency)),
+            bound,
+        }
+    }
+
+    /// Tells the user about the inputs' health: a WARNING per stall, end or jump of
+    /// one input (counted in `audio-stalls`/`video-stalls`), an INFO per recovery.
+    fn report(&self, changes: &[Change]) {
+        for change in changes {
+            let text = describe(change);
+            let input = match *change {
+                Change::Stalled { input, .. }
+                | Change::Ended { input, .. }
+                | Change::Jumped { input, .. }
+                | Change::Recovered { input, .. } => input,
+            };
+            let details = gst::Structure::builder(INPUT_DETAILS)
+                .field("input", input.name())
+                .field("event", InputEventKind::of(change).as_str())
+                .build();
+            gst::info!(CAT, imp = self, "{text}");
+            match change {
+                Change::Recovered { .. } => {
+                    gst::element_imp_info!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("{text}"),
+                        details: details
+                    );
+                }
+                Change::Stalled { .. } | Change::Ended { .. } => {
+                    self.shared.stalls[input as usize].fetch_add(1, Ordering::SeqCst);
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("{text}"),
+                        details: details
+                    );
+                }
+                Change::Jumped { .. } => {
+                    gst::element_imp_warning!(
+                        self,
+                        gst::StreamError::Failed,
+                        ("{text}"),
+                        details: details
+                    );
+                }
+            }
+        }
     }
 
     /// Whether upstream is live, asked once per start with a LATENCY query.

@@ -9,10 +9,11 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::CAT;
+use super::faults::Change;
 use super::imp::{EmotionSense, State, lock};
 use crate::media::{FaceRoi, PixelLayout, SampleFormat, pcm_to_mono, resize_linear};
 pub use crate::window::Input;
-use crate::window::{InputState, SAMPLE_RATE};
+use crate::window::{InputState, SAMPLE_RATE, SECOND};
 
 /// The requested sink pads.
 #[derive(Default)]
@@ -118,6 +119,69 @@ fn upstream_faces(buf: &gst::BufferRef, iw: usize, ih: usize, w: usize, h: usize
         .collect()
 }
 
+/// Where live input stands on the pipeline clock, for one `aggregate` call: what
+/// re-times a jumped input and finds a stalled one. Non-live input is never re-timed.
+pub(super) struct LiveClock {
+    /// The clock's running time (ns); `None` for non-live input (or no clock yet).
+    pub now: Option<u64>,
+    /// Where live data should be now: `now` less the latency (ns).
+    pub position: Option<u64>,
+    /// How long an input may deliver nothing (ns, `input-timeout`).
+    pub bound: u64,
+}
+
+impl LiveClock {
+    /// The running time a buffer of `input` at `rt` would be taken at (re-timed when
+    /// its timestamps jumped; changes nothing).
+    pub fn preview(&self, state: &State, input: Input, rt: u64) -> u64 {
+        if self.now.is_none() {
+            return rt;
+        }
+        state.watch[input as usize]
+            .retime(rt, self.position, self.bound)
+            .0
+    }
+
+    /// Takes a buffer of `input` at `rt` lasting `duration`: returns the running time
+    /// to use, re-timed when its timestamps jumped, and notes the delivery (a stalled
+    /// input recovers) in `changes`. Data long past (older than the input timeout) is
+    /// not a delivery when it is a `gap` (GAP event: what a jitter buffer sends for
+    /// packets that never came) or the input is stalled (its windows are cut
+    /// already; a decoder drains such leftovers at the end): `None`, ignore it.
+    pub fn deliver(
+        &self,
+        state: &mut State,
+        input: Input,
+        rt: u64,
+        duration: u64,
+        gap: bool,
+        changes: &mut Vec<Change>,
+    ) -> Option<u64> {
+        if self.now.is_none() {
+            return Some(rt);
+        }
+        let watch = &mut state.watch[input as usize];
+        let (retimed, offset) = watch.retime(rt, self.position, self.bound);
+        let stale = self
+            .position
+            .is_some_and(|p| retimed + duration + self.bound < p);
+        if stale && (gap || watch.is_stalled()) {
+            return None;
+        }
+        changes.extend(watch.delivered(input, rt, retimed, duration, offset, self.now));
+        Some(retimed)
+    }
+}
+
+/// What became of a video buffer taken from the pad.
+pub(super) enum Frame {
+    /// It goes downstream, carrying the result of its running time (`None`: outside
+    /// the segment).
+    Pass(Option<u64>),
+    /// A gap (no picture): nothing goes downstream.
+    Gap,
+}
+
 /// Running time (ns) of a buffer's PTS in `pad`'s segment.
 pub fn running_time(pad: &gst_base::AggregatorPad, buf: &gst::BufferRef) -> Option<u64> {
     let segment = pad.segment();
@@ -168,18 +232,33 @@ impl EmotionSense {
         }
     }
 
-    /// Feeds an audio buffer to the windows; returns its running time and mono samples
-    /// (for the voice detector), or `None` when it carries nothing usable.
+    /// Feeds an audio buffer to the windows; returns the sample index where its mono
+    /// samples start and the samples (for the voice detector), or `None` when it
+    /// carries nothing usable.
     pub(super) fn push_audio(
         &self,
         state: &mut State,
         pad: &gst_base::AggregatorPad,
         buf: gst::Buffer,
+        clock: &LiveClock,
+        changes: &mut Vec<Change>,
     ) -> Option<(u64, Vec<f32>)> {
         let Some((format, channels)) = state.audio_format else {
             gst::warning!(CAT, imp = self, "audio buffer before caps, dropped");
             return None;
         };
+        if buf.flags().contains(gst::BufferFlags::GAP) {
+            // A GAP event (the Aggregator makes it an empty buffer): nothing to
+            // analyse; the voice detector hears silence.
+            let rt = running_time(pad, &buf)?;
+            let duration = buf.duration().map_or(0, |d| d.nseconds());
+            let rt = clock.deliver(state, Input::Audio, rt, duration, true, changes)?;
+            gst::log!(CAT, imp = self, "audio gap");
+            state.assembler.push_gap(Input::Audio, rt + duration);
+            let first = crate::media::audio::time_to_sample(rt, SAMPLE_RATE);
+            let n = crate::media::audio::time_to_sample(duration, SAMPLE_RATE).min(10 * 16_000);
+            return Some((first, vec![0.0; n as usize]));
+        }
         // Cut the parts outside the segment, so running times are defined.
         let bpf = (format.width() * channels) as u32;
         let Some(buf) = gst_audio::audio_buffer_clip(buf, &pad.segment(), SAMPLE_RATE, bpf) else {
@@ -190,13 +269,26 @@ impl EmotionSense {
             gst::log!(CAT, imp = self, "audio buffer without timestamp, dropped");
             return None;
         };
+        let frames = buf.size() as u64 / u64::from(bpf.max(1));
+        let duration = buf.duration().map_or_else(
+            || frames * SECOND / u64::from(SAMPLE_RATE),
+            |d| d.nseconds(),
+        );
+        let rt = clock.deliver(state, Input::Audio, rt, duration, false, changes)?;
         let Ok(map) = buf.map_readable() else {
             gst::warning!(CAT, imp = self, "unreadable audio buffer, dropped");
             return None;
         };
         let mono = pcm_to_mono(&map, format, channels);
-        state.assembler.push_audio(rt, &mono);
-        Some((rt, mono))
+        let placed = state.assembler.push_audio(rt, &mono)?;
+        if clock.now.is_none() {
+            // Files: the detector's timeline is the buffers' (as it always was).
+            return Some((crate::media::audio::time_to_sample(rt, SAMPLE_RATE), mono));
+        }
+        // Live: where the samples were kept, so it follows the windows' timeline
+        // through jitter and drift.
+        let (first, dropped) = placed;
+        Some((first, mono[dropped..].to_vec()))
     }
 
     /// Feeds a video frame to the windows, resized to the sampling size with the face
@@ -206,7 +298,9 @@ impl EmotionSense {
         state: &mut State,
         pad: &gst_base::AggregatorPad,
         buf: &gst::Buffer,
-    ) -> Result<(), gst::FlowError> {
+        clock: &LiveClock,
+        changes: &mut Vec<Change>,
+    ) -> Result<Frame, gst::FlowError> {
         let Some(info) = state.video_info.clone() else {
             gst::element_imp_error!(
                 self,
@@ -221,16 +315,38 @@ impl EmotionSense {
                 imp = self,
                 "frame outside the segment: passed, not analysed"
             );
-            return Ok(());
+            return Ok(Frame::Pass(None));
         };
-        let layout = pixel_layout(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
-        if buf.flags().contains(gst::BufferFlags::GAP) || buf.size() == 0 {
+        let duration = buf.duration().map(|d| d.nseconds()).or_else(|| {
+            let fps = info.fps();
+            (fps.numer() > 0).then(|| {
+                gst::ClockTime::SECOND
+                    .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
+                    .map_or(0, |d| d.nseconds())
+            })
+        });
+        let gap = buf.flags().contains(gst::BufferFlags::GAP);
+        let Some(rt) = clock.deliver(state, Input::Video, rt, duration.unwrap_or(0), gap, changes)
+        else {
             gst::log!(
                 CAT,
                 imp = self,
-                "gap or empty video buffer: passed, not analysed"
+                "video long past (a gap, or on a stalled input): ignored"
             );
-            return Ok(());
+            return Ok(Frame::Gap);
+        };
+        let layout = pixel_layout(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
+        if gap {
+            // A GAP event (the Aggregator makes it an empty buffer): no picture then.
+            gst::log!(CAT, imp = self, "video gap: not analysed");
+            state
+                .assembler
+                .push_gap(Input::Video, rt + duration.unwrap_or(0));
+            return Ok(Frame::Gap);
+        }
+        if buf.size() == 0 {
+            gst::log!(CAT, imp = self, "empty video buffer: passed, not analysed");
+            return Ok(Frame::Pass(Some(rt)));
         }
         let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info)
         else {
@@ -245,7 +361,7 @@ impl EmotionSense {
                     info.format().to_str()
                 )
             );
-            return Ok(());
+            return Ok(Frame::Pass(Some(rt)));
         };
         let (iw, ih) = (info.width() as usize, info.height() as usize);
         // The sampling size is that of the upright picture; the stored one is resized
@@ -273,16 +389,52 @@ impl EmotionSense {
             resized.faces = Some(faces);
         }
         let resized = orientation.image(resized);
-        let duration = buf.duration().map(|d| d.nseconds()).or_else(|| {
-            let fps = info.fps();
-            (fps.numer() > 0).then(|| {
-                gst::ClockTime::SECOND
-                    .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
-                    .map_or(0, |d| d.nseconds())
-            })
-        });
         state.assembler.push_frame(rt, duration, Arc::new(resized));
-        Ok(())
+        Ok(Frame::Pass(Some(rt)))
+    }
+
+    /// Live input: notes inputs that ended while the other goes on, and finds those
+    /// that delivered nothing for `clock.bound` (windows are then cut without them).
+    /// Returns the inputs that stopped just now.
+    pub(super) fn watch_inputs(
+        &self,
+        state: &mut State,
+        pads: [&Option<gst_base::AggregatorPad>; 2],
+        clock: &LiveClock,
+        changes: &mut Vec<Change>,
+    ) -> Vec<Input> {
+        let mut gone = Vec::new();
+        let eos = |input: Input| pads[input as usize].as_ref().map(|p| p.is_eos());
+        let Some(now) = clock.now else {
+            return gone;
+        };
+        for input in [Input::Video, Input::Audio] {
+            let Some(ended) = eos(input) else { continue };
+            let other_goes_on = eos(input.other()) == Some(false)
+                && !state.watch[input.other() as usize].is_stalled();
+            let data_end = state.assembler.data_end_of(input);
+            let watch = &mut state.watch[input as usize];
+            if ended {
+                if watch.end(now) {
+                    gone.push(input);
+                }
+                if other_goes_on && watch.end_due(now, clock.bound) {
+                    changes.push(Change::Ended { input, data_end });
+                }
+                continue;
+            }
+            if let Some(silent_for) = watch.check_stall(now, clock.bound) {
+                state.assembler.stall(input);
+                changes.push(Change::Stalled {
+                    input,
+                    silent_for,
+                    data_end,
+                    alone: other_goes_on,
+                });
+                gone.push(input);
+            }
+        }
+        gone
     }
 
     /// Called from a sink pad's streaming thread before its data: on non-live input,

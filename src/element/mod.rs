@@ -7,12 +7,15 @@
 //!   out with `EmotionMeta` and the overlay, windows to the worker;
 //! - `inputs.rs`: the `video`/`audio` inputs — caps, frames and audio into windows,
 //!   upstream face boxes, inputs that never deliver;
+//! - `faults.rs`: live inputs that stall, end or jump in time — noticed per input
+//!   from the clock, reported once ([`InputEvent`] reads the report back);
 //! - `worker.rs`: the thread that runs the [`crate::analyzer::Analyzer`] on each
 //!   window and posts the result.
 
 use gst::glib;
 use gst::prelude::*;
 
+mod faults;
 mod imp;
 mod inputs;
 mod settings;
@@ -22,6 +25,7 @@ pub mod worker;
 
 pub use crate::media::FramePolicy;
 pub use crate::window::WindowMode;
+pub use faults::{INPUT_DETAILS, InputEvent, InputEventKind};
 pub use worker::set_worker_delay_for_tests;
 
 pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {

@@ -30,6 +30,7 @@ pub(super) struct Settings {
     pub max_pending_windows: u32,
     pub result_timing: ResultTiming,
     pub deadline: f64,
+    pub input_timeout: f64,
     pub bundle: Option<String>,
     pub device: String,
     pub max_batch: u32,
@@ -76,6 +77,7 @@ impl Default for Settings {
             max_pending_windows: 2,
             result_timing: ResultTiming::Auto,
             deadline: 1.0,
+            input_timeout: 0.0,
             bundle: None,
             device: "auto".into(),
             max_batch: model.max_batch as u32,
@@ -234,6 +236,7 @@ impl Settings {
             "max-pending-windows" => self.max_pending_windows = v.get().expect(CHECKED),
             "result-timing" => self.result_timing = v.get().expect(CHECKED),
             "deadline" => self.deadline = v.get().expect(CHECKED),
+            "input-timeout" => self.input_timeout = v.get().expect(CHECKED),
             "bundle" => self.bundle = v.get().expect(CHECKED),
             "device" => {
                 let d: Option<String> = v.get().expect(CHECKED);
@@ -275,6 +278,7 @@ impl Settings {
             "max-pending-windows" => self.max_pending_windows.to_value(),
             "result-timing" => self.result_timing.to_value(),
             "deadline" => self.deadline.to_value(),
+            "input-timeout" => self.input_timeout.to_value(),
             "bundle" => self.bundle.to_value(),
             "device" => self.device.to_value(),
             "max-batch" => self.max_batch.to_value(),
@@ -424,6 +428,19 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .maximum(60.0)
                 .default_value(d.deadline)
                 .mutable_ready()
+                .build(),
+            glib::ParamSpecDouble::builder("input-timeout")
+                .nick("Input timeout")
+                .blurb(
+                    "Live input: seconds one input may deliver nothing before windows are \
+                     cut from the other alone (flagged degraded=no-audio or no-video, a \
+                     warning posted, counted in audio-stalls/video-stalls); 0: the \
+                     element's latency + window-length",
+                )
+                .minimum(0.0)
+                .maximum(3600.0)
+                .default_value(d.input_timeout)
+                .mutable_playing()
                 .build(),
             glib::ParamSpecString::builder("bundle")
                 .nick("Model bundle")
@@ -578,6 +595,30 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .blurb(
                     "Live input in step: buffers that left with the latest result because \
                      their window's analysis missed the deadline",
+                )
+                .read_only()
+                .build(),
+            glib::ParamSpecUInt64::builder("audio-stalls")
+                .nick("Audio stalls")
+                .blurb(
+                    "Live input: times the audio input delivered nothing for input-timeout \
+                     or ended while the video went on",
+                )
+                .read_only()
+                .build(),
+            glib::ParamSpecUInt64::builder("video-stalls")
+                .nick("Video stalls")
+                .blurb(
+                    "Live input: times the video input delivered nothing for input-timeout \
+                     or ended while the audio went on",
+                )
+                .read_only()
+                .build(),
+            glib::ParamSpecUInt64::builder("windows-skipped")
+                .nick("Windows skipped")
+                .blurb(
+                    "Live input: windows not analysed because neither input delivered \
+                     anything in them",
                 )
                 .read_only()
                 .build(),

@@ -11,22 +11,25 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::CAT;
+use super::faults::Change;
 use super::imp::{EmotionSense, lock};
-use super::inputs::{Input, pixel_layout, running_time};
+use super::inputs::{Frame, Input, pixel_layout, running_time};
 use super::timing::Designation;
 use super::worker::{Latest, Submit, Worker};
 use crate::output::overlay::Canvas;
 use crate::output::{META_NAME, WindowResult};
 use crate::speculation::Speculation;
 use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
-use crate::window::{SAMPLE_RATE, SECOND, WindowJob};
+use crate::window::{SECOND, WindowJob};
 
 /// What one `aggregate` call took from the pads.
 pub(super) struct Taken {
     /// Video buffers to send downstream, with their running times.
     pub outgoing: Vec<(Option<u64>, gst::Buffer)>,
-    /// Audio (running time, mono samples) for the voice detector.
+    /// Audio (first sample index, mono samples) for the voice detector.
     pub vad_audio: Vec<(u64, Vec<f32>)>,
+    /// Changes in the inputs' health (live), to report.
+    pub changes: Vec<Change>,
     /// Windows complete.
     pub jobs: Vec<WindowJob>,
     /// Every input has ended.
@@ -50,20 +53,24 @@ impl EmotionSense {
             (pads.video.clone(), pads.audio.clone())
         };
         let mut state = lock(&self.state);
-        state.assembler.set_wait_for_pending(!live);
+        state.assembler.set_live(live);
+        let clock = self.live_clock(&mut state, live);
         let mut outgoing = Vec::new();
         let mut vad_audio = Vec::new();
+        let mut changes = Vec::new();
         loop {
-            let head = |pad: &Option<gst_base::AggregatorPad>| {
-                pad.as_ref()
-                    .and_then(|p| p.peek_buffer().map(|b| running_time(p, &b).unwrap_or(0)))
+            let head = |input: Input, pad: &Option<gst_base::AggregatorPad>| {
+                let pad = pad.as_ref()?;
+                let buf = pad.peek_buffer()?;
+                let rt = running_time(pad, &buf).unwrap_or(0);
+                Some(clock.preview(&state, input, rt))
             };
             // A pad without a queued buffer only holds the other back if it may still
             // deliver one (non-live input waits; live input never does).
             let waits = |pad: &Option<gst_base::AggregatorPad>| {
                 !live && pad.as_ref().is_some_and(|p| !p.is_eos())
             };
-            let next = match (head(&video), head(&audio)) {
+            let next = match (head(Input::Video, &video), head(Input::Audio, &audio)) {
                 (None, None) => break,
                 (Some(v), Some(a)) if v <= a => Input::Video,
                 (Some(_), Some(_)) => Input::Audio,
@@ -75,15 +82,25 @@ impl EmotionSense {
             match next {
                 Input::Video => {
                     let pad = video.as_ref().expect("video head exists");
-                    if let Some(buf) = pad.pop_buffer() {
-                        self.push_video(&mut state, pad, &buf)?;
-                        outgoing.push((running_time(pad, &buf), buf));
+                    if let Some(mut buf) = pad.pop_buffer() {
+                        let raw = running_time(pad, &buf);
+                        let frame = self.push_video(&mut state, pad, &buf, &clock, &mut changes)?;
+                        if let Frame::Pass(rt) = frame {
+                            if let Some(t) = rt
+                                && raw != rt
+                            {
+                                // Re-timed after a jump: it leaves on the clock's timeline.
+                                restamp(&mut buf, pad, t);
+                            }
+                            outgoing.push((rt, buf));
+                        }
                     }
                 }
                 Input::Audio => {
                     let pad = audio.as_ref().expect("audio head exists");
                     if let Some(buf) = pad.pop_buffer()
-                        && let Some(chunk) = self.push_audio(&mut state, pad, buf)
+                        && let Some(chunk) =
+                            self.push_audio(&mut state, pad, buf, &clock, &mut changes)
                         && segmenter.is_some()
                     {
                         vad_audio.push(chunk);
@@ -94,6 +111,19 @@ impl EmotionSense {
         for (input, pad) in [(Input::Audio, &audio), (Input::Video, &video)] {
             if pad.as_ref().is_some_and(|p| p.is_eos()) {
                 state.assembler.end_input(input);
+            }
+        }
+        if live {
+            let gone = self.watch_inputs(&mut state, [&video, &audio], &clock, &mut changes);
+            // Audio that stopped: the speech it held becomes windows now, and the voice
+            // detector starts afresh when it comes back.
+            if gone.contains(&Input::Audio)
+                && let Some(seg) = segmenter
+            {
+                for span in seg.flush() {
+                    state.assembler.add_utterance(span.start, span.end);
+                }
+                seg.reset();
             }
         }
         if timeout && let Some(now) = self.obj().current_running_time() {
@@ -146,10 +176,13 @@ impl EmotionSense {
         if eos && segmenter.is_none() {
             jobs.extend(state.assembler.finish());
         }
+        let skipped = state.assembler.take_skipped();
+        self.shared.skipped.fetch_add(skipped, Ordering::SeqCst);
         gst::trace!(CAT, imp = self, "{} window(s) complete", jobs.len());
         Ok(Taken {
             outgoing,
             vad_audio,
+            changes,
             jobs,
             eos,
             early,
@@ -166,8 +199,7 @@ impl EmotionSense {
         eos: bool,
     ) -> Vec<WindowJob> {
         let stop = || self.shared.is_flushing();
-        for (rt, samples) in audio {
-            let first = crate::media::audio::time_to_sample(rt, SAMPLE_RATE);
+        for (first, samples) in audio {
             seg.push(first, samples, !live, &stop);
         }
         if !eos {
@@ -178,7 +210,10 @@ impl EmotionSense {
         for span in spans {
             state.assembler.add_utterance(span.start, span.end);
         }
-        state.assembler.finish()
+        let jobs = state.assembler.finish();
+        let skipped = state.assembler.take_skipped();
+        self.shared.skipped.fetch_add(skipped, Ordering::SeqCst);
+        jobs
     }
 
     /// Sends video buffers downstream at once, each with the latest result.
@@ -412,6 +447,19 @@ impl EmotionSense {
                 Ok(())
             }
         }
+    }
+}
+
+/// Sets the PTS of `buf` (from `pad`) to running time `rt` in its segment.
+fn restamp(buf: &mut gst::Buffer, pad: &gst_base::AggregatorPad, rt: u64) {
+    let segment = pad.segment();
+    let Some(segment) = segment.downcast_ref::<gst::ClockTime>() else {
+        return;
+    };
+    if let Some(pts) = segment.position_from_running_time(gst::ClockTime::from_nseconds(rt)) {
+        let b = buf.make_mut();
+        b.set_pts(pts);
+        b.set_dts(gst::ClockTime::NONE);
     }
 }
 

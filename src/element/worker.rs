@@ -57,6 +57,10 @@ pub struct Shared {
     /// Windows whose analysis was done before they were confirmed (live utterances
     /// analysed while their closing pause was under way).
     pub early: AtomicU64,
+    /// Live input: stalls (or ends) of the video and audio inputs, by [`Input`] index.
+    pub stalls: [AtomicU64; 2],
+    /// Live input: windows neither input delivered anything for.
+    pub skipped: AtomicU64,
 }
 
 impl Shared {
@@ -98,6 +102,10 @@ impl Shared {
         self.dropped.store(0, Ordering::SeqCst);
         self.misses.store(0, Ordering::SeqCst);
         self.early.store(0, Ordering::SeqCst);
+        for s in &self.stalls {
+            s.store(0, Ordering::SeqCst);
+        }
+        self.skipped.store(0, Ordering::SeqCst);
         self.flushing.store(false, Ordering::SeqCst);
         self.in_step.store(false, Ordering::SeqCst);
     }

@@ -685,6 +685,7 @@ fn warm_up(backend: &Backend, bundle: &Bundle) -> Result<(), String> {
         audio: None,
         kind: Default::default(),
         stream_span: None,
+        degraded: None,
     };
     let mut input = prepare(bundle, &blank, None)?;
     if let (Some(faces), Some(InputSpec::Video(v))) = (

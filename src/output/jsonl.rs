@@ -15,6 +15,9 @@ pub fn record(r: &WindowResult) -> Value {
     rec.insert("start".into(), json!(r.start_seconds()));
     rec.insert("end".into(), json!(r.end_seconds()));
     rec.insert("kind".into(), json!(r.kind.as_str()));
+    if let Some(d) = r.degraded {
+        rec.insert("degraded".into(), json!(d.as_str()));
+    }
     if let Some((s, e)) = r.stream_span {
         rec.insert("stream_start".into(), json!(s as f64 / 1e9));
         rec.insert("stream_end".into(), json!(e as f64 / 1e9));

@@ -259,6 +259,7 @@ mod tests {
             audio_samples: None,
             audio_rms: None,
             windows_dropped: 0,
+            degraded: None,
             transcript: None,
             prediction: Some(Prediction {
                 model: "m".into(),

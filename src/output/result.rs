@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::media::rms;
-use crate::window::{WindowJob, WindowKind, WindowSpan};
+use crate::window::{Degraded, WindowJob, WindowKind, WindowSpan};
 
 /// The measured facts and the model's answer for one analysed window.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -28,6 +28,9 @@ pub struct WindowResult {
     pub audio_rms: Option<f64>,
     /// Windows dropped so far because the worker was behind (live input only).
     pub windows_dropped: u64,
+    /// Live input: the input that delivered nothing for this window (stalled or
+    /// ended), so it was analysed from the other one alone.
+    pub degraded: Option<Degraded>,
     /// What was said (speech recognition, or the element's `text` property).
     pub transcript: Option<TranscriptInfo>,
     /// The model's answer, when a bundle is loaded.
@@ -260,6 +263,7 @@ impl WindowResult {
             audio_samples: job.audio.as_ref().map(|a| a.real as u64),
             audio_rms: job.audio.as_ref().map(|a| rms(&a.samples)),
             windows_dropped: 0,
+            degraded: job.degraded,
             transcript: None,
             prediction: None,
             timings: Vec::new(),

@@ -8,7 +8,7 @@ use super::result::{
     FaceReport, FrameProbs, FusionDetails, HeadResult, Prediction, TimedWord, TranscriptInfo,
     WindowResult, argmax, face_head,
 };
-use crate::window::{WindowKind, WindowSpan};
+use crate::window::{Degraded, WindowKind, WindowSpan};
 
 /// Why a structure is not an `emotion` result.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -25,6 +25,9 @@ impl WindowResult {
             .field("windows-dropped", self.windows_dropped)
             .field("window-kind", self.kind.as_str())
             .build();
+        if let Some(d) = self.degraded {
+            s.set("degraded", d.as_str());
+        }
         if let Some((start, end)) = self.stream_span {
             s.set("stream-start", start);
             s.set("stream-end", end);
@@ -151,6 +154,7 @@ impl WindowResult {
             audio_samples: s.get::<u64>("audio-samples").ok(),
             audio_rms: s.get::<f64>("audio-rms").ok(),
             windows_dropped: s.get::<u64>("windows-dropped").unwrap_or(0),
+            degraded: s.get::<&str>("degraded").ok().and_then(Degraded::parse),
             transcript,
             prediction,
             timings,
@@ -359,6 +363,7 @@ mod tests {
             audio_samples: Some(40000),
             audio_rms: Some(0.125),
             windows_dropped: 3,
+            degraded: Some(Degraded::NoVideo),
             transcript: Some(TranscriptInfo {
                 text: "hello there".into(),
                 span: Some((1_100_000_000, 3_000_000_000)),
@@ -472,6 +477,7 @@ mod tests {
             }),
             kind: WindowKind::Sliding,
             stream_span: None,
+            degraded: None,
         };
         let mut r = WindowResult::measure(&job);
         r.windows_dropped = 2;

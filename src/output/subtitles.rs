@@ -85,6 +85,7 @@ mod tests {
             audio_samples: None,
             audio_rms: None,
             windows_dropped: 0,
+            degraded: None,
             transcript: Some(crate::output::TranscriptInfo::text_only(text)),
             prediction: None,
             timings: Vec::new(),

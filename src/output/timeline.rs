@@ -157,6 +157,7 @@ mod tests {
             audio_samples: None,
             audio_rms: None,
             windows_dropped: 0,
+            degraded: None,
             transcript: Some(TranscriptInfo::text_only("hello there")),
             prediction: Some(Prediction {
                 model: "m".into(),

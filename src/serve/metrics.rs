@@ -41,6 +41,8 @@ pub struct Metrics {
     pub streams_up: IntGauge,
     /// Live stream reconnections.
     pub reconnects: IntCounter,
+    /// Live inputs that stalled or ended while the other went on, by input.
+    pub input_stalls: IntCounterVec,
     /// Seconds the bundle and speech models took to load.
     pub model_load_seconds: Gauge,
     forward_seen: AtomicU64,
@@ -91,6 +93,14 @@ impl Metrics {
                 .expect("valid metric"),
             streams_up: gauge("streams_up", "live streams running"),
             reconnects: counter("stream_reconnects_total", "live stream reconnections"),
+            input_stalls: IntCounterVec::new(
+                Opts::new(
+                    "stream_input_stalls_total",
+                    "live stream inputs that stalled or ended while the other went on",
+                ),
+                &["input"],
+            )
+            .expect("valid metric"),
             model_load_seconds: fgauge(
                 "model_load_seconds",
                 "seconds the bundle and speech models took to load",
@@ -113,11 +123,19 @@ impl Metrics {
             Box::new(m.jobs.clone()),
             Box::new(m.streams_up.clone()),
             Box::new(m.reconnects.clone()),
+            Box::new(m.input_stalls.clone()),
             Box::new(m.model_load_seconds.clone()),
         ] {
             r.register(c).expect("unique metric names");
         }
         m
+    }
+
+    /// Counts a live input that stalled or ended.
+    pub fn input_event(&self, e: &crate::element::InputEvent) {
+        if e.is_stop() {
+            self.input_stalls.with_label_values(&[e.input.name()]).inc();
+        }
     }
 
     /// Counts one analysed window and its stage times.

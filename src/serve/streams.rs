@@ -15,6 +15,7 @@ use super::error::ApiError;
 use super::metrics::Metrics;
 use super::work::ElementSettings;
 use crate::cli::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, run_live};
+use crate::element::{InputEvent, InputEventKind};
 use crate::output::jsonl;
 
 /// What a stream is doing.
@@ -34,6 +35,27 @@ pub struct StreamStatus {
     pub reconnects: u32,
     /// The last problem (credentials removed).
     pub last_error: Option<String>,
+    /// The inputs that deliver nothing now (`audio`, `video`): windows are cut from
+    /// the other one (docs/live.md, "When inputs fail"); empty when all is well.
+    pub missing_inputs: Vec<String>,
+    /// Times an input stalled or ended while the other went on.
+    pub input_stalls: u64,
+}
+
+impl StreamStatus {
+    /// Follows an input stalling, ending or recovering.
+    fn note_input(&mut self, e: &InputEvent) {
+        let name = e.input.name().to_string();
+        if e.is_stop() {
+            self.input_stalls += 1;
+            self.last_error = Some(e.message.clone());
+            if !self.missing_inputs.contains(&name) {
+                self.missing_inputs.push(name);
+            }
+        } else if e.kind == InputEventKind::Recovered {
+            self.missing_inputs.retain(|n| *n != name);
+        }
+    }
 }
 
 struct Entry {
@@ -122,6 +144,8 @@ impl Streams {
             windows: 0,
             reconnects: 0,
             last_error: None,
+            missing_inputs: Vec::new(),
+            input_stalls: 0,
         }));
         let stop = Arc::new(AtomicU32::new(0));
         let ended = Arc::new(Mutex::new(None));
@@ -160,6 +184,10 @@ impl Streams {
                                 let _ = events.send(jsonl::record(&r).to_string());
                             }
                             LiveEvent::Warning(w) => set(&|s| s.last_error = Some(w.clone())),
+                            LiveEvent::Input(e) => {
+                                metrics.input_event(&e);
+                                set(&|s| s.note_input(&e));
+                            }
                             LiveEvent::Lost { reason, .. } => {
                                 metrics.reconnects.inc();
                                 set(&|s| {
@@ -267,6 +295,8 @@ mod tests {
                 windows: 0,
                 reconnects: 0,
                 last_error: None,
+                missing_inputs: Vec::new(),
+                input_stalls: 0,
             })),
             stop: Arc::new(AtomicU32::new(0)),
             events,

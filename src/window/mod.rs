@@ -132,6 +132,44 @@ pub struct WindowJob {
     /// The span as stream-time positions (ns: where in the media it is, which a seek
     /// does not reset), when known.
     pub stream_span: Option<(u64, u64)>,
+    /// Live input: the input that delivered nothing for this window (it stalled or
+    /// ended), so the window was analysed from the other one alone.
+    pub degraded: Option<Degraded>,
+}
+
+/// Which input a live window lacked ([`WindowJob::degraded`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Degraded {
+    /// No audio arrived for the window: faces only, no transcript.
+    NoAudio,
+    /// No video arrived for the window: voice and words only.
+    NoVideo,
+}
+
+impl Degraded {
+    /// The name used in results (`degraded`): `no-audio` or `no-video`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Degraded::NoAudio => "no-audio",
+            Degraded::NoVideo => "no-video",
+        }
+    }
+
+    /// The value named `s`.
+    pub fn parse(s: &str) -> Option<Self> {
+        [Degraded::NoAudio, Degraded::NoVideo]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+
+    /// The input that was missing.
+    pub fn input(self) -> Input {
+        match self {
+            Degraded::NoAudio => Input::Audio,
+            Degraded::NoVideo => Input::Video,
+        }
+    }
 }
 
 impl WindowJob {
@@ -292,6 +330,9 @@ pub enum InputState {
     Pending,
     /// Data has arrived up to the running time (ns).
     Active(u64),
+    /// Live input: data arrived up to the running time (ns), then nothing for longer
+    /// than the element allows; windows are cut without it until it delivers again.
+    Stalled(u64),
     /// The input ended (EOS).
     Ended,
 }
@@ -299,14 +340,20 @@ pub enum InputState {
 impl InputState {
     fn covers(self, t: u64, wait_for_pending: bool) -> bool {
         match self {
-            InputState::Absent | InputState::Ended => true,
+            InputState::Absent | InputState::Ended | InputState::Stalled(_) => true,
             InputState::Pending => !wait_for_pending,
             InputState::Active(reached) => reached >= t,
         }
     }
 
+    /// Whether data (or a live timeout) reached `t` — not just that the input does
+    /// not hold it back.
+    fn reached(self, t: u64) -> bool {
+        matches!(self, InputState::Active(r) | InputState::Stalled(r) if r >= t)
+    }
+
     fn advance(&mut self, t: u64) {
-        if let InputState::Active(r) = self {
+        if let InputState::Active(r) | InputState::Stalled(r) = self {
             *r = (*r).max(t);
         }
     }
@@ -344,6 +391,16 @@ pub struct WindowAssembler {
     any_frame: bool,
     /// Utterance and auto modes: no speech can start before this any more.
     speech_horizon: u64,
+    /// Live input: windows without data from an input are marked [`Degraded`] (or
+    /// skipped when both lack it), and running time never goes back per input.
+    live: bool,
+    /// Live input: the last stretch each input delivered nothing in, `[from, to)`
+    /// (video, audio), recorded when it delivers again after a stall.
+    gaps: [Option<(u64, u64)>; 2],
+    /// Running time of the last frame pushed.
+    last_frame: Option<u64>,
+    /// Windows skipped because no input delivered anything in them (live).
+    skipped: u64,
 }
 
 impl WindowAssembler {
@@ -366,6 +423,10 @@ impl WindowAssembler {
             covered_until: 0,
             any_frame: false,
             speech_horizon: 0,
+            live: false,
+            gaps: [None; 2],
+            last_frame: None,
+            skipped: 0,
         }
     }
 
@@ -399,9 +460,76 @@ impl WindowAssembler {
         }
     }
 
-    /// Live streams do not wait for an input that has not delivered anything yet.
-    pub fn set_wait_for_pending(&mut self, wait: bool) {
-        self.wait_for_pending = wait;
+    /// Live streams do not wait for an input that has not delivered anything yet,
+    /// mark windows an input delivered nothing for ([`Degraded`]), skip those neither
+    /// did, and ignore frames whose running time goes back.
+    pub fn set_live(&mut self, live: bool) {
+        self.wait_for_pending = !live;
+        self.live = live;
+    }
+
+    /// Live input: `input` delivered nothing for too long. Windows are cut without it
+    /// (auto and utterance modes tile the video with windows of the window length
+    /// while the audio is missing) until it delivers again. Returns whether it was
+    /// delivering (a new stall).
+    pub fn stall(&mut self, input: Input) -> bool {
+        let state = self.state_mut(input);
+        match *state {
+            InputState::Active(r) => {
+                *state = InputState::Stalled(r);
+                true
+            }
+            InputState::Pending => {
+                *state = InputState::Stalled(0);
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Running time (ns) up to which `input` delivered real data (0 before any).
+    pub fn data_end_of(&self, input: Input) -> u64 {
+        match input {
+            Input::Video => self.video_end,
+            Input::Audio if self.ring.is_empty() => 0,
+            Input::Audio => self.ring.end_time(),
+        }
+    }
+
+    /// A stalled `input` delivers again at running time `t`: the stretch since its
+    /// data ended is remembered as a gap.
+    fn resume(&mut self, input: Input, t: u64) {
+        if let InputState::Stalled(_) = self.input_state(input) {
+            let from = self.data_end_of(input);
+            if t > from {
+                self.gaps[input as usize] = Some((from, t));
+            }
+            if input == Input::Audio {
+                // Windows before the stall are cut: start the audio anew instead of
+                // filling the gap with silence; the video alone is cut up to here.
+                self.ring.clear();
+                if self.config.mode.follows_speech() {
+                    self.tile_silence(t, true);
+                }
+            }
+        }
+    }
+
+    /// Windows skipped since the last call because no input delivered anything in
+    /// them (live input).
+    pub fn take_skipped(&mut self) -> u64 {
+        std::mem::take(&mut self.skipped)
+    }
+
+    /// Live input: whether `input` delivered nothing for the window `span` — its data
+    /// ended before the window started, or the window lies in its last gap.
+    fn lacks(&self, input: Input, span: &WindowSpan) -> bool {
+        if !self.live || self.input_state(input) == InputState::Absent {
+            return false;
+        }
+        let in_gap = self.gaps[input as usize]
+            .is_some_and(|(from, to)| span.start >= from && span.end <= to);
+        in_gap || span.start >= self.data_end_of(input)
     }
 
     fn ensure_windows(&mut self, upto: u64) {
@@ -435,9 +563,11 @@ impl WindowAssembler {
     /// Adds the video frame that starts at running time `t` (ns) and lasts `duration`.
     /// `frame` is the frame already resized to the configured size.
     pub fn push_frame(&mut self, t: u64, duration: Option<u64>, frame: Arc<RgbImage>) {
-        if self.video == InputState::Ended {
+        if self.video == InputState::Ended || self.live && self.last_frame.is_some_and(|l| t < l) {
             return;
         }
+        self.last_frame = Some(t);
+        self.resume(Input::Video, t);
         self.ensure_windows(t);
         for w in self.open.iter_mut() {
             if w.span.start <= t && t < w.span.end {
@@ -461,18 +591,38 @@ impl WindowAssembler {
         };
     }
 
-    /// Adds mono audio starting at running time `t` (ns).
-    pub fn push_audio(&mut self, t: u64, samples: &[f32]) {
+    /// Adds mono audio starting at running time `t` (ns). Returns the sample index
+    /// where the kept samples start and how many leading ones were dropped because
+    /// audio was already there (overlapping timestamps), so a voice detector can be
+    /// fed the same timeline; `None` when the input has ended.
+    pub fn push_audio(&mut self, t: u64, samples: &[f32]) -> Option<(u64, usize)> {
         if self.audio == InputState::Ended {
-            return;
+            return None;
         }
-        self.ring.push(t, samples);
+        self.resume(Input::Audio, t);
+        let outcome = self.ring.push(t, samples);
+        let dropped = outcome.overlap_dropped as usize;
+        let first = self.ring.end_index() - (samples.len() - dropped) as u64;
         let end = self.ring.end_time();
         self.ensure_windows(end.saturating_sub(1).max(t));
         self.audio = match self.audio {
             InputState::Active(r) => InputState::Active(r.max(end)),
             _ => InputState::Active(end),
         };
+        Some((first, dropped))
+    }
+
+    /// Moves `input` on to running time `t` without data (a GAP: the stream says
+    /// nothing is there); a stalled input counts as delivering again.
+    pub fn push_gap(&mut self, input: Input, t: u64) {
+        if let InputState::Stalled(r) = self.input_state(input) {
+            *self.state_mut(input) = InputState::Active(r);
+        }
+        match self.state_mut(input) {
+            state @ InputState::Pending => *state = InputState::Active(t),
+            state => state.advance(t),
+        }
+        self.ensure_windows(t.saturating_sub(1));
     }
 
     /// Marks `input` as ended.
@@ -574,7 +724,7 @@ impl WindowAssembler {
             end,
         };
         let frames = self.frames_from_history(start, end);
-        Some(self.assemble(span, &frames, WindowKind::Utterance))
+        self.assemble_data(span, &frames, WindowKind::Utterance)
     }
 
     /// Utterance mode: data before running time `t` will not be asked for again
@@ -638,16 +788,25 @@ impl WindowAssembler {
 
     /// Removes and returns the windows whose span every present input has covered.
     pub fn take_complete(&mut self) -> Vec<WindowJob> {
-        // Auto mode without audio to listen to: all of the video is silence.
+        // Auto mode without audio to listen to: all of the video is silence. Live,
+        // audio that stalled or ended leaves the video to be cut the same way (in
+        // utterance mode too, so that windows keep coming).
         let no_audio = match self.audio {
-            InputState::Absent => true,
-            InputState::Pending => !self.wait_for_pending,
-            _ => false,
+            InputState::Absent => self.config.mode == WindowMode::Auto,
+            InputState::Pending => self.config.mode == WindowMode::Auto && !self.wait_for_pending,
+            InputState::Stalled(_) | InputState::Ended => self.live,
+            InputState::Active(_) => false,
         };
-        if self.config.mode == WindowMode::Auto
+        if self.config.mode.follows_speech()
             && no_audio
             && let InputState::Active(reached) = self.video
         {
+            if self.config.mode == WindowMode::Utterance {
+                // Utterance windows only where there was speech: the video alone is
+                // cut from where the audio stopped.
+                let audio_end = self.data_end_of(Input::Audio);
+                self.covered_until = self.covered_until.max(audio_end);
+            }
             self.tile_silence(reached, false);
         }
         let mut jobs = Vec::new();
@@ -655,11 +814,14 @@ impl WindowAssembler {
             let end = w.span.end;
             let video_ok = self.video.covers(end, self.wait_for_pending);
             let audio_ok = self.audio.covers(end, self.wait_for_pending);
-            if !(video_ok && audio_ok) || self.all_ended() {
+            // Something must have reached the end: two inputs that are stalled, ended
+            // or absent do not make a window complete.
+            let reached = self.video.reached(end) || self.audio.reached(end);
+            if !(video_ok && audio_ok && reached) || self.all_ended() {
                 break;
             }
             let w = self.open.pop_front().expect("front exists");
-            jobs.push(self.assemble(w.span, &w.frames, w.kind));
+            jobs.extend(self.assemble(w.span, &w.frames, w.kind));
         }
         self.trim_audio();
         jobs
@@ -691,7 +853,7 @@ impl WindowAssembler {
                     continue;
                 }
             }
-            jobs.push(self.assemble(span, &w.frames, w.kind));
+            jobs.extend(self.assemble(span, &w.frames, w.kind));
         }
         jobs
     }
@@ -719,6 +881,8 @@ impl WindowAssembler {
         self.covered_until = 0;
         self.any_frame = false;
         self.speech_horizon = 0;
+        self.gaps = [None; 2];
+        self.last_frame = None;
         for s in [&mut self.video, &mut self.audio] {
             if *s != InputState::Absent {
                 *s = InputState::Pending;
@@ -730,32 +894,66 @@ impl WindowAssembler {
         time_to_sample(t, self.config.sample_rate)
     }
 
-    fn assemble(&self, span: WindowSpan, frames: &SampledFrames, kind: WindowKind) -> WindowJob {
+    /// The window's job, or `None` (counted as skipped) when live input delivered
+    /// nothing at all for it.
+    fn assemble(
+        &mut self,
+        span: WindowSpan,
+        frames: &SampledFrames,
+        kind: WindowKind,
+    ) -> Option<WindowJob> {
+        let job = self.assemble_data(span, frames, kind);
+        if job.is_none() {
+            self.skipped += 1;
+        }
+        job
+    }
+
+    fn assemble_data(
+        &self,
+        span: WindowSpan,
+        frames: &SampledFrames,
+        kind: WindowKind,
+    ) -> Option<WindowJob> {
+        let no_video = self.lacks(Input::Video, &span);
+        let no_audio = self.lacks(Input::Audio, &span);
+        let has_video = self.video != InputState::Absent && !no_video;
+        let has_audio = self.audio != InputState::Absent && !no_audio;
+        if !has_video && !has_audio {
+            return None;
+        }
+        let degraded = match (no_video, no_audio) {
+            (true, _) => Some(Degraded::NoVideo),
+            (_, true) => Some(Degraded::NoAudio),
+            _ => None,
+        };
         let (w, h) = (self.config.frame_width, self.config.frame_height);
-        let frames = if self.video == InputState::Absent {
+        let frames = if self.video == InputState::Absent || no_video {
             None
         } else {
             frames.select(self.config.policy, self.config.frames, span.end, || {
                 RgbImage::black(w, h)
             })
         };
-        let audio = (self.audio != InputState::Absent && !self.ring.is_empty()).then(|| {
-            let (samples, real) = self
-                .ring
-                .extract(self.sample(span.start), self.sample(span.end));
-            WindowAudio {
-                samples,
-                real,
-                rate: self.config.sample_rate,
-            }
-        });
-        WindowJob {
+        let audio =
+            (self.audio != InputState::Absent && !no_audio && !self.ring.is_empty()).then(|| {
+                let (samples, real) = self
+                    .ring
+                    .extract(self.sample(span.start), self.sample(span.end));
+                WindowAudio {
+                    samples,
+                    real,
+                    rate: self.config.sample_rate,
+                }
+            });
+        Some(WindowJob {
             span,
             frames,
             audio,
             kind,
             stream_span: None,
-        }
+            degraded,
+        })
     }
 
     fn trim_audio(&mut self) {
@@ -767,309 +965,4 @@ impl WindowAssembler {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    const MS: u64 = 1_000_000;
-
-    fn config() -> WindowConfig {
-        WindowConfig {
-            mode: WindowMode::Sliding,
-            frames: 4,
-            frame_width: 1,
-            frame_height: 1,
-            ..WindowConfig::default()
-        }
-    }
-
-    /// The first byte of each sampled frame (the tests' frames are uniform).
-    fn frame_values(job: &WindowJob) -> Vec<u8> {
-        let sel = job.frames.as_ref().expect("a window with video");
-        sel.frames.iter().map(|f| f.data[0]).collect()
-    }
-
-    fn frame(v: u8) -> Arc<RgbImage> {
-        Arc::new(RgbImage {
-            width: 1,
-            height: 1,
-            data: vec![v; 3],
-            faces: None,
-        })
-    }
-
-    /// Feeds `secs` seconds of 10 fps video and 16 kHz audio in 100 ms buffers.
-    fn feed(a: &mut WindowAssembler, from_ms: u64, to_ms: u64, jobs: &mut Vec<WindowJob>) {
-        let mut t = from_ms;
-        while t < to_ms {
-            a.push_frame(t * MS, Some(100 * MS), frame((t / 100) as u8));
-            a.push_audio(t * MS, &vec![0.5; 1600]);
-            jobs.extend(a.take_complete());
-            t += 100;
-        }
-    }
-
-    #[test]
-    fn schedule_indices() {
-        let s = SlidingSchedule {
-            length: 2 * SECOND,
-            hop: SECOND,
-        };
-        assert_eq!(s.first_ending_after(0), 0);
-        assert_eq!(s.first_ending_after(2 * SECOND), 1);
-        assert_eq!(s.first_ending_after(5 * SECOND + 1), 4);
-        assert_eq!(
-            s.span(3),
-            WindowSpan {
-                index: 3,
-                start: 3 * SECOND,
-                end: 5 * SECOND
-            }
-        );
-    }
-
-    #[test]
-    fn sliding_windows_over_five_and_a_half_seconds() {
-        let mut a = WindowAssembler::new(config());
-        a.set_input(Input::Video, true);
-        a.set_input(Input::Audio, true);
-        let mut jobs = Vec::new();
-        feed(&mut a, 0, 5500, &mut jobs);
-        a.end_input(Input::Video);
-        a.end_input(Input::Audio);
-        jobs.extend(a.take_complete());
-        jobs.extend(a.finish());
-        let spans: Vec<(u64, u64)> = jobs
-            .iter()
-            .map(|j| (j.span.start / MS, j.span.end / MS))
-            .collect();
-        // Full windows [0,2) .. [3,5); [4,5.5) is 1.5 s >= 0.5 s; [5,5.5) is 0.5 s >= 0.5 s.
-        assert_eq!(
-            spans,
-            vec![
-                (0, 2000),
-                (1000, 3000),
-                (2000, 4000),
-                (3000, 5000),
-                (4000, 5500),
-                (5000, 5500)
-            ]
-        );
-        for j in &jobs[..4] {
-            let audio = j.audio.as_ref().unwrap();
-            assert_eq!(audio.samples.len(), 32000);
-            assert_eq!(audio.real, 32000);
-            assert_eq!(j.frames.as_ref().unwrap().real, 4);
-        }
-        // Uniform slices of [1 s, 3 s): centres 1.25, 1.75, 2.25, 2.75 s -> frames 12, 17, 22, 27.
-        let f = frame_values(&jobs[1]);
-        assert_eq!(f, vec![12, 17, 22, 27]);
-    }
-
-    #[test]
-    fn short_tail_is_dropped() {
-        let mut a = WindowAssembler::new(config());
-        a.set_input(Input::Video, true);
-        let mut jobs = Vec::new();
-        let mut t = 0;
-        while t < 2300 {
-            a.push_frame(t * MS, Some(100 * MS), frame(1));
-            jobs.extend(a.take_complete());
-            t += 100;
-        }
-        a.end_input(Input::Video);
-        jobs.extend(a.finish());
-        let spans: Vec<(u64, u64)> = jobs
-            .iter()
-            .map(|j| (j.span.start / MS, j.span.end / MS))
-            .collect();
-        // [1, 2.3) is 1.3 s, [2, 2.3) only 0.3 s < 0.5 s.
-        assert_eq!(spans, vec![(0, 2000), (1000, 2300)]);
-        assert!(jobs.iter().all(|j| j.audio.is_none()));
-    }
-
-    #[test]
-    fn video_only_and_audio_only() {
-        let mut a = WindowAssembler::new(config());
-        a.set_input(Input::Audio, true);
-        let mut jobs = Vec::new();
-        for k in 0..30 {
-            a.push_audio(k * 100 * MS, &vec![0.1; 1600]);
-            jobs.extend(a.take_complete());
-        }
-        assert_eq!(jobs.len(), 2); // [0,2) and [1,3) complete at 3.0 s
-        assert!(jobs.iter().all(|j| j.frames.is_none() && j.audio.is_some()));
-    }
-
-    #[test]
-    fn waits_for_the_slower_input_unless_live() {
-        let mut a = WindowAssembler::new(config());
-        a.set_input(Input::Video, true);
-        a.set_input(Input::Audio, true);
-        for k in 0..25 {
-            a.push_frame(k * 100 * MS, None, frame(1));
-        }
-        assert!(a.take_complete().is_empty(), "audio pending: must wait");
-        a.set_wait_for_pending(false);
-        assert_eq!(a.take_complete().len(), 1);
-        // Live timeout: audio that started but lags is treated as silence.
-        a.push_audio(SECOND, &vec![0.2; 1600]);
-        a.advance_to(3 * SECOND);
-        let jobs = a.take_complete();
-        assert_eq!(jobs.len(), 1);
-        assert_eq!(jobs[0].audio.as_ref().unwrap().real, 1600);
-    }
-
-    #[test]
-    fn reset_starts_over() {
-        let mut a = WindowAssembler::new(config());
-        a.set_input(Input::Video, true);
-        let mut jobs = Vec::new();
-        feed_video(&mut a, 0, 1500, &mut jobs);
-        a.reset();
-        feed_video(&mut a, 0, 2100, &mut jobs);
-        assert_eq!(jobs.len(), 1);
-        assert_eq!(jobs[0].span.start, 0);
-    }
-
-    #[test]
-    fn utterances_get_their_frames_and_audio() {
-        let mut a = WindowAssembler::new(WindowConfig {
-            mode: WindowMode::Utterance,
-            ..config()
-        });
-        a.set_input(Input::Video, true);
-        a.set_input(Input::Audio, true);
-        let mut jobs = Vec::new();
-        feed(&mut a, 0, 3000, &mut jobs);
-        assert!(jobs.is_empty(), "no sliding windows in utterance mode");
-        // The segmenter reports speech from 0.55 s to 1.75 s after the fact.
-        a.add_utterance(550 * MS, 1750 * MS);
-        a.set_keep_from(1000 * MS);
-        let jobs = a.take_complete();
-        assert_eq!(jobs.len(), 1);
-        let j = &jobs[0];
-        assert_eq!(
-            (j.span.index, j.span.start, j.span.end),
-            (0, 550 * MS, 1750 * MS)
-        );
-        assert_eq!(j.audio.as_ref().unwrap().samples.len(), 19200);
-        assert_eq!(j.audio.as_ref().unwrap().real, 19200);
-        // Frame on screen at 0.55 s is the one from 0.5 s (value 5); centres of 4 slices.
-        let f = frame_values(j);
-        assert_eq!(f, vec![7, 10, 13, 16]);
-    }
-
-    #[test]
-    fn a_previewed_utterance_is_the_window_it_becomes() {
-        for mode in [WindowMode::Utterance, WindowMode::Auto] {
-            let mut a = WindowAssembler::new(WindowConfig { mode, ..config() });
-            a.set_input(Input::Video, true);
-            a.set_input(Input::Audio, true);
-            let mut jobs = Vec::new();
-            feed(&mut a, 0, 1500, &mut jobs);
-            // Not yet: the data reaches 1.5 s.
-            assert!(a.preview_utterance(550 * MS, 1750 * MS).is_none());
-            feed(&mut a, 1500, 1800, &mut jobs);
-            let preview = a
-                .preview_utterance(550 * MS, 1750 * MS)
-                .expect("data covers it");
-            assert_eq!(frame_values(&preview), vec![7, 10, 13, 16]);
-            // Confirmed later (more data meanwhile), it is the same window.
-            feed(&mut a, 1800, 2100, &mut jobs);
-            a.add_utterance(550 * MS, 1750 * MS);
-            jobs.extend(a.take_complete());
-            let made = jobs.last().expect("the utterance");
-            assert_eq!(made.kind, WindowKind::Utterance);
-            assert!(preview.same_inputs(made), "{mode:?}");
-            // A different end is a different window.
-            let other = a.preview_utterance(550 * MS, 1700 * MS);
-            assert!(other.is_none_or(|o| !o.same_inputs(made)));
-        }
-    }
-
-    fn feed_video(a: &mut WindowAssembler, from_ms: u64, to_ms: u64, jobs: &mut Vec<WindowJob>) {
-        let mut t = from_ms;
-        while t < to_ms {
-            a.push_frame(t * MS, Some(100 * MS), frame(1));
-            jobs.extend(a.take_complete());
-            t += 100;
-        }
-    }
-
-    #[test]
-    fn auto_mode_covers_the_timeline_around_speech() {
-        let mut a = WindowAssembler::new(WindowConfig {
-            mode: WindowMode::Auto,
-            ..config()
-        });
-        a.set_input(Input::Video, true);
-        a.set_input(Input::Audio, true);
-        let mut jobs = Vec::new();
-        feed(&mut a, 0, 9000, &mut jobs);
-        // The voice detector has seen silence up to 4.3 s: two 2 s tiles.
-        a.advance_silence(4300 * MS, false);
-        jobs.extend(a.take_complete());
-        // Speech starts at 4.5 s: the 0.5 s before it becomes a window at once, before
-        // the utterance ends.
-        a.advance_silence(4500 * MS, true);
-        jobs.extend(a.take_complete());
-        assert_eq!(
-            jobs.last().map(|j| (j.span.start / MS, j.span.end / MS)),
-            Some((4000, 4500))
-        );
-        a.add_utterance(4500 * MS, 6200 * MS);
-        a.advance_silence(9000 * MS, false);
-        jobs.extend(a.take_complete());
-        a.end_input(Input::Video);
-        a.end_input(Input::Audio);
-        jobs.extend(a.finish());
-        let spans: Vec<(u64, u64, u64, WindowKind)> = jobs
-            .iter()
-            .map(|j| (j.span.index, j.span.start / MS, j.span.end / MS, j.kind))
-            .collect();
-        assert_eq!(
-            spans,
-            vec![
-                (0, 0, 2000, WindowKind::Silence),
-                (1, 2000, 4000, WindowKind::Silence),
-                (2, 4000, 4500, WindowKind::Silence),
-                (3, 4500, 6200, WindowKind::Utterance),
-                (4, 6200, 8200, WindowKind::Silence),
-                (5, 8200, 9000, WindowKind::Silence),
-            ]
-        );
-        assert!(jobs.iter().all(|j| j.frames.as_ref().unwrap().real == 4));
-    }
-
-    #[test]
-    fn auto_mode_without_audio_tiles_the_video() {
-        let mut a = WindowAssembler::new(WindowConfig {
-            mode: WindowMode::Auto,
-            ..config()
-        });
-        a.set_input(Input::Video, true);
-        let mut jobs = Vec::new();
-        feed_video(&mut a, 0, 5000, &mut jobs);
-        assert_eq!(jobs.len(), 2, "full tiles as the video arrives");
-        a.end_input(Input::Video);
-        jobs.extend(a.finish());
-        let spans: Vec<(u64, u64)> = jobs
-            .iter()
-            .map(|j| (j.span.start / MS, j.span.end / MS))
-            .collect();
-        assert_eq!(spans, vec![(0, 2000), (2000, 4000), (4000, 5000)]);
-    }
-
-    #[test]
-    fn a_still_image_is_one_window() {
-        for mode in [WindowMode::Sliding, WindowMode::Auto] {
-            let mut a = WindowAssembler::new(WindowConfig { mode, ..config() });
-            a.set_input(Input::Video, true);
-            a.push_frame(0, None, frame(7));
-            a.end_input(Input::Video);
-            let jobs = a.finish();
-            assert_eq!(jobs.len(), 1, "{mode:?}");
-            assert_eq!(frame_values(&jobs[0]), vec![7; 4]);
-        }
-    }
-}
+mod tests;

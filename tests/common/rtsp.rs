@@ -1,5 +1,7 @@
 //! An RTSP camera served in the test process on 127.0.0.1: H.264 + AAC, live, at
-//! `/cam` (gstreamer-rtsp-server with its own main loop on a thread).
+//! `/cam` (gstreamer-rtsp-server with its own main loop on a thread), and at
+//! `/cam-mute` the same camera whose audio track stops sending after 4 s while the
+//! video goes on (a microphone unplugged).
 
 use std::sync::mpsc;
 
@@ -36,18 +38,35 @@ fn serve(ctx: &glib::MainContext, port: u16, tx: &mpsc::Sender<glib::MainLoop>) 
     let server = gst_rtsp_server::RTSPServer::new();
     server.set_address("127.0.0.1");
     server.set_service(&port.to_string());
-    let factory = gst_rtsp_server::RTSPMediaFactory::new();
-    factory.set_launch(
-                "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 \
+    let launch = "( videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=15/1 \
                  ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=15 ! rtph264pay name=pay0 pt=96 \
                  audiotestsrc is-live=true wave=sine freq=440 volume=0.3 ! audio/x-raw,rate=48000,channels=1 \
-                 ! avenc_aac ! rtpmp4gpay name=pay1 pt=97 )",
-            );
+                 ! avenc_aac ! valve name=mute ! rtpmp4gpay name=pay1 pt=97 )";
+    let factory = gst_rtsp_server::RTSPMediaFactory::new();
+    factory.set_launch(launch);
     factory.set_shared(true);
-    server
-        .mount_points()
-        .expect("mount points")
-        .add_factory("/cam", factory);
+    let mute = gst_rtsp_server::RTSPMediaFactory::new();
+    mute.set_launch(launch);
+    mute.connect_media_configure(|_, media| {
+        // The audio stops after 4 s: no packets, no BYE.
+        let valve = media
+            .element()
+            .downcast::<gst::Bin>()
+            .ok()
+            .and_then(|b| b.by_name("mute"));
+        if let Some(valve) = valve {
+            let weak = valve.downgrade();
+            std::thread::spawn(move || {
+                std::thread::sleep(std::time::Duration::from_secs(4));
+                if let Some(v) = weak.upgrade() {
+                    v.set_property("drop", true);
+                }
+            });
+        }
+    });
+    let mounts = server.mount_points().expect("mount points");
+    mounts.add_factory("/cam", factory);
+    mounts.add_factory("/cam-mute", mute);
     let source = server.attach(Some(ctx)).expect("attach the RTSP server");
     tx.send(main_loop.clone()).unwrap();
     main_loop.run();
