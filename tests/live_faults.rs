@@ -18,6 +18,10 @@ use gst_emotion::window::{Degraded, Input};
 
 const S: u64 = 1_000_000_000;
 
+/// A window in assertion messages: start, end (s), degraded, frames, audio samples,
+/// arrival (s of running time).
+type Summary = (f64, f64, Option<Degraded>, Option<u32>, Option<u64>, f64);
+
 /// What a live run showed.
 struct Run {
     /// Each window's result and the running time its message arrived at.
@@ -33,6 +37,18 @@ struct Run {
 }
 
 impl Run {
+    /// Each window as (start s, end s, degraded, frames, audio samples, arrival s),
+    /// for assertion messages.
+    fn summary(&self) -> Vec<Summary> {
+        self.windows
+            .iter()
+            .map(|(w, t)| {
+                let (s, e) = (w.start_seconds(), w.end_seconds());
+                (s, e, w.degraded, w.frames, w.audio_samples, *t as f64 / 1e9)
+            })
+            .collect()
+    }
+
     fn events_of(&self, input: Input, kind: InputEventKind) -> usize {
         self.events
             .iter()
@@ -132,16 +148,21 @@ fn run(pipeline: &gst::Element, mut control: impl FnMut(u64, &gst::Bin)) -> Run 
     out
 }
 
-/// Closes the valve of `input` from `from` to `to` seconds of running time.
-fn stall(input: Input, from: u64, to: u64) -> impl FnMut(u64, &gst::Bin) {
+/// Keeps the valve of `input` closed while `closed(running time)`.
+fn valve(input: Input, closed: impl Fn(u64) -> bool) -> impl FnMut(u64, &gst::Bin) {
     let name = if input == Input::Video { "vv" } else { "av" };
     move |now, bin| {
-        let drop = now >= from * S && now < to * S;
+        let drop = closed(now);
         let valve = bin.by_name(name).unwrap();
         if valve.property::<bool>("drop") != drop {
             valve.set_property("drop", drop);
         }
     }
+}
+
+/// Closes the valve of `input` from `from` to `to` seconds of running time.
+fn stall(input: Input, from: u64, to: u64) -> impl FnMut(u64, &gst::Bin) {
+    valve(input, move |now| now >= from * S && now < to * S)
 }
 
 /// One input stalls from 4 s to 10 s of a 16 s run in `mode`: windows keep coming
@@ -156,18 +177,7 @@ fn stalled_input(input: Input, mode: &str) {
     } else {
         Degraded::NoVideo
     };
-    let spans: Vec<_> = run
-        .windows
-        .iter()
-        .map(|(w, t)| {
-            (
-                w.start_seconds(),
-                w.end_seconds(),
-                w.degraded,
-                *t as f64 / 1e9,
-            )
-        })
-        .collect();
+    let spans = run.summary();
     // During the stall: windows from the other input, flagged, before it ends.
     let during = run.within(5.0, 10.0);
     assert!(!during.is_empty(), "no window in the stall: {spans:?}");
@@ -259,18 +269,7 @@ fn audio_that_ends_leaves_video_windows() {
                  identity name=cut eos-after=40";
     let p = pipeline(14, "", VIDEO, audio);
     let run = run(&p, |_, _| {});
-    let spans: Vec<_> = run
-        .windows
-        .iter()
-        .map(|(w, t)| {
-            (
-                w.start_seconds(),
-                w.end_seconds(),
-                w.degraded,
-                *t as f64 / 1e9,
-            )
-        })
-        .collect();
+    let spans = run.summary();
     let after = run.within(6.0, 12.0);
     assert!(after.len() >= 2, "{spans:?}");
     for (w, arrived) in &after {
@@ -318,11 +317,7 @@ fn video_timestamps_that_jump_back_and_ahead_are_retimed() {
         _ => 3600 * S as i64,
     });
     let run = run(&p, |_, _| {});
-    let spans: Vec<_> = run
-        .windows
-        .iter()
-        .map(|(w, t)| (w.span.index, w.degraded, w.frames, *t as f64 / 1e9))
-        .collect();
+    let spans = run.summary();
     assert_eq!(
         run.events_of(Input::Video, InputEventKind::Jumped),
         2,
@@ -355,18 +350,7 @@ fn gap_events_are_gaps_not_stalls() {
     let p = pipeline(14, "", VIDEO, AUDIO);
     by_name(&p, "av").set_property_from_str("drop-mode", "transform-to-gap");
     let run = run(&p, stall(Input::Audio, 4, 9));
-    let spans: Vec<_> = run
-        .windows
-        .iter()
-        .map(|(w, t)| {
-            (
-                w.start_seconds(),
-                w.end_seconds(),
-                w.degraded,
-                *t as f64 / 1e9,
-            )
-        })
-        .collect();
+    let spans = run.summary();
     assert!(
         run.events.is_empty(),
         "a gap is not a stall: {:?}",
@@ -409,11 +393,7 @@ fn caps_changes_mid_stream_renegotiate() {
             );
         }
     });
-    let spans: Vec<_> = run
-        .windows
-        .iter()
-        .map(|(w, _)| (w.span.index, w.degraded, w.frames, w.audio_samples))
-        .collect();
+    let spans = run.summary();
     assert!(run.events.is_empty(), "{:?}", run.events);
     let after = run.within(6.0, 12.0);
     assert!(after.len() >= 4, "{spans:?}");
@@ -441,11 +421,7 @@ fn late_bursts_of_frames_are_taken_without_a_stall() {
         gst::PadProbeReturn::Ok
     });
     let run = run(&p, |_, _| {});
-    let spans: Vec<_> = run
-        .windows
-        .iter()
-        .map(|(w, t)| (w.span.index, w.degraded, w.frames, *t as f64 / 1e9))
-        .collect();
+    let spans = run.summary();
     assert!(run.events.is_empty(), "{:?}", run.events);
     assert!(run.windows.len() >= 12, "{spans:?}");
     for (w, arrived) in &run.windows {
@@ -463,22 +439,14 @@ fn repeated_stalls_and_drift_for_a_minute_keep_memory_flat() {
     let audio = "capsfilter name=acaps caps=audio/x-raw,format=S16LE,rate=16080,channels=1 ! \
                  capssetter caps=audio/x-raw,rate=16000";
     let p = pipeline(60, "", VIDEO, audio);
-    let run = run(&p, |now, bin| {
-        let t = now / S;
-        let drop = (4..56).contains(&t) && (4..8).contains(&(t % 12));
-        let valve = bin.by_name("av").unwrap();
-        if valve.property::<bool>("drop") != drop {
-            valve.set_property("drop", drop);
-        }
-    });
-    let spans: Vec<_> = run
-        .windows
-        .iter()
-        .map(|(w, t)| {
-            let (s, e) = (w.start_seconds(), w.end_seconds());
-            (s, e, w.degraded, w.audio_samples, *t as f64 / 1e9)
-        })
-        .collect();
+    let run = run(
+        &p,
+        valve(Input::Audio, |now| {
+            let t = now / S;
+            (4..56).contains(&t) && (4..8).contains(&(t % 12))
+        }),
+    );
+    let spans = run.summary();
     // Stalls at 4, 16, 28, 40, 52 s (and the audio may end before the video).
     assert_eq!(
         run.events_of(Input::Audio, InputEventKind::Stalled),
@@ -527,4 +495,26 @@ fn repeated_stalls_and_drift_for_a_minute_keep_memory_flat() {
         end <= settled + 30 * 1024,
         "resident memory grew from {settled} kB to {end} kB"
     );
+}
+
+/// A microphone 5 % slow for 30 s (1.5 s behind the camera at the end — what 0.5 %
+/// does in 5 minutes): no stall, no degraded window, and each window still has the
+/// audio of its span, the missing 5 % filled with silence rather than accumulated.
+#[test]
+fn a_slow_audio_clock_does_not_accumulate_lag() {
+    init();
+    let audio = "capsfilter name=acaps caps=audio/x-raw,format=S16LE,rate=15200,channels=1 ! \
+                 capssetter caps=audio/x-raw,rate=16000";
+    let p = pipeline(30, "window-mode=sliding", VIDEO, audio);
+    // 1600 samples every 105 ms, read as 16 kHz: 100 ms of audio per 105 ms.
+    let run = run(&p, |_, _| {});
+    let spans = run.summary();
+    assert!(run.events.is_empty(), "{:?}", run.events);
+    assert!(run.windows.len() >= 27, "{spans:?}");
+    for (w, arrived) in run.within(1.0, 29.0) {
+        assert_eq!(w.degraded, None, "{spans:?}");
+        let real = w.audio_samples.unwrap() as f64 / 32000.0;
+        assert!((0.9..=1.0).contains(&real), "{real}: {spans:?}");
+        assert!(*arrived < w.span.end + 3 * S, "{spans:?}");
+    }
 }
