@@ -67,13 +67,18 @@ fn export_meld_bundle() -> PathBuf {
 
 /// 3 s of a moving ball (H.264) with ticks at 16 kHz mono (AAC).
 fn parity_clip() -> PathBuf {
+    clip_with_audio("parity.mp4", "rate=16000,channels=1", 47)
+}
+
+/// The parity clip with `audio` caps (`buffers` of 1024 samples of ticks).
+fn clip_with_audio(name: &str, audio: &str, buffers: u32) -> PathBuf {
     init();
-    let path = fixture_dir().join("parity.mp4");
+    let path = fixture_dir().join(name);
     let desc = format!(
         "mp4mux name=mux ! filesink location={} \
          videotestsrc pattern=ball num-buffers=90 ! video/x-raw,width=320,height=240,framerate=30/1 \
          ! x264enc speed-preset=ultrafast ! h264parse ! queue ! mux. \
-         audiotestsrc wave=ticks samplesperbuffer=1024 num-buffers=47 ! audio/x-raw,rate=16000,channels=1 \
+         audiotestsrc wave=ticks samplesperbuffer=1024 num-buffers={buffers} ! audio/x-raw,{audio} \
          ! avenc_aac ! aacparse ! queue ! mux.",
         path.display()
     );
@@ -82,12 +87,20 @@ fn parity_clip() -> PathBuf {
     path
 }
 
+/// The reference chain in front of `e.audio`.
+const RESAMPLED: &str = "audioconvert ! audioresample !";
+
 fn run_element(clip: &Path, bundle: &Path, dump: &Path) -> Vec<WindowResult> {
+    run_element_with(clip, bundle, dump, RESAMPLED)
+}
+
+/// Runs the MELD bundle on `clip`, its audio through `chain` into `e.audio`.
+fn run_element_with(clip: &Path, bundle: &Path, dump: &Path, chain: &str) -> Vec<WindowResult> {
     let p = gst::parse::launch(&format!(
         "uridecodebin uri={} name=d \
          emotionsense name=e window-mode=sliding window-length=3 window-hop=3 ! fakesink \
          d. ! video/x-raw ! queue ! videoconvert ! e.video \
-         d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
+         d. ! audio/x-raw ! queue ! {chain} e.audio",
         uri(clip)
     ))
     .unwrap();
@@ -138,6 +151,37 @@ fn meld_bundle_matches_the_reference_pipeline() {
     ]);
     println!("{report}");
     assert!(report.contains("parity ok"), "{report}");
+}
+
+/// 44.1 kHz stereo straight into `e.audio` (the element converts its own copy) gives
+/// the windows and probabilities of the 16 kHz path (`audioconvert ! audioresample`
+/// in front).
+#[test]
+fn any_rate_audio_in_gives_the_16_khz_results() {
+    let bundle = meld_bundle();
+    let clip = clip_with_audio("parity44.mp4", "rate=44100,channels=2", 130);
+    let resampled = run_element_with(&clip, &bundle, &fixture_dir().join("d16"), RESAMPLED);
+    let direct = run_element_with(&clip, &bundle, &fixture_dir().join("d44"), "");
+    assert_eq!(resampled.len(), 1);
+    assert_eq!(direct.len(), resampled.len());
+    for (a, b) in direct.iter().zip(&resampled) {
+        assert_eq!(a.span, b.span);
+        assert_eq!(a.audio_samples, b.audio_samples);
+        let (ra, rb) = (a.audio_rms.unwrap(), b.audio_rms.unwrap());
+        assert!((ra - rb).abs() < 1e-6, "rms {ra} vs {rb}");
+        for (ha, hb) in a.heads().iter().zip(b.heads()) {
+            assert_eq!(ha.name, hb.name);
+            for (pa, pb) in ha.probs.iter().zip(&hb.probs) {
+                assert!(
+                    (pa - pb).abs() < 1e-6,
+                    "{}: {:?} vs {:?}",
+                    ha.name,
+                    ha.probs,
+                    hb.probs
+                );
+            }
+        }
+    }
 }
 
 #[test]

@@ -7,8 +7,8 @@
 //!
 //! ```text
 //! uridecodebin ─ video ─ queue ─ videoflip ─ videoconvert ─ emotionsense (overlay, in step) ─ videoconvert ─ x264enc ─┐
-//!              └ audio ─ tee ─ queue ─ audioconvert ─ audioresample ─ emotionsense.audio              mp4mux ─ file
-//!                            └ queue (deep: the video waits for its analysis) ─ avenc_aac ─────────────┘
+//!              └ audio ─ queue ─ emotionsense.audio                                                   mp4mux ─ file
+//!                                emotionsense.audio_src (in step with the video) ─ queue ─ avenc_aac ─┘
 //! ```
 //!
 //! The video is written upright: `videoflip` turns pictures stored sideways (a phone's
@@ -358,31 +358,31 @@ fn link_decoded(
         pad.link(&queue.static_pad("sink").expect("queue sink"))?;
         Ok(Some(Kind::Video))
     } else if kind.starts_with("audio/x-raw") {
-        let tee = make("tee")?;
-        pipeline.add(&tee)?;
-        tee.sync_state_with_parent()?;
-        let (q1, c1, r1) = (
-            make("queue")?,
-            make("audioconvert")?,
-            make("audioresample")?,
-        );
-        chain(&[&q1, &c1, &r1], &request(sense, "audio")?)?;
-        // The muxer takes audio only as fast as the video leaves the analysis: this
-        // queue holds that difference (a few windows of audio, not the whole file).
-        let deep = gst::ElementFactory::make("queue")
-            .property("max-size-time", 0u64)
+        // The audio goes into the element as it is (it converts its own copy for the
+        // analysis) and leaves on audio_src in step with the video, for the muxer.
+        let queue = make("queue")?;
+        chain(&[&queue], &request(sense, "audio")?)?;
+        let passed = sense
+            .static_pad("audio_src")
+            .ok_or_else(|| anyhow!("emotionsense has no audio_src pad"))?;
+        // The encoder holds some frames before it outputs any (lookahead, frame
+        // threads): the audio queue holds as much, bounded in time.
+        let q2 = gst::ElementFactory::make("queue")
+            .property("max-size-time", 10 * gst::ClockTime::SECOND.nseconds())
             .property("max-size-bytes", 0u32)
             .property("max-size-buffers", 0u32)
             .build()?;
-        let (c2, r2, aac) = (
+        let (convert, resample, aac) = (
             make("audioconvert")?,
             make("audioresample")?,
             make("avenc_aac")?,
         );
-        chain(&[&deep, &c2, &r2, &aac], &request(mux, "audio_%u")?)?;
-        request(&tee, "src_%u")?.link(&q1.static_pad("sink").expect("queue sink"))?;
-        request(&tee, "src_%u")?.link(&deep.static_pad("sink").expect("queue sink"))?;
-        pad.link(&tee.static_pad("sink").expect("tee sink"))?;
+        chain(
+            &[&q2, &convert, &resample, &aac],
+            &request(mux, "audio_%u")?,
+        )?;
+        passed.link(&q2.static_pad("sink").expect("queue sink"))?;
+        pad.link(&queue.static_pad("sink").expect("queue sink"))?;
         Ok(Some(Kind::Audio))
     } else {
         Ok(None)

@@ -5,10 +5,15 @@
 //! window, what it measured.
 //!
 //! The element has two request sink pads, `video` (raw packed RGB-family video) and
-//! `audio` (raw mono or multichannel audio at 16 kHz, F32LE or S16LE), and one `src`
-//! pad on which the video buffers leave unchanged, with their timestamps. Either input
-//! may be left out: a video-only or audio-only stream works. Put `videoconvert` before
-//! `video` and `audioconvert ! audioresample` before `audio`.
+//! `audio` (raw audio of any format, rate and channels; 16 kHz F32LE or S16LE is what
+//! the analysis takes, anything else is converted inside with `audioconvert !
+//! audioresample`), and one `src` pad on which the video buffers leave unchanged, with
+//! their timestamps. Either input may be left out: a video-only or audio-only stream
+//! works. Put `videoconvert` before `video`. With the `audio` pad comes a sometimes
+//! pad `audio_src` that passes the audio through unchanged, released in step with the
+//! video leaving `src`: to record what was analysed, feed a muxer from `e.src` and
+//! `e.audio_src` (a `tee` around the element would make the pipeline wait on itself;
+//! when an input starves while video is held the element says so in a WARNING).
 //!
 //! For every window the element samples `frames` video frames (policy `frame-policy`)
 //! downscaled to `frame-width` × `frame-height`, and the sample-accurate audio of the
@@ -76,6 +81,16 @@
 //!   d. ! queue ! videoconvert ! e.video \
 //!   d. ! queue ! audioconvert ! audioresample ! e.audio
 //! ```
+//! analysing and recording the video with the overlay and its audio:
+//! ```sh
+//! gst-launch-1.0 -e uridecodebin uri=file:///path/to/clip.mp4 name=d \
+//!   emotionsense name=e overlay=true ! queue ! videoconvert ! x264enc tune=zerolatency \
+//!   ! mp4mux name=mux \
+//!   ! filesink location=out.mp4 \
+//!   d. ! video/x-raw ! queue ! videoconvert ! e.video \
+//!   d. ! audio/x-raw ! queue ! e.audio \
+//!   e.audio_src ! queue ! audioconvert ! avenc_aac ! mux.
+//! ```
 //! and with the default bundle, watching the overlay:
 //! ```sh
 //! gst-launch-1.0 -m uridecodebin uri=file:///path/to/clip.mp4 name=d \
@@ -84,6 +99,7 @@
 //!   d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio
 //! ```
 
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -96,6 +112,8 @@ use gst_base::subclass::prelude::*;
 
 use super::faults::{Change, INPUT_DETAILS, InputEventKind, InputWatch, describe};
 use super::inputs::{Input, LiveClock, Pads, VIDEO_FORMATS, running_time};
+use super::passthrough::Passed;
+use super::resample::Resampler;
 use super::settings::{Settings, properties};
 use super::timing::{Held, Timing};
 use super::worker::{Shared, Worker};
@@ -106,7 +124,7 @@ use crate::media::{Orientation, SampleFormat};
 use crate::speculation::Speculation;
 use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
 use crate::speech::{VoiceDetector, WhisperModel};
-use crate::window::{SAMPLE_RATE, SECOND, WindowAssembler, WindowConfig, WindowJob, WindowMode};
+use crate::window::{SECOND, WindowAssembler, WindowConfig, WindowJob, WindowMode};
 
 /// What NULL→READY loads: the model and the Whisper model.
 #[derive(Default)]
@@ -154,6 +172,12 @@ pub(super) struct State {
     /// Live input: the latency and input timeout (ns) of the last `aggregate`, for
     /// `next_time` (which runs under the Aggregator's lock, so cannot ask for them).
     pub latency_and_bound: (u64, u64),
+    /// Audio not at 16 kHz F32LE/S16LE interleaved: converted for the analysis.
+    pub resampler: Option<Resampler>,
+    /// Audio waiting to leave on `audio_src`.
+    pub audio_out: VecDeque<Passed>,
+    /// Running time up to which video has left (audio before it may follow).
+    pub audio_horizon: Option<u64>,
 }
 
 impl State {
@@ -186,6 +210,9 @@ impl Default for State {
             early_guess: None,
             watch: Default::default(),
             latency_and_bound: (0, 0),
+            resampler: None,
+            audio_out: VecDeque::new(),
+            audio_horizon: None,
         }
     }
 }
@@ -258,10 +285,10 @@ impl ElementImpl for EmotionSense {
             let video_caps = gst_video::VideoCapsBuilder::new()
                 .format_list(VIDEO_FORMATS.iter().copied())
                 .build();
-            let audio_caps = gst_audio::AudioCapsBuilder::new_interleaved()
-                .format_list([gst_audio::AudioFormat::F32le, gst_audio::AudioFormat::S16le])
-                .rate(SAMPLE_RATE as i32)
-                .build();
+            // Any raw audio, 16 kHz F32LE/S16LE preferred (what the analysis takes:
+            // `audioresample` in front still resamples); the rest is converted inside.
+            let mut audio_caps = super::resample::analysis_caps();
+            audio_caps.merge(gst::Caps::builder("audio/x-raw").build());
             let sink = |input: Input, caps: &gst::Caps| {
                 gst::PadTemplate::with_gtype(
                     input.name(),
@@ -282,6 +309,13 @@ impl ElementImpl for EmotionSense {
                 .expect("valid template"),
                 sink(Input::Video, &video_caps),
                 sink(Input::Audio, &audio_caps),
+                gst::PadTemplate::new(
+                    "audio_src",
+                    gst::PadDirection::Src,
+                    gst::PadPresence::Sometimes,
+                    &gst::Caps::builder("audio/x-raw").build(),
+                )
+                .expect("valid template"),
             ]
         });
         TEMPLATES.as_ref()
@@ -293,6 +327,12 @@ impl ElementImpl for EmotionSense {
             if let Some(input) = pads.input_of(pad) {
                 *pads.slot(input) = None;
                 lock(&self.state).assembler.set_input(input, false);
+            }
+            if pads.audio.is_none()
+                && let Some(src) = pads.audio_src.take()
+            {
+                let _ = src.set_active(false);
+                let _ = self.obj().remove_pad(&src);
             }
         }
         self.parent_release_pad(pad);
@@ -352,6 +392,12 @@ impl AggregatorImpl for EmotionSense {
             .build();
         *slot = Some(pad.clone());
         lock(&self.state).assembler.set_input(input, true);
+        if input == Input::Audio {
+            let src = self.make_audio_src();
+            pads.audio_src = Some(src.clone());
+            drop(pads);
+            self.add_audio_src(&src);
+        }
         Some(pad)
     }
 
@@ -429,11 +475,14 @@ impl AggregatorImpl for EmotionSense {
             fixed_orientation: settings.fixed_orientation(),
             ..State::default()
         };
+        self.shared.starts.fetch_add(1, Ordering::SeqCst);
+        self.start_watchdog();
         gst::debug!(CAT, imp = self, "started with {settings:?}");
         Ok(())
     }
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
+        self.shared.starts.fetch_add(1, Ordering::SeqCst);
         self.shared.flushing.store(true, Ordering::SeqCst);
         // Dropping the last references joins the worker and segmenter threads.
         let old = std::mem::take(&mut *lock(&self.state));
@@ -446,9 +495,19 @@ impl AggregatorImpl for EmotionSense {
         let Some(input) = lock(&self.pads).input_of(pad) else {
             return self.parent_sink_event(pad, event);
         };
+        if input == Input::Audio {
+            self.pass_audio_event(&event);
+        }
         match event.view() {
             EventView::FlushStart(_) => self.shared.flushing.store(true, Ordering::SeqCst),
             EventView::Caps(c) if !self.set_caps(input, c.caps()) => return false,
+            EventView::Segment(s) if input == Input::Audio => {
+                if let Some(r) = &lock(&self.state).resampler
+                    && let Err(e) = r.set_segment(s.segment())
+                {
+                    gst::warning!(CAT, imp = self, "{e}");
+                }
+            }
             EventView::Tag(t) if input == Input::Video => {
                 let tag = t.tag();
                 if let Some(o) = tag
@@ -497,7 +556,20 @@ impl AggregatorImpl for EmotionSense {
     }
 
     fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
-        let is_video = lock(&self.pads).input_of(pad) == Some(Input::Video);
+        let input = lock(&self.pads).input_of(pad);
+        if input == Some(Input::Audio)
+            && let gst::QueryViewMut::Caps(q) = query.view_mut()
+            && let Some(caps) = self.audio_sink_caps(pad)
+        {
+            // The audio passes through on audio_src: what its downstream takes.
+            let caps = match q.filter() {
+                Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+                None => caps,
+            };
+            q.set_result(&caps);
+            return true;
+        }
+        let is_video = input == Some(Input::Video);
         if is_video && let gst::QueryViewMut::Caps(q) = query.view_mut() {
             // The video passes through: offer what downstream accepts of our formats.
             let templ = pad.pad_template_caps();
@@ -527,6 +599,9 @@ impl AggregatorImpl for EmotionSense {
             state.timing.clear();
             state.held.clear();
             state.watch = Default::default();
+            if let Some(r) = state.resampler.as_mut() {
+                r.flush();
+            }
             state.early_offered = None;
             if let Some(guess) = state.early_guess.take() {
                 guess.withdraw();
@@ -622,12 +697,14 @@ impl AggregatorImpl for EmotionSense {
             if in_step {
                 self.release(live, true)?;
             }
+            self.release_audio(true, None)?;
             gst::debug!(CAT, imp = self, "all inputs ended, windows analysed");
             return Err(gst::FlowError::Eos);
         }
         if in_step {
             self.release(live, false)?;
         }
+        self.release_audio(false, batch.position)?;
         Ok(gst::FlowSuccess::Ok)
     }
 }
@@ -823,32 +900,23 @@ impl EmotionSense {
                 .field("event", InputEventKind::of(change).as_str())
                 .build();
             gst::info!(CAT, imp = self, "{text}");
-            match change {
-                Change::Recovered { .. } => {
-                    gst::element_imp_info!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("{text}"),
-                        details: details
-                    );
-                }
-                Change::Stalled { .. } | Change::Ended { .. } => {
-                    self.shared.stalls[input as usize].fetch_add(1, Ordering::SeqCst);
-                    gst::element_imp_warning!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("{text}"),
-                        details: details
-                    );
-                }
-                Change::Jumped { .. } => {
-                    gst::element_imp_warning!(
-                        self,
-                        gst::StreamError::Failed,
-                        ("{text}"),
-                        details: details
-                    );
-                }
+            if matches!(change, Change::Stalled { .. } | Change::Ended { .. }) {
+                self.shared.stalls[input as usize].fetch_add(1, Ordering::SeqCst);
+            }
+            if let Change::Recovered { .. } = change {
+                gst::element_imp_info!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("{text}"),
+                    details: details
+                );
+            } else {
+                gst::element_imp_warning!(
+                    self,
+                    gst::StreamError::Failed,
+                    ("{text}"),
+                    details: details
+                );
             }
         }
     }

@@ -11,6 +11,7 @@ use gst_base::prelude::*;
 use super::CAT;
 use super::faults::Change;
 use super::imp::{EmotionSense, State, lock};
+use super::resample::{Resampler, is_analysable};
 use crate::media::{FaceRoi, PixelLayout, SampleFormat, pcm_to_mono, resize_linear};
 pub use crate::window::Input;
 use crate::window::{InputState, SAMPLE_RATE, SECOND};
@@ -20,6 +21,8 @@ use crate::window::{InputState, SAMPLE_RATE, SECOND};
 pub struct Pads {
     pub video: Option<gst_base::AggregatorPad>,
     pub audio: Option<gst_base::AggregatorPad>,
+    /// The audio passed through (with the `audio` pad).
+    pub audio_src: Option<gst::Pad>,
 }
 
 impl Pads {
@@ -182,6 +185,17 @@ pub(super) enum Frame {
     Gap,
 }
 
+/// The sample format and channel count of analysable audio caps.
+fn sample_format(caps: &gst::CapsRef) -> Option<(SampleFormat, usize)> {
+    let info = gst_audio::AudioInfo::from_caps(caps).ok()?;
+    let format = match info.format() {
+        gst_audio::AudioFormat::F32le => SampleFormat::F32le,
+        gst_audio::AudioFormat::S16le => SampleFormat::S16le,
+        _ => return None,
+    };
+    Some((format, info.channels() as usize))
+}
+
 /// Running time (ns) of a buffer's PTS in `pad`'s segment.
 pub fn running_time(pad: &gst_base::AggregatorPad, buf: &gst::BufferRef) -> Option<u64> {
     let segment = pad.segment();
@@ -209,27 +223,77 @@ impl EmotionSense {
                     false
                 }
             },
-            Input::Audio => {
-                let format = gst_audio::AudioInfo::from_caps(caps).ok().and_then(|info| {
-                    let format = match info.format() {
-                        gst_audio::AudioFormat::F32le => SampleFormat::F32le,
-                        gst_audio::AudioFormat::S16le => SampleFormat::S16le,
-                        _ => return None,
-                    };
-                    Some((format, info.channels() as usize))
-                });
-                if format.is_none() {
+            Input::Audio => match self.set_audio_caps(caps) {
+                Ok(()) => true,
+                Err(e) => {
                     gst::element_imp_error!(
                         self,
                         gst::StreamError::Format,
-                        ("Unsupported audio caps {caps}: put audioconvert ! audioresample before the audio pad")
+                        ("Unsupported audio caps {caps}: {e}")
                     );
-                    return false;
+                    false
                 }
-                lock(&self.state).audio_format = format;
-                true
+            },
+        }
+    }
+
+    /// Takes the audio caps: 16 kHz F32LE/S16LE interleaved are analysed as they are;
+    /// anything else goes through the internal converter.
+    fn set_audio_caps(&self, caps: &gst::CapsRef) -> Result<(), String> {
+        // The pad's segment when it has one yet (caps come first); the converter
+        // gets every later one.
+        let segment = lock(&self.pads)
+            .audio
+            .as_ref()
+            .map(|p| p.segment())
+            .filter(|s| s.format() == gst::Format::Time)
+            .unwrap_or_else(|| gst::FormattedSegment::<gst::ClockTime>::new().upcast());
+        let mut state = lock(&self.state);
+        if is_analysable(caps) {
+            state.resampler = None;
+            state.audio_format = Some(sample_format(caps).ok_or("not raw audio")?);
+            return Ok(());
+        }
+        let caps = caps.to_owned();
+        match state.resampler.as_mut() {
+            Some(r) => r.set_caps(&caps)?,
+            None => {
+                gst::info!(CAT, imp = self, "converting {caps} to 16 kHz for analysis");
+                state.resampler = Some(Resampler::new(&caps, &segment)?);
             }
         }
+        state.audio_format = state
+            .resampler
+            .as_ref()
+            .and_then(Resampler::output_caps)
+            .and_then(|c| sample_format(&c));
+        Ok(())
+    }
+
+    /// Converts an audio buffer for the analysis when its caps need it (gaps need
+    /// nothing); the converter's output format becomes the analysed one.
+    pub(super) fn convert_audio(
+        &self,
+        state: &mut State,
+        buf: gst::Buffer,
+    ) -> Result<Vec<gst::Buffer>, gst::FlowError> {
+        let Some(r) = state.resampler.as_mut() else {
+            return Ok(vec![buf]);
+        };
+        if buf.flags().contains(gst::BufferFlags::GAP) {
+            return Ok(vec![buf]);
+        }
+        let out = r.push(buf).inspect_err(|e| {
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ("Cannot convert the audio for analysis: {e:?}")
+            );
+        })?;
+        if state.audio_format.is_none() {
+            state.audio_format = r.output_caps().and_then(|c| sample_format(&c));
+        }
+        Ok(out)
     }
 
     /// Feeds an audio buffer to the windows; returns the sample index where its mono

@@ -9,6 +9,10 @@
 //!   upstream face boxes, inputs that never deliver;
 //! - `faults.rs`: live inputs that stall, end or jump in time — noticed per input
 //!   from the clock, reported once ([`InputEvent`] reads the report back);
+//! - `passthrough.rs`: the `audio_src` pad (the audio leaves in step with the video)
+//!   and the watchdog that reports an input starving while video is held;
+//! - `resample.rs`: audio of any format and rate converted for the analysis by an
+//!   internal `audioconvert ! audioresample`;
 //! - `worker.rs`: the thread that runs the [`crate::analyzer::Analyzer`] on each
 //!   window and posts the result.
 
@@ -18,6 +22,8 @@ use gst::prelude::*;
 mod faults;
 mod imp;
 mod inputs;
+mod passthrough;
+mod resample;
 mod settings;
 mod stream;
 mod timing;

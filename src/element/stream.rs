@@ -14,6 +14,7 @@ use super::CAT;
 use super::faults::Change;
 use super::imp::{EmotionSense, lock};
 use super::inputs::{Frame, Input, pixel_layout, running_time};
+use super::passthrough::Passed;
 use super::timing::Designation;
 use super::worker::{Latest, Submit, Worker};
 use crate::output::overlay::Canvas;
@@ -30,6 +31,8 @@ pub(super) struct Taken {
     pub vad_audio: Vec<(u64, Vec<f32>)>,
     /// Changes in the inputs' health (live), to report.
     pub changes: Vec<Change>,
+    /// Live: where the data should be now on the clock (audio_src releases up to it).
+    pub position: Option<u64>,
     /// Windows complete.
     pub jobs: Vec<WindowJob>,
     /// Every input has ended.
@@ -48,9 +51,11 @@ impl EmotionSense {
         timeout: bool,
         segmenter: Option<&SegmenterThread>,
     ) -> Result<Taken, gst::FlowError> {
-        let (video, audio) = {
+        // The audio leaves on audio_src too (kept only when that pad is linked).
+        let (video, audio, passing) = {
             let pads = lock(&self.pads);
-            (pads.video.clone(), pads.audio.clone())
+            let passing = pads.audio_src.as_ref().is_some_and(|p| p.is_linked());
+            (pads.video.clone(), pads.audio.clone(), passing)
         };
         let mut state = lock(&self.state);
         state.assembler.set_live(live);
@@ -98,20 +103,42 @@ impl EmotionSense {
                 }
                 Input::Audio => {
                     let pad = audio.as_ref().expect("audio head exists");
-                    if let Some(buf) = pad.pop_buffer()
-                        && let Some(chunk) =
+                    let Some(buf) = pad.pop_buffer() else {
+                        continue;
+                    };
+                    if passing {
+                        let rt = running_time(pad, &buf);
+                        state.audio_out.push_back(Passed::Buffer(rt, buf.clone()));
+                    }
+                    for buf in self.convert_audio(&mut state, buf)? {
+                        if let Some(chunk) =
                             self.push_audio(&mut state, pad, buf, &clock, &mut changes)
-                        && segmenter.is_some()
-                    {
-                        vad_audio.push(chunk);
+                            && segmenter.is_some()
+                        {
+                            vad_audio.push(chunk);
+                        }
                     }
                 }
             }
+            self.shared.moved.fetch_add(1, Ordering::Relaxed);
         }
         for (input, pad) in [(Input::Audio, &audio), (Input::Video, &video)] {
-            if pad.as_ref().is_some_and(|p| p.is_eos()) {
-                state.assembler.end_input(input);
+            let Some(pad) = pad.as_ref().filter(|p| p.is_eos()) else {
+                continue;
+            };
+            // The converter's last samples belong to the audio before its end.
+            let rest = match state.resampler.as_mut() {
+                Some(r) if input == Input::Audio => r.drain(),
+                _ => Vec::new(),
+            };
+            for buf in rest {
+                if let Some(chunk) = self.push_audio(&mut state, pad, buf, &clock, &mut changes)
+                    && segmenter.is_some()
+                {
+                    vad_audio.push(chunk);
+                }
             }
+            state.assembler.end_input(input);
         }
         if live {
             let gone = self.watch_inputs(&mut state, [&video, &audio], &clock, &mut changes);
@@ -183,6 +210,7 @@ impl EmotionSense {
             outgoing,
             vad_audio,
             changes,
+            position: clock.position,
             jobs,
             eos,
             early,
@@ -251,6 +279,12 @@ impl EmotionSense {
             if let Some(info) = info {
                 self.draw_overlay(&mut buf, &info, &latest.result, rt, orientation);
             }
+        }
+        // The audio of this frame's time goes first: a muxer fed by both src pads
+        // may wait for it before it takes the frame.
+        if let Some(t) = rt {
+            self.video_sent_until(t + buf.duration().map_or(0, |d| d.nseconds()));
+            self.release_audio(false, None)?;
         }
         self.obj().finish_buffer(buf)?;
         Ok(())

@@ -61,12 +61,23 @@ pub struct Shared {
     pub stalls: [AtomicU64; 2],
     /// Live input: windows neither input delivered anything for.
     pub skipped: AtomicU64,
+    /// Bumped by every start and stop (ends the watchdog of the previous run).
+    pub starts: AtomicU64,
+    /// Buffers taken or sent by `aggregate` (with `processed`: is anything moving?).
+    pub moved: AtomicU64,
+    /// The worker is analysing a window.
+    pub busy: AtomicBool,
 }
 
 impl Shared {
     /// Whether a flush or stop is under way.
     pub fn is_flushing(&self) -> bool {
         self.flushing.load(Ordering::SeqCst)
+    }
+
+    /// A number that changes whenever buffers move or windows are analysed.
+    pub fn progress(&self) -> u64 {
+        self.moved.load(Ordering::SeqCst) + self.processed.load(Ordering::SeqCst)
     }
 
     /// The latest result, if any.
@@ -299,6 +310,15 @@ fn next(rx: &Receiver<Message>, early: &Receiver<Early>) -> Option<Next> {
     }
 }
 
+/// Clears the busy flag when a window's handling ends, however it ends.
+struct Idle<'a>(&'a AtomicBool);
+
+impl Drop for Idle<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::SeqCst);
+    }
+}
+
 fn run(
     rx: Receiver<Message>,
     early_rx: Receiver<Early>,
@@ -357,6 +377,8 @@ fn run(
                 continue;
             }
         };
+        shared.busy.store(true, Ordering::SeqCst);
+        let _idle = Idle(&shared.busy);
         let delay = WORKER_DELAY_MS.load(Ordering::Relaxed);
         if delay > 0 {
             std::thread::sleep(Duration::from_millis(delay));

@@ -1,0 +1,235 @@
+//! Audio of any raw format, rate and channel layout on the `audio` pad, turned into
+//! what the analysis takes (interleaved F32LE or S16LE at 16 kHz) by GStreamer's own
+//! `audioconvert ! audioresample`, run inside the element on its streaming thread:
+//! the windows are the same as with those two elements put in front of the pad
+//! (tests/record.rs compares them), and the audio can leave on `audio_src` as it came.
+
+use std::sync::{Arc, Mutex};
+
+use gst::prelude::*;
+
+use crate::window::SAMPLE_RATE;
+
+/// What the converter delivers: the caps the `audio` pad took directly before.
+pub fn analysis_caps() -> gst::Caps {
+    gst_audio::AudioCapsBuilder::new_interleaved()
+        .format_list([gst_audio::AudioFormat::F32le, gst_audio::AudioFormat::S16le])
+        .rate(SAMPLE_RATE as i32)
+        .build()
+}
+
+/// Whether `caps` can be analysed as they are (no conversion).
+pub fn is_analysable(caps: &gst::CapsRef) -> bool {
+    caps.is_fixed() && caps.is_subset(&analysis_caps())
+}
+
+/// Output collected from the conversion chain.
+#[derive(Default)]
+struct Collected {
+    buffers: Vec<gst::Buffer>,
+    caps: Option<gst::Caps>,
+}
+
+/// `audioconvert ! audioresample` between two pads of our own, driven synchronously.
+pub struct Resampler {
+    feed: gst::Pad,
+    elements: Vec<gst::Element>,
+    collect: gst::Pad,
+    out: Arc<Mutex<Collected>>,
+    drained: bool,
+}
+
+impl Resampler {
+    /// A chain converting audio with `caps`, timed by `segment`.
+    pub fn new(caps: &gst::Caps, segment: &gst::Segment) -> Result<Self, String> {
+        let make = |name: &str| {
+            gst::ElementFactory::make(name)
+                .build()
+                .map_err(|_| format!("the {name} element is not installed (gst-plugins-base)"))
+        };
+        let (convert, resample) = (make("audioconvert")?, make("audioresample")?);
+        let out = Arc::new(Mutex::new(Collected::default()));
+        let collect = {
+            let (buffers, events) = (out.clone(), out.clone());
+            gst::Pad::builder(gst::PadDirection::Sink)
+                .name("emotionsense-resampled")
+                .chain_function(move |_, _, buf| {
+                    lock(&buffers).buffers.push(buf);
+                    Ok(gst::FlowSuccess::Ok)
+                })
+                .event_function(move |_, _, event| {
+                    if let gst::EventView::Caps(c) = event.view() {
+                        lock(&events).caps = Some(c.caps_owned());
+                    }
+                    true
+                })
+                .query_function(|_, _, query| match query.view_mut() {
+                    gst::QueryViewMut::Caps(q) => {
+                        let caps = analysis_caps();
+                        let caps = match q.filter() {
+                            Some(f) => f.intersect_with_mode(&caps, gst::CapsIntersectMode::First),
+                            None => caps,
+                        };
+                        q.set_result(&caps);
+                        true
+                    }
+                    gst::QueryViewMut::AcceptCaps(q) => {
+                        let ok = q.caps().is_subset(&analysis_caps());
+                        q.set_result(ok);
+                        true
+                    }
+                    _ => false,
+                })
+                .build()
+        };
+        let feed = gst::Pad::builder(gst::PadDirection::Src)
+            .name("emotionsense-to-resample")
+            .build();
+        let link = |src: &gst::Pad, sink: &gst::Pad| {
+            src.link(sink)
+                .map(|_| ())
+                .map_err(|e| format!("cannot link the audio converter: {e:?}"))
+        };
+        let pad = |e: &gst::Element, name: &str| e.static_pad(name).expect("always pad");
+        link(&feed, &pad(&convert, "sink"))?;
+        link(&pad(&convert, "src"), &pad(&resample, "sink"))?;
+        link(&pad(&resample, "src"), &collect)?;
+        for p in [&feed, &collect] {
+            p.set_active(true)
+                .map_err(|_| "cannot activate the audio converter's pads".to_string())?;
+        }
+        for e in [&convert, &resample] {
+            e.set_state(gst::State::Playing)
+                .map_err(|_| "cannot start the audio converter".to_string())?;
+        }
+        let r = Self {
+            feed,
+            elements: vec![convert, resample],
+            collect,
+            out,
+            drained: false,
+        };
+        r.send(gst::event::StreamStart::new("emotionsense-audio"))?;
+        r.send(gst::event::Caps::new(caps))?;
+        r.send(gst::event::Segment::new(segment))?;
+        Ok(r)
+    }
+
+    fn send(&self, event: gst::Event) -> Result<(), String> {
+        let name = event.type_().name();
+        self.feed
+            .push_event(event)
+            .then_some(())
+            .ok_or_else(|| format!("the audio converter refused the {name} event"))
+    }
+
+    /// New input caps (a renegotiation).
+    pub fn set_caps(&self, caps: &gst::Caps) -> Result<(), String> {
+        self.send(gst::event::Caps::new(caps))
+    }
+
+    /// A new segment (after a seek).
+    pub fn set_segment(&self, segment: &gst::Segment) -> Result<(), String> {
+        self.send(gst::event::Segment::new(segment))
+    }
+
+    /// What the converted audio is: known once the chain has negotiated.
+    pub fn output_caps(&self) -> Option<gst::Caps> {
+        lock(&self.out).caps.clone()
+    }
+
+    /// Converts `buf`; returns what came out (possibly nothing yet).
+    pub fn push(&mut self, buf: gst::Buffer) -> Result<Vec<gst::Buffer>, gst::FlowError> {
+        self.feed.push(buf)?;
+        Ok(std::mem::take(&mut lock(&self.out).buffers))
+    }
+
+    /// End of stream: the samples still in the resampler's filter (once).
+    pub fn drain(&mut self) -> Vec<gst::Buffer> {
+        if !std::mem::replace(&mut self.drained, true) {
+            let _ = self.feed.push_event(gst::event::Eos::new());
+        }
+        std::mem::take(&mut lock(&self.out).buffers)
+    }
+
+    /// A flushing seek: forget what is in the filter.
+    pub fn flush(&mut self) {
+        let _ = self.feed.push_event(gst::event::FlushStart::new());
+        let _ = self.feed.push_event(gst::event::FlushStop::new(true));
+        lock(&self.out).buffers.clear();
+        self.drained = false;
+    }
+}
+
+impl Drop for Resampler {
+    fn drop(&mut self) {
+        for e in &self.elements {
+            let _ = e.set_state(gst::State::Null);
+        }
+        let _ = self.feed.set_active(false);
+        let _ = self.collect.set_active(false);
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn caps(s: &str) -> gst::Caps {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn analysable_caps_are_16_khz_f32_or_s16_interleaved() {
+        gst::init().unwrap();
+        let ok = "audio/x-raw,format=S16LE,rate=16000,channels=2,layout=interleaved";
+        assert!(is_analysable(&caps(ok)));
+        let ok = "audio/x-raw,format=F32LE,rate=16000,channels=1,layout=interleaved";
+        assert!(is_analysable(&caps(ok)));
+        for no in [
+            "audio/x-raw,format=F32LE,rate=44100,channels=2,layout=interleaved",
+            "audio/x-raw,format=S32LE,rate=16000,channels=1,layout=interleaved",
+            "audio/x-raw,format=F32LE,rate=16000,channels=2,layout=non-interleaved",
+        ] {
+            assert!(!is_analysable(&caps(no)), "{no}");
+        }
+    }
+
+    #[test]
+    fn converts_44100_stereo_to_16_khz() {
+        gst::init().unwrap();
+        let input = caps("audio/x-raw,format=S16LE,rate=44100,channels=2,layout=interleaved");
+        let segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        let mut r = Resampler::new(&input, segment.upcast_ref()).unwrap();
+        let mut frames = 0;
+        for k in 0..10u64 {
+            // 100 ms of a 440 Hz tone.
+            let data: Vec<u8> = (0..4410)
+                .flat_map(|i| {
+                    let t = (k * 4410 + i) as f64 / 44100.0;
+                    let v = ((t * 440.0 * std::f64::consts::TAU).sin() * 8000.0) as i16;
+                    [v.to_le_bytes(), v.to_le_bytes()].concat()
+                })
+                .collect();
+            let mut buf = gst::Buffer::from_mut_slice(data);
+            let b = buf.get_mut().unwrap();
+            b.set_pts(gst::ClockTime::from_mseconds(100 * k));
+            b.set_duration(gst::ClockTime::from_mseconds(100));
+            for out in r.push(buf).unwrap() {
+                frames += out.size() / (2 * 2);
+            }
+        }
+        for out in r.drain() {
+            frames += out.size() / (2 * 2);
+        }
+        let out = r.output_caps().expect("negotiated");
+        let s = out.structure(0).unwrap();
+        assert_eq!(s.get::<i32>("rate").unwrap(), 16000);
+        assert_eq!(s.get::<&str>("format").unwrap(), "S16LE");
+        assert_eq!(frames, 16000, "one second of audio in, one second out");
+    }
+}
