@@ -139,8 +139,9 @@ impl EmotionSense {
                 Passed::Event(e) => {
                     let _ = src.push_event(e);
                 }
+                // Not linked, or its downstream is done: the analysis goes on.
                 Passed::Buffer(_, buf) => match src.push(buf) {
-                    Ok(_) | Err(gst::FlowError::NotLinked) => {}
+                    Ok(_) | Err(gst::FlowError::NotLinked | gst::FlowError::Eos) => {}
                     Err(e) => return Err(e),
                 },
             }
