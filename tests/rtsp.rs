@@ -229,7 +229,7 @@ fn several_cameras_in_one_process_reconnect_on_their_own() {
 /// with a reason; with the checked address it plays.
 #[test]
 fn rtsp_requests_go_only_to_the_checked_address() {
-    use gst_emotion::cli::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, run_live};
+    use gst_emotion::pipeline::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, run_live};
     use std::sync::atomic::{AtomicU32, Ordering};
     common::init();
     let port = free_port();
@@ -278,8 +278,8 @@ fn rtsp_requests_go_only_to_the_checked_address() {
 /// inputs fail"): the analysis says so once and goes on with video-only windows.
 #[test]
 fn a_camera_whose_audio_stops_keeps_being_analysed() {
-    use gst_emotion::cli::live::{LiveEvent, LiveOptions, LiveSource, run_live};
     use gst_emotion::element::InputEventKind;
+    use gst_emotion::pipeline::live::{LiveEvent, LiveOptions, LiveSource, run_live};
     use gst_emotion::window::{Degraded, Input};
     use std::sync::Mutex;
     common::init();
@@ -316,7 +316,7 @@ fn a_camera_whose_audio_stops_keeps_being_analysed() {
     server.stop();
     let stalls = stalls.into_inner().unwrap();
     let degraded = degraded.into_inner().unwrap();
-    assert_eq!(end, gst_emotion::cli::live::LiveEnd::Stopped);
+    assert_eq!(end, gst_emotion::pipeline::live::LiveEnd::Stopped);
     assert!(
         degraded
             .iter()

@@ -15,10 +15,11 @@ use anyhow::{Context, anyhow};
 use gst::prelude::*;
 use serde_json::{Value, json};
 
-use super::inputs::{Input, expand_inputs, in_shard, output_name, parse_shard, percent_decode};
-use super::runner::run_file;
+use super::inputs::{Input, expand_inputs, in_shard, output_name, parse_shard};
 use crate::output::files::{remove_stale_temporaries, write_atomic};
 use crate::output::{WindowResult, csv, jsonl, reference, timeline, vtt};
+use crate::pipeline::percent_decode;
+use crate::pipeline::run::run_file;
 use crate::publish::Publisher;
 
 /// Options of `analyze`.
@@ -80,7 +81,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     // Bad --set values are a usage error, reported before any work.
     let probe = gst::ElementFactory::make("emotionsense").build()?;
     for p in &args.properties {
-        super::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
+        crate::pipeline::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
     }
     drop(probe);
     if args.per_frame {
@@ -302,20 +303,20 @@ fn analyse(
         return Err(anyhow!("no such file"));
     }
     let sense = gst::ElementFactory::make("emotionsense").build()?;
-    super::runner::results_only(&sense);
+    crate::pipeline::run::results_only(&sense);
     sense.set_property_from_str("window-mode", &args.window_mode);
     sense.set_property("device", &args.device);
-    super::apply_bundle(&sense, args.bundle.as_deref());
+    crate::pipeline::apply_bundle(&sense, args.bundle.as_deref());
     if let Some(debug) = &args.debug {
         sense.set_property("dump-dir", debug.join(name).to_string_lossy().as_ref());
     }
     for p in &args.properties {
-        super::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
+        crate::pipeline::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
     }
     let mut windows = Vec::new();
     let on_window = |w: WindowResult| {
         if let Some(p) = publisher {
-            super::publish::push(p, &w, &super::live::redact(&input.name));
+            super::publish::push(p, &w, &crate::pipeline::live::redact(&input.name));
         }
         windows.push(w);
     };

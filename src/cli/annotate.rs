@@ -29,10 +29,10 @@ use anyhow::{Context, anyhow, bail};
 use gst::prelude::*;
 
 use super::inputs::file_input;
-use super::runner::{Event, start};
 use crate::output::WindowResult;
 use crate::output::files::write_atomic;
 use crate::output::subtitles::{self, Cue};
+use crate::pipeline::run::{Event, start};
 
 /// Where the subtitles go.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -140,9 +140,9 @@ fn sense_element(args: &AnnotateArgs) -> anyhow::Result<gst::Element> {
     sense.set_property("device", &args.device);
     sense.set_property("overlay", true);
     sense.set_property_from_str("result-timing", "in-step");
-    super::apply_bundle(&sense, args.bundle.as_deref());
+    crate::pipeline::apply_bundle(&sense, args.bundle.as_deref());
     for p in &args.properties {
-        super::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
+        crate::pipeline::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
     }
     Ok(sense)
 }

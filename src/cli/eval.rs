@@ -21,13 +21,13 @@ use anyhow::{Context, anyhow};
 use gst::prelude::*;
 use serde_json::{Value, json};
 
-use super::runner::run_file;
 use crate::eval::data::{DataKind, Item, load};
 use crate::eval::heatmap;
 use crate::eval::metrics::{Report, report, word_errors, words};
 use crate::infer::{Model, ModelOptions};
 use crate::output::WindowResult;
 use crate::output::files::write_atomic;
+use crate::pipeline::run::run_file;
 use crate::window::{WindowJob, WindowSpan};
 
 /// Options of `gst-emotion eval`.
@@ -209,7 +209,7 @@ fn through_pipeline(
     // Usage errors first, on a probe element.
     let probe = gst::ElementFactory::make("emotionsense").build()?;
     for p in &args.properties {
-        super::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
+        crate::pipeline::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
     }
     drop(probe);
     let clips_dir = args.out.join("clips");
@@ -264,7 +264,7 @@ fn one_clip(
     let sense = gst::ElementFactory::make("emotionsense")
         .build()
         .map_err(|e| e.to_string())?;
-    super::runner::results_only(&sense);
+    crate::pipeline::run::results_only(&sense);
     sense.set_property("bundle", &args.bundle);
     sense.set_property("device", &args.device);
     // One window per clip.
@@ -278,7 +278,7 @@ fn one_clip(
         sense.set_property("asr", false);
     }
     for p in &args.properties {
-        super::set_property_checked(&sense, p)?;
+        crate::pipeline::set_property_checked(&sense, p)?;
     }
     let uri = gst::glib::filename_to_uri(&clip, None).map_err(|e| e.to_string())?;
     let mut windows = Vec::new();

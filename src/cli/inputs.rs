@@ -142,27 +142,6 @@ pub fn output_name(input: &Input) -> String {
     )
 }
 
-/// Decodes `%XX` escapes of a URI path.
-pub fn percent_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        let hex = |c: u8| (c as char).to_digit(16);
-        if b[i] == b'%'
-            && i + 2 < b.len()
-            && let (Some(hi), Some(lo)) = (hex(b[i + 1]), hex(b[i + 2]))
-        {
-            out.push((hi * 16 + lo) as u8);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,8 +176,5 @@ mod tests {
         assert!(output_name(&i).starts_with("My_20clip_final."));
         assert_eq!(parse_shard("1/4"), Ok((1, 4)));
         assert!(parse_shard("4/4").is_err());
-        assert_eq!(percent_decode("/a/My%20clip.mp4"), "/a/My clip.mp4");
-        // Escapes next to multi-byte characters (this panicked once).
-        assert_eq!(percent_decode("/a/%é%aé%"), "/a/%é%aé%");
     }
 }

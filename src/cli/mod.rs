@@ -6,16 +6,16 @@
 //! - `merge`: combines the summaries of shards.
 //! - `watch`: live analysis of a webcam, an RTSP camera or any URI.
 //! - `eval`: accuracy of a bundle on labelled data (docs/eval.md).
+//!
+//! Pipelines are built and run by [`crate::pipeline`], shared with `serve`.
 
 pub mod analyze;
 pub mod annotate;
 pub mod bundle;
 pub mod eval;
 pub mod inputs;
-pub mod live;
 pub mod merge;
 pub mod publish;
-pub mod runner;
 pub mod watch;
 
 use std::process::ExitCode;
@@ -102,59 +102,6 @@ pub fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-/// Applies a `--bundle` choice to an `emotionsense`: a folder, "default" or "none" as
-/// given; without a choice the element's own default (the default bundle when it is
-/// installed).
-pub fn apply_bundle(sense: &gst::Element, choice: Option<&str>) {
-    use gst::prelude::*;
-    if let Some(b) = choice {
-        sense.set_property("bundle", b);
-    }
-}
-
-/// Sets `--set NAME=VALUE` on `element`, refusing unknown properties, values that do
-/// not parse and values out of the property's range (instead of GLib's warning and
-/// silent clamping).
-pub fn set_property_checked(element: &gst::Element, setting: &str) -> Result<(), String> {
-    use gst::glib;
-    use gst::glib::translate::{ToGlibPtr, ToGlibPtrMut};
-    use gst::prelude::*;
-    let (k, v) = setting
-        .split_once('=')
-        .ok_or_else(|| format!("--set {setting}: use NAME=VALUE"))?;
-    let name = element
-        .factory()
-        .map(|f| f.name().to_string())
-        .unwrap_or_default();
-    let pspec = element
-        .find_property(k)
-        .ok_or_else(|| format!("--set {k}: {name} has no such property"))?;
-    let value = <glib::Value as gst::prelude::GstValueExt>::deserialize_with_pspec(v, &pspec)
-        .map_err(|_| {
-            format!(
-                "--set {k}={v}: not a valid {} ({})",
-                pspec.value_type().name(),
-                pspec.blurb().unwrap_or_default()
-            )
-        })?;
-    let mut check = value.clone();
-    // SAFETY: both pointers are valid for the call; validate only modifies `check`.
-    let modified = unsafe {
-        glib::gobject_ffi::g_param_value_validate(
-            pspec.to_glib_none().0,
-            check.to_glib_none_mut().0,
-        )
-    } != 0;
-    if modified {
-        return Err(format!(
-            "--set {k}={v}: out of range ({})",
-            pspec.blurb().unwrap_or_default()
-        ));
-    }
-    element.set_property_from_value(k, &value);
-    Ok(())
 }
 
 fn info() -> anyhow::Result<()> {

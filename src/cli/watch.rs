@@ -11,8 +11,8 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::Context;
 use clap::Args;
 
-use super::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, redact, run_live};
 use crate::output::WindowResult;
+use crate::pipeline::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, redact, run_live};
 
 /// Options of `gst-emotion watch`.
 #[derive(Debug, Args)]

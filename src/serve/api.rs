@@ -27,8 +27,8 @@ use super::net::{CheckedUrl, redact};
 use super::source::{MediaRequest, MediaSpec, save_body};
 use super::streams::Streams;
 use super::work::{Progress, start};
-use crate::cli::live::LiveSource;
 use crate::output::{WindowResult, csv, jsonl, reference, vtt};
+use crate::pipeline::live::LiveSource;
 
 type Shared = State<Arc<AppState>>;
 

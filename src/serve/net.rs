@@ -15,26 +15,7 @@ use super::source::Policy;
 /// Most redirects [`fetch`] follows (each one checked like the first URL).
 pub const MAX_REDIRECTS: usize = 5;
 
-/// `url` with any user:password replaced by `***` (a URL that does not parse is
-/// redacted by text: everything between `://` and the last `@` of its authority).
-pub fn redact(url: &str) -> String {
-    if let Ok(mut u) = Url::parse(url)
-        && (!u.username().is_empty() || u.password().is_some())
-    {
-        let _ = u.set_password(None);
-        let _ = u.set_username("***");
-        // "***" is percent-encoded by the parser; show it plainly.
-        return u.as_str().replacen("%2A%2A%2A@", "***@", 1);
-    }
-    if let Some((scheme, rest)) = url.split_once("://") {
-        let end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
-        let (authority, path) = rest.split_at(end);
-        if let Some((_, host)) = authority.rsplit_once('@') {
-            return format!("{scheme}://***@{host}{path}");
-        }
-    }
-    url.to_string()
-}
+pub use crate::pipeline::redact;
 
 /// The characters RFC 3986 allows in a URI. Anything else (spaces, quotes,
 /// backslashes, `<>{}|^` and backquotes, control and non-ASCII characters) is where
@@ -233,7 +214,7 @@ pub async fn fetch(first: CheckedUrl, policy: &Policy) -> Result<reqwest::Respon
 /// thread of its own: the pipeline never opens the URL itself, so it cannot follow a
 /// redirect or resolve the host again. Bytes are pushed as they arrive (the appsrc
 /// blocks when its queue is full); a failed fetch is an error on the bus.
-pub fn http_feeder(first: CheckedUrl, policy: Policy) -> crate::cli::live::Feeder {
+pub fn http_feeder(first: CheckedUrl, policy: Policy) -> crate::pipeline::live::Feeder {
     std::sync::Arc::new(move |appsrc: gst_app::AppSrc| {
         let (first, policy) = (first.clone(), policy.clone());
         let spawned = std::thread::Builder::new()

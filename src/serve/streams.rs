@@ -14,9 +14,9 @@ use tokio::sync::broadcast;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::work::ElementSettings;
-use crate::cli::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, run_live};
 use crate::element::{InputEvent, InputEventKind};
 use crate::output::jsonl;
+use crate::pipeline::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, run_live};
 
 /// What a stream is doing.
 #[derive(Clone, Debug, Serialize)]

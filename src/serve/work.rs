@@ -11,8 +11,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 
 use super::error::ApiError;
 use super::metrics::Metrics;
-use crate::cli::runner::{FileProgress, run_file_with};
 use crate::output::WindowResult;
+use crate::pipeline::run::{FileProgress, run_file_with};
 
 /// How every pipeline's `emotionsense` is set up.
 #[derive(Clone, Debug)]
@@ -158,11 +158,11 @@ fn run(
     let sense = gst::ElementFactory::make("emotionsense")
         .build()
         .map_err(|e| ApiError::internal(e.to_string()))?;
-    crate::cli::runner::results_only(&sense);
+    crate::pipeline::run::results_only(&sense);
     sense.set_property("bundle", &settings.bundle);
     sense.set_property("device", &settings.device);
     for p in &settings.properties {
-        crate::cli::set_property_checked(&sense, p).map_err(ApiError::internal)?;
+        crate::pipeline::set_property_checked(&sense, p).map_err(ApiError::internal)?;
     }
     let result = run_file_with(
         uri,

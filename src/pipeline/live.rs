@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, anyhow};
 use gst::prelude::*;
 
-use super::runner::{Event, start};
+use super::run::{Event, start};
 use crate::output::WindowResult;
 
 /// How a live source is opened and analysed.
@@ -101,7 +101,7 @@ pub enum LiveEnd {
     Failed(String),
 }
 
-pub use crate::serve::net::redact;
+pub use super::redact;
 
 /// Removes the credentials of `url` from `text` (error messages may quote them).
 pub fn scrub(text: &str, url: &str) -> String {
@@ -307,7 +307,7 @@ fn rtsp(
         let (p, e) = (pipeline.downgrade(), sense.downgrade());
         decode.connect_pad_added(move |_, pad| {
             if let (Some(p), Some(e)) = (p.upgrade(), e.upgrade()) {
-                super::runner::link_stream(&p, &e, pad);
+                super::run::link_stream(&p, &e, pad);
             }
         });
         let _ = decode.sync_state_with_parent();
@@ -378,7 +378,7 @@ fn request_uri(message: &gst_rtsp::rtsp_message::RTSPMessage) -> Option<String> 
 
 /// uridecodebin playing `appsrc://`, whose appsrc `feeder` fills.
 fn fed(feeder: &Feeder, sense: &gst::Element, audio: bool) -> anyhow::Result<gst::Pipeline> {
-    let pipeline = super::runner::file_pipeline_with("appsrc://", sense, audio)?;
+    let pipeline = super::run::file_pipeline_with("appsrc://", sense, audio)?;
     let src = pipeline
         .by_name("src")
         .ok_or_else(|| anyhow!("no uridecodebin"))?;
@@ -405,7 +405,7 @@ fn build(source: &LiveSource, opts: &LiveOptions) -> anyhow::Result<gst::Pipelin
     }
     let audio = !opts.no_audio;
     let pipeline = match source {
-        LiveSource::Uri(uri) => super::runner::file_pipeline_with(uri, &sense, audio)?,
+        LiveSource::Uri(uri) => super::run::file_pipeline_with(uri, &sense, audio)?,
         LiveSource::Feed { feeder, .. } => fed(feeder, &sense, audio)?,
         LiveSource::Device(device) => {
             let p = gst::Pipeline::new();

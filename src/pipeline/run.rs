@@ -1,6 +1,7 @@
-//! Running an `emotionsense` pipeline from the command line: building the file/URI
-//! pipeline, starting it, and reading its bus as typed events — windows as
-//! [`WindowResult`]s, errors with their text. Shared by `analyze` and `watch`.
+//! Running an `emotionsense` pipeline on a file or URI: building the pipeline from
+//! factories, starting it, and reading its bus as typed events — windows as
+//! [`WindowResult`]s, errors with their text. Shared by `analyze`, `eval`, `annotate`,
+//! `watch` and the server's jobs.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
