@@ -39,7 +39,7 @@ pub fn resident_set_kb() -> u64 {
 }
 
 /// Registers everything the `emotion` plugin provides: the `EmotionMeta` custom meta
-/// and the `emotionsense` element.
+/// and the `emotionsense` and `emotionpublish` elements.
 pub fn plugin_init(plugin: &gst::Plugin) -> Result<(), glib::BoolError> {
     if !gst::meta::CustomMeta::is_registered(output::META_NAME) {
         gst::meta::CustomMeta::register(output::META_NAME, &[]);

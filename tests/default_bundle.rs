@@ -194,7 +194,9 @@ fn upstream_facedetect_boxes_are_used() {
     }
     // Without facedetect the element's own detector is used.
     let own = analyse(&c, "", false);
-    assert!(fusion(&own[0]).faces.iter().all(|face| !face.upstream));
+    let faces = &fusion(&own[0]).faces;
+    assert!(!faces.is_empty(), "{own:?}");
+    assert!(faces.iter().all(|face| !face.upstream));
 }
 
 #[test]

@@ -272,7 +272,8 @@ impl ElementImpl for EmotionSense {
                 "Emotion sensing",
                 "Filter/Analyzer/Video/Audio",
                 "Recognises emotion and sentiment in windows of video and audio; passes \
-                 the video through with the latest result as EmotionMeta and posts an \
+                 the video through with its window's result as EmotionMeta (files; live \
+                 input: the latest result), the audio on audio_src, and posts an \
                  \"emotion\" element message per window",
                 "gst-emotion developers",
             )

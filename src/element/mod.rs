@@ -13,6 +13,8 @@
 //!   and the watchdog that reports an input starving while video is held;
 //! - `resample.rs`: audio of any format and rate converted for the analysis by an
 //!   internal `audioconvert ! audioresample`;
+//! - `timing.rs`: which window's result each frame carries (in step), and the held
+//!   frames;
 //! - `worker.rs`: the thread that runs the [`crate::analyzer::Analyzer`] on each
 //!   window and posts the result.
 
