@@ -222,6 +222,56 @@ fn flushing_seek_starts_windows_over() {
 }
 
 #[test]
+fn an_element_left_without_inputs_says_so_and_a_late_pad_is_welcome() {
+    init();
+    let make = || {
+        let pipeline = gst::Pipeline::new();
+        let e = gst::ElementFactory::make("emotionsense")
+            .property("bundle", "none")
+            .build()
+            .unwrap();
+        let sink = gst::ElementFactory::make("fakesink").build().unwrap();
+        pipeline.add_many([&e, &sink]).unwrap();
+        e.link(&sink).unwrap();
+        (pipeline, e)
+    };
+    // No input ever: an error naming the pads, after the documented 5 s.
+    let (pipeline, _) = make();
+    let started = std::time::Instant::now();
+    let err = run_to_eos(pipeline.upcast_ref(), Duration::from_secs(30), |_| {}).unwrap_err();
+    assert!(err.contains("has no inputs"), "{err}");
+    assert!(
+        started.elapsed() >= Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+
+    // An input linked 1 s after READY→PAUSED (as decodebin's pad-added does): no error.
+    let (pipeline, e) = make();
+    let src = gst::parse::bin_from_description(
+        "videotestsrc num-buffers=30 ! capsfilter caps=video/x-raw,framerate=30/1,width=64,height=48",
+        true,
+    )
+    .unwrap();
+    let late = {
+        let (pipeline, e, src) = (pipeline.clone(), e.clone(), src.clone());
+        std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_secs(1));
+            pipeline.add(&src).unwrap();
+            src.link_pads(Some("src"), &e, Some("video")).unwrap();
+            src.sync_state_with_parent().unwrap();
+        })
+    };
+    let mut windows = 0;
+    run_to_eos(pipeline.upcast_ref(), Duration::from_secs(30), |m| {
+        windows += usize::from(window_of(m).is_some())
+    })
+    .expect("a late input is welcome");
+    late.join().unwrap();
+    assert!(windows > 0);
+}
+
+#[test]
 fn bad_settings_give_a_clear_error() {
     init();
     let pipeline = gst::parse::launch(

@@ -1,38 +1,23 @@
 //! Results in step with the video (docs/metadata.md, "Timing"): which window's result
 //! each frame carries does not depend on how fast the analysis is; live input in step
 //! reports its latency and counts missed deadlines; stream-time positions survive a
-//! seek; pausing and restarting work. (Own test binary: the slow-worker hook is
-//! process-wide, so the tests that use it take a lock.)
+//! seek; pausing and restarting work.
 
 mod common;
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use gst::prelude::*;
 use gst_emotion::output::WindowResult;
 
-/// Serialises the tests that change the process-wide worker delay.
-fn delay_lock() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Sets the worker delay and puts it back to zero when dropped.
-struct SlowWorker;
-
-impl SlowWorker {
-    fn new(delay: Duration) -> Self {
-        gst_emotion::element::set_worker_delay_for_tests(delay);
-        Self
-    }
-}
-
-impl Drop for SlowWorker {
-    fn drop(&mut self) {
-        gst_emotion::element::set_worker_delay_for_tests(Duration::ZERO);
-    }
+/// Makes the element `e` of `pipeline` take `delay` longer per window.
+fn slow_down(pipeline: &gst::Element, delay: Duration) {
+    by_name(pipeline, "e")
+        .downcast::<gst_emotion::element::EmotionSense>()
+        .expect("an emotionsense element")
+        .set_analysis_delay(delay);
 }
 
 /// Per buffer reaching the appsink `out`: its PTS and the window index its
@@ -64,8 +49,9 @@ fn carried_windows(pipeline: &gst::Element) -> Carried {
     out
 }
 
-/// The 5 s clip through sliding windows of 2 s every 1 s; what each frame carried.
-fn run_file(timing: &str) -> (Vec<(u64, Option<u64>)>, Vec<WindowResult>) {
+/// The 5 s clip through sliding windows of 2 s every 1 s, each analysed `delay`
+/// late; what each frame carried.
+fn run_file(timing: &str, delay: Duration) -> (Vec<(u64, Option<u64>)>, Vec<WindowResult>) {
     let path = clip("av5", ClipSpec::av(5));
     let desc = format!(
         "uridecodebin uri={} name=d emotionsense name=e bundle=none window-mode=sliding \
@@ -76,6 +62,7 @@ fn run_file(timing: &str) -> (Vec<(u64, Option<u64>)>, Vec<WindowResult>) {
         uri(&path)
     );
     let pipeline = gst::parse::launch(&desc).unwrap();
+    slow_down(&pipeline, delay);
     let carried = carried_windows(&pipeline);
     let mut windows = Vec::new();
     run_to_eos(&pipeline, Duration::from_secs(90), |m| {
@@ -103,8 +90,7 @@ fn expected_sliding(t_ns: u64, last: u64) -> u64 {
 
 #[test]
 fn every_frame_carries_its_own_window_however_slow_the_analysis() {
-    let _lock = delay_lock();
-    let (fast, windows) = run_file("in-step");
+    let (fast, windows) = run_file("in-step", Duration::ZERO);
     let last = windows.last().expect("windows").span.index;
     assert_eq!(fast.len(), 150, "every frame passes");
     for (pts, window) in &fast {
@@ -117,18 +103,12 @@ fn every_frame_carries_its_own_window_however_slow_the_analysis() {
     }
 
     // A worker taking 0.4 s per window: the video would run ahead of it.
-    let slow = {
-        let _slow = SlowWorker::new(Duration::from_millis(400));
-        run_file("in-step").0
-    };
+    let slow = run_file("in-step", Duration::from_millis(400)).0;
     assert_eq!(slow, fast, "same window per frame with a slow worker");
 
     // `latest` keeps the old behaviour: with the slow worker, frames run ahead of
     // their window (which is what in-step exists to prevent).
-    let latest = {
-        let _slow = SlowWorker::new(Duration::from_millis(400));
-        run_file("latest").0
-    };
+    let latest = run_file("latest", Duration::from_millis(400)).0;
     assert_eq!(latest.len(), 150);
     assert_ne!(latest, fast, "latest should differ with a slow worker");
     assert!(
@@ -182,7 +162,6 @@ fn run_live(pipeline: &gst::Element) -> LiveRun {
 
 #[test]
 fn live_in_step_reports_its_latency_and_counts_misses() {
-    let _lock = delay_lock();
     init();
     let pipeline = live_pipeline(4);
     let (latency, carried, qos) = run_live(&pipeline);
@@ -216,8 +195,8 @@ fn live_in_step_reports_its_latency_and_counts_misses() {
 
     // A worker taking 2 s per 1 s window misses the 0.5 s deadline: frames leave with
     // the last result and the misses are counted.
-    let _slow = SlowWorker::new(Duration::from_millis(2000));
     let pipeline = live_pipeline(5);
+    slow_down(&pipeline, Duration::from_millis(2000));
     let (_, carried, qos) = run_live(&pipeline);
     let misses: u64 = by_name(&pipeline, "e").property("deadline-misses");
     assert!(misses > 0, "missed deadlines are counted");

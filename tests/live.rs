@@ -1,7 +1,6 @@
 //! Live input with a worker slower than real time, for 60 s of stream: windows are
 //! dropped and counted, the lag of results stays bounded and does not grow, memory
-//! stays flat (docs/live.md), and the latency query answers. (Own test binary:
-//! the slow-worker hook is process-wide.)
+//! stays flat (docs/live.md), and the latency query answers.
 
 mod common;
 
@@ -14,7 +13,6 @@ use gst::prelude::*;
 fn slow_worker_drops_windows_and_lag_stays_bounded() {
     init();
     // Each window takes 1.2 s to analyse while a new one is due every 0.5 s.
-    gst_emotion::element::set_worker_delay_for_tests(Duration::from_millis(1200));
     let pipeline = gst::parse::launch(
         "videotestsrc is-live=true num-buffers=1800 ! video/x-raw,width=320,height=240,framerate=30/1 ! e.video \
          audiotestsrc is-live=true samplesperbuffer=320 num-buffers=3000 ! audio/x-raw,rate=16000,format=S16LE ! e.audio \
@@ -27,6 +25,10 @@ fn slow_worker_drops_windows_and_lag_stays_bounded() {
         .unwrap()
         .by_name("e")
         .unwrap();
+    element
+        .downcast_ref::<gst_emotion::element::EmotionSense>()
+        .expect("an emotionsense element")
+        .set_analysis_delay(Duration::from_millis(1200));
     let mut lags = Vec::new();
     // Resident memory (kB) with the stream time it was read at.
     let mut rss: Vec<(u64, u64)> = Vec::new();
@@ -50,7 +52,6 @@ fn slow_worker_drops_windows_and_lag_stays_bounded() {
     .expect("live run");
     let dropped: u64 = element.property("windows-dropped");
     let processed: u64 = element.property("windows-processed");
-    gst_emotion::element::set_worker_delay_for_tests(Duration::ZERO);
 
     assert!(
         dropped > 0,

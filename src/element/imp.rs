@@ -346,7 +346,10 @@ impl ElementImpl for EmotionSense {
         match transition {
             gst::StateChange::NullToReady => self.load()?,
             // Unblock a streaming thread waiting on the worker before pads deactivate.
-            gst::StateChange::PausedToReady => self.shared.flushing.store(true, Ordering::SeqCst),
+            gst::StateChange::PausedToReady => {
+                self.shared.flushing.begin();
+                lock(&self.pads).no_inputs_watch = None;
+            }
             // Without any input the Aggregator would wait forever (and downstream
             // never prerolls): inputs may still be requested while the pipeline
             // prerolls (decodebin's pad-added), so give them a few seconds.
@@ -392,6 +395,7 @@ impl AggregatorImpl for EmotionSense {
             .name(input.name())
             .build();
         *slot = Some(pad.clone());
+        pads.no_inputs_watch = None;
         lock(&self.state).assembler.set_input(input, true);
         if input == Input::Audio {
             let src = self.make_audio_src();
@@ -450,6 +454,7 @@ impl AggregatorImpl for EmotionSense {
             self.shared.clone(),
             settings.max_pending_windows as usize,
             analysis,
+            settings.analysis_delay,
         )
         .map_err(|e| {
             gst::error_msg!(
@@ -484,7 +489,7 @@ impl AggregatorImpl for EmotionSense {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         self.shared.starts.fetch_add(1, Ordering::SeqCst);
-        self.shared.flushing.store(true, Ordering::SeqCst);
+        self.shared.flushing.begin();
         // Dropping the last references joins the worker and segmenter threads.
         let old = std::mem::take(&mut *lock(&self.state));
         drop(old);
@@ -500,7 +505,7 @@ impl AggregatorImpl for EmotionSense {
             self.pass_audio_event(&event);
         }
         match event.view() {
-            EventView::FlushStart(_) => self.shared.flushing.store(true, Ordering::SeqCst),
+            EventView::FlushStart(_) => self.shared.flushing.begin(),
             EventView::Caps(c) if !self.set_caps(input, c.caps()) => return false,
             EventView::Segment(s) if input == Input::Audio => {
                 if let Some(r) = &lock(&self.state).resampler
@@ -953,22 +958,21 @@ impl EmotionSense {
 
     /// Posts an error if the element still has no sink pad 5 s after READY→PAUSED.
     fn watch_for_missing_inputs(&self) {
+        let (watch, woken) = crossbeam_channel::bounded::<()>(0);
+        lock(&self.pads).no_inputs_watch = Some(watch);
         let weak = self.obj().downgrade();
         let spawned = std::thread::Builder::new()
             .name("emotionsense-inputs".into())
             .spawn(move || {
-                for _ in 0..50 {
-                    std::thread::sleep(Duration::from_millis(100));
-                    let Some(obj) = weak.upgrade() else { return };
-                    if !obj.sink_pads().is_empty()
-                        || obj.current_state() < gst::State::Paused
-                            && obj.pending_state() != gst::State::Paused
-                    {
-                        return;
-                    }
+                // Disconnected early when a pad is requested or the element stops.
+                let timeout = Err(crossbeam_channel::RecvTimeoutError::Timeout);
+                if woken.recv_timeout(Duration::from_secs(5)) != timeout {
+                    return;
                 }
                 if let Some(obj) = weak.upgrade()
                     && obj.sink_pads().is_empty()
+                    && (obj.current_state() >= gst::State::Paused
+                        || obj.pending_state() == gst::State::Paused)
                 {
                     gst::element_error!(
                         obj,

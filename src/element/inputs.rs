@@ -23,6 +23,9 @@ pub struct Pads {
     pub audio: Option<gst_base::AggregatorPad>,
     /// The audio passed through (with the `audio` pad).
     pub audio_src: Option<gst::Pad>,
+    /// Held while the element waits for its first input pad; dropping it (a pad is
+    /// requested, the element stops) wakes the watcher, which then ends.
+    pub no_inputs_watch: Option<crossbeam_channel::Sender<()>>,
 }
 
 impl Pads {

@@ -11,6 +11,7 @@
 //!   from the clock, reported once ([`InputEvent`] reads the report back);
 //! - `passthrough.rs`: the `audio_src` pad (the audio leaves in step with the video)
 //!   and the watchdog that reports an input starving while video is held;
+//! - `flushing.rs`: the flushing flag, and the wake-up it gives blocked waits;
 //! - `resample.rs`: audio of any format and rate converted for the analysis by an
 //!   internal `audioconvert ! audioresample`;
 //! - `timing.rs`: which window's result each frame carries (in step), and the held
@@ -22,6 +23,7 @@ use gst::glib;
 use gst::prelude::*;
 
 mod faults;
+mod flushing;
 mod imp;
 mod inputs;
 mod passthrough;
@@ -34,7 +36,6 @@ pub mod worker;
 pub use crate::media::FramePolicy;
 pub use crate::window::WindowMode;
 pub use faults::{INPUT_DETAILS, InputEvent, InputEventKind};
-pub use worker::set_worker_delay_for_tests;
 
 pub(crate) static CAT: std::sync::LazyLock<gst::DebugCategory> = std::sync::LazyLock::new(|| {
     gst::DebugCategory::new(
@@ -48,6 +49,17 @@ glib::wrapper! {
     /// The `emotionsense` element: see the SECTION documentation in `imp.rs`.
     pub struct EmotionSense(ObjectSubclass<imp::EmotionSense>)
         @extends gst_base::Aggregator, gst::Element, gst::Object;
+}
+
+impl EmotionSense {
+    /// Makes this element's analysis take `delay` longer per window, from its next
+    /// start (READY → PAUSED): lets tests run a worker slower than real time without
+    /// touching any other element. Zero (the default) in normal use.
+    #[doc(hidden)]
+    pub fn set_analysis_delay(&self, delay: std::time::Duration) {
+        use gst::subclass::prelude::ObjectSubclassIsExt;
+        imp::lock(&self.imp().settings).analysis_delay = delay;
+    }
 }
 
 /// When a video buffer leaves the element, and so which result it carries.

@@ -48,6 +48,10 @@ pub(super) struct Settings {
     pub vad_model: Option<String>,
     pub max_utterance_length: f64,
     pub early_analysis: bool,
+    /// Extra time per window, set only through
+    /// [`EmotionSense::set_analysis_delay`](super::EmotionSense::set_analysis_delay)
+    /// (not a property): lets a test make the analysis slower than real time.
+    pub analysis_delay: std::time::Duration,
     /// Properties the application set (they override the bundle's defaults).
     pub explicit: HashSet<String>,
 }
@@ -95,6 +99,7 @@ impl Default for Settings {
             vad_model: None,
             max_utterance_length: SegmenterConfig::default().max_length,
             early_analysis: true,
+            analysis_delay: std::time::Duration::ZERO,
             explicit: HashSet::new(),
         }
     }

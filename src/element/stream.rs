@@ -226,7 +226,7 @@ impl EmotionSense {
         live: bool,
         eos: bool,
     ) -> Vec<WindowJob> {
-        let stop = || self.shared.is_flushing();
+        let stop = self.shared.flushing.waker();
         for (first, samples) in audio {
             seg.push(first, samples, !live, &stop);
         }

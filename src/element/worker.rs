@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TryRecvError, TrySendError, bounded};
+use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 use gst::glib;
 use gst::prelude::*;
 
@@ -14,16 +14,6 @@ use crate::analyzer::{Analyzer, AnalyzerConfig, Computed};
 use crate::output::WindowResult;
 use crate::speculation::Speculation;
 use crate::window::{WindowJob, WindowKind};
-
-/// Extra time the worker spends per window; lets tests make the worker slower than
-/// real time. Zero in normal use.
-static WORKER_DELAY_MS: AtomicU64 = AtomicU64::new(0);
-
-/// Test hook: makes every worker in the process sleep this long per window.
-#[doc(hidden)]
-pub fn set_worker_delay_for_tests(delay: Duration) {
-    WORKER_DELAY_MS.store(delay.as_millis() as u64, Ordering::SeqCst);
-}
 
 /// The latest result, typed (overlay, tools) and as the structure `EmotionMeta` carries.
 #[derive(Debug)]
@@ -46,7 +36,7 @@ pub struct Shared {
     /// Bumped by a flush: results of older windows are discarded.
     pub generation: AtomicU64,
     /// Set while flushing or stopping: blocking waits give up.
-    pub flushing: AtomicBool,
+    pub flushing: super::flushing::Flushing,
     /// Every window's outcome by index, for buffers held in step.
     pub results: Mutex<super::timing::ResultLog>,
     /// Buffers that left with the latest result because their window missed the
@@ -72,7 +62,7 @@ pub struct Shared {
 impl Shared {
     /// Whether a flush or stop is under way.
     pub fn is_flushing(&self) -> bool {
-        self.flushing.load(Ordering::SeqCst)
+        self.flushing.is_on()
     }
 
     /// A number that changes whenever buffers move or windows are analysed.
@@ -117,7 +107,7 @@ impl Shared {
             s.store(0, Ordering::SeqCst);
         }
         self.skipped.store(0, Ordering::SeqCst);
-        self.flushing.store(false, Ordering::SeqCst);
+        self.flushing.end();
         self.in_step.store(false, Ordering::SeqCst);
     }
 
@@ -126,7 +116,7 @@ impl Shared {
         self.generation.fetch_add(1, Ordering::SeqCst);
         self.set_latest(None);
         self.results().clear();
-        self.flushing.store(false, Ordering::SeqCst);
+        self.flushing.end();
     }
 }
 
@@ -176,6 +166,7 @@ impl Worker {
         shared: Arc<Shared>,
         queue: usize,
         config: AnalyzerConfig,
+        delay: Duration,
     ) -> std::io::Result<Self> {
         let (tx, rx) = bounded(queue.max(1));
         let (early_tx, early_rx) = bounded(1);
@@ -184,7 +175,7 @@ impl Worker {
         let early_stale = early_rx.clone();
         let handle = std::thread::Builder::new()
             .name("emotionsense-worker".into())
-            .spawn(move || run(rx, early_rx, weak, thread_shared, config))?;
+            .spawn(move || run(rx, early_rx, weak, thread_shared, config, delay))?;
         Ok(Self {
             tx: Some(tx),
             early_tx: Some(early_tx),
@@ -250,26 +241,21 @@ impl Worker {
         if !self.send_interruptible(Message::Drain(done_tx)) {
             return;
         }
-        while !self.shared.is_flushing() {
-            if done_rx.recv_timeout(Duration::from_millis(20)).is_ok() {
-                return;
-            }
+        let flushing = self.shared.flushing.waker();
+        crossbeam_channel::select! {
+            recv(done_rx) -> _ => {}
+            recv(flushing) -> _ => {}
         }
     }
 
     /// Sends `msg`, waiting while the queue is full but giving up as soon as the
     /// element flushes. Returns whether the worker got the message.
-    fn send_interruptible(&self, mut msg: Message) -> bool {
+    fn send_interruptible(&self, msg: Message) -> bool {
         let Some(tx) = &self.tx else { return false };
-        loop {
-            if self.shared.is_flushing() {
-                return false;
-            }
-            match tx.send_timeout(msg, Duration::from_millis(20)) {
-                Ok(()) => return true,
-                Err(SendTimeoutError::Timeout(m)) => msg = m,
-                Err(SendTimeoutError::Disconnected(_)) => return false,
-            }
+        let flushing = self.shared.flushing.waker();
+        crossbeam_channel::select! {
+            send(tx, msg) -> sent => sent.is_ok(),
+            recv(flushing) -> _ => false,
         }
     }
 }
@@ -325,6 +311,7 @@ fn run(
     element: glib::WeakRef<gst::Element>,
     shared: Arc<Shared>,
     config: AnalyzerConfig,
+    delay: Duration,
 ) {
     let (mut analyzer, warnings) = Analyzer::new(config);
     let warn = |msg: &str| {
@@ -379,9 +366,8 @@ fn run(
         };
         shared.busy.store(true, Ordering::SeqCst);
         let _idle = Idle(&shared.busy);
-        let delay = WORKER_DELAY_MS.load(Ordering::Relaxed);
-        if delay > 0 {
-            std::thread::sleep(Duration::from_millis(delay));
+        if !delay.is_zero() {
+            std::thread::sleep(delay);
         }
         if generation != shared.generation.load(Ordering::SeqCst) {
             continue;

@@ -257,11 +257,11 @@ impl SegmenterThread {
     }
 
     /// Hands mono 16 kHz audio starting at sample index `first_sample` to the thread.
-    /// With `block`, waits while the thread is behind (checking `stop`); else drops
-    /// the audio when it is.
-    pub fn push(&self, first_sample: u64, samples: Vec<f32>, block: bool, stop: &dyn Fn() -> bool) {
+    /// With `block`, waits while the thread is behind (giving up when `stop`
+    /// disconnects); else drops the audio when it is.
+    pub fn push(&self, first_sample: u64, samples: Vec<f32>, block: bool, stop: &Receiver<()>) {
         let Some(tx) = &self.tx else { return };
-        let mut msg = Msg::Audio {
+        let msg = Msg::Audio {
             first_sample,
             samples,
         };
@@ -269,11 +269,9 @@ impl SegmenterThread {
             let _ = tx.try_send(msg);
             return;
         }
-        while !stop() {
-            match tx.send_timeout(msg, std::time::Duration::from_millis(20)) {
-                Err(crossbeam_channel::SendTimeoutError::Timeout(m)) => msg = m,
-                _ => return,
-            }
+        crossbeam_channel::select! {
+            send(tx, msg) -> _ => {}
+            recv(stop) -> _ => {}
         }
     }
 
