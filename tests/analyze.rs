@@ -345,5 +345,17 @@ fn default_bundle_records_have_emotions_and_faces() {
         assert!(faces[0]["emotion_probs"]["joy"].as_f64().unwrap() > 0.9);
     }
     let csv = std::fs::read_to_string(format!("{}.csv", base.display())).unwrap();
-    assert!(csv.lines().next().unwrap().contains("joy"), "{csv}");
+    // The documented columns (src/output/csv.rs): the window, then per head its
+    // label, confidence and one column per label in the bundle's order.
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next().unwrap(),
+        "index,start,end,stream_start,stream_end,transcript,\
+         emotion,emotion_confidence,emotion_anger,emotion_disgust,emotion_fear,emotion_joy,\
+         emotion_neutral,emotion_sadness,emotion_surprise,\
+         sentiment,sentiment_confidence,sentiment_negative,sentiment_neutral,sentiment_positive"
+    );
+    let rows: Vec<&str> = lines.collect();
+    assert_eq!(rows.len(), recs.len(), "{csv}");
+    assert!(rows.iter().all(|r| r.split(',').count() == 20), "{csv}");
 }

@@ -63,32 +63,37 @@ impl Drop for Broker {
 
 /// `mosquitto_sub` on `topic`: a channel of the JSON payloads it prints.
 fn subscribe(port: u16, topic: &str) -> (Child, mpsc::Receiver<Value>) {
-    let mut child = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-            "-t",
-            topic,
-            "-q",
-            "1",
-        ])
+    subscriber(&["-p", &port.to_string(), "-t", topic])
+}
+
+/// `mosquitto_sub -h 127.0.0.1 -q 1` with `args`, returned once the broker has
+/// acknowledged the subscription (so nothing published after is missed): the child
+/// and a channel of the JSON payloads it prints.
+fn subscriber(args: &[&str]) -> (Child, mpsc::Receiver<Value>) {
+    // -d: debug lines on stdout, among them "received SUBACK" (line-buffered by
+    // stdbuf: mosquitto_sub flushes only its messages).
+    let mut child = Command::new("stdbuf")
+        .args(["-oL", "mosquitto_sub", "-h", "127.0.0.1", "-q", "1", "-d"])
+        .args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .expect("mosquitto_sub");
     let out = child.stdout.take().unwrap();
     let (tx, rx) = mpsc::channel();
+    let (subscribed, acknowledged) = mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
+            if line.contains("received SUBACK") {
+                let _ = subscribed.send(());
+            } else if let Ok(v) = serde_json::from_str(&line) {
                 let _ = tx.send(v);
             }
         }
     });
-    // Let the subscription reach the broker before anything is published.
-    std::thread::sleep(Duration::from_millis(500));
+    acknowledged
+        .recv_timeout(Duration::from_secs(10))
+        .expect("the broker acknowledges the subscription within 10 s");
     (child, rx)
 }
 
@@ -204,9 +209,16 @@ fn a_broker_that_goes_away_and_comes_back() {
         }
     }
     p.set_state(gst::State::Null).unwrap();
-    std::thread::sleep(Duration::from_millis(500));
     let (mut child, rx) = sub.expect("subscriber started");
-    after_return.extend(rx.try_iter());
+    let has = |got: &[Value], index: u64| got.iter().any(|v| v["index"] == index);
+    wait_for(
+        "window 10 at the subscriber",
+        Duration::from_secs(10),
+        || {
+            after_return.extend(rx.try_iter());
+            has(&after_return, 10)
+        },
+    );
     let _ = child.kill();
     let _ = child.wait();
     let dropped: u64 = publisher.property("records-dropped");
@@ -363,39 +375,20 @@ fn tls_and_a_password_from_a_file() {
         ),
     );
     // A subscriber over TLS with the same user.
-    let mut sub = Command::new("mosquitto_sub")
-        .args([
-            "-h",
-            "127.0.0.1",
-            "-p",
-            &broker.port.to_string(),
-            "-t",
-            "secure/t",
-            "-q",
-            "1",
-        ])
-        .args([
-            "--cafile",
-            &format!("{d}/ca.pem"),
-            "-u",
-            "robot",
-            "-P",
-            "s3cret-pw",
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out = sub.stdout.take().unwrap();
-    let (tx, rx) = mpsc::channel::<Value>();
-    std::thread::spawn(move || {
-        for line in BufReader::new(out).lines().map_while(Result::ok) {
-            if let Ok(v) = serde_json::from_str(&line) {
-                let _ = tx.send(v);
-            }
-        }
-    });
-    std::thread::sleep(Duration::from_millis(800));
+    let port = broker.port.to_string();
+    let ca = format!("{d}/ca.pem");
+    let (mut sub, rx) = subscriber(&[
+        "-p",
+        &port,
+        "-t",
+        "secure/t",
+        "--cafile",
+        &ca,
+        "-u",
+        "robot",
+        "-P",
+        "s3cret-pw",
+    ]);
     let props = |password: &str| {
         format!(
             "method=mqtt address=127.0.0.1:{} topic=secure/t qos=1 username=robot \

@@ -104,6 +104,22 @@ pub fn clip(name: &str, spec: ClipSpec) -> PathBuf {
     path
 }
 
+/// Waits until `ok()` holds, checking every 100 ms; panics naming `what` when
+/// `deadline` passes first. For events a test can observe but not be told of.
+pub fn wait_for(what: &str, deadline: Duration, mut ok: impl FnMut() -> bool) {
+    let end = Instant::now() + deadline;
+    loop {
+        if ok() {
+            return;
+        }
+        assert!(
+            Instant::now() < end,
+            "timed out after {deadline:?} waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 /// Runs `pipeline` until EOS, calling `on_message` for every bus message; fails on an
 /// error message or when `deadline` passes.
 pub fn run_to_eos(
