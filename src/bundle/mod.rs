@@ -8,6 +8,7 @@
 //! name the file and the field at fault. Running the model is [`crate::infer`]'s job.
 
 mod manifest;
+mod validate;
 
 use std::path::{Path, PathBuf};
 
