@@ -146,32 +146,8 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         libc::signal(libc::SIGINT, on_sigint as *const () as libc::sighandler_t);
         libc::signal(libc::SIGTERM, on_sigint as *const () as libc::sighandler_t);
     }
-    let shown: Vec<String> = sources.iter().map(|s| redact(s)).collect();
-    let multi = sources.len() > 1;
-    let publisher = args.publish.start()?;
-    let ids: Vec<String> = match &args.source_id {
-        Some(id) => vec![id.clone()],
-        None => shown.clone(),
-    };
-    let mut jsonl = match &args.jsonl {
-        Some(p) => Some(
-            std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(p)
-                .with_context(|| format!("opening {}", p.display()))?,
-        ),
-        None => None,
-    };
-    // With several sources every line says which it is from.
-    let tag = |i: usize| {
-        if multi {
-            format!("[{}] ", shown[i])
-        } else {
-            String::new()
-        }
-    };
-    eprintln!("watching {} (Ctrl-C to stop)", shown.join(", "));
+    let mut out = Output::new(&args, &sources)?;
+    eprintln!("watching {} (Ctrl-C to stop)", out.shown.join(", "));
     let stop = || {
         let presses = INTERRUPTS.load(Ordering::SeqCst);
         if presses > 0 && !ANNOUNCED.swap(true, Ordering::SeqCst) {
@@ -179,7 +155,6 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         }
         presses
     };
-    let mut windows = vec![0u64; sources.len()];
     let mut ends: Vec<Option<anyhow::Result<LiveEnd>>> = sources.iter().map(|_| None).collect();
     std::thread::scope(|scope| {
         let (tx, rx) = std::sync::mpsc::channel::<(usize, Report)>();
@@ -204,66 +179,138 @@ pub fn run(args: WatchArgs) -> anyhow::Result<u8> {
         }
         drop(tx);
         for (i, report) in rx {
-            let (tag, shown) = (tag(i), &shown[i]);
             match report {
                 Report::End(end) => ends[i] = Some(end),
-                Report::Event(LiveEvent::Playing) => eprintln!("{tag}playing {shown}"),
-                Report::Event(LiveEvent::Resumed) => {
-                    eprintln!("{tag}reconnected: analysis resumed")
-                }
-                Report::Event(LiveEvent::Warning(w)) => eprintln!("{tag}warning: {w}"),
-                Report::Event(LiveEvent::Input(e)) => eprintln!("{tag}{}", e.message),
-                Report::Event(LiveEvent::Lost {
-                    reason,
-                    attempt,
-                    delay,
-                }) => eprintln!(
-                    "{tag}stream lost: {reason}; reconnecting to {shown} in {delay:.1} s (attempt {attempt})"
-                ),
-                Report::Event(LiveEvent::Window(r)) => {
-                    windows[i] += 1;
-                    if let Some(p) = &publisher {
-                        super::publish::push(p, &r, &ids[i]);
-                    }
-                    println!("{tag}{}", line(&r));
-                    if let Some(f) = jsonl.as_mut() {
-                        let text = if multi {
-                            let mut rec = crate::output::jsonl::record(&r);
-                            rec["source"] = serde_json::json!(ids[i]);
-                            format!("{rec}\n")
-                        } else {
-                            crate::output::jsonl::line(&r)
-                        };
-                        let _ = f.write_all(text.as_bytes());
-                        let _ = f.flush();
-                    }
-                }
+                Report::Event(e) => out.event(i, e),
             }
         }
     });
-    if let Some(p) = publisher {
-        super::publish::finish(p);
+    out.finish(ends)
+}
+
+/// Where the sources' reports go: a line per event on stderr, per window on stdout,
+/// the JSONL file and the publisher.
+struct Output {
+    /// Each source as shown (credentials redacted).
+    shown: Vec<String>,
+    /// Each source's id in records.
+    ids: Vec<String>,
+    publisher: Option<crate::publish::Publisher>,
+    jsonl: Option<std::fs::File>,
+    /// Windows received per source.
+    windows: Vec<u64>,
+}
+
+impl Output {
+    fn new(args: &WatchArgs, sources: &[String]) -> anyhow::Result<Self> {
+        let shown: Vec<String> = sources.iter().map(|s| redact(s)).collect();
+        let publisher = args.publish.start()?;
+        let jsonl = match &args.jsonl {
+            Some(p) => Some(
+                std::fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(p)
+                    .with_context(|| format!("opening {}", p.display()))?,
+            ),
+            None => None,
+        };
+        Ok(Self {
+            ids: match &args.source_id {
+                Some(id) => vec![id.clone()],
+                None => shown.clone(),
+            },
+            windows: vec![0; sources.len()],
+            publisher,
+            jsonl,
+            shown,
+        })
     }
-    let mut code = 0;
-    for (i, end) in ends.into_iter().enumerate() {
-        let tag = tag(i);
-        match end {
-            Some(Ok(LiveEnd::Stopped)) => eprintln!("{tag}stopped: {} window(s)", windows[i]),
-            Some(Ok(LiveEnd::Failed(reason))) => {
-                if reason.contains("gave up") {
-                    eprintln!("{tag}stream lost: {reason}");
-                } else {
-                    eprintln!("{tag}error: {reason}");
-                }
-                code = 1;
-            }
-            Some(Err(e)) if !multi => return Err(e),
-            Some(Err(e)) => {
-                eprintln!("{tag}error: {e:#}");
-                code = 1;
-            }
-            None => code = 1,
+
+    fn multi(&self) -> bool {
+        self.shown.len() > 1
+    }
+
+    /// With several sources every line says which it is from.
+    fn tag(&self, i: usize) -> String {
+        if self.multi() {
+            format!("[{}] ", self.shown[i])
+        } else {
+            String::new()
         }
     }
-    Ok(code)
+
+    fn event(&mut self, i: usize, event: LiveEvent) {
+        let (tag, shown) = (self.tag(i), &self.shown[i]);
+        match event {
+            LiveEvent::Playing => eprintln!("{tag}playing {shown}"),
+            LiveEvent::Resumed => eprintln!("{tag}reconnected: analysis resumed"),
+            LiveEvent::Warning(w) => eprintln!("{tag}warning: {w}"),
+            LiveEvent::Input(e) => eprintln!("{tag}{}", e.message),
+            LiveEvent::Lost {
+                reason,
+                attempt,
+                delay,
+            } => eprintln!(
+                "{tag}stream lost: {reason}; reconnecting to {shown} in {delay:.1} s (attempt {attempt})"
+            ),
+            LiveEvent::Window(r) => self.window(i, &r),
+        }
+    }
+
+    fn window(&mut self, i: usize, r: &WindowResult) {
+        self.windows[i] += 1;
+        if let Some(p) = &self.publisher {
+            super::publish::push(p, r, &self.ids[i]);
+        }
+        println!("{}{}", self.tag(i), line(r));
+        let multi = self.multi();
+        if let Some(f) = self.jsonl.as_mut() {
+            let text = if multi {
+                let mut rec = crate::output::jsonl::record(r);
+                rec["source"] = serde_json::json!(self.ids[i]);
+                format!("{rec}\n")
+            } else {
+                crate::output::jsonl::line(r)
+            };
+            let _ = f.write_all(text.as_bytes());
+            let _ = f.flush();
+        }
+    }
+
+    /// Flushes the publisher, prints how each source ended; the exit code.
+    fn finish(self, ends: Vec<Option<anyhow::Result<LiveEnd>>>) -> anyhow::Result<u8> {
+        let multi = self.multi();
+        if let Some(p) = self.publisher {
+            super::publish::finish(p);
+        }
+        let mut code = 0;
+        for (i, end) in ends.into_iter().enumerate() {
+            let tag = if multi {
+                format!("[{}] ", self.shown[i])
+            } else {
+                String::new()
+            };
+            match end {
+                Some(Ok(LiveEnd::Stopped)) => {
+                    eprintln!("{tag}stopped: {} window(s)", self.windows[i])
+                }
+                Some(Ok(LiveEnd::Failed(reason))) => {
+                    if reason.contains("gave up") {
+                        eprintln!("{tag}stream lost: {reason}");
+                    } else {
+                        eprintln!("{tag}error: {reason}");
+                    }
+                    code = 1;
+                }
+                Some(Err(e)) if !multi => return Err(e),
+                Some(Err(e)) => {
+                    eprintln!("{tag}error: {e:#}");
+                    code = 1;
+                }
+                None => code = 1,
+            }
+        }
+        Ok(code)
+    }
 }

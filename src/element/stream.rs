@@ -12,8 +12,8 @@ use gst_base::prelude::*;
 
 use super::CAT;
 use super::faults::Change;
-use super::imp::{EmotionSense, lock};
-use super::inputs::{Frame, Input, pixel_layout, running_time};
+use super::imp::{EmotionSense, State, lock};
+use super::inputs::{Frame, Input, LiveClock, pixel_layout, running_time};
 use super::passthrough::Passed;
 use super::timing::Designation;
 use super::worker::{Latest, Submit, Worker};
@@ -24,6 +24,7 @@ use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
 use crate::window::{SECOND, WindowJob};
 
 /// What one `aggregate` call took from the pads.
+#[derive(Default)]
 pub(super) struct Taken {
     /// Video buffers to send downstream, with their running times.
     pub outgoing: Vec<(Option<u64>, gst::Buffer)>,
@@ -42,6 +43,16 @@ pub(super) struct Taken {
     pub early: Option<(WindowJob, Speculation)>,
 }
 
+/// The input pads as one `aggregate` call finds them.
+struct InputPads {
+    video: Option<gst_base::AggregatorPad>,
+    audio: Option<gst_base::AggregatorPad>,
+    /// The audio also leaves on audio_src (kept only when that pad is linked).
+    passing: bool,
+    /// A voice detector follows the audio.
+    follow_speech: bool,
+}
+
 impl EmotionSense {
     /// Consumes the queued buffers in running-time order across the pads (so video
     /// never runs ahead of audio) and collects the windows that are complete.
@@ -51,97 +62,31 @@ impl EmotionSense {
         timeout: bool,
         segmenter: Option<&SegmenterThread>,
     ) -> Result<Taken, gst::FlowError> {
-        // The audio leaves on audio_src too (kept only when that pad is linked).
-        let (video, audio, passing) = {
+        let pads = {
             let pads = lock(&self.pads);
-            let passing = pads.audio_src.as_ref().is_some_and(|p| p.is_linked());
-            (pads.video.clone(), pads.audio.clone(), passing)
+            InputPads {
+                video: pads.video.clone(),
+                audio: pads.audio.clone(),
+                passing: pads.audio_src.as_ref().is_some_and(|p| p.is_linked()),
+                follow_speech: segmenter.is_some(),
+            }
         };
         let mut state = lock(&self.state);
         state.assembler.set_live(live);
         let clock = self.live_clock(&mut state, live);
-        let mut outgoing = Vec::new();
-        let mut vad_audio = Vec::new();
-        let mut changes = Vec::new();
-        loop {
-            let head = |input: Input, pad: &Option<gst_base::AggregatorPad>| {
-                let pad = pad.as_ref()?;
-                let buf = pad.peek_buffer()?;
-                let rt = running_time(pad, &buf).unwrap_or(0);
-                Some(clock.preview(&state, input, rt))
-            };
-            // A pad without a queued buffer only holds the other back if it may still
-            // deliver one (non-live input waits; live input never does).
-            let waits = |pad: &Option<gst_base::AggregatorPad>| {
-                !live && pad.as_ref().is_some_and(|p| !p.is_eos())
-            };
-            let next = match (head(Input::Video, &video), head(Input::Audio, &audio)) {
-                (None, None) => break,
-                (Some(v), Some(a)) if v <= a => Input::Video,
-                (Some(_), Some(_)) => Input::Audio,
-                (Some(_), None) if waits(&audio) => break,
-                (Some(_), None) => Input::Video,
-                (None, Some(_)) if waits(&video) => break,
-                (None, Some(_)) => Input::Audio,
-            };
-            match next {
-                Input::Video => {
-                    let pad = video.as_ref().expect("video head exists");
-                    if let Some(mut buf) = pad.pop_buffer() {
-                        let raw = running_time(pad, &buf);
-                        let frame = self.push_video(&mut state, pad, &buf, &clock, &mut changes)?;
-                        if let Frame::Pass(rt) = frame {
-                            if let Some(t) = rt
-                                && raw != rt
-                            {
-                                // Re-timed after a jump: it leaves on the clock's timeline.
-                                restamp(&mut buf, pad, t);
-                            }
-                            outgoing.push((rt, buf));
-                        }
-                    }
-                }
-                Input::Audio => {
-                    let pad = audio.as_ref().expect("audio head exists");
-                    let Some(buf) = pad.pop_buffer() else {
-                        continue;
-                    };
-                    if passing {
-                        let rt = running_time(pad, &buf);
-                        state.audio_out.push_back(Passed::Buffer(rt, buf.clone()));
-                    }
-                    for buf in self.convert_audio(&mut state, buf)? {
-                        if let Some(chunk) =
-                            self.push_audio(&mut state, pad, buf, &clock, &mut changes)
-                            && segmenter.is_some()
-                        {
-                            vad_audio.push(chunk);
-                        }
-                    }
-                }
-            }
-            self.shared.moved.fetch_add(1, Ordering::Relaxed);
-        }
-        for (input, pad) in [(Input::Audio, &audio), (Input::Video, &video)] {
-            let Some(pad) = pad.as_ref().filter(|p| p.is_eos()) else {
-                continue;
-            };
-            // The converter's last samples belong to the audio before its end.
-            let rest = match state.resampler.as_mut() {
-                Some(r) if input == Input::Audio => r.drain(),
-                _ => Vec::new(),
-            };
-            for buf in rest {
-                if let Some(chunk) = self.push_audio(&mut state, pad, buf, &clock, &mut changes)
-                    && segmenter.is_some()
-                {
-                    vad_audio.push(chunk);
-                }
-            }
-            state.assembler.end_input(input);
-        }
+        let mut taken = Taken {
+            position: clock.position,
+            ..Taken::default()
+        };
+        self.take_buffers(&mut state, &pads, &clock, live, &mut taken)?;
+        self.end_inputs(&mut state, &pads, &clock, &mut taken);
         if live {
-            let gone = self.watch_inputs(&mut state, [&video, &audio], &clock, &mut changes);
+            let gone = self.watch_inputs(
+                &mut state,
+                [&pads.video, &pads.audio],
+                &clock,
+                &mut taken.changes,
+            );
             // Audio that stopped: the speech it held becomes windows now, and the voice
             // detector starts afresh when it comes back.
             if gone.contains(&Input::Audio)
@@ -160,61 +105,162 @@ impl EmotionSense {
                 .advance_to(now.saturating_sub(latency).nseconds());
         }
         if let Some(seg) = segmenter {
-            let silent = seg.silent_until();
-            // Read before the spans: a segment confirmed since is among them (the
-            // thread sends a span before it clears the tentative one).
-            let tentative = seg.tentative();
-            let spans = seg.take_spans();
-            if let (Some(span), Some(guess)) = (state.early_offered, state.early_guess.take()) {
-                match settle_guess(span, tentative, &spans) {
-                    Guess::Confirmed => {}
-                    Guess::Standing => state.early_guess = Some(guess),
-                    Guess::Withdrawn => {
-                        gst::debug!(CAT, imp = self, "early utterance {span:?} withdrawn");
-                        guess.withdraw();
-                    }
-                }
+            self.follow_speech(&mut state, seg);
+            if live {
+                taken.early = offer_early(&mut state, seg);
             }
-            for span in spans {
-                state.assembler.add_utterance(span.start, span.end);
-            }
-            state.assembler.advance_silence(silent, seg.speaking());
-            // No utterance found later can start before this.
-            let max_utterance = lock(&self.settings).max_utterance_length;
-            let horizon = ((max_utterance + 0.5) * SECOND as f64) as u64;
-            state
-                .assembler
-                .set_keep_from(seg.processed_until().saturating_sub(horizon));
         }
-        let mut early = None;
-        if live
-            && state.early_analysis
-            && let Some(span) = segmenter.and_then(SegmenterThread::tentative)
-            && state.early_offered != Some(span)
-            && let Some(job) = state.assembler.preview_utterance(span.start, span.end)
-        {
-            let guess = Speculation::new();
-            state.early_offered = Some(span);
-            state.early_guess = Some(guess.clone());
-            early = Some((job, guess));
-        }
-        let mut jobs = state.assembler.take_complete();
-        let eos = state.assembler.all_ended();
-        if eos && segmenter.is_none() {
-            jobs.extend(state.assembler.finish());
+        taken.jobs = state.assembler.take_complete();
+        taken.eos = state.assembler.all_ended();
+        if taken.eos && segmenter.is_none() {
+            taken.jobs.extend(state.assembler.finish());
         }
         let skipped = state.assembler.take_skipped();
         self.shared.skipped.fetch_add(skipped, Ordering::SeqCst);
-        gst::trace!(CAT, imp = self, "{} window(s) complete", jobs.len());
-        Ok(Taken {
-            outgoing,
-            vad_audio,
-            changes,
-            position: clock.position,
-            jobs,
-            eos,
-            early,
-        })
+        gst::trace!(CAT, imp = self, "{} window(s) complete", taken.jobs.len());
+        Ok(taken)
+    }
+
+    /// The queued buffers of both pads, in running-time order, into the windows
+    /// (video also into `taken.outgoing`, audio for the voice detector).
+    fn take_buffers(
+        &self,
+        state: &mut State,
+        pads: &InputPads,
+        clock: &LiveClock,
+        live: bool,
+        taken: &mut Taken,
+    ) -> Result<(), gst::FlowError> {
+        loop {
+            let head = |input: Input, pad: &Option<gst_base::AggregatorPad>| {
+                let pad = pad.as_ref()?;
+                let buf = pad.peek_buffer()?;
+                let rt = running_time(pad, &buf).unwrap_or(0);
+                Some(clock.preview(state, input, rt))
+            };
+            // A pad without a queued buffer only holds the other back if it may still
+            // deliver one (non-live input waits; live input never does).
+            let waits = |pad: &Option<gst_base::AggregatorPad>| {
+                !live && pad.as_ref().is_some_and(|p| !p.is_eos())
+            };
+            let next = match (
+                head(Input::Video, &pads.video),
+                head(Input::Audio, &pads.audio),
+            ) {
+                (None, None) => break,
+                (Some(v), Some(a)) if v <= a => Input::Video,
+                (Some(_), Some(_)) => Input::Audio,
+                (Some(_), None) if waits(&pads.audio) => break,
+                (Some(_), None) => Input::Video,
+                (None, Some(_)) if waits(&pads.video) => break,
+                (None, Some(_)) => Input::Audio,
+            };
+            match next {
+                Input::Video => {
+                    let pad = pads.video.as_ref().expect("video head exists");
+                    if let Some(mut buf) = pad.pop_buffer() {
+                        let raw = running_time(pad, &buf);
+                        let frame = self.push_video(state, pad, &buf, clock, &mut taken.changes)?;
+                        if let Frame::Pass(rt) = frame {
+                            if let Some(t) = rt
+                                && raw != rt
+                            {
+                                // Re-timed after a jump: it leaves on the clock's timeline.
+                                restamp(&mut buf, pad, t);
+                            }
+                            taken.outgoing.push((rt, buf));
+                        }
+                    }
+                }
+                Input::Audio => {
+                    let pad = pads.audio.as_ref().expect("audio head exists");
+                    let Some(buf) = pad.pop_buffer() else {
+                        continue;
+                    };
+                    if pads.passing {
+                        let rt = running_time(pad, &buf);
+                        state.audio_out.push_back(Passed::Buffer(rt, buf.clone()));
+                    }
+                    for buf in self.convert_audio(state, buf)? {
+                        self.push_audio_into(state, pads, pad, buf, clock, taken);
+                    }
+                }
+            }
+            self.shared.moved.fetch_add(1, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    /// One converted audio buffer into the windows (and, with a voice detector, into
+    /// `taken.vad_audio`).
+    fn push_audio_into(
+        &self,
+        state: &mut State,
+        pads: &InputPads,
+        pad: &gst_base::AggregatorPad,
+        buf: gst::Buffer,
+        clock: &LiveClock,
+        taken: &mut Taken,
+    ) {
+        if let Some(chunk) = self.push_audio(state, pad, buf, clock, &mut taken.changes)
+            && pads.follow_speech
+        {
+            taken.vad_audio.push(chunk);
+        }
+    }
+
+    /// Inputs at end of stream: the audio converter's last samples (they belong to
+    /// the audio before its end), then the assembler is told.
+    fn end_inputs(
+        &self,
+        state: &mut State,
+        pads: &InputPads,
+        clock: &LiveClock,
+        taken: &mut Taken,
+    ) {
+        for (input, pad) in [(Input::Audio, &pads.audio), (Input::Video, &pads.video)] {
+            let Some(pad) = pad.as_ref().filter(|p| p.is_eos()) else {
+                continue;
+            };
+            let rest = match state.resampler.as_mut() {
+                Some(r) if input == Input::Audio => r.drain(),
+                _ => Vec::new(),
+            };
+            for buf in rest {
+                self.push_audio_into(state, pads, pad, buf, clock, taken);
+            }
+            state.assembler.end_input(input);
+        }
+    }
+
+    /// What the voice detector found since the last call: utterances into the
+    /// assembler, the silence it has confirmed, an early guess settled.
+    fn follow_speech(&self, state: &mut State, seg: &SegmenterThread) {
+        let silent = seg.silent_until();
+        // Read before the spans: a segment confirmed since is among them (the
+        // thread sends a span before it clears the tentative one).
+        let tentative = seg.tentative();
+        let spans = seg.take_spans();
+        if let (Some(span), Some(guess)) = (state.early_offered, state.early_guess.take()) {
+            match settle_guess(span, tentative, &spans) {
+                Guess::Confirmed => {}
+                Guess::Standing => state.early_guess = Some(guess),
+                Guess::Withdrawn => {
+                    gst::debug!(CAT, imp = self, "early utterance {span:?} withdrawn");
+                    guess.withdraw();
+                }
+            }
+        }
+        for span in spans {
+            state.assembler.add_utterance(span.start, span.end);
+        }
+        state.assembler.advance_silence(silent, seg.speaking());
+        // No utterance found later can start before this.
+        let max_utterance = lock(&self.settings).max_utterance_length;
+        let horizon = ((max_utterance + 0.5) * SECOND as f64) as u64;
+        state
+            .assembler
+            .set_keep_from(seg.processed_until().saturating_sub(horizon));
     }
 
     /// Hands audio to the voice detector (its own thread); at end of stream, the last
@@ -519,6 +565,20 @@ fn settle_guess(offered: SpeechSpan, tentative: Option<SpeechSpan>, spans: &[Spe
     } else {
         Guess::Withdrawn
     }
+}
+
+/// Live early analysis: the utterance whose closing pause has just begun, offered once
+/// with the guess that withdraws it.
+fn offer_early(state: &mut State, seg: &SegmenterThread) -> Option<(WindowJob, Speculation)> {
+    let span = seg.tentative()?;
+    if !state.early_analysis || state.early_offered == Some(span) {
+        return None;
+    }
+    let job = state.assembler.preview_utterance(span.start, span.end)?;
+    let guess = Speculation::new();
+    state.early_offered = Some(span);
+    state.early_guess = Some(guess.clone());
+    Some((job, guess))
 }
 
 #[cfg(test)]

@@ -305,6 +305,9 @@ impl Drop for Idle<'_> {
     }
 }
 
+/// A window analysed ahead: its job, generation and transcript and model answer.
+type Ahead = Option<(WindowJob, u64, Computed)>;
+
 fn run(
     rx: Receiver<Message>,
     early_rx: Receiver<Early>,
@@ -314,17 +317,13 @@ fn run(
     delay: Duration,
 ) {
     let (mut analyzer, warnings) = Analyzer::new(config);
-    let warn = |msg: &str| {
-        if let Some(element) = element.upgrade() {
-            gst::element_warning!(element, gst::LibraryError::Init, ("{msg}"));
+    if let Some(element) = element.upgrade() {
+        for w in &warnings {
+            gst::element_warning!(element, gst::LibraryError::Init, ("{w}"));
         }
-    };
-    for w in &warnings {
-        warn(w);
     }
     let mut generation_seen = shared.generation.load(Ordering::SeqCst);
-    // A window analysed ahead: its job, generation and transcript and model answer.
-    let mut ahead: Option<(WindowJob, u64, Computed)> = None;
+    let mut ahead: Ahead = None;
     // End of the last window taken: an early window not past it came too late.
     let mut done_until = 0u64;
     while let Some(msg) = next(&rx, &early_rx) {
@@ -338,28 +337,11 @@ fn run(
                 generation,
                 queued,
             }) => (job, generation, queued),
-            Next::Early(Early {
-                job,
-                generation,
-                guess,
-            }) => {
-                if generation == shared.generation.load(Ordering::SeqCst)
-                    && (generation != generation_seen || job.span.end > done_until)
-                    && !guess.is_withdrawn()
-                {
-                    if let Some((old, ..)) = &ahead {
-                        gst::debug!(super::CAT, "early analysis of {:?} thrown away", old.span);
-                    }
-                    ahead = match analyzer.compute(&job, Some(&guess)) {
-                        Ok(c) => Some((job, generation, c)),
-                        Err(e) => {
-                            gst::debug!(super::CAT, "early analysis of {:?}: {e}", job.span);
-                            None
-                        }
-                    };
-                    for w in analyzer.take_warnings() {
-                        gst::warning!(super::CAT, "{w}");
-                    }
+            Next::Early(early) => {
+                let current = shared.generation.load(Ordering::SeqCst);
+                let fresh = early.generation != generation_seen || early.job.span.end > done_until;
+                if early.generation == current && fresh && !early.guess.is_withdrawn() {
+                    analyse_early(&mut analyzer, early, &mut ahead);
                 }
                 continue;
             }
@@ -379,31 +361,13 @@ fn run(
         done_until = job.span.end;
         let dropped = shared.dropped.load(Ordering::SeqCst);
         let waited = queued.elapsed().as_secs_f64() * 1e3;
-        // The window analysed ahead is used when it is this one; an utterance that is
-        // not, or any later window, means it will not come.
-        let work = match ahead.take() {
-            Some((early, g, work)) if g == generation && early.same_inputs(&job) => {
-                shared.early.fetch_add(1, Ordering::SeqCst);
-                Some(work)
-            }
-            Some(kept)
-                if job.kind != WindowKind::Utterance && job.span.end <= kept.0.span.start =>
-            {
-                ahead = Some(kept);
-                None
-            }
-            Some((early, ..)) => {
-                gst::debug!(super::CAT, "early analysis of {:?} thrown away", early.span);
-                None
-            }
-            None => None,
-        };
-        let outcome = match work {
+        let outcome = match take_ahead(&mut ahead, &job, generation, &shared) {
             Some(work) => analyzer.finish(&job, work),
             None => analyzer.analyse(&job),
         }
         .map(|mut r| {
             r.timings.insert(0, ("wait".into(), waited));
+            r.windows_dropped = dropped;
             r
         });
         for w in analyzer.take_warnings() {
@@ -413,33 +377,88 @@ fn run(
             return;
         };
         // A flush while the window was being analysed: its result belongs to before.
-        if generation != shared.generation.load(Ordering::SeqCst) {
-            continue;
+        if generation == shared.generation.load(Ordering::SeqCst) {
+            post(&element, &shared, &job, outcome);
         }
-        match outcome {
-            Ok(mut result) => {
-                result.windows_dropped = dropped;
-                let structure = result.to_structure();
-                let message = gst::message::Element::builder(structure.clone())
-                    .src(&element)
-                    .build();
-                let index = result.span.index;
-                let latest = Arc::new(Latest { result, structure });
-                shared.record(index, Some(latest.clone()));
-                shared.set_latest(Some(latest));
-                shared.processed.fetch_add(1, Ordering::SeqCst);
-                let _ = element.post_message(message);
-            }
-            // Like the reference service: a window that fails is skipped, the stream
-            // goes on.
-            Err(e) => {
-                shared.record(job.span.index, None);
-                gst::element_warning!(
-                    element,
-                    gst::StreamError::Failed,
-                    ("Window {} could not be analysed: {e}", job.span.index)
-                )
-            }
+    }
+}
+
+/// Analyses `early`, a window not yet confirmed, into `ahead` (replacing what was
+/// there).
+fn analyse_early(analyzer: &mut Analyzer, early: Early, ahead: &mut Ahead) {
+    let Early {
+        job,
+        generation,
+        guess,
+    } = early;
+    if let Some((old, ..)) = ahead {
+        gst::debug!(super::CAT, "early analysis of {:?} thrown away", old.span);
+    }
+    *ahead = match analyzer.compute(&job, Some(&guess)) {
+        Ok(c) => Some((job, generation, c)),
+        Err(e) => {
+            gst::debug!(super::CAT, "early analysis of {:?}: {e}", job.span);
+            None
+        }
+    };
+    for w in analyzer.take_warnings() {
+        gst::warning!(super::CAT, "{w}");
+    }
+}
+
+/// The work done ahead for `job`, if that is the window it was done for; an
+/// utterance that is not, or any later window, means it will not come (dropped).
+fn take_ahead(
+    ahead: &mut Ahead,
+    job: &WindowJob,
+    generation: u64,
+    shared: &Shared,
+) -> Option<Computed> {
+    match ahead.take() {
+        Some((early, g, work)) if g == generation && early.same_inputs(job) => {
+            shared.early.fetch_add(1, Ordering::SeqCst);
+            Some(work)
+        }
+        Some(kept) if job.kind != WindowKind::Utterance && job.span.end <= kept.0.span.start => {
+            *ahead = Some(kept);
+            None
+        }
+        Some((early, ..)) => {
+            gst::debug!(super::CAT, "early analysis of {:?} thrown away", early.span);
+            None
+        }
+        None => None,
+    }
+}
+
+/// Records and posts a window's outcome. Like the reference service, a window that
+/// fails is skipped with a warning and the stream goes on.
+fn post(
+    element: &gst::Element,
+    shared: &Shared,
+    job: &WindowJob,
+    outcome: Result<WindowResult, impl std::fmt::Display>,
+) {
+    match outcome {
+        Ok(result) => {
+            let structure = result.to_structure();
+            let message = gst::message::Element::builder(structure.clone())
+                .src(element)
+                .build();
+            let index = result.span.index;
+            let latest = Arc::new(Latest { result, structure });
+            shared.record(index, Some(latest.clone()));
+            shared.set_latest(Some(latest));
+            shared.processed.fetch_add(1, Ordering::SeqCst);
+            let _ = element.post_message(message);
+        }
+        Err(e) => {
+            shared.record(job.span.index, None);
+            gst::element_warning!(
+                element,
+                gst::StreamError::Failed,
+                ("Window {} could not be analysed: {e}", job.span.index)
+            )
         }
     }
 }

@@ -8,8 +8,10 @@ use std::sync::Arc;
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use super::ModelOutput;
-use crate::bundle::{Bundle, FaceFusion, InputSpec, SentimentFusion, TextFusion, VideoSpec};
-use crate::face::track::link;
+use crate::bundle::{
+    Bundle, FaceFusion, FusionSpec, InputSpec, SentimentFusion, TextFusion, VideoSpec,
+};
+use crate::face::track::{Track, link};
 use crate::face::{Between, CropSpec, FaceBox, Mtcnn, MtcnnConfig, Runs, crop_gray, window_boxes};
 use crate::media::RgbImage;
 use crate::output::{FaceReport, FusionDetails, softmax_f64 as softmax};
@@ -246,7 +248,6 @@ impl FusionModel {
             .fusion
             .as_ref()
             .expect("checked at load");
-        let n = self.emotion_labels.len();
         let mut d = FusionDetails::default();
         // Face branch.
         let mut face_raw: Option<(Vec<f64>, f64)> = None; // (classifier probs, presence)
@@ -297,40 +298,8 @@ impl FusionModel {
             d.text_probs = Some(probs);
         }
         timings.push(("text", text_started.elapsed().as_secs_f64() * 1e3));
-        // Emotion: weighted average of the branches present.
-        let confidence = |p: &[f64]| p.iter().cloned().fold(0.0, f64::max);
-        let wf = match (&self.face, &d.face_probs, &face_raw) {
-            (Some(f), Some(p), Some((_, presence))) => f.spec.weight * presence * confidence(p),
-            _ => 0.0,
-        };
-        let wt = match (&self.text, &d.text_probs) {
-            (Some(t), Some(p)) => t.spec.weight * confidence(p),
-            _ => 0.0,
-        };
-        d.weights = (wf, wt);
-        let emotion = if wf + wt > 0.0 {
-            let mut p = vec![0.0; n];
-            for (w, probs) in [(wf, &d.face_probs), (wt, &d.text_probs)] {
-                if let Some(probs) = probs {
-                    p.iter_mut().zip(probs).for_each(|(a, b)| *a += w * b);
-                }
-            }
-            p.iter_mut().for_each(|v| *v /= wf + wt);
-            p
-        } else {
-            d.flags.push("no-evidence".into());
-            let c = fusion.empty_confidence;
-            self.emotion_labels
-                .iter()
-                .map(|l| {
-                    if l == "neutral" {
-                        c
-                    } else {
-                        (1.0 - c) / (n - 1).max(1) as f64
-                    }
-                })
-                .collect()
-        };
+        let presence = face_raw.as_ref().map(|(_, p)| *p);
+        let emotion = self.fused_emotion(fusion, &mut d, presence);
         // Heads in the bundle's order.
         let mut heads = Vec::new();
         for h in &self.bundle.manifest.heads {
@@ -338,27 +307,8 @@ impl FusionModel {
                 "emotion" => heads.push(emotion.clone()),
                 "sentiment" => {
                     let s = fusion.sentiment.as_ref().expect("validated");
-                    let presence = face_raw.as_ref().map(|(_, p)| *p);
-                    let mut p = match &text_sentiment {
-                        Some(words) => sentiment_mixed(s, words, d.face_valence, presence),
-                        None => sentiment(s, d.text_compound, d.face_valence, presence),
-                    };
-                    // Consistent with the fused emotion: mix in the sentiment it implies.
-                    if s.emotion_weight > 0.0 {
-                        let mut implied = [0.0f64; 3];
-                        for (label, q) in self.emotion_labels.iter().zip(&emotion) {
-                            let k = match s.emotion_sentiment.get(label).map(String::as_str) {
-                                Some("negative") => 0,
-                                Some("positive") => 2,
-                                _ => 1,
-                            };
-                            implied[k] += q;
-                        }
-                        let w = s.emotion_weight;
-                        for (a, b) in p.iter_mut().zip(implied) {
-                            *a = (1.0 - w) * *a + w * b;
-                        }
-                    }
+                    let p =
+                        self.fused_sentiment(s, &d, presence, text_sentiment.as_deref(), &emotion);
                     heads.push(
                         h.labels
                             .iter()
@@ -374,6 +324,84 @@ impl FusionModel {
             }
         }
         Ok((heads, d))
+    }
+
+    /// Emotion: the average of the branches present, each weighted by its bundle
+    /// weight and its confidence (the face's also by its presence in the frames); with
+    /// no evidence, `empty_confidence` on neutral (flagged `no-evidence`).
+    fn fused_emotion(
+        &self,
+        fusion: &FusionSpec,
+        d: &mut FusionDetails,
+        presence: Option<f64>,
+    ) -> Vec<f64> {
+        let n = self.emotion_labels.len();
+        let confidence = |p: &[f64]| p.iter().cloned().fold(0.0, f64::max);
+        let wf = match (&self.face, &d.face_probs, presence) {
+            (Some(f), Some(p), Some(presence)) => f.spec.weight * presence * confidence(p),
+            _ => 0.0,
+        };
+        let wt = match (&self.text, &d.text_probs) {
+            (Some(t), Some(p)) => t.spec.weight * confidence(p),
+            _ => 0.0,
+        };
+        d.weights = (wf, wt);
+        if wf + wt > 0.0 {
+            let mut p = vec![0.0; n];
+            for (w, probs) in [(wf, &d.face_probs), (wt, &d.text_probs)] {
+                if let Some(probs) = probs {
+                    p.iter_mut().zip(probs).for_each(|(a, b)| *a += w * b);
+                }
+            }
+            p.iter_mut().for_each(|v| *v /= wf + wt);
+            return p;
+        }
+        d.flags.push("no-evidence".into());
+        let c = fusion.empty_confidence;
+        self.emotion_labels
+            .iter()
+            .map(|l| {
+                if l == "neutral" {
+                    c
+                } else {
+                    (1.0 - c) / (n - 1).max(1) as f64
+                }
+            })
+            .collect()
+    }
+
+    /// Sentiment (negative, neutral, positive) from the words (the fitted classifier's
+    /// answer when there is one, else their compound score) and the face's valence,
+    /// mixed with the sentiment the fused `emotion` implies.
+    fn fused_sentiment(
+        &self,
+        s: &SentimentFusion,
+        d: &FusionDetails,
+        presence: Option<f64>,
+        text_sentiment: Option<&[f64]>,
+        emotion: &[f64],
+    ) -> [f64; 3] {
+        let mut p = match text_sentiment {
+            Some(words) => sentiment_mixed(s, words, d.face_valence, presence),
+            None => sentiment(s, d.text_compound, d.face_valence, presence),
+        };
+        // Consistent with the fused emotion: mix in the sentiment it implies.
+        if s.emotion_weight > 0.0 {
+            let mut implied = [0.0f64; 3];
+            for (label, q) in self.emotion_labels.iter().zip(emotion) {
+                let k = match s.emotion_sentiment.get(label).map(String::as_str) {
+                    Some("negative") => 0,
+                    Some("positive") => 2,
+                    _ => 1,
+                };
+                implied[k] += q;
+            }
+            let w = s.emotion_weight;
+            for (a, b) in p.iter_mut().zip(implied) {
+                *a = (1.0 - w) * *a + w * b;
+            }
+        }
+        p
     }
 
     /// Text emotion probabilities (emotion head order) of an embedding: the fitted
@@ -448,49 +476,8 @@ impl FusionModel {
         if tracks.is_empty() {
             return Ok((Vec::new(), None));
         }
-        let spec = CropSpec {
-            size: face.input.width,
-            margin: face.spec.margin,
-        };
-        let (scale, mean, std) = (
-            face.input.scale as f32,
-            face.input.mean[0] as f32,
-            face.input.std[0] as f32,
-        );
-        let mut data = Vec::new();
-        let mut owner = Vec::new();
-        for (t, tr) in tracks.iter().enumerate() {
-            for (k, b) in &tr.boxes {
-                let crop = crop_gray(&frames[*k], b, spec);
-                data.extend(crop.iter().map(|&v| (v as f32 * scale - mean) / std));
-                owner.push(t);
-            }
-        }
-        let size = spec.size as i64;
-        let batch = Tensor::from_slice(&data)
-            .reshape([owner.len() as i64, 1, size, size])
-            .to_device(self.device);
-        let out = face
-            .classifier
-            .forward_is(&[IValue::Tensor(batch)])
-            .map_err(|e| format!("face classifier: {}", first_line(e)))?;
-        let IValue::Tensor(out) = out else {
-            return Err("face classifier: expected one tensor".into());
-        };
+        let (probs, owner) = self.classify_tracks(face, frames, &tracks)?;
         let labels = face.spec.labels.len();
-        if out.size() != [owner.len() as i64, labels as i64] {
-            return Err(format!(
-                "face classifier: output shape {:?}, expected [{}, {labels}]",
-                out.size(),
-                owner.len()
-            ));
-        }
-        let probs: Vec<f32> = Vec::try_from(
-            out.to_device(Device::Cpu)
-                .to_kind(Kind::Float)
-                .reshape([-1]),
-        )
-        .map_err(|e: tch::TchError| e.to_string())?;
         let n = self.emotion_labels.len();
         let mut reports = Vec::new();
         let mut dominant_raw = None;
@@ -534,6 +521,60 @@ impl FusionModel {
         }
         timings.push(("face-classify", started.elapsed().as_secs_f64() * 1e3));
         Ok((reports, dominant_raw))
+    }
+
+    /// Every track's face crops through the classifier in one batch: the
+    /// probabilities, `labels` per crop, and the track each crop belongs to.
+    fn classify_tracks(
+        &self,
+        face: &FaceBranch,
+        frames: &[Arc<RgbImage>],
+        tracks: &[Track],
+    ) -> Result<(Vec<f32>, Vec<usize>), String> {
+        let spec = CropSpec {
+            size: face.input.width,
+            margin: face.spec.margin,
+        };
+        let (scale, mean, std) = (
+            face.input.scale as f32,
+            face.input.mean[0] as f32,
+            face.input.std[0] as f32,
+        );
+        let mut data = Vec::new();
+        let mut owner = Vec::new();
+        for (t, tr) in tracks.iter().enumerate() {
+            for (k, b) in &tr.boxes {
+                let crop = crop_gray(&frames[*k], b, spec);
+                data.extend(crop.iter().map(|&v| (v as f32 * scale - mean) / std));
+                owner.push(t);
+            }
+        }
+        let size = spec.size as i64;
+        let batch = Tensor::from_slice(&data)
+            .reshape([owner.len() as i64, 1, size, size])
+            .to_device(self.device);
+        let out = face
+            .classifier
+            .forward_is(&[IValue::Tensor(batch)])
+            .map_err(|e| format!("face classifier: {}", first_line(e)))?;
+        let IValue::Tensor(out) = out else {
+            return Err("face classifier: expected one tensor".into());
+        };
+        let labels = face.spec.labels.len();
+        if out.size() != [owner.len() as i64, labels as i64] {
+            return Err(format!(
+                "face classifier: output shape {:?}, expected [{}, {labels}]",
+                out.size(),
+                owner.len()
+            ));
+        }
+        let probs: Vec<f32> = Vec::try_from(
+            out.to_device(Device::Cpu)
+                .to_kind(Kind::Float)
+                .reshape([-1]),
+        )
+        .map_err(|e: tch::TchError| e.to_string())?;
+        Ok((probs, owner))
     }
 }
 

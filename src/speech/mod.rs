@@ -592,6 +592,12 @@ impl Transcriber {
             return Err(SpeechError::Withdrawn);
         }
         outcome.map_err(|e| SpeechError::Transcribe(e.to_string()))?;
+        Ok(self.read_decode(seconds))
+    }
+
+    /// The segments, words and log-probabilities of the decode just made (`seconds`
+    /// of audio: no timestamp goes past it).
+    fn read_decode(&self, seconds: f64) -> Decode {
         let eot = self.model.ctx.token_eot();
         let mut d = Decode {
             segments: Vec::new(),
@@ -649,7 +655,7 @@ impl Transcriber {
             .map(|s| s.text.as_str())
             .collect::<Vec<_>>()
             .join(" ");
-        Ok(d)
+        d
     }
 }
 
