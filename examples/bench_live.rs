@@ -152,7 +152,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     let seen = seen.lock().unwrap();
     // The bundle's window length and hop (the element's properties are not set here).
-    let (length, hop) = gst_emotion::bundle::resolve_bundle(&bundle)
+    let (length, hop) = gst_emotion::bundle::BundleChoice::parse(&bundle)
+        .folder()
         .ok()
         .and_then(|dir| {
             let path = dir.join(gst_emotion::bundle::MANIFEST);

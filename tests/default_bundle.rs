@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use common::*;
-use gst_emotion::output::{FaceReport, FusionDetails, WindowResult, argmax};
+use gst_emotion::output::{FaceReport, FusionDetails, FusionFlag, WindowResult, argmax};
 
 /// An MP4 (1280×720, 30 fps) of `video` (a source description giving raw video) and,
 /// with `speech`, that WAV file.
@@ -113,7 +113,7 @@ fn face_only_is_joy_and_flagged_without_speech() {
     for w in analyse(&c, "", false) {
         assert_eq!(label(&w, "emotion"), "joy", "{w:?}");
         assert_eq!(fusion(&w).branches(), "face", "{w:?}");
-        assert!(fusion(&w).flags.contains(&"no-speech".to_string()), "{w:?}");
+        assert!(fusion(&w).flags.contains(&FusionFlag::NoSpeech), "{w:?}");
         // The smile's valence alone makes the sentiment positive.
         assert_eq!(label(&w, "sentiment"), "positive", "{w:?}");
     }
@@ -134,7 +134,7 @@ fn no_face_and_an_angry_sentence_is_negative_and_flagged() {
     let mut with_words = 0;
     for w in &windows {
         assert!(fusion(w).faces.is_empty(), "{w:?}");
-        assert!(fusion(w).flags.contains(&"no-face".to_string()), "{w:?}");
+        assert!(fusion(w).flags.contains(&FusionFlag::NoFace), "{w:?}");
         if fusion(w).branches() == "text" {
             with_words += 1;
             assert_eq!(label(w, "sentiment"), "negative", "{w:?}");

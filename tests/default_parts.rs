@@ -96,7 +96,7 @@ fn read_png(path: &Path) -> RgbImage {
 #[test]
 fn mtcnn_matches_facenet_pytorch() {
     let b = default_bundle();
-    let media = gst_emotion::speech::cache_dir().unwrap().join("media");
+    let media = gst_emotion::paths::cache_dir().unwrap().join("media");
     let mut compared = 0;
     for image in ["astronaut.png", "camera.png"] {
         let path = media.join(image);
@@ -161,7 +161,7 @@ fn faces_found_ahead_of_the_words_give_the_same_answer() {
     use gst_emotion::media::sampler::FrameSelection;
     use gst_emotion::window::{WindowJob, WindowSpan};
     use std::sync::Arc;
-    let media = gst_emotion::speech::cache_dir().unwrap().join("media");
+    let media = gst_emotion::paths::cache_dir().unwrap().join("media");
     let frame = Arc::new(read_png(&media.join("astronaut.png")));
     let model = Model::shared(&default_bundle(), ModelOptions::default()).unwrap();
     let job = WindowJob {

@@ -223,7 +223,7 @@ fn rtsp_requests_go_only_to_the_checked_address() {
     let port = free_port();
     let server = Server::start(port);
     let opts = LiveOptions {
-        bundle: Some("none".into()),
+        bundle: Some(gst_emotion::bundle::BundleChoice::None),
         max_reconnects: 1,
         backoff_min: 0.1,
         backoff_max: 0.1,
@@ -274,7 +274,7 @@ fn a_camera_whose_audio_stops_keeps_being_analysed() {
     let port = free_port();
     let server = Server::start(port);
     let opts = LiveOptions {
-        bundle: Some("none".into()),
+        bundle: Some(gst_emotion::bundle::BundleChoice::None),
         properties: vec!["asr=false".into()],
         ..LiveOptions::default()
     };

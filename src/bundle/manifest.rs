@@ -487,6 +487,19 @@ pub enum FaceSelect {
     AllMean,
 }
 
+/// What the detector does on the sampled frames between two full detections.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Between {
+    /// The latest boxes are held.
+    #[default]
+    Hold,
+    /// Each held box is refined on the frame by MTCNN's last network (`face::Mtcnn::track`):
+    /// faces are followed frame by frame at a fraction of a full detection's cost; a
+    /// face O-Net no longer finds is dropped until the next full detection.
+    Near,
+}
+
 /// Faces as a single model's input: MTCNN detection (or upstream ROI boxes), tracks
 /// across the window's sampled frames, and each track's T crops fed as one sequence.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
@@ -512,7 +525,7 @@ pub struct FaceSequenceSpec {
     /// On the sampled frames between two full detections: `hold` the boxes, or follow
     /// them (`near`: each box of the frame before refined by O-Net).
     #[serde(default)]
-    pub between: crate::face::Between,
+    pub between: Between,
     /// Margin added around each (squared) face box, as a fraction of its side.
     #[serde(default = "margin")]
     pub margin: f64,

@@ -13,10 +13,10 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use manifest::{
-    ChannelOrder, CropMode, FORMAT_VERSION, FaceFill, FaceFusion, FaceSelect, FaceSequenceSpec,
-    FrameDtype, FrameLayout, FusionKind, FusionSpec, HeadSpec, InputSpec, Manifest, MelNormalize,
-    MelSpec, ModelSpec, SentimentFusion, TextFusion, TextPadding, TextSpec, VideoSpec,
-    WindowDefaults,
+    Between, ChannelOrder, CropMode, FORMAT_VERSION, FaceFill, FaceFusion, FaceSelect,
+    FaceSequenceSpec, FrameDtype, FrameLayout, FusionKind, FusionSpec, HeadSpec, InputSpec,
+    Manifest, MelNormalize, MelSpec, ModelSpec, SentimentFusion, TextFusion, TextPadding, TextSpec,
+    VideoSpec, WindowDefaults,
 };
 
 use crate::media::{MelConfig, MelSpectrogram};
@@ -32,27 +32,88 @@ pub const DEFAULT_BUNDLE_DIR: &str = "default-v2";
 /// Where scripts/setup puts the default bundle:
 /// `$GST_EMOTION_CACHE/bundles/default-v2` (default `~/.cache/gst-emotion/...`).
 pub fn default_bundle_path() -> Option<PathBuf> {
-    crate::speech::cache_dir().map(|d| d.join("bundles").join(DEFAULT_BUNDLE_DIR))
+    crate::paths::cache_dir().map(|d| d.join("bundles").join(DEFAULT_BUNDLE_DIR))
 }
 
-/// Resolves a bundle setting: `"default"` is the default bundle, anything else a folder.
-pub fn resolve_bundle(setting: &str) -> Result<PathBuf, BundleError> {
-    if setting == "default" {
-        return match default_bundle_path() {
-            Some(p) if p.join(MANIFEST).is_file() => Ok(p),
-            Some(p) => Err(BundleError::Io {
-                path: p.display().to_string(),
-                reason: "the default bundle is not built: run scripts/setup (or \
-                         models/build_default.py --out this folder)"
-                    .into(),
-            }),
-            None => Err(BundleError::Io {
-                path: "default".into(),
-                reason: "cannot locate the cache folder: set GST_EMOTION_CACHE or HOME".into(),
-            }),
-        };
+/// A bundle as users choose it (`--bundle`, the element's `bundle` property):
+/// `default`, `none` or a folder. Parsed once ([`str::parse`] never fails: anything
+/// else is a folder, checked when it is loaded).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum BundleChoice {
+    /// The default bundle scripts/setup builds.
+    Default,
+    /// No model: windows carry measurements and transcripts only.
+    None,
+    /// A bundle folder.
+    Folder(PathBuf),
+}
+
+impl std::str::FromStr for BundleChoice {
+    type Err = std::convert::Infallible;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "default" => Self::Default,
+            "none" => Self::None,
+            folder => Self::Folder(folder.into()),
+        })
     }
-    Ok(PathBuf::from(setting))
+}
+
+impl std::fmt::Display for BundleChoice {
+    /// As given: `default`, `none` or the folder.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Default => f.write_str("default"),
+            Self::None => f.write_str("none"),
+            Self::Folder(dir) => write!(f, "{}", dir.display()),
+        }
+    }
+}
+
+impl BundleChoice {
+    /// `setting` parsed (anything but `default` and `none` is a folder).
+    pub fn parse(setting: &str) -> Self {
+        match setting.parse() {
+            Ok(choice) => choice,
+            Err(never) => match never {},
+        }
+    }
+
+    /// The folder to load: the default bundle's (it must be built) or the one
+    /// given; `none` has none (an error saying so).
+    pub fn folder(&self) -> Result<PathBuf, BundleError> {
+        match self {
+            Self::None => Err(BundleError::Io {
+                path: "none".into(),
+                reason: "no bundle was chosen".into(),
+            }),
+            Self::Folder(dir) => Ok(dir.clone()),
+            Self::Default => match default_bundle_path() {
+                Some(p) if p.join(MANIFEST).is_file() => Ok(p),
+                Some(p) => Err(BundleError::Io {
+                    path: p.display().to_string(),
+                    reason: "the default bundle is not built: run scripts/setup (or \
+                             models/build_default.py --out this folder)"
+                        .into(),
+                }),
+                None => Err(BundleError::Io {
+                    path: "default".into(),
+                    reason: "cannot locate the cache folder: set GST_EMOTION_CACHE or HOME".into(),
+                }),
+            },
+        }
+    }
+
+    /// The default bundle, if scripts/setup built it; else no model (the element's
+    /// and commands' choice when none is given).
+    pub fn default_if_built() -> Self {
+        if Self::Default.folder().is_ok() {
+            Self::Default
+        } else {
+            Self::None
+        }
+    }
 }
 
 /// Why a bundle could not be loaded. The message names the file and field at fault.
@@ -283,5 +344,30 @@ impl MelSpec {
         c.mel_scale = self.mel_scale;
         c.norm = self.norm;
         c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bundle_choice_is_parsed_once_and_shown_as_given() {
+        for (text, choice) in [
+            ("default", BundleChoice::Default),
+            ("none", BundleChoice::None),
+            (
+                "models/my bundle",
+                BundleChoice::Folder("models/my bundle".into()),
+            ),
+        ] {
+            assert_eq!(BundleChoice::parse(text), choice);
+            assert_eq!(choice.to_string(), text);
+        }
+        assert!(BundleChoice::None.folder().is_err());
+        assert_eq!(
+            BundleChoice::parse("/b").folder().unwrap(),
+            PathBuf::from("/b")
+        );
     }
 }

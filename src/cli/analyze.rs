@@ -16,6 +16,7 @@ use gst::prelude::*;
 use serde_json::{Value, json};
 
 use super::inputs::{Input, expand_inputs, in_shard, output_name, parse_shard};
+use crate::bundle::BundleChoice;
 use crate::output::files::{remove_stale_temporaries, write_atomic};
 use crate::output::{WindowResult, csv, jsonl, reference, timeline, vtt};
 use crate::pipeline::percent_decode;
@@ -35,7 +36,7 @@ pub struct AnalyzeArgs {
     /// Model bundle: a folder, "default" (the default bundle scripts/setup builds; used
     /// when it is installed), or "none" (windows carry measurements and transcripts only).
     #[arg(long)]
-    pub bundle: Option<String>,
+    pub bundle: Option<BundleChoice>,
     /// Device for the model: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -85,7 +86,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     }
     drop(probe);
     if args.per_frame {
-        check_per_frame(args.bundle.as_deref())?;
+        check_per_frame(args.bundle.as_ref().unwrap_or(&BundleChoice::Default))?;
     }
     let all = expand_inputs(&args.inputs)?;
     let inputs: Vec<Input> = match args.shard {
@@ -271,12 +272,11 @@ fn process(args: &AnalyzeArgs, input: &Input, publisher: Option<&Publisher>) -> 
 }
 
 /// `--per-frame` needs a bundle with a per-frame head: a usage error otherwise.
-fn check_per_frame(bundle: Option<&str>) -> anyhow::Result<()> {
-    let choice = bundle.unwrap_or("default");
-    if choice == "none" {
+fn check_per_frame(choice: &BundleChoice) -> anyhow::Result<()> {
+    if *choice == BundleChoice::None {
         return Err(anyhow!("--per-frame needs a bundle with a per-frame head"));
     }
-    let dir = crate::bundle::resolve_bundle(choice)?;
+    let dir = choice.folder()?;
     let path = dir.join(crate::bundle::MANIFEST);
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
@@ -306,7 +306,7 @@ fn analyse(
     crate::pipeline::run::results_only(&sense);
     sense.set_property_from_str("window-mode", &args.window_mode);
     sense.set_property("device", &args.device);
-    crate::pipeline::apply_bundle(&sense, args.bundle.as_deref());
+    crate::pipeline::apply_bundle(&sense, args.bundle.as_ref());
     if let Some(debug) = &args.debug {
         sense.set_property("dump-dir", debug.join(name).to_string_lossy().as_ref());
     }

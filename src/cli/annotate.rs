@@ -29,6 +29,7 @@ use anyhow::{Context, anyhow, bail};
 use gst::prelude::*;
 
 use super::inputs::file_input;
+use crate::bundle::BundleChoice;
 use crate::output::WindowResult;
 use crate::output::files::write_atomic;
 use crate::output::subtitles::{self, Cue};
@@ -56,7 +57,7 @@ pub struct AnnotateArgs {
     pub output: PathBuf,
     /// Model bundle: a folder, "default" (used when installed) or "none".
     #[arg(long)]
-    pub bundle: Option<String>,
+    pub bundle: Option<BundleChoice>,
     /// Device for the model: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -140,7 +141,7 @@ fn sense_element(args: &AnnotateArgs) -> anyhow::Result<gst::Element> {
     sense.set_property("device", &args.device);
     sense.set_property("overlay", true);
     sense.set_property_from_str("result-timing", "in-step");
-    crate::pipeline::apply_bundle(&sense, args.bundle.as_deref());
+    crate::pipeline::apply_bundle(&sense, args.bundle.as_ref());
     for p in &args.properties {
         crate::pipeline::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
     }

@@ -21,6 +21,7 @@ use anyhow::{Context, anyhow};
 use gst::prelude::*;
 use serde_json::{Value, json};
 
+use crate::bundle::BundleChoice;
 use crate::eval::data::{DataKind, Item, load};
 use crate::eval::heatmap;
 use crate::eval::metrics::{Report, report, word_errors, words};
@@ -48,7 +49,7 @@ pub struct EvalArgs {
     pub speak: bool,
     /// Model bundle: a folder or "default" (the default).
     #[arg(long, default_value = "default")]
-    pub bundle: String,
+    pub bundle: BundleChoice,
     /// Device for the model: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -112,12 +113,12 @@ pub fn run(args: EvalArgs) -> anyhow::Result<u8> {
     if items.is_empty() {
         return Err(anyhow!("{}: no labelled items", args.data.display()));
     }
-    if args.bundle == "none" {
+    if args.bundle == BundleChoice::None {
         return Err(anyhow!("--bundle none: eval needs a model"));
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let bundle = crate::bundle::resolve_bundle(&args.bundle)?;
+    let bundle = args.bundle.folder()?;
     let options = ModelOptions {
         device: args.device.parse().map_err(|e| anyhow!("--device: {e}"))?,
         ..ModelOptions::default()
@@ -265,7 +266,7 @@ fn one_clip(
         .build()
         .map_err(|e| e.to_string())?;
     crate::pipeline::run::results_only(&sense);
-    sense.set_property("bundle", &args.bundle);
+    sense.set_property("bundle", args.bundle.to_string());
     sense.set_property("device", &args.device);
     // One window per clip.
     sense.set_property_from_str("window-mode", "sliding");

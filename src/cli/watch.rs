@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use anyhow::Context;
 use clap::Args;
 
+use crate::bundle::BundleChoice;
 use crate::output::WindowResult;
 use crate::pipeline::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, redact, run_live};
 
@@ -27,7 +28,7 @@ pub struct WatchArgs {
     pub sources: Option<PathBuf>,
     /// Model bundle: a folder, "default" (the default; used when installed), or "none".
     #[arg(long)]
-    pub bundle: Option<String>,
+    pub bundle: Option<BundleChoice>,
     /// Where the model runs: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,

@@ -119,6 +119,7 @@ use super::timing::{Held, Timing};
 use super::worker::{Shared, Worker};
 use super::{CAT, ResultTiming};
 use crate::analyzer::{AnalyzerConfig, SpeechSetup};
+use crate::bundle::BundleChoice;
 use crate::infer::Model;
 use crate::media::{Orientation, SampleFormat};
 use crate::speculation::Speculation;
@@ -726,19 +727,17 @@ impl EmotionSense {
         };
         // Unset: the default bundle when scripts/setup installed it; "none": no model.
         let bundle = match settings.bundle.as_deref() {
-            Some("none") => None,
-            Some(dir) => Some(dir.to_string()),
-            None => crate::bundle::resolve_bundle("default")
-                .is_ok()
-                .then(|| "default".to_string()),
+            Some(setting) => BundleChoice::parse(setting),
+            None => BundleChoice::default_if_built(),
         };
         let model = match &bundle {
-            None => None,
-            Some(dir) => {
+            BundleChoice::None => None,
+            dir => {
                 let options = settings
                     .model_options()
                     .map_err(|e| fail(gst::error_msg!(gst::LibraryError::Settings, ("{e}"))))?;
-                let model = crate::bundle::resolve_bundle(dir)
+                let model = dir
+                    .folder()
                     .and_then(|path| Model::shared(&path, options))
                     .map_err(|e| {
                         fail(gst::error_msg!(

@@ -12,6 +12,8 @@ use std::path::Path;
 
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
+use crate::bundle::Between;
+
 use crate::infer::load_torchscript;
 use crate::media::{PixelLayout, RgbImage, resize_linear};
 
@@ -503,19 +505,6 @@ pub fn side_by_side<T: Send>(
                 .unwrap_or_else(|| Err("face detection did not run".into()))
         })
         .collect()
-}
-
-/// What the detector does on the sampled frames between two full detections.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Between {
-    /// The latest boxes are held.
-    #[default]
-    Hold,
-    /// Each held box is refined on the frame by MTCNN's last network ([`Mtcnn::track`]):
-    /// faces are followed frame by frame at a fraction of a full detection's cost; a
-    /// face O-Net no longer finds is dropped until the next full detection.
-    Near,
 }
 
 /// How [`window_boxes`] runs its jobs (one per full detection).

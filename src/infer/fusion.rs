@@ -8,13 +8,14 @@ use std::sync::Arc;
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use super::ModelOutput;
+use crate::bundle::Between;
 use crate::bundle::{
     Bundle, FaceFusion, FusionSpec, InputSpec, SentimentFusion, TextFusion, VideoSpec,
 };
 use crate::face::track::{Track, link};
-use crate::face::{Between, CropSpec, FaceBox, Mtcnn, MtcnnConfig, Runs, crop_gray, window_boxes};
+use crate::face::{CropSpec, FaceBox, Mtcnn, MtcnnConfig, Runs, crop_gray, window_boxes};
 use crate::media::RgbImage;
-use crate::output::{FaceReport, FusionDetails, softmax_f64 as softmax};
+use crate::output::{FaceReport, FusionDetails, FusionFlag, softmax_f64 as softmax};
 
 /// Milliseconds per fusion stage.
 type Timings = Vec<(&'static str, f64)>;
@@ -272,12 +273,12 @@ impl FusionModel {
             d.faces = reports;
         }
         if d.face_probs.is_none() {
-            d.flags.push("no-face".into());
+            d.flags.insert(FusionFlag::NoFace);
         }
         // Text branch.
         let has_words = text.chars().any(char::is_alphanumeric);
         if !has_words {
-            d.flags.push("no-speech".into());
+            d.flags.insert(FusionFlag::NoSpeech);
         }
         let text_started = std::time::Instant::now();
         if has_words && let Some(v) = &self.bundle.vader {
@@ -356,7 +357,7 @@ impl FusionModel {
             p.iter_mut().for_each(|v| *v /= wf + wt);
             return p;
         }
-        d.flags.push("no-evidence".into());
+        d.flags.insert(FusionFlag::NoEvidence);
         let c = fusion.empty_confidence;
         self.emotion_labels
             .iter()

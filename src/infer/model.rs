@@ -667,10 +667,7 @@ fn validated_marker(bundle: &Bundle, device: tch::Device) -> Option<(PathBuf, St
     }
     let digest = sha2::Sha256::digest(key.as_bytes());
     let name: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    Some((
-        crate::speech::cache_dir()?.join("validated").join(name),
-        key,
-    ))
+    Some((crate::paths::cache_dir()?.join("validated").join(name), key))
 }
 
 /// A silent, black, text-less window through the model.

@@ -7,7 +7,7 @@ use super::ModelOutput;
 use super::prepare::{Prepared, PreparedFace};
 use super::torchscript::HeadLogits;
 use crate::bundle::{Bundle, FaceSelect, HeadSpec};
-use crate::output::{FaceReport, FrameProbs, FusionDetails, softmax};
+use crate::output::{FaceReport, FrameProbs, FusionDetails, FusionFlag, softmax};
 
 /// One head's probabilities from its logits: the softmax of a per-window head; for a
 /// per-frame head (`logits` is T × labels) each frame's softmax, with `times` as their
@@ -117,7 +117,7 @@ pub fn faces_output(bundle: &Bundle, p: &Prepared, faces: Vec<HeadLogits>) -> Mo
             frames: vec![Vec::new(); probs.len()],
             probs,
             fusion: Some(FusionDetails {
-                flags: vec!["no-face".into(), "no-evidence".into()],
+                flags: [FusionFlag::NoFace, FusionFlag::NoEvidence].into(),
                 ..FusionDetails::default()
             }),
             timings: p.timings.clone(),

@@ -20,8 +20,8 @@ pub mod timeline;
 pub mod vtt;
 
 pub use result::{
-    FaceReport, FrameProbs, FusionDetails, HeadResult, Prediction, TimedWord, TranscriptInfo,
-    WindowResult, argmax, softmax, softmax_f64,
+    FaceReport, FrameProbs, FusionDetails, FusionFlag, HeadResult, Prediction, TimedWord,
+    TranscriptInfo, WindowResult, argmax, softmax, softmax_f64,
 };
 pub use structure::StructureError;
 

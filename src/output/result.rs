@@ -170,8 +170,48 @@ pub struct FusionDetails {
     pub face_valence: Option<f64>,
     /// Effective weights of the face and text branches in the emotion fusion.
     pub weights: (f64, f64),
-    /// Conditions worth knowing: `no-face`, `no-speech`, `no-evidence`.
-    pub flags: Vec<String>,
+    /// Conditions worth knowing, in the order below.
+    pub flags: std::collections::BTreeSet<FusionFlag>,
+}
+
+/// A condition of a late-fusion window worth knowing (`flags` in every output).
+#[derive(
+    Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "kebab-case")]
+pub enum FusionFlag {
+    /// No face was found in the window's frames.
+    NoFace,
+    /// The transcript has no words.
+    NoSpeech,
+    /// Neither branch had anything to say: the emotion is the bundle's
+    /// `empty_confidence` on neutral.
+    NoEvidence,
+}
+
+impl FusionFlag {
+    /// Every flag, in output order.
+    pub const ALL: [Self; 3] = [Self::NoFace, Self::NoSpeech, Self::NoEvidence];
+
+    /// Its name in the outputs: `no-face`, `no-speech`, `no-evidence`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::NoFace => "no-face",
+            Self::NoSpeech => "no-speech",
+            Self::NoEvidence => "no-evidence",
+        }
+    }
+
+    /// The flag named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|f| f.as_str() == name)
+    }
+}
+
+impl std::fmt::Display for FusionFlag {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 impl FusionDetails {
@@ -193,7 +233,7 @@ impl FusionDetails {
 
     /// Whether the result rests on no evidence at all.
     pub fn low_confidence(&self) -> bool {
-        self.flags.iter().any(|f| f == "no-evidence")
+        self.flags.contains(&FusionFlag::NoEvidence)
     }
 }
 

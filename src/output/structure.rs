@@ -5,8 +5,8 @@
 
 use super::STRUCTURE_NAME;
 use super::result::{
-    FaceReport, FrameProbs, FusionDetails, HeadResult, Prediction, TimedWord, TranscriptInfo,
-    WindowResult, argmax, face_head,
+    FaceReport, FrameProbs, FusionDetails, FusionFlag, HeadResult, Prediction, TimedWord,
+    TranscriptInfo, WindowResult, argmax, face_head,
 };
 use crate::window::{Degraded, WindowKind, WindowSpan};
 
@@ -242,7 +242,7 @@ fn set_fusion(s: &mut gst::Structure, f: &FusionDetails, head: Option<&HeadResul
     let name = head.map_or("emotion", |h| h.name.as_str());
     s.set("branches", f.branches());
     s.set("low-confidence", f.low_confidence());
-    s.set("flags", gst::Array::new(f.flags.iter().map(String::as_str)));
+    s.set("flags", gst::Array::new(f.flags.iter().map(|f| f.as_str())));
     s.set("face-count", f.faces.len() as u32);
     s.set(
         "faces",
@@ -316,7 +316,10 @@ fn read_fusion(s: &gst::StructureRef, name: &str) -> FusionDetails {
             s.get::<f64>("face-weight").unwrap_or(0.0),
             s.get::<f64>("text-weight").unwrap_or(0.0),
         ),
-        flags: strings(s, "flags"),
+        flags: strings(s, "flags")
+            .iter()
+            .filter_map(|f| FusionFlag::from_name(f))
+            .collect(),
     }
 }
 
@@ -428,7 +431,7 @@ mod tests {
                     text_compound: Some(0.4),
                     face_valence: Some(0.8),
                     weights: (0.9, 0.0),
-                    flags: vec!["no-speech".into()],
+                    flags: [FusionFlag::NoSpeech].into(),
                 }),
             }),
             timings: vec![("asr".into(), 12.5), ("total".into(), 30.0)],

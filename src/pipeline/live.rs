@@ -10,13 +10,14 @@ use anyhow::{Context, anyhow};
 use gst::prelude::*;
 
 use super::run::{Event, start};
+use crate::bundle::BundleChoice;
 use crate::output::WindowResult;
 
 /// How a live source is opened and analysed.
 #[derive(Clone, Debug)]
 pub struct LiveOptions {
     /// Model bundle (a folder, "default", "none"); `None`: the element's default.
-    pub bundle: Option<String>,
+    pub bundle: Option<BundleChoice>,
     /// Device for the model.
     pub device: String,
     /// Ignore the source's audio.
@@ -399,7 +400,7 @@ fn fed(feeder: &Feeder, sense: &gst::Element, audio: bool) -> anyhow::Result<gst
 fn build(source: &LiveSource, opts: &LiveOptions) -> anyhow::Result<gst::Pipeline> {
     let sense = make("emotionsense")?;
     sense.set_property("device", &opts.device);
-    super::apply_bundle(&sense, opts.bundle.as_deref());
+    super::apply_bundle(&sense, opts.bundle.as_ref());
     for p in &opts.properties {
         super::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
     }

@@ -13,10 +13,10 @@ use url::Url;
 /// Applies a `--bundle` choice to an `emotionsense`: a folder, "default" or "none" as
 /// given; without a choice the element's own default (the default bundle when it is
 /// installed).
-pub fn apply_bundle(sense: &gst::Element, choice: Option<&str>) {
+pub fn apply_bundle(sense: &gst::Element, choice: Option<&crate::bundle::BundleChoice>) {
     use gst::prelude::*;
     if let Some(b) = choice {
-        sense.set_property("bundle", b);
+        sense.set_property("bundle", b.to_string());
     }
 }
 

@@ -28,6 +28,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, anyhow};
 
+use crate::bundle::BundleChoice;
 use crate::infer::{Model, ModelOptions};
 use crate::speech::WhisperModel;
 pub use api::router;
@@ -46,7 +47,7 @@ pub struct ServeArgs {
     /// Model bundle: a folder or "default". Without it: $SM_MODEL_DIR or /opt/ml/model
     /// when it holds a bundle.toml (the SageMaker layout), else the default bundle.
     #[arg(long)]
-    pub bundle: Option<String>,
+    pub bundle: Option<BundleChoice>,
     /// Device for the model: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -148,10 +149,10 @@ pub struct AppState {
 /// The bundle folder the server uses.
 fn bundle_dir(args: &ServeArgs) -> anyhow::Result<PathBuf> {
     if let Some(b) = &args.bundle {
-        if b == "none" {
+        if *b == BundleChoice::None {
             return Err(anyhow!("--bundle none: the server needs a model bundle"));
         }
-        return Ok(crate::bundle::resolve_bundle(b)?);
+        return Ok(b.folder()?);
     }
     let candidates = std::env::var_os("SM_MODEL_DIR")
         .map(PathBuf::from)
@@ -162,7 +163,7 @@ fn bundle_dir(args: &ServeArgs) -> anyhow::Result<PathBuf> {
             return Ok(dir);
         }
     }
-    Ok(crate::bundle::resolve_bundle("default")?)
+    Ok(BundleChoice::Default.folder()?)
 }
 
 fn token(args: &ServeArgs) -> anyhow::Result<Option<String>> {

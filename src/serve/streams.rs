@@ -14,6 +14,7 @@ use tokio::sync::broadcast;
 use super::error::ApiError;
 use super::metrics::Metrics;
 use super::work::ElementSettings;
+use crate::bundle::BundleChoice;
 use crate::element::{InputEvent, InputEventKind};
 use crate::output::jsonl;
 use crate::pipeline::live::{LiveEnd, LiveEvent, LiveOptions, LiveSource, run_live};
@@ -151,7 +152,7 @@ impl Streams {
         let ended = Arc::new(Mutex::new(None));
         let (events, _) = broadcast::channel(256);
         let opts = LiveOptions {
-            bundle: Some(settings.bundle.clone()),
+            bundle: Some(BundleChoice::parse(&settings.bundle)),
             device: settings.device.clone(),
             properties: settings.properties.clone(),
             name: Some(name),

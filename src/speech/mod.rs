@@ -78,15 +78,10 @@ pub const DEFAULT_MODEL_FILE: &str = "ggml-tiny.en-q8_0.bin";
 /// The Whisper model scripts/setup installs, if it is there:
 /// `$GST_EMOTION_CACHE/whisper/` (default `~/.cache/gst-emotion/whisper/`).
 pub fn default_model() -> Option<PathBuf> {
-    let path = cache_dir()?.join("whisper").join(DEFAULT_MODEL_FILE);
+    let path = crate::paths::cache_dir()?
+        .join("whisper")
+        .join(DEFAULT_MODEL_FILE);
     path.is_file().then_some(path)
-}
-
-/// The project's cache folder: `$GST_EMOTION_CACHE`, else `~/.cache/gst-emotion`.
-pub fn cache_dir() -> Option<PathBuf> {
-    std::env::var_os("GST_EMOTION_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/gst-emotion")))
 }
 
 /// Why speech recognition failed.

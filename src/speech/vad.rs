@@ -27,7 +27,9 @@ pub const DEFAULT_VAD_FILE: &str = "silero_vad.jit";
 
 /// The Silero model scripts/setup installs (`$GST_EMOTION_CACHE/vad/silero_vad.jit`).
 pub fn default_vad_model() -> Option<PathBuf> {
-    let path = super::cache_dir()?.join("vad").join(DEFAULT_VAD_FILE);
+    let path = crate::paths::cache_dir()?
+        .join("vad")
+        .join(DEFAULT_VAD_FILE);
     path.is_file().then_some(path)
 }
 

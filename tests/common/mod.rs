@@ -215,13 +215,14 @@ pub fn speak(name: &str, text: &str) -> PathBuf {
 
 /// The default bundle scripts/setup builds (a test fails, saying so, without it).
 pub fn default_bundle() -> PathBuf {
-    gst_emotion::bundle::resolve_bundle("default")
+    gst_emotion::bundle::BundleChoice::Default
+        .folder()
         .unwrap_or_else(|e| panic!("{e} (scripts/setup --deps-only builds it)"))
 }
 
 /// scikit-image's astronaut photo (a smiling face) that scripts/setup installs.
 pub fn astronaut() -> PathBuf {
-    let p = gst_emotion::speech::cache_dir()
+    let p = gst_emotion::paths::cache_dir()
         .expect("cache dir")
         .join("media/astronaut.png");
     assert!(
