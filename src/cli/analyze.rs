@@ -82,7 +82,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     // Bad --set values are a usage error, reported before any work.
     let probe = gst::ElementFactory::make("emotionsense").build()?;
     for p in &args.properties {
-        crate::pipeline::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
+        crate::pipeline::set_property_checked(&probe, p)?;
     }
     drop(probe);
     if args.per_frame {
@@ -311,7 +311,7 @@ fn analyse(
         sense.set_property("dump-dir", debug.join(name).to_string_lossy().as_ref());
     }
     for p in &args.properties {
-        crate::pipeline::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
+        crate::pipeline::set_property_checked(&sense, p)?;
     }
     let mut windows = Vec::new();
     let on_window = |w: WindowResult| {
@@ -320,7 +320,7 @@ fn analyse(
         }
         windows.push(w);
     };
-    run_file(&input.uri, &sense, on_window, &|| false).map_err(|e| anyhow!(e))?;
+    run_file(&input.uri, &sense, on_window, &|| false)?;
     Ok(windows)
 }
 

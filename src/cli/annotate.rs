@@ -143,7 +143,7 @@ fn sense_element(args: &AnnotateArgs) -> anyhow::Result<gst::Element> {
     sense.set_property_from_str("result-timing", "in-step");
     crate::pipeline::apply_bundle(&sense, args.bundle.as_ref());
     for p in &args.properties {
-        crate::pipeline::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
+        crate::pipeline::set_property_checked(&sense, p)?;
     }
     Ok(sense)
 }
@@ -253,7 +253,7 @@ fn encode(
         .bus()
         .ok_or_else(|| anyhow!("pipeline without bus"))?;
     let outcome = (|| -> anyhow::Result<Vec<WindowResult>> {
-        start(&pipeline).map_err(|e| anyhow!(e))?;
+        start(&pipeline)?;
         let mut windows = Vec::new();
         let mut last_move = (Instant::now(), None);
         loop {
@@ -498,7 +498,7 @@ fn add_text_track(input: &Path, audio: bool, cues: &[Cue], out: &Path) -> anyhow
     let bus = pipeline
         .bus()
         .ok_or_else(|| anyhow!("pipeline without bus"))?;
-    start(&pipeline).map_err(|e| anyhow!(e))?;
+    start(&pipeline)?;
     let outcome = loop {
         let Some(msg) = bus.timed_pop(gst::ClockTime::from_seconds(120)) else {
             break Err(anyhow!("adding the subtitle track stalled"));

@@ -210,7 +210,7 @@ fn through_pipeline(
     // Usage errors first, on a probe element.
     let probe = gst::ElementFactory::make("emotionsense").build()?;
     for p in &args.properties {
-        crate::pipeline::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
+        crate::pipeline::set_property_checked(&probe, p)?;
     }
     drop(probe);
     let clips_dir = args.out.join("clips");
@@ -279,11 +279,11 @@ fn one_clip(
         sense.set_property("asr", false);
     }
     for p in &args.properties {
-        crate::pipeline::set_property_checked(&sense, p)?;
+        crate::pipeline::set_property_checked(&sense, p).map_err(|e| e.to_string())?;
     }
     let uri = gst::glib::filename_to_uri(&clip, None).map_err(|e| e.to_string())?;
     let mut windows = Vec::new();
-    run_file(&uri, &sense, |w| windows.push(w), &|| false)?;
+    run_file(&uri, &sense, |w| windows.push(w), &|| false).map_err(|e| e.to_string())?;
     let first = windows.first().ok_or("no window")?;
     let mut outcome = Outcome::of(first);
     if text_given {

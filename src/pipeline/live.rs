@@ -402,7 +402,7 @@ fn build(source: &LiveSource, opts: &LiveOptions) -> anyhow::Result<gst::Pipelin
     sense.set_property("device", &opts.device);
     super::apply_bundle(&sense, opts.bundle.as_ref());
     for p in &opts.properties {
-        super::set_property_checked(&sense, p).map_err(|e| anyhow!(e))?;
+        super::set_property_checked(&sense, p)?;
     }
     let audio = !opts.no_audio;
     let pipeline = match source {
@@ -517,7 +517,7 @@ fn play(
 ) -> End {
     let bus = pipeline.bus().expect("a pipeline has a bus");
     if let Err(reason) = start(pipeline) {
-        return End::Lost(reason);
+        return End::Lost(reason.to_string());
     }
     let mut stopping: Option<Instant> = None;
     loop {

@@ -20,30 +20,71 @@ pub fn apply_bundle(sense: &gst::Element, choice: Option<&crate::bundle::BundleC
     }
 }
 
+/// Why a `--set NAME=VALUE` was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingError {
+    /// Not `NAME=VALUE`.
+    #[error("--set {0}: use NAME=VALUE")]
+    Syntax(String),
+    /// The element has no property of that name.
+    #[error("--set {key}: {element} has no such property")]
+    Unknown {
+        /// The property name given.
+        key: String,
+        /// The element's factory name.
+        element: String,
+    },
+    /// The value does not parse as the property's type.
+    #[error("--set {key}={value}: not a valid {kind} ({blurb})")]
+    Invalid {
+        /// The property name.
+        key: String,
+        /// The value given.
+        value: String,
+        /// The property's type name.
+        kind: String,
+        /// The property's description.
+        blurb: String,
+    },
+    /// The value is outside the property's range.
+    #[error("--set {key}={value}: out of range ({blurb})")]
+    OutOfRange {
+        /// The property name.
+        key: String,
+        /// The value given.
+        value: String,
+        /// The property's description.
+        blurb: String,
+    },
+}
+
 /// Sets `--set NAME=VALUE` on `element`, refusing unknown properties, values that do
 /// not parse and values out of the property's range (instead of GLib's warning and
 /// silent clamping).
-pub fn set_property_checked(element: &gst::Element, setting: &str) -> Result<(), String> {
+pub fn set_property_checked(element: &gst::Element, setting: &str) -> Result<(), SettingError> {
     use gst::glib;
     use gst::glib::translate::{ToGlibPtr, ToGlibPtrMut};
     use gst::prelude::*;
     let (k, v) = setting
         .split_once('=')
-        .ok_or_else(|| format!("--set {setting}: use NAME=VALUE"))?;
+        .ok_or_else(|| SettingError::Syntax(setting.to_string()))?;
     let name = element
         .factory()
         .map(|f| f.name().to_string())
         .unwrap_or_default();
     let pspec = element
         .find_property(k)
-        .ok_or_else(|| format!("--set {k}: {name} has no such property"))?;
+        .ok_or_else(|| SettingError::Unknown {
+            key: k.to_string(),
+            element: name,
+        })?;
+    let blurb = pspec.blurb().unwrap_or_default().to_string();
     let value = <glib::Value as gst::prelude::GstValueExt>::deserialize_with_pspec(v, &pspec)
-        .map_err(|_| {
-            format!(
-                "--set {k}={v}: not a valid {} ({})",
-                pspec.value_type().name(),
-                pspec.blurb().unwrap_or_default()
-            )
+        .map_err(|_| SettingError::Invalid {
+            key: k.to_string(),
+            value: v.to_string(),
+            kind: pspec.value_type().name().to_string(),
+            blurb: blurb.clone(),
         })?;
     let mut check = value.clone();
     // SAFETY: both pointers are valid for the call; validate only modifies `check`.
@@ -54,10 +95,11 @@ pub fn set_property_checked(element: &gst::Element, setting: &str) -> Result<(),
         )
     } != 0;
     if modified {
-        return Err(format!(
-            "--set {k}={v}: out of range ({})",
-            pspec.blurb().unwrap_or_default()
-        ));
+        return Err(SettingError::OutOfRange {
+            key: k.to_string(),
+            value: v.to_string(),
+            blurb,
+        });
     }
     element.set_property_from_value(k, &value);
     Ok(())

@@ -77,9 +77,32 @@ impl Event {
     }
 }
 
+/// Why a pipeline run ended without its end of stream.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The pipeline could not be built.
+    #[error("{0}")]
+    Build(String),
+    /// It would not start: the first error message on its bus, or the state change's.
+    #[error("{0}")]
+    Start(String),
+    /// The caller stopped it.
+    #[error("cancelled")]
+    Cancelled,
+    /// Its position did not move for this many seconds.
+    #[error("no progress for {0} s: the input stalled")]
+    Stalled(u64),
+    /// The media has neither audio nor video.
+    #[error("no audio or video stream found")]
+    NoStreams,
+    /// An element posted an error: its message.
+    #[error("{0}")]
+    Failed(String),
+}
+
 /// Sets `pipeline` to PLAYING; when that fails, the reason is the first error message
 /// on its bus.
-pub fn start(pipeline: &gst::Pipeline) -> Result<(), String> {
+pub fn start(pipeline: &gst::Pipeline) -> Result<(), RunError> {
     let Err(e) = pipeline.set_state(gst::State::Playing) else {
         return Ok(());
     };
@@ -90,7 +113,9 @@ pub fn start(pipeline: &gst::Pipeline) -> Result<(), String> {
                 _ => None,
             })
     });
-    Err(reason.unwrap_or_else(|| format!("could not start the pipeline ({e})")))
+    Err(RunError::Start(reason.unwrap_or_else(|| {
+        format!("could not start the pipeline ({e})")
+    })))
 }
 
 /// Sets `sense` up for a pipeline that only reads its results (`file_pipeline`: the
@@ -234,7 +259,7 @@ pub fn run_file(
     sense: &gst::Element,
     mut on_window: impl FnMut(WindowResult),
     cancel: &dyn Fn() -> bool,
-) -> Result<(), String> {
+) -> Result<(), RunError> {
     run_file_with(
         uri,
         sense,
@@ -253,9 +278,11 @@ pub fn run_file_with(
     sense: &gst::Element,
     mut on_progress: impl FnMut(FileProgress),
     cancel: &dyn Fn() -> bool,
-) -> Result<(), String> {
-    let pipeline = file_pipeline(uri, sense).map_err(|e| e.to_string())?;
-    let bus = pipeline.bus().ok_or("pipeline without bus")?;
+) -> Result<(), RunError> {
+    let pipeline = file_pipeline(uri, sense).map_err(|e| RunError::Build(e.to_string()))?;
+    let bus = pipeline
+        .bus()
+        .ok_or_else(|| RunError::Build("pipeline without bus".into()))?;
     let outcome = (|| {
         start(&pipeline)?;
         let mut last_progress = Instant::now();
@@ -263,7 +290,7 @@ pub fn run_file_with(
         let mut duration_known = false;
         loop {
             if cancel() {
-                return Err("cancelled".to_string());
+                return Err(RunError::Cancelled);
             }
             let Some(msg) = bus.timed_pop(gst::ClockTime::from_mseconds(200)) else {
                 let position = pipeline.query_position::<gst::ClockTime>();
@@ -271,10 +298,7 @@ pub fn run_file_with(
                     last_position = position;
                     last_progress = Instant::now();
                 } else if last_progress.elapsed() > STALL {
-                    return Err(format!(
-                        "no progress for {} s: the input stalled",
-                        STALL.as_secs()
-                    ));
+                    return Err(RunError::Stalled(STALL.as_secs()));
                 }
                 continue;
             };
@@ -284,10 +308,10 @@ pub fn run_file_with(
                 on_progress(FileProgress::Duration(d.nseconds() as f64 / 1e9));
             }
             match Event::of(&msg, &pipeline) {
-                Event::NoStreams => return Err("no audio or video stream found".into()),
+                Event::NoStreams => return Err(RunError::NoStreams),
                 Event::Window(w) => on_progress(FileProgress::Window(w)),
                 Event::Eos => return Ok(()),
-                Event::Error { message, .. } => return Err(message),
+                Event::Error { message, .. } => return Err(RunError::Failed(message)),
                 _ => {}
             }
         }

@@ -198,7 +198,7 @@ pub fn prepare(args: &ServeArgs) -> anyhow::Result<Arc<AppState>> {
     crate::register_static()?;
     let probe = gst::ElementFactory::make("emotionsense").build()?;
     for p in &args.properties {
-        crate::pipeline::set_property_checked(&probe, p).map_err(|e| anyhow!(e))?;
+        crate::pipeline::set_property_checked(&probe, p)?;
     }
     drop(probe);
     let bundle = bundle_dir(args)?;

@@ -12,7 +12,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use super::error::ApiError;
 use super::metrics::Metrics;
 use crate::output::WindowResult;
-use crate::pipeline::run::{FileProgress, run_file_with};
+use crate::pipeline::run::{FileProgress, RunError, run_file_with};
 
 /// How every pipeline's `emotionsense` is set up.
 #[derive(Clone, Debug)]
@@ -162,7 +162,8 @@ fn run(
     sense.set_property("bundle", &settings.bundle);
     sense.set_property("device", &settings.device);
     for p in &settings.properties {
-        crate::pipeline::set_property_checked(&sense, p).map_err(ApiError::internal)?;
+        crate::pipeline::set_property_checked(&sense, p)
+            .map_err(|e| ApiError::internal(e.to_string()))?;
     }
     let result = run_file_with(
         uri,
@@ -178,11 +179,10 @@ fn run(
         },
         cancel,
     );
-    result.map_err(|e| {
-        if e == "cancelled" {
+    result.map_err(|e| match e {
+        RunError::Cancelled => {
             ApiError::busy("the analysis was stopped (cancelled or shutting down)", 5)
-        } else {
-            ApiError::invalid_media(format!("the video could not be analysed: {e}"))
         }
+        e => ApiError::invalid_media(format!("the video could not be analysed: {e}")),
     })
 }
