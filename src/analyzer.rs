@@ -15,8 +15,20 @@ use crate::speech::{
 };
 use crate::window::{WindowJob, WindowKind};
 
-/// [`Analyzer::compute`]'s error for a guess withdrawn while it ran.
-pub const WITHDRAWN: &str = "the window was withdrawn (speech resumed)";
+/// Why a window could not be analysed.
+#[derive(Debug, thiserror::Error)]
+pub enum AnalysisError {
+    /// The model failed (loading its parts, preparing the inputs, running).
+    #[error(transparent)]
+    Model(#[from] crate::infer::ModelError),
+    /// [`Analyzer::compute`]'s guess was withdrawn while it ran (not a failure: the
+    /// window will not come).
+    #[error("the window was withdrawn (speech resumed)")]
+    Withdrawn,
+    /// A debug dump (`dump-dir`) could not be written: the folder and why.
+    #[error("{0}")]
+    Dump(String),
+}
 
 /// What an analyzer does with each window beyond measuring it.
 #[derive(Clone, Debug, Default)]
@@ -139,7 +151,7 @@ impl Analyzer {
 
     /// Analyses one window. An error means the window could not be analysed (the
     /// caller skips it, as the reference service skips a failed segment).
-    pub fn analyse(&mut self, job: &WindowJob) -> Result<WindowResult, String> {
+    pub fn analyse(&mut self, job: &WindowJob) -> Result<WindowResult, AnalysisError> {
         let work = self.compute(job, None)?;
         self.finish(job, work)
     }
@@ -153,7 +165,7 @@ impl Analyzer {
         &mut self,
         job: &WindowJob,
         early: Option<&Speculation>,
-    ) -> Result<Computed, String> {
+    ) -> Result<Computed, AnalysisError> {
         let started = Instant::now();
         let mut timings = Vec::new();
         // A fusion bundle's faces do not need the words: they are found on the
@@ -181,7 +193,7 @@ impl Analyzer {
         if early.is_some_and(Speculation::is_withdrawn) {
             // Not a failure: the window will not come.
             self.warnings.truncate(warned);
-            return Err(WITHDRAWN.into());
+            return Err(AnalysisError::Withdrawn);
         }
         if self.speech.is_some() && self.config.text.is_none() {
             timings.push(("asr".into(), started.elapsed().as_secs_f64() * 1e3));
@@ -199,7 +211,7 @@ impl Analyzer {
             }
             if let Some(dir) = &self.config.dump_dir {
                 dump::inputs(dir, job.span.index, &input)
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                    .map_err(|e| AnalysisError::Dump(format!("{}: {e}", dir.display())))?;
             }
             let out = model.predict(input)?;
             timings.push(("model".into(), model_started.elapsed().as_secs_f64() * 1e3));
@@ -215,7 +227,11 @@ impl Analyzer {
     }
 
     /// Completes a window from its [`Computed`] part: smoothing, face ids, dumps.
-    pub fn finish(&mut self, job: &WindowJob, work: Computed) -> Result<WindowResult, String> {
+    pub fn finish(
+        &mut self,
+        job: &WindowJob,
+        work: Computed,
+    ) -> Result<WindowResult, AnalysisError> {
         let mut result = WindowResult::measure(job);
         result.transcript = work.transcript;
         result.timings = work.timings;
@@ -238,7 +254,7 @@ impl Analyzer {
         model: &Model,
         job: &WindowJob,
         out: ModelOutput,
-    ) -> Result<Prediction, String> {
+    ) -> Result<Prediction, AnalysisError> {
         let specs = &model.bundle.manifest.heads;
         if self.smoothed.len() != out.probs.len() {
             self.smoothed.clear();
@@ -265,7 +281,7 @@ impl Analyzer {
                 let logits = out.logits.as_ref().map(|l| l[i].as_slice());
                 let f = frames_all.get(i).map(Vec::as_slice).unwrap_or_default();
                 dump::head(dir, job.span.index, &spec.name, logits, &probs, f)
-                    .map_err(|e| format!("{}: {e}", dir.display()))?;
+                    .map_err(|e| AnalysisError::Dump(format!("{}: {e}", dir.display())))?;
             }
             heads.push(HeadResult {
                 name: spec.name.clone(),
@@ -279,7 +295,7 @@ impl Analyzer {
         if let (Some(dir), Some(f)) = (&self.config.dump_dir, &fusion) {
             let i = crate::infer::outputs::face_head(&model.bundle);
             dump::faces(dir, job.span.index, &specs[i].name, &f.faces)
-                .map_err(|e| format!("{}: {e}", dir.display()))?;
+                .map_err(|e| AnalysisError::Dump(format!("{}: {e}", dir.display())))?;
         }
         if let Some(f) = &mut fusion {
             let rects: Vec<[f64; 4]> = f.faces.iter().map(|r| r.rect).collect();

@@ -174,13 +174,20 @@ fn words_only(model: &Model, items: &[Item]) -> Vec<Result<Outcome, String>> {
     for chunk in items.chunks(16) {
         let inputs: Vec<_> = chunk
             .iter()
-            .map(|i| model.prepare(&blank, Some(&i.text)))
+            .map(|i| {
+                model
+                    .prepare(&blank, Some(&i.text))
+                    .map_err(|e| e.to_string())
+            })
             .collect();
         let ready: Vec<_> = inputs.iter().filter_map(|r| r.clone().ok()).collect();
         let mut answers = model.predict_many(ready).into_iter();
         for input in inputs {
             out.push(input.and_then(|_| {
-                let answer = answers.next().ok_or("no answer")??;
+                let answer = answers
+                    .next()
+                    .ok_or("no answer")?
+                    .map_err(|e| e.to_string())?;
                 let mut o = Outcome::default();
                 for (spec, probs) in model.bundle.manifest.heads.iter().zip(&answer.probs) {
                     let top = crate::output::argmax(probs);

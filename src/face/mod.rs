@@ -14,7 +14,7 @@ use tch::{CModule, Device, IValue, Kind, Tensor};
 
 use crate::bundle::Between;
 
-use crate::infer::load_torchscript;
+use crate::infer::{ModelError, load_torchscript};
 use crate::media::{PixelLayout, RgbImage, resize_linear};
 
 /// A detected face, in the pixels of the image it was found in.
@@ -78,8 +78,8 @@ impl std::fmt::Debug for Mtcnn {
     }
 }
 
-fn tch_err(what: &str, e: tch::TchError) -> String {
-    format!("{what}: {}", crate::infer::first_line(&e))
+fn tch_err(what: &str, e: tch::TchError) -> ModelError {
+    crate::infer::run_error(what, &e)
 }
 
 /// A box row during the cascade: x1, y1, x2, y2, score, then 4 regression values.
@@ -90,7 +90,11 @@ type StageOutput = (Vec<Row>, Vec<Vec<f32>>);
 
 impl Mtcnn {
     /// Loads P-Net, R-Net and O-Net.
-    pub fn load(paths: [&Path; 3], config: MtcnnConfig, device: Device) -> Result<Self, String> {
+    pub fn load(
+        paths: [&Path; 3],
+        config: MtcnnConfig,
+        device: Device,
+    ) -> Result<Self, ModelError> {
         Ok(Self {
             pnet: load_torchscript(paths[0], device)?,
             rnet: load_torchscript(paths[1], device)?,
@@ -108,13 +112,13 @@ impl Mtcnn {
         config: MtcnnConfig,
         device: Device,
         field: &str,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, ModelError> {
         let paths: Vec<std::path::PathBuf> = names
             .iter()
             .map(|n| bundle.model_index(n).map(|i| bundle.model_file(i, device)))
             .collect::<Option<_>>()
             .filter(|p: &Vec<_>| p.len() == 3)
-            .ok_or_else(|| format!("{field} must name three [[models]]"))?;
+            .ok_or_else(|| ModelError::Bundle(format!("{field} must name three [[models]]")))?;
         Self::load([&paths[0], &paths[1], &paths[2]], config, device)
     }
 
@@ -129,11 +133,11 @@ impl Mtcnn {
     }
 
     /// Faces in `img`, highest score first.
-    pub fn detect(&self, img: &RgbImage) -> Result<Vec<FaceBox>, String> {
+    pub fn detect(&self, img: &RgbImage) -> Result<Vec<FaceBox>, ModelError> {
         tch::no_grad(|| self.detect_inner(img))
     }
 
-    fn detect_inner(&self, img: &RgbImage) -> Result<Vec<FaceBox>, String> {
+    fn detect_inner(&self, img: &RgbImage) -> Result<Vec<FaceBox>, ModelError> {
         let (h, w) = (img.height as i64, img.width as i64);
         let image = self.image_tensor(img);
         let c = &self.config;
@@ -207,7 +211,7 @@ impl Mtcnn {
     /// square and refined by O-Net (score, regression, landmarks) on `img`, as the last
     /// stage of a detection does; a box O-Net no longer scores as a face is dropped.
     /// A fraction of a detection's cost, for following faces between detections.
-    pub fn track(&self, img: &RgbImage, held: &[FaceBox]) -> Result<Vec<FaceBox>, String> {
+    pub fn track(&self, img: &RgbImage, held: &[FaceBox]) -> Result<Vec<FaceBox>, ModelError> {
         if held.is_empty() {
             return Ok(Vec::new());
         }
@@ -225,7 +229,7 @@ impl Mtcnn {
     /// O-Net on `boxes` of `image`: the faces it keeps (score above the third
     /// threshold, box regression, landmarks, non-maximum suppression by the smaller
     /// box).
-    fn onet_stage(&self, image: &Tensor, boxes: &[Row]) -> Result<Vec<FaceBox>, String> {
+    fn onet_stage(&self, image: &Tensor, boxes: &[Row]) -> Result<Vec<FaceBox>, ModelError> {
         let c = &self.config;
         let Some((kept, out)) = self.stage(&self.onet, "O-Net", image, boxes, 48, 3)? else {
             return Ok(Vec::new());
@@ -279,7 +283,7 @@ impl Mtcnn {
         boxes: &[Row],
         size: i64,
         outputs: usize,
-    ) -> Result<Option<StageOutput>, String> {
+    ) -> Result<Option<StageOutput>, ModelError> {
         if boxes.is_empty() {
             return Ok(None);
         }
@@ -296,10 +300,14 @@ impl Mtcnn {
                 .iter()
                 .map(|v| match v {
                     IValue::Tensor(t) => to_vec(t),
-                    _ => Err(format!("{name}: expected tensors")),
+                    _ => Err(ModelError::Run(format!("{name}: expected tensors"))),
                 })
                 .collect::<Result<Vec<_>, _>>()?,
-            _ => return Err(format!("{name}: expected a tuple of {outputs} tensors")),
+            _ => {
+                return Err(ModelError::Run(format!(
+                    "{name}: expected a tuple of {outputs} tensors"
+                )));
+            }
         };
         Ok(Some((kept, tensors)))
     }
@@ -337,19 +345,21 @@ impl Mtcnn {
     }
 }
 
-fn two(out: &IValue, what: &str) -> Result<(Tensor, Tensor), String> {
+fn two(out: &IValue, what: &str) -> Result<(Tensor, Tensor), ModelError> {
     match out {
         IValue::Tuple(items) if items.len() == 2 => match (&items[0], &items[1]) {
             (IValue::Tensor(a), IValue::Tensor(b)) => Ok((a.shallow_clone(), b.shallow_clone())),
-            _ => Err(format!("{what}: expected two tensors")),
+            _ => Err(ModelError::Run(format!("{what}: expected two tensors"))),
         },
-        _ => Err(format!("{what}: expected a tuple (reg, probs)")),
+        _ => Err(ModelError::Run(format!(
+            "{what}: expected a tuple (reg, probs)"
+        ))),
     }
 }
 
-fn to_vec(t: &Tensor) -> Result<Vec<f32>, String> {
+fn to_vec(t: &Tensor) -> Result<Vec<f32>, ModelError> {
     Vec::<f32>::try_from(t.to_device(Device::Cpu).to_kind(Kind::Float).reshape([-1]))
-        .map_err(|e| e.to_string())
+        .map_err(|e| ModelError::Run(e.to_string()))
 }
 
 /// P-Net cells above the threshold as boxes in image pixels (row-major cell order).
@@ -358,7 +368,7 @@ fn generate_boxes(
     probs: &Tensor,
     scale: f32,
     thresh: f32,
-) -> Result<Vec<Row>, String> {
+) -> Result<Vec<Row>, ModelError> {
     let size = probs.size();
     let (gh, gw) = (size[2] as usize, size[3] as usize);
     let probs = to_vec(&probs.select(1, 1))?;
@@ -454,7 +464,7 @@ fn bbreg(r: &mut Row) {
 
 /// Faces in each of `images` (highest score first per image), found side by side
 /// ([`side_by_side`]).
-pub fn detect_many(mtcnn: &Mtcnn, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>, String> {
+pub fn detect_many(mtcnn: &Mtcnn, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBox>>, ModelError> {
     side_by_side(images.len(), |k| mtcnn.detect(images[k]))
 }
 
@@ -467,8 +477,8 @@ pub fn detect_many(mtcnn: &Mtcnn, images: &[&RgbImage]) -> Result<Vec<Vec<FaceBo
 /// calling thread, with its libtorch threads).
 pub fn side_by_side<T: Send>(
     n: usize,
-    job: impl Fn(usize) -> Result<T, String> + Sync,
-) -> Result<Vec<T>, String> {
+    job: impl Fn(usize) -> Result<T, ModelError> + Sync,
+) -> Result<Vec<T>, ModelError> {
     let threads = std::env::var("GST_EMOTION_FACE_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
@@ -480,7 +490,7 @@ pub fn side_by_side<T: Send>(
         return (0..n).map(job).collect();
     }
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<T, String>>>> =
+    let results: Vec<std::sync::Mutex<Option<Result<T, ModelError>>>> =
         (0..n).map(|_| std::sync::Mutex::new(None)).collect();
     std::thread::scope(|s| {
         for _ in 0..threads {
@@ -502,7 +512,7 @@ pub fn side_by_side<T: Send>(
         .map(|m| {
             m.into_inner()
                 .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| Err("face detection did not run".into()))
+                .unwrap_or_else(|| Err(ModelError::NotRun("face detection did not run".into())))
         })
         .collect()
 }
@@ -529,7 +539,7 @@ pub fn window_boxes(
     detect_every: usize,
     between: Between,
     order: Runs<'_>,
-) -> Result<Vec<Vec<FaceBox>>, String> {
+) -> Result<Vec<Vec<FaceBox>>, ModelError> {
     use std::sync::Arc;
     let every = detect_every.max(1);
     // Runs of frames: the first gets a full detection, the others follow it.

@@ -9,6 +9,7 @@ use std::sync::Arc;
 use super::track::{Track, link};
 use super::{FaceBox, Mtcnn, MtcnnConfig, crop_rgb};
 use crate::bundle::{Bundle, FaceFill, FaceSequenceSpec, InputSpec, VideoSpec};
+use crate::infer::ModelError;
 use crate::media::RgbImage;
 
 /// Overlap that links a box to a track on the next sampled frame.
@@ -47,7 +48,7 @@ impl std::fmt::Debug for FaceSequencer {
 
 impl FaceSequencer {
     /// Loads the bundle's MTCNN on `device`; `None` for a bundle without `[faces]`.
-    pub fn load(bundle: &Bundle, device: tch::Device) -> Result<Option<Self>, String> {
+    pub fn load(bundle: &Bundle, device: tch::Device) -> Result<Option<Self>, ModelError> {
         let Some(spec) = bundle.manifest.faces.clone() else {
             return Ok(None);
         };
@@ -59,7 +60,11 @@ impl FaceSequencer {
         let mtcnn = Mtcnn::from_bundle(bundle, &spec.detector, config, device, "faces.detector")?;
         let input = match bundle.manifest.inputs.get(&spec.input) {
             Some(InputSpec::Video(v)) => v.clone(),
-            _ => return Err("faces.input is not a video input".into()),
+            _ => {
+                return Err(ModelError::Bundle(
+                    "faces.input is not a video input".into(),
+                ));
+            }
         };
         Ok(Some(Self { mtcnn, spec, input }))
     }
@@ -81,7 +86,7 @@ impl FaceSequencer {
         &self,
         frames: &[Arc<RgbImage>],
         real: usize,
-    ) -> Result<Vec<FaceSequence>, String> {
+    ) -> Result<Vec<FaceSequence>, ModelError> {
         let boxes = super::window_boxes(
             &self.mtcnn,
             frames,

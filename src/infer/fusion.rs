@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use tch::{CModule, Device, IValue, Kind, Tensor};
 
+use super::ModelError;
 use super::ModelOutput;
 use crate::bundle::Between;
 use crate::bundle::{
@@ -64,21 +65,19 @@ fn first_line(e: tch::TchError) -> String {
     super::first_line(&e)
 }
 
-fn load_module(bundle: &Bundle, name: &str, device: Device) -> Result<CModule, String> {
+fn load_module(bundle: &Bundle, name: &str, device: Device) -> Result<CModule, ModelError> {
     let i = bundle
         .model_index(name)
-        .ok_or_else(|| format!("no model named {name:?}"))?;
+        .ok_or_else(|| ModelError::Bundle(format!("no model named {name:?}")))?;
     super::load_torchscript(&bundle.model_file(i, device), device)
 }
 
 impl FusionModel {
     /// Loads every branch of `bundle` on `device` and embeds the text prototypes.
-    pub fn load(bundle: Arc<Bundle>, device: Device) -> Result<Self, String> {
-        let fusion = bundle
-            .manifest
-            .fusion
-            .clone()
-            .ok_or("the bundle has no [fusion] section")?;
+    pub fn load(bundle: Arc<Bundle>, device: Device) -> Result<Self, ModelError> {
+        let fusion = bundle.manifest.fusion.clone().ok_or(ModelError::Bundle(
+            "the bundle has no [fusion] section".into(),
+        ))?;
         let emotion_labels = bundle
             .manifest
             .head("emotion")
@@ -101,7 +100,11 @@ impl FusionModel {
                 )?;
                 let input = match bundle.manifest.inputs.get(&spec.input) {
                     Some(InputSpec::Video(v)) => v.clone(),
-                    _ => return Err("fusion.face.input is not a video input".into()),
+                    _ => {
+                        return Err(ModelError::Bundle(
+                            "fusion.face.input is not a video input".into(),
+                        ));
+                    }
                 };
                 let classifier = load_module(&bundle, &spec.classifier, device)?;
                 check_classifier(&bundle, &classifier, spec, &input, device)?;
@@ -113,9 +116,9 @@ impl FusionModel {
                         .iter()
                         .map(|l| {
                             label_index(l).ok_or_else(|| {
-                                format!(
+                                ModelError::Bundle(format!(
                                     "fusion.face.maps_to: {l:?} is not a label of heads.emotion"
-                                )
+                                ))
                             })
                         })
                         .collect::<Result<_, _>>()?,
@@ -141,15 +144,18 @@ impl FusionModel {
                     }
                     let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
                     sum.iter_mut().for_each(|v| *v /= norm);
-                    let i = label_index(label).ok_or("prototype label not in heads.emotion")?;
+                    let i = label_index(label).ok_or(ModelError::Bundle(
+                        "prototype label not in heads.emotion".into(),
+                    ))?;
                     prototypes.push((i, sum));
                 }
                 let classifier = match &spec.classifier {
                     Some(name) => {
                         let m = load_module(&bundle, name, device)?;
                         let width = embed(&bundle, &encoder, device, "ok")?.len();
-                        check_linear(&m, width, emotion_labels.len(), device)
-                            .map_err(|e| format!("fusion.text.classifier: {e}"))?;
+                        check_linear(&m, width, emotion_labels.len(), device).map_err(|e| {
+                            ModelError::Bundle(format!("fusion.text.classifier: {e}"))
+                        })?;
                         Some(m)
                     }
                     None => None,
@@ -169,14 +175,14 @@ impl FusionModel {
             .and_then(|s| s.classifier.as_ref())
         {
             Some(name) => {
-                let t = text
-                    .as_ref()
-                    .ok_or("fusion.sentiment.classifier needs fusion.text")?;
+                let t = text.as_ref().ok_or(ModelError::Bundle(
+                    "fusion.sentiment.classifier needs fusion.text".into(),
+                ))?;
                 let m = load_module(&bundle, name, device)?;
                 let width =
                     embed(&bundle, &t.encoder, device, "ok")?.len() + 1 + emotion_labels.len();
                 check_linear(&m, width, 3, device)
-                    .map_err(|e| format!("fusion.sentiment.classifier: {e}"))?;
+                    .map_err(|e| ModelError::Bundle(format!("fusion.sentiment.classifier: {e}")))?;
                 Some(m)
             }
             None => None,
@@ -200,7 +206,7 @@ impl FusionModel {
         &self,
         frames: &[Arc<RgbImage>],
         pause: &mut dyn FnMut(),
-    ) -> Result<FaceStage, String> {
+    ) -> Result<FaceStage, ModelError> {
         let Some(face) = &self.face else {
             return Ok(FaceStage::default());
         };
@@ -220,7 +226,7 @@ impl FusionModel {
         frames: &[Arc<RgbImage>],
         text: &str,
         faces: Option<FaceStage>,
-    ) -> Result<ModelOutput, String> {
+    ) -> Result<ModelOutput, ModelError> {
         let mut timings = Timings::new();
         let (probs, details) =
             tch::no_grad(|| self.analyse_inner(frames, text, faces, &mut timings))?;
@@ -242,7 +248,7 @@ impl FusionModel {
         text: &str,
         faces: Option<FaceStage>,
         timings: &mut Timings,
-    ) -> Result<(Vec<Vec<f64>>, FusionDetails), String> {
+    ) -> Result<(Vec<Vec<f64>>, FusionDetails), ModelError> {
         let fusion = self
             .bundle
             .manifest
@@ -321,7 +327,11 @@ impl FusionModel {
                             .collect(),
                     );
                 }
-                other => return Err(format!("fusion cannot make head {other:?}")),
+                other => {
+                    return Err(ModelError::Bundle(format!(
+                        "fusion cannot make head {other:?}"
+                    )));
+                }
             }
         }
         Ok((heads, d))
@@ -407,7 +417,7 @@ impl FusionModel {
 
     /// Text emotion probabilities (emotion head order) of an embedding: the fitted
     /// classifier, the prototypes, or both mixed by `prototype_weight`.
-    fn text_emotion(&self, t: &TextBranch, e: &[f32]) -> Result<Vec<f64>, String> {
+    fn text_emotion(&self, t: &TextBranch, e: &[f32]) -> Result<Vec<f64>, ModelError> {
         let n = self.emotion_labels.len();
         let prototypes = (!t.prototypes.is_empty()).then(|| {
             let mut logits = vec![f64::NEG_INFINITY; n];
@@ -418,7 +428,8 @@ impl FusionModel {
             softmax(&logits)
         });
         let Some(classifier) = &t.classifier else {
-            return prototypes.ok_or_else(|| "the text branch has no prototypes".into());
+            return prototypes
+                .ok_or_else(|| ModelError::Bundle("the text branch has no prototypes".into()));
         };
         let head = softmax(&run_linear(classifier, e, self.device)?);
         let w = t.spec.prototype_weight;
@@ -442,7 +453,7 @@ impl FusionModel {
         frames: &[Arc<RgbImage>],
         timings: &mut Timings,
         pause: &mut dyn FnMut(),
-    ) -> Result<(Vec<FaceReport>, Option<Vec<f64>>), String> {
+    ) -> Result<(Vec<FaceReport>, Option<Vec<f64>>), ModelError> {
         let started = std::time::Instant::now();
         let mut paused = std::time::Duration::ZERO;
         let mut timed_pause = || {
@@ -531,7 +542,7 @@ impl FusionModel {
         face: &FaceBranch,
         frames: &[Arc<RgbImage>],
         tracks: &[Track],
-    ) -> Result<(Vec<f32>, Vec<usize>), String> {
+    ) -> Result<(Vec<f32>, Vec<usize>), ModelError> {
         let spec = CropSpec {
             size: face.input.width,
             margin: face.spec.margin,
@@ -557,24 +568,26 @@ impl FusionModel {
         let out = face
             .classifier
             .forward_is(&[IValue::Tensor(batch)])
-            .map_err(|e| format!("face classifier: {}", first_line(e)))?;
+            .map_err(|e| ModelError::Run(format!("face classifier: {}", first_line(e))))?;
         let IValue::Tensor(out) = out else {
-            return Err("face classifier: expected one tensor".into());
+            return Err(ModelError::Run(
+                "face classifier: expected one tensor".into(),
+            ));
         };
         let labels = face.spec.labels.len();
         if out.size() != [owner.len() as i64, labels as i64] {
-            return Err(format!(
+            return Err(ModelError::Run(format!(
                 "face classifier: output shape {:?}, expected [{}, {labels}]",
                 out.size(),
                 owner.len()
-            ));
+            )));
         }
         let probs: Vec<f32> = Vec::try_from(
             out.to_device(Device::Cpu)
                 .to_kind(Kind::Float)
                 .reshape([-1]),
         )
-        .map_err(|e: tch::TchError| e.to_string())?;
+        .map_err(|e: tch::TchError| ModelError::Run(e.to_string()))?;
         Ok((probs, owner))
     }
 }
@@ -587,7 +600,7 @@ fn check_classifier(
     spec: &FaceFusion,
     input: &VideoSpec,
     device: Device,
-) -> Result<(), String> {
+) -> Result<(), ModelError> {
     let channels = input.channel_order.channels() as i64;
     let blank = Tensor::zeros(
         [1, channels, input.height as i64, input.width as i64],
@@ -597,39 +610,45 @@ fn check_classifier(
         .model_index(&spec.classifier)
         .map(|i| bundle.model_file(i, device).display().to_string())
         .unwrap_or_default();
-    let out = tch::no_grad(|| classifier.forward_is(&[IValue::Tensor(blank)]))
-        .map_err(|e| format!("{file}: forward on a blank face failed: {}", first_line(e)))?;
+    let out = tch::no_grad(|| classifier.forward_is(&[IValue::Tensor(blank)])).map_err(|e| {
+        ModelError::Bundle(format!(
+            "{file}: forward on a blank face failed: {}",
+            first_line(e)
+        ))
+    })?;
     let IValue::Tensor(out) = out else {
-        return Err(format!("{file}: expected one output tensor"));
+        return Err(ModelError::Bundle(format!(
+            "{file}: expected one output tensor"
+        )));
     };
     let want = [1, spec.labels.len() as i64];
     if out.size() != want {
-        return Err(format!(
+        return Err(ModelError::Bundle(format!(
             "{file}: output shape {:?}, expected {want:?} (fusion.face.labels has {} labels)",
             out.size(),
             spec.labels.len()
-        ));
+        )));
     }
     Ok(())
 }
 
 /// A fitted head's logits for one feature vector.
-fn run_linear(head: &CModule, features: &[f32], device: Device) -> Result<Vec<f64>, String> {
+fn run_linear(head: &CModule, features: &[f32], device: Device) -> Result<Vec<f64>, ModelError> {
     let x = Tensor::from_slice(features)
         .reshape([1, features.len() as i64])
         .to_device(device);
     let out = head
         .forward_is(&[IValue::Tensor(x)])
-        .map_err(|e| format!("text head: {}", first_line(e)))?;
+        .map_err(|e| ModelError::Run(format!("text head: {}", first_line(e))))?;
     let IValue::Tensor(out) = out else {
-        return Err("text head: expected one tensor".into());
+        return Err(ModelError::Run("text head: expected one tensor".into()));
     };
     let v: Vec<f32> = Vec::try_from(
         out.to_device(Device::Cpu)
             .to_kind(Kind::Float)
             .reshape([-1]),
     )
-    .map_err(|e: tch::TchError| e.to_string())?;
+    .map_err(|e: tch::TchError| ModelError::Run(e.to_string()))?;
     Ok(v.into_iter().map(f64::from).collect())
 }
 
@@ -639,11 +658,14 @@ fn check_linear(
     inputs: usize,
     outputs: usize,
     device: Device,
-) -> Result<(), String> {
+) -> Result<(), ModelError> {
     let out = tch::no_grad(|| run_linear(head, &vec![0.0; inputs], device))
-        .map_err(|e| format!("on {inputs} features: {e}"))?;
+        .map_err(|e| ModelError::Run(format!("on {inputs} features: {e}")))?;
     if out.len() != outputs {
-        return Err(format!("{} outputs, expected {outputs}", out.len()));
+        return Err(ModelError::Run(format!(
+            "{} outputs, expected {outputs}",
+            out.len()
+        )));
     }
     Ok(())
 }
@@ -654,12 +676,13 @@ fn embed(
     encoder: &CModule,
     device: Device,
     text: &str,
-) -> Result<Vec<f32>, String> {
-    let tok = bundle
-        .text
-        .as_ref()
-        .ok_or("the text branch needs a tokenizer")?;
-    let t = tok.encode(text).map_err(|e| e.to_string())?;
+) -> Result<Vec<f32>, ModelError> {
+    let tok = bundle.text.as_ref().ok_or(ModelError::Bundle(
+        "the text branch needs a tokenizer".into(),
+    ))?;
+    let t = tok
+        .encode(text)
+        .map_err(|e| ModelError::Bundle(e.to_string()))?;
     let len = t.input_ids.len() as i64;
     let ids = Tensor::from_slice(&t.input_ids)
         .reshape([1, len])
@@ -669,16 +692,16 @@ fn embed(
         .to_device(device);
     let out = encoder
         .forward_is(&[IValue::Tensor(ids), IValue::Tensor(mask)])
-        .map_err(|e| format!("text encoder: {}", first_line(e)))?;
+        .map_err(|e| ModelError::Run(format!("text encoder: {}", first_line(e))))?;
     let IValue::Tensor(out) = out else {
-        return Err("text encoder: expected one tensor".into());
+        return Err(ModelError::Run("text encoder: expected one tensor".into()));
     };
     Vec::try_from(
         out.to_device(Device::Cpu)
             .to_kind(Kind::Float)
             .reshape([-1]),
     )
-    .map_err(|e: tch::TchError| e.to_string())
+    .map_err(|e: tch::TchError| ModelError::Run(e.to_string()))
 }
 
 /// Sentiment probabilities (negative, neutral, positive) from the transcript's VADER

@@ -21,6 +21,41 @@ pub use model::{Model, ModelOptions, ModelOutput};
 pub use prepare::{InputTensor, Prepared, PreparedFace, prepare};
 pub use torchscript::HeadLogits;
 
+/// Why a model could not be loaded or run. Each variant carries the message users
+/// see (it names the file, model or field at fault).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum ModelError {
+    /// A TorchScript file would not load.
+    #[error("{path}: cannot load TorchScript: {reason}")]
+    Load {
+        /// The file.
+        path: String,
+        /// libtorch's reason (its first line).
+        reason: String,
+    },
+    /// The bundle does not hold what the model needs (a named model, a video input, a
+    /// classifier of the right size).
+    #[error("{0}")]
+    Bundle(String),
+    /// A window's inputs could not be made into the tensors the manifest describes.
+    #[error("{0}")]
+    Input(String),
+    /// A network failed, or answered in a shape other than the one expected.
+    #[error("{0}")]
+    Run(String),
+    /// The work never ran: the thread that should have done it stopped.
+    #[error("{0}")]
+    NotRun(String),
+    /// The work was for a guess withdrawn before it ran.
+    #[error("withdrawn")]
+    Withdrawn,
+}
+
+/// A libtorch failure while running `what`: `what: first line`.
+pub fn run_error(what: &str, e: &tch::TchError) -> ModelError {
+    ModelError::Run(format!("{what}: {}", first_line(e)))
+}
+
 /// Time spent in forward passes by every model of the process (ns), for benchmarks.
 pub static FORWARD_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
@@ -46,13 +81,10 @@ pub fn first_line(e: &tch::TchError) -> String {
 pub fn load_torchscript(
     path: &std::path::Path,
     device: tch::Device,
-) -> Result<tch::CModule, String> {
-    let mut m = tch::CModule::load_on_device(path, device).map_err(|e| {
-        format!(
-            "{}: cannot load TorchScript: {}",
-            path.display(),
-            first_line(&e)
-        )
+) -> Result<tch::CModule, ModelError> {
+    let mut m = tch::CModule::load_on_device(path, device).map_err(|e| ModelError::Load {
+        path: path.display().to_string(),
+        reason: first_line(&e),
     })?;
     m.set_eval();
     Ok(m)

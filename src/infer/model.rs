@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
+use super::ModelError;
 use super::device::{DeviceChoice, resolve_device};
 use super::fusion::{FaceStage, FusionModel};
 use super::outputs::{faces_output, order_faces, window_output};
@@ -85,7 +86,7 @@ impl Backend {
                 .map(|m| Backend::Fusion(Box::new(m)))
                 .map_err(|reason| BundleError::Model {
                     path: manifest_path(bundle),
-                    reason,
+                    reason: reason.to_string(),
                 })
         } else {
             TorchScriptModel::load(bundle, device).map(Backend::TorchScript)
@@ -101,7 +102,7 @@ impl Backend {
         }
     }
 
-    fn run(&self, bundle: &Bundle, batch: &[&Prepared]) -> Vec<Result<ModelOutput, String>> {
+    fn run(&self, bundle: &Bundle, batch: &[&Prepared]) -> Vec<Result<ModelOutput, ModelError>> {
         match self {
             Backend::TorchScript(m) if bundle.manifest.faces.is_some() => {
                 run_faces(m, bundle, batch)
@@ -130,7 +131,7 @@ impl Backend {
         &self,
         frames: &[Arc<RgbImage>],
         pause: &mut dyn FnMut(),
-    ) -> Result<FaceStage, String> {
+    ) -> Result<FaceStage, ModelError> {
         match self {
             Backend::Fusion(m) => {
                 let out = m.face_stage(frames, pause);
@@ -141,7 +142,9 @@ impl Backend {
                 }
                 out
             }
-            Backend::TorchScript(_) => Err("this bundle has no fusion face branch".into()),
+            Backend::TorchScript(_) => Err(ModelError::Bundle(
+                "this bundle has no fusion face branch".into(),
+            )),
         }
     }
 
@@ -163,7 +166,7 @@ fn run_faces(
     m: &TorchScriptModel,
     bundle: &Bundle,
     batch: &[&Prepared],
-) -> Vec<Result<ModelOutput, String>> {
+) -> Vec<Result<ModelOutput, ModelError>> {
     let input = bundle
         .manifest
         .faces
@@ -189,7 +192,7 @@ fn run_faces(
         }
     }
     let refs: Vec<&Prepared> = rows.iter().collect();
-    let mut answers: Vec<Option<Result<HeadLogits, String>>> = if refs.is_empty() {
+    let mut answers: Vec<Option<Result<HeadLogits, ModelError>>> = if refs.is_empty() {
         Vec::new()
     } else {
         m.run(bundle, &refs).into_iter().map(Some).collect()
@@ -216,7 +219,7 @@ fn manifest_path(bundle: &Bundle) -> String {
 }
 
 /// Where an inference thread sends one answer.
-type Reply<T> = Sender<Result<T, String>>;
+type Reply<T> = Sender<Result<T, ModelError>>;
 
 /// Work for an inference thread.
 enum Request {
@@ -237,14 +240,14 @@ enum Request {
 }
 
 /// A window's face branch under way on the inference thread ([`Model::start_faces`]).
-pub struct PendingFaces(Receiver<Result<FaceStage, String>>);
+pub struct PendingFaces(Receiver<Result<FaceStage, ModelError>>);
 
 impl PendingFaces {
     /// Waits for the face branch's findings.
-    pub fn wait(self) -> Result<FaceStage, String> {
+    pub fn wait(self) -> Result<FaceStage, ModelError> {
         self.0
             .recv()
-            .map_err(|_| "the inference thread has stopped".to_string())?
+            .map_err(|_| ModelError::NotRun("the inference thread has stopped".to_string()))?
     }
 }
 
@@ -336,7 +339,7 @@ impl Model {
                 let faces =
                     FaceSequencer::load(&bundle, device).map_err(|reason| BundleError::Model {
                         path: manifest_path(&bundle),
-                        reason,
+                        reason: reason.to_string(),
                     })?;
                 LOADS.fetch_add(1, Ordering::SeqCst);
                 Ok(Model {
@@ -357,7 +360,7 @@ impl Model {
 
     /// The window's inputs as the bundle declares them (`text`: the transcript, `None`
     /// for the bundle's filler). Runs on the caller's thread.
-    pub fn prepare(&self, job: &WindowJob, text: Option<&str>) -> Result<Prepared, String> {
+    pub fn prepare(&self, job: &WindowJob, text: Option<&str>) -> Result<Prepared, ModelError> {
         let mut p = prepare(&self.bundle, job, text)?;
         if let Some(seq) = &self.faces {
             let started = Instant::now();
@@ -418,15 +421,18 @@ impl Model {
     }
 
     /// The model's answer for one window (blocking; batched with other waiting windows).
-    pub fn predict(&self, input: Prepared) -> Result<ModelOutput, String> {
+    pub fn predict(&self, input: Prepared) -> Result<ModelOutput, ModelError> {
         // One answer per input: the `None` arm is never taken.
-        (self.predict_many(vec![input]).pop())
-            .unwrap_or_else(|| Err("the inference thread has stopped".to_string()))
+        (self.predict_many(vec![input]).pop()).unwrap_or_else(|| {
+            Err(ModelError::NotRun(
+                "the inference thread has stopped".to_string(),
+            ))
+        })
     }
 
     /// Answers for several windows at once (they reach the inference thread together,
     /// so they batch up to `max_batch`), in order.
-    pub fn predict_many(&self, inputs: Vec<Prepared>) -> Vec<Result<ModelOutput, String>> {
+    pub fn predict_many(&self, inputs: Vec<Prepared>) -> Vec<Result<ModelOutput, ModelError>> {
         let receivers: Vec<_> = inputs
             .into_iter()
             .map(|input| {
@@ -446,10 +452,13 @@ impl Model {
             .into_iter()
             .map(|(sent, rx)| {
                 if !sent {
-                    return Err("the inference thread has stopped".to_string());
+                    return Err(ModelError::NotRun(
+                        "the inference thread has stopped".to_string(),
+                    ));
                 }
-                rx.recv()
-                    .map_err(|_| "the inference thread has stopped".to_string())?
+                rx.recv().map_err(|_| {
+                    ModelError::NotRun("the inference thread has stopped".to_string())
+                })?
             })
             .collect()
     }
@@ -613,7 +622,7 @@ impl Queue {
             if !guess.is_withdrawn() {
                 return Some(r);
             }
-            let _ = r.1.send(Err("withdrawn".into()));
+            let _ = r.1.send(Err(ModelError::Withdrawn));
         }
         None
     }
@@ -671,7 +680,7 @@ fn validated_marker(bundle: &Bundle, device: tch::Device) -> Option<(PathBuf, St
 }
 
 /// A silent, black, text-less window through the model.
-fn warm_up(backend: &Backend, bundle: &Bundle) -> Result<(), String> {
+fn warm_up(backend: &Backend, bundle: &Bundle) -> Result<(), ModelError> {
     let blank = WindowJob {
         span: WindowSpan {
             index: 0,
@@ -704,15 +713,15 @@ fn warm_up(backend: &Backend, bundle: &Bundle) -> Result<(), String> {
     let out = backend
         .run(bundle, &[&input])
         .pop()
-        .ok_or("no answer for the blank window")??;
+        .ok_or(ModelError::Run("no answer for the blank window".into()))??;
     for (spec, p) in bundle.manifest.heads.iter().zip(&out.probs) {
         if p.len() != spec.labels.len() || p.iter().any(|v| !v.is_finite()) {
-            return Err(format!(
+            return Err(ModelError::Run(format!(
                 "heads.{}: {} values for {} labels",
                 spec.name,
                 p.len(),
                 spec.labels.len()
-            ));
+            )));
         }
     }
     Ok(())

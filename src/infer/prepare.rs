@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use super::ModelError;
 use crate::bundle::{
     Bundle, ChannelOrder, FrameDtype, FrameLayout, InputSpec, MelNormalize, VideoSpec,
 };
@@ -49,20 +50,24 @@ impl InputTensor {
     }
 
     /// `parts` (of one element type and shape) stacked along a new first dimension.
-    pub fn stack(parts: &[&InputTensor]) -> Result<InputTensor, String> {
-        let first = parts.first().ok_or("nothing to stack")?;
+    pub fn stack(parts: &[&InputTensor]) -> Result<InputTensor, ModelError> {
+        let first = parts
+            .first()
+            .ok_or(ModelError::Input("nothing to stack".into()))?;
         let mut shape = vec![parts.len() as i64];
         shape.extend_from_slice(first.shape());
         if parts.iter().any(|p| p.shape() != first.shape()) {
-            return Err("tensors of different shapes".into());
+            return Err(ModelError::Input("tensors of different shapes".into()));
         }
         fn cat<T: Copy>(
             parts: &[&InputTensor],
             pick: impl Fn(&InputTensor) -> Option<&[T]>,
-        ) -> Result<Vec<T>, String> {
+        ) -> Result<Vec<T>, ModelError> {
             let mut out = Vec::new();
             for p in parts {
-                out.extend_from_slice(pick(p).ok_or("tensors of different element types")?);
+                out.extend_from_slice(pick(p).ok_or(ModelError::Input(
+                    "tensors of different element types".into(),
+                ))?);
             }
             Ok(out)
         }
@@ -92,13 +97,14 @@ impl InputTensor {
     }
 
     /// The values as a libtorch tensor of this shape (on the CPU).
-    pub fn to_tch(&self) -> Result<tch::Tensor, String> {
+    pub fn to_tch(&self) -> Result<tch::Tensor, ModelError> {
         let t = match self {
             InputTensor::F32 { data, .. } => tch::Tensor::from_slice(data),
             InputTensor::I64 { data, .. } => tch::Tensor::from_slice(data),
             InputTensor::U8 { data, .. } => tch::Tensor::from_slice(data),
         };
-        t.f_reshape(self.shape()).map_err(|e| super::first_line(&e))
+        t.f_reshape(self.shape())
+            .map_err(|e| ModelError::Input(super::first_line(&e)))
     }
 }
 
@@ -146,7 +152,11 @@ pub fn fusion_frames(job: &WindowJob) -> Vec<std::sync::Arc<RgbImage>> {
 /// Builds every input the bundle's models take from `job` and `text` (`None`: no
 /// transcript, the bundle's filler is used). A missing video or audio input becomes
 /// black frames or silence, as the reference pipeline pads.
-pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<Prepared, String> {
+pub fn prepare(
+    bundle: &Bundle,
+    job: &WindowJob,
+    text: Option<&str>,
+) -> Result<Prepared, ModelError> {
     let mut inputs = BTreeMap::new();
     let frame_times = job
         .frames
@@ -192,15 +202,15 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
             InputSpec::Mel(m) => {
                 let mel = bundle
                     .mel(name)
-                    .ok_or_else(|| format!("{name}: no mel transform"))?;
+                    .ok_or_else(|| ModelError::Input(format!("{name}: no mel transform")))?;
                 let silence;
                 let samples: &[f32] = match &job.audio {
                     Some(a) if a.rate == m.sample_rate => &a.samples,
                     Some(a) => {
-                        return Err(format!(
+                        return Err(ModelError::Input(format!(
                             "{name}: audio is {} Hz, the bundle needs {}",
                             a.rate, m.sample_rate
-                        ));
+                        )));
                     }
                     None => {
                         let n = time_to_sample(job.span.end - job.span.start, m.sample_rate);
@@ -226,11 +236,13 @@ pub fn prepare(bundle: &Bundle, job: &WindowJob, text: Option<&str>) -> Result<P
             }
             InputSpec::TextIds | InputSpec::TextMask => {
                 if tokens.is_none() {
-                    let enc = bundle
-                        .text
-                        .as_ref()
-                        .ok_or_else(|| format!("{name}: bundle has no tokenizer"))?;
-                    tokens = Some(enc.encode(&text).map_err(|e| format!("{name}: {e}"))?);
+                    let enc = bundle.text.as_ref().ok_or_else(|| {
+                        ModelError::Input(format!("{name}: bundle has no tokenizer"))
+                    })?;
+                    tokens = Some(
+                        enc.encode(&text)
+                            .map_err(|e| ModelError::Input(format!("{name}: {e}")))?,
+                    );
                 }
                 let t = tokens.as_ref().expect("just set");
                 let data = if matches!(spec, InputSpec::TextIds) {
@@ -263,13 +275,13 @@ pub fn frames_tensor(
     name: &str,
     v: &VideoSpec,
     frames: &[&RgbImage],
-) -> Result<InputTensor, String> {
+) -> Result<InputTensor, ModelError> {
     if frames.len() != v.frames {
-        return Err(format!(
+        return Err(ModelError::Input(format!(
             "{name}: window has {} frames, the bundle needs {}",
             frames.len(),
             v.frames
-        ));
+        )));
     }
     let order: [usize; 3] = match v.channel_order {
         ChannelOrder::Rgb | ChannelOrder::Gray => [0, 1, 2],
@@ -288,10 +300,10 @@ pub fn frames_tensor(
     let mut pixels = vec![0u8; t * channels * plane_len];
     for (ti, f) in frames.iter().enumerate() {
         if f.width != w || f.height != h {
-            return Err(format!(
+            return Err(ModelError::Input(format!(
                 "{name}: frame is {}x{}, the bundle needs {w}x{h}",
                 f.width, f.height
-            ));
+            )));
         }
         for (c, &src) in order.iter().enumerate().take(channels) {
             for (i, px) in f.data.chunks_exact(3).enumerate() {

@@ -6,6 +6,7 @@ use std::time::Instant;
 
 use tch::{IValue, Tensor};
 
+use super::ModelError;
 use super::prepare::{InputTensor, Prepared};
 use super::{FORWARD_NANOS, first_line};
 use crate::bundle::{Bundle, BundleError, HeadSpec, InputSpec, TextPadding};
@@ -34,7 +35,7 @@ impl TorchScriptModel {
 
     /// Runs the windows of `batch` that share tensor shapes in one forward pass (each
     /// alone otherwise); logits per window, in order.
-    pub fn run(&self, bundle: &Bundle, batch: &[&Prepared]) -> Vec<Result<HeadLogits, String>> {
+    pub fn run(&self, bundle: &Bundle, batch: &[&Prepared]) -> Vec<Result<HeadLogits, ModelError>> {
         let same = batch
             .iter()
             .all(|p| batch_shapes(bundle, p) == batch_shapes(bundle, batch[0]));
@@ -52,7 +53,7 @@ impl TorchScriptModel {
     }
 
     /// One forward pass over `batch`; returns logits per window per head.
-    fn forward(&self, bundle: &Bundle, batch: &[&Prepared]) -> Result<Vec<HeadLogits>, String> {
+    fn forward(&self, bundle: &Bundle, batch: &[&Prepared]) -> Result<Vec<HeadLogits>, ModelError> {
         let model = &bundle.manifest.models[bundle.manifest.main_model()];
         let n = batch.len() as i64;
         let mut args = Vec::with_capacity(model.forward.len());
@@ -72,12 +73,12 @@ impl TorchScriptModel {
                     _ => name.clone(),
                 })
                 .collect();
-            format!(
+            ModelError::Run(format!(
                 "forward on {} failed (check the inputs' layout, size and dtype against the \
                  model): {}",
                 fed.join(", "),
                 first_line(&e)
-            )
+            ))
         })?;
         FORWARD_NANOS.fetch_add(
             started.elapsed().as_nanos() as u64,
@@ -108,17 +109,17 @@ impl TorchScriptModel {
                     ),
                     _ => format!("{labels} labels"),
                 };
-                return Err(format!(
+                return Err(ModelError::Run(format!(
                     "output for heads.{} has shape {size:?}, expected {want:?} ({hint})",
                     head.name
-                ));
+                )));
             }
             let flat: Vec<f32> = Vec::<f32>::try_from(
                 t.to_device(tch::Device::Cpu)
                     .to_kind(tch::Kind::Float)
                     .reshape([-1]),
             )
-            .map_err(|e| format!("heads.{}: {e}", head.name))?;
+            .map_err(|e| ModelError::Run(format!("heads.{}: {e}", head.name)))?;
             let row = (flat.len() / batch.len().max(1)).max(1);
             for (w, row) in per_window.iter_mut().zip(flat.chunks(row)) {
                 w.push(row.to_vec());
@@ -130,13 +131,13 @@ impl TorchScriptModel {
 
 /// Input `name` of every window of `batch`, stacked along a new batch dimension (text
 /// padded to the longest in the batch when the bundle says so).
-fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tensor, String> {
+fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tensor, ModelError> {
     let n = batch.len() as i64;
     let parts: Vec<&InputTensor> = batch
         .iter()
         .map(|p| p.inputs.get(name))
         .collect::<Option<_>>()
-        .ok_or_else(|| format!("input {name} was not prepared"))?;
+        .ok_or_else(|| ModelError::Input(format!("input {name} was not prepared")))?;
     if pads_to_longest(bundle) && is_text(bundle, name) {
         let pad_id = bundle.text.as_ref().map_or(0, |t| t.pad_id());
         let len = parts
@@ -152,7 +153,9 @@ fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tens
         let mut data = Vec::with_capacity(batch.len() * len);
         for t in &parts {
             let InputTensor::I64 { data: d, .. } = t else {
-                return Err(format!("input {name}: expected int64 tokens"));
+                return Err(ModelError::Input(format!(
+                    "input {name}: expected int64 tokens"
+                )));
             };
             data.extend_from_slice(d);
             data.extend(std::iter::repeat_n(fill, len - d.len()));
@@ -161,7 +164,7 @@ fn batch_tensor(bundle: &Bundle, batch: &[&Prepared], name: &str) -> Result<Tens
     }
     InputTensor::stack(&parts)
         .and_then(|t| t.to_tch())
-        .map_err(|e| format!("input {name}: {e}"))
+        .map_err(|e| ModelError::Input(format!("input {name}: {e}")))
 }
 
 /// The shapes that must agree for windows to share a forward pass.
@@ -189,7 +192,7 @@ fn is_text(bundle: &Bundle, name: &str) -> bool {
     )
 }
 
-fn head_output<'a>(output: &'a IValue, head: &HeadSpec) -> Result<&'a Tensor, String> {
+fn head_output<'a>(output: &'a IValue, head: &HeadSpec) -> Result<&'a Tensor, ModelError> {
     let found = match (output, &head.output_key, head.output_index) {
         (IValue::GenericDict(items), Some(key), _) => items.iter().find_map(|(k, v)| match k {
             IValue::String(s) if s == key => Some(v),
@@ -217,10 +220,10 @@ fn head_output<'a>(output: &'a IValue, head: &HeadSpec) -> Result<&'a Tensor, St
                 IValue::Tensor(_) => "a single tensor".into(),
                 _ => "an unsupported value".into(),
             };
-            Err(format!(
+            Err(ModelError::Run(format!(
                 "heads.{}: the model returns {what}; set output_key or output_index to match",
                 head.name
-            ))
+            )))
         }
     }
 }
