@@ -216,7 +216,7 @@ impl Bundle {
                 let t = MelSpectrogram::new(m.config()).map_err(|reason| BundleError::Invalid {
                     path: path.display().to_string(),
                     field: format!("inputs.{name}"),
-                    reason,
+                    reason: reason.0,
                 })?;
                 mels.push((name.clone(), t));
             }
@@ -227,7 +227,7 @@ impl Bundle {
                     BundleError::Invalid {
                         path: path.display().to_string(),
                         field: "fusion.sentiment.lexicon".into(),
-                        reason,
+                        reason: reason.to_string(),
                     }
                 })?,
             ),

@@ -207,7 +207,7 @@ impl InputSpec {
                 if mel.frames == Some(0) {
                     return Err(fault("frames", "must be > 0"));
                 }
-                mel.config().validate().map_err(|r| fault("", r))
+                mel.config().validate().map_err(|r| fault("", r.0))
             }
             InputSpec::TextIds | InputSpec::TextMask if m.text.is_none() => {
                 Err(fault("kind", "text inputs need a [text] section"))

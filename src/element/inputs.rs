@@ -11,7 +11,7 @@ use gst_base::prelude::*;
 use super::CAT;
 use super::faults::Change;
 use super::imp::{EmotionSense, State, lock};
-use super::resample::{Resampler, is_analysable};
+use super::resample::{AudioInputError, Resampler, is_analysable};
 use crate::media::{FaceRoi, PixelLayout, SampleFormat, pcm_to_mono, resize_linear};
 pub use crate::window::Input;
 use crate::window::{InputState, SAMPLE_RATE, SECOND};
@@ -242,7 +242,7 @@ impl EmotionSense {
 
     /// Takes the audio caps: 16 kHz F32LE/S16LE interleaved are analysed as they are;
     /// anything else goes through the internal converter.
-    fn set_audio_caps(&self, caps: &gst::CapsRef) -> Result<(), String> {
+    fn set_audio_caps(&self, caps: &gst::CapsRef) -> Result<(), AudioInputError> {
         // The pad's segment when it has one yet (caps come first); the converter
         // gets every later one.
         let segment = lock(&self.pads)
@@ -254,7 +254,7 @@ impl EmotionSense {
         let mut state = lock(&self.state);
         if is_analysable(caps) {
             state.resampler = None;
-            state.audio_format = Some(sample_format(caps).ok_or("not raw audio")?);
+            state.audio_format = Some(sample_format(caps).ok_or(AudioInputError::NotRaw)?);
             return Ok(());
         }
         let caps = caps.to_owned();

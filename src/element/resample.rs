@@ -39,13 +39,30 @@ pub struct Resampler {
     drained: bool,
 }
 
+/// Why audio could not be taken for the analysis.
+#[derive(Debug, thiserror::Error)]
+pub enum AudioInputError {
+    /// An element the converter needs is missing.
+    #[error("the {0} element is not installed (gst-plugins-base)")]
+    Missing(String),
+    /// The converter could not be set up: how.
+    #[error("{0}")]
+    Setup(String),
+    /// The converter refused an event (its type name).
+    #[error("the audio converter refused the {0} event")]
+    Refused(String),
+    /// The caps are not raw audio.
+    #[error("not raw audio")]
+    NotRaw,
+}
+
 impl Resampler {
     /// A chain converting audio with `caps`, timed by `segment`.
-    pub fn new(caps: &gst::Caps, segment: &gst::Segment) -> Result<Self, String> {
+    pub fn new(caps: &gst::Caps, segment: &gst::Segment) -> Result<Self, AudioInputError> {
         let make = |name: &str| {
             gst::ElementFactory::make(name)
                 .build()
-                .map_err(|_| format!("the {name} element is not installed (gst-plugins-base)"))
+                .map_err(|_| AudioInputError::Missing(name.to_string()))
         };
         let (convert, resample) = (make("audioconvert")?, make("audioresample")?);
         let out = Arc::new(Mutex::new(Collected::default()));
@@ -86,21 +103,22 @@ impl Resampler {
             .name("emotionsense-to-resample")
             .build();
         let link = |src: &gst::Pad, sink: &gst::Pad| {
-            src.link(sink)
-                .map(|_| ())
-                .map_err(|e| format!("cannot link the audio converter: {e:?}"))
+            src.link(sink).map(|_| ()).map_err(|e| {
+                AudioInputError::Setup(format!("cannot link the audio converter: {e:?}"))
+            })
         };
         let pad = |e: &gst::Element, name: &str| e.static_pad(name).expect("always pad");
         link(&feed, &pad(&convert, "sink"))?;
         link(&pad(&convert, "src"), &pad(&resample, "sink"))?;
         link(&pad(&resample, "src"), &collect)?;
         for p in [&feed, &collect] {
-            p.set_active(true)
-                .map_err(|_| "cannot activate the audio converter's pads".to_string())?;
+            p.set_active(true).map_err(|_| {
+                AudioInputError::Setup("cannot activate the audio converter's pads".into())
+            })?;
         }
         for e in [&convert, &resample] {
             e.set_state(gst::State::Playing)
-                .map_err(|_| "cannot start the audio converter".to_string())?;
+                .map_err(|_| AudioInputError::Setup("cannot start the audio converter".into()))?;
         }
         let r = Self {
             feed,
@@ -115,21 +133,21 @@ impl Resampler {
         Ok(r)
     }
 
-    fn send(&self, event: gst::Event) -> Result<(), String> {
+    fn send(&self, event: gst::Event) -> Result<(), AudioInputError> {
         let name = event.type_().name();
         self.feed
             .push_event(event)
             .then_some(())
-            .ok_or_else(|| format!("the audio converter refused the {name} event"))
+            .ok_or_else(|| AudioInputError::Refused(name.to_string()))
     }
 
     /// New input caps (a renegotiation).
-    pub fn set_caps(&self, caps: &gst::Caps) -> Result<(), String> {
+    pub fn set_caps(&self, caps: &gst::Caps) -> Result<(), AudioInputError> {
         self.send(gst::event::Caps::new(caps))
     }
 
     /// A new segment (after a seek).
-    pub fn set_segment(&self, segment: &gst::Segment) -> Result<(), String> {
+    pub fn set_segment(&self, segment: &gst::Segment) -> Result<(), AudioInputError> {
         self.send(gst::event::Segment::new(segment))
     }
 

@@ -16,6 +16,11 @@ use crate::media::{FramePolicy, Orientation};
 use crate::speech::{SegmenterConfig, TranscriberConfig};
 use crate::window::{SAMPLE_RATE, SECOND, SlidingSchedule, WindowConfig, WindowMode};
 
+/// Settings that cannot work together (or with the bundle): what to change.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub(super) struct ConfigError(pub String);
+
 /// Property values, applied when the element starts (READY → PAUSED).
 #[derive(Debug, Clone)]
 pub(super) struct Settings {
@@ -125,7 +130,7 @@ impl Settings {
 
     /// The window configuration: the bundle's sampling and window defaults, with the
     /// application's explicit window properties taking precedence for the latter.
-    pub fn window_config_for(&self, bundle: Option<&Bundle>) -> Result<WindowConfig, String> {
+    pub fn window_config_for(&self, bundle: Option<&Bundle>) -> Result<WindowConfig, ConfigError> {
         let mut c = WindowConfig {
             schedule: SlidingSchedule {
                 length: nanoseconds(self.window_length),
@@ -165,14 +170,14 @@ impl Settings {
             if let Some(rate) = b.sample_rate()
                 && rate != SAMPLE_RATE
             {
-                return Err(format!(
+                return Err(ConfigError(format!(
                     "the bundle's audio is {rate} Hz; this element takes {SAMPLE_RATE} Hz audio"
-                ));
+                )));
             }
         }
         // Checked on the lengths in effect (the bundle's window length included).
         if c.min_length > c.schedule.length {
-            return Err(format!(
+            return Err(ConfigError(format!(
                 "min-window-length ({} s) is longer than the window length ({} s{}): lower \
                  min-window-length",
                 seconds(c.min_length),
@@ -182,14 +187,17 @@ impl Settings {
                 } else {
                     ""
                 }
-            ));
+            )));
         }
         Ok(c)
     }
 
     /// How the model runs (`device`, `max-batch`, `max-batch-wait`).
-    pub fn model_options(&self) -> Result<ModelOptions, String> {
-        let device: DeviceChoice = self.device.parse().map_err(|e| format!("device: {e}"))?;
+    pub fn model_options(&self) -> Result<ModelOptions, ConfigError> {
+        let device: DeviceChoice = self
+            .device
+            .parse()
+            .map_err(|e| ConfigError(format!("device: {e}")))?;
         Ok(ModelOptions {
             device,
             max_batch: self.max_batch as usize,

@@ -28,9 +28,15 @@ pub enum DataKind {
     Text,
 }
 
+/// Why labelled data could not be read: the file (and line) and what is wrong.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct DataError(pub String);
+
 /// Reads `path`; MELD clips are looked up in `clips` (default: the CSV's folder).
-pub fn load(path: &Path, clips: Option<&Path>) -> Result<(DataKind, Vec<Item>), String> {
-    let text = std::fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
+pub fn load(path: &Path, clips: Option<&Path>) -> Result<(DataKind, Vec<Item>), DataError> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| DataError(format!("{}: {e}", path.display())))?;
     let first = text.lines().next().unwrap_or_default();
     let delimiter = if first.contains('\t') { b'\t' } else { b',' };
     let mut reader = csv::ReaderBuilder::new()
@@ -39,7 +45,7 @@ pub fn load(path: &Path, clips: Option<&Path>) -> Result<(DataKind, Vec<Item>), 
         .from_reader(text.as_bytes());
     let headers: Vec<String> = reader
         .headers()
-        .map_err(|e| format!("{}: {e}", path.display()))?
+        .map_err(|e| DataError(format!("{}: {e}", path.display())))?
         .iter()
         .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
         .collect();
@@ -53,18 +59,18 @@ pub fn load(path: &Path, clips: Option<&Path>) -> Result<(DataKind, Vec<Item>), 
         (DataKind::Text, col("text").or_else(|| col("sentence")))
     };
     let text_col = text_col.ok_or_else(|| {
-        format!(
+        DataError(format!(
             "{}: no text column: a MELD CSV needs Utterance, Dialogue_ID, Utterance_ID; a \
              labelled text file needs text and emotion and/or sentiment (found {headers:?})",
             path.display()
-        )
+        ))
     })?;
     let (emotion_col, sentiment_col) = (col("emotion"), col("sentiment"));
     if emotion_col.is_none() && sentiment_col.is_none() {
-        return Err(format!(
+        return Err(DataError(format!(
             "{}: no emotion or sentiment column (found {headers:?})",
             path.display()
-        ));
+        )));
     }
     let clip_dir = clips
         .map(Path::to_path_buf)
@@ -72,27 +78,27 @@ pub fn load(path: &Path, clips: Option<&Path>) -> Result<(DataKind, Vec<Item>), 
         .unwrap_or_default();
     let mut items = Vec::new();
     for (k, row) in reader.records().enumerate() {
-        let row = row.map_err(|e| format!("{}: {e}", path.display()))?;
+        let row = row.map_err(|e| DataError(format!("{}: {e}", path.display())))?;
         let get = |c: Option<usize>| c.and_then(|c| row.get(c)).map(str::trim);
         let line = k + 2;
         let text = get(Some(text_col)).unwrap_or_default().to_string();
         if text.is_empty() {
             continue;
         }
-        let emotion = match get(emotion_col).filter(|s| !s.is_empty()) {
-            Some(e) => Some(
-                emotion_label(e)
-                    .ok_or_else(|| format!("{}:{line}: emotion {e:?}", path.display()))?,
-            ),
-            None => None,
-        };
-        let sentiment = match get(sentiment_col).filter(|s| !s.is_empty()) {
-            Some(s) => Some(
-                sentiment_label(s)
-                    .ok_or_else(|| format!("{}:{line}: sentiment {s:?}", path.display()))?,
-            ),
-            None => None,
-        };
+        let emotion =
+            match get(emotion_col).filter(|s| !s.is_empty()) {
+                Some(e) => Some(emotion_label(e).ok_or_else(|| {
+                    DataError(format!("{}:{line}: emotion {e:?}", path.display()))
+                })?),
+                None => None,
+            };
+        let sentiment =
+            match get(sentiment_col).filter(|s| !s.is_empty()) {
+                Some(s) => Some(sentiment_label(s).ok_or_else(|| {
+                    DataError(format!("{}:{line}: sentiment {s:?}", path.display()))
+                })?),
+                None => None,
+            };
         let (id, clip) = match kind {
             DataKind::Meld => {
                 let d = get(col("Dialogue_ID")).unwrap_or_default();
@@ -177,7 +183,7 @@ mod tests {
         assert_eq!(items[0].emotion.as_deref(), Some("joy"));
         assert_eq!(items[0].sentiment.as_deref(), Some("positive"));
         std::fs::write(&tsv, "text\temotion\nI am glad.\tbliss\n").unwrap();
-        assert!(load(&tsv, None).unwrap_err().contains("bliss"));
+        assert!(load(&tsv, None).unwrap_err().0.contains("bliss"));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

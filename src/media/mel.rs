@@ -43,6 +43,11 @@ pub enum PadMode {
     Constant,
 }
 
+/// Why a [`MelConfig`] is not usable: the parameter at fault and its rule.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct MelConfigError(pub String);
+
 /// Parameters of a mel spectrogram.
 #[derive(Clone, Debug, PartialEq)]
 pub struct MelConfig {
@@ -93,34 +98,39 @@ impl MelConfig {
     }
 
     /// Checks the parameters; the error names the offending one.
-    pub fn validate(&self) -> Result<(), String> {
+    pub fn validate(&self) -> Result<(), MelConfigError> {
         if self.sample_rate == 0 {
-            return Err("sample_rate must be > 0".into());
+            return Err(MelConfigError("sample_rate must be > 0".into()));
         }
         if self.n_fft < 2 {
-            return Err("n_fft must be >= 2".into());
+            return Err(MelConfigError("n_fft must be >= 2".into()));
         }
         if self.win_length == 0 || self.win_length > self.n_fft {
-            return Err(format!("win_length must be in 1..={}", self.n_fft));
+            return Err(MelConfigError(format!(
+                "win_length must be in 1..={}",
+                self.n_fft
+            )));
         }
         if self.hop_length == 0 {
-            return Err("hop_length must be > 0".into());
+            return Err(MelConfigError("hop_length must be > 0".into()));
         }
         if self.n_mels == 0 {
-            return Err("n_mels must be > 0".into());
+            return Err(MelConfigError("n_mels must be > 0".into()));
         }
         if self.f_min.is_nan()
             || self.f_max.is_nan()
             || self.f_min < 0.0
             || self.f_min >= self.f_max
         {
-            return Err("need 0 <= f_min < f_max".into());
+            return Err(MelConfigError("need 0 <= f_min < f_max".into()));
         }
         if self.f_max > self.sample_rate as f64 / 2.0 + 1e-9 {
-            return Err("f_max must not exceed sample_rate / 2".into());
+            return Err(MelConfigError(
+                "f_max must not exceed sample_rate / 2".into(),
+            ));
         }
         if self.power.is_nan() || self.power <= 0.0 {
-            return Err("power must be > 0".into());
+            return Err(MelConfigError("power must be > 0".into()));
         }
         Ok(())
     }
@@ -220,7 +230,7 @@ impl std::fmt::Debug for MelSpectrogram {
 
 impl MelSpectrogram {
     /// Prepares the transform; fails with a message naming a bad parameter.
-    pub fn new(config: MelConfig) -> Result<Self, String> {
+    pub fn new(config: MelConfig) -> Result<Self, MelConfigError> {
         config.validate()?;
         // Periodic Hann of win_length, zero-padded (centred) to n_fft, as torch.stft does.
         let mut window = vec![0.0; config.n_fft];
@@ -478,6 +488,6 @@ mod tests {
     fn bad_config_is_named() {
         let mut c = reference_config();
         c.hop_length = 0;
-        assert!(MelSpectrogram::new(c).unwrap_err().contains("hop_length"));
+        assert!(MelSpectrogram::new(c).unwrap_err().0.contains("hop_length"));
     }
 }

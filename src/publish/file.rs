@@ -7,6 +7,7 @@ use std::sync::atomic::Ordering;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use super::PublishError;
 use super::{FileFormat, Notice, Queue, Stats};
 
 /// Opens the file (failing here when it cannot be created) and starts the writer.
@@ -16,17 +17,18 @@ pub(super) fn start(
     queue: Arc<Queue>,
     stats: Arc<Stats>,
     notify: Arc<dyn Fn(Notice) + Send + Sync>,
-) -> Result<Vec<JoinHandle<()>>, String> {
+) -> Result<Vec<JoinHandle<()>>, PublishError> {
     let out: Box<dyn Write + Send> = match path {
         None => Box::new(std::io::stdout()),
         Some(p) => {
             if let Some(dir) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir)
-                    .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
+                std::fs::create_dir_all(dir).map_err(|e| {
+                    PublishError::Io(format!("cannot create {}: {e}", dir.display()))
+                })?;
             }
             Box::new(
                 std::fs::File::create(p)
-                    .map_err(|e| format!("cannot write {}: {e}", p.display()))?,
+                    .map_err(|e| PublishError::Io(format!("cannot write {}: {e}", p.display())))?,
             )
         }
     };
@@ -37,7 +39,7 @@ pub(super) fn start(
                 notify(Notice::Fatal(format!("writing the records failed: {e}")));
             }
         })
-        .map_err(|e| format!("cannot start the publishing thread: {e}"))?;
+        .map_err(|e| PublishError::Thread(format!("cannot start the publishing thread: {e}")))?;
     Ok(vec![handle])
 }
 

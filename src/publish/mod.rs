@@ -18,6 +18,20 @@ use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+/// Why publishing could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    /// The destination or its settings are not usable: what to change.
+    #[error("{0}")]
+    Target(String),
+    /// A file (records, password, certificate) could not be read or written.
+    #[error("{0}")]
+    Io(String),
+    /// The publishing thread could not be started.
+    #[error("{0}")]
+    Thread(String),
+}
+
 /// Where records go.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Destination {
@@ -193,7 +207,7 @@ impl Publisher {
         to: &Destination,
         max_queued: usize,
         notify: Arc<dyn Fn(Notice) + Send + Sync>,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, PublishError> {
         let queue = Arc::new(Queue {
             records: Mutex::new(VecDeque::new()),
             ready: Condvar::new(),
@@ -295,7 +309,7 @@ impl Drop for Publisher {
 
 /// Parses a `--publish` target: `mqtt://[user@]host[:port]/topic`, `mqtts://…`
 /// (TLS, port 8883), `file:///path.jsonl`, a path, or `-` (stdout).
-pub fn parse_target(s: &str) -> Result<Destination, String> {
+pub fn parse_target(s: &str) -> Result<Destination, PublishError> {
     if s == "-" || s == "stdout" {
         return Ok(Destination::File {
             path: None,
@@ -307,31 +321,31 @@ pub fn parse_target(s: &str) -> Result<Destination, String> {
         .strip_prefix("mqtt://")
         .or_else(|| s.strip_prefix("mqtts://"))
     {
-        let (authority, topic) = rest
-            .split_once('/')
-            .ok_or_else(|| format!("{s}: give a topic, as in mqtt://host:1883/TOPIC"))?;
+        let (authority, topic) = rest.split_once('/').ok_or_else(|| {
+            PublishError::Target(format!("{s}: give a topic, as in mqtt://host:1883/TOPIC"))
+        })?;
         if topic.is_empty() {
-            return Err(format!("{s}: the topic is empty"));
+            return Err(PublishError::Target(format!("{s}: the topic is empty")));
         }
         let (user, hostport) = match authority.rsplit_once('@') {
             Some((u, h)) => (Some(u.to_string()), h),
             None => (None, authority),
         };
         if user.as_deref().is_some_and(|u| u.contains(':')) {
-            return Err(
-                "do not put a password in the URL: use --publish-password-file".to_string(),
-            );
+            return Err(PublishError::Target(
+                "do not put a password in the URL: use --publish-password-file".into(),
+            ));
         }
         let (host, port) = match hostport.rsplit_once(':') {
             Some((h, p)) => (
                 h.to_string(),
                 p.parse::<u16>()
-                    .map_err(|_| format!("{s}: bad port {p:?}"))?,
+                    .map_err(|_| PublishError::Target(format!("{s}: bad port {p:?}")))?,
             ),
             None => (hostport.to_string(), if tls { 8883 } else { 1883 }),
         };
         if host.is_empty() {
-            return Err(format!("{s}: no host"));
+            return Err(PublishError::Target(format!("{s}: no host")));
         }
         return Ok(Destination::Mqtt(MqttConfig {
             host,
@@ -349,9 +363,9 @@ pub fn parse_target(s: &str) -> Result<Destination, String> {
         }));
     }
     if s.contains("://") && !s.starts_with("file://") {
-        return Err(format!(
+        return Err(PublishError::Target(format!(
             "{s}: publish to mqtt://, mqtts://, file:// or a path"
-        ));
+        )));
     }
     let path = PathBuf::from(s.strip_prefix("file://").unwrap_or(s));
     let format = if path.extension().is_some_and(|e| e == "json") {
@@ -366,9 +380,13 @@ pub fn parse_target(s: &str) -> Result<Destination, String> {
 }
 
 /// The password in `path`: its first line (never logged).
-pub fn read_password(path: &std::path::Path) -> Result<String, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read the password file {}: {e}", path.display()))?;
+pub fn read_password(path: &std::path::Path) -> Result<String, PublishError> {
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        PublishError::Io(format!(
+            "cannot read the password file {}: {e}",
+            path.display()
+        ))
+    })?;
     Ok(text.lines().next().unwrap_or_default().to_string())
 }
 
@@ -403,6 +421,7 @@ mod tests {
         assert!(
             parse_target("mqtt://u:secret@h/t")
                 .unwrap_err()
+                .to_string()
                 .contains("password")
         );
         assert!(parse_target("mqtt://h:1883").is_err());

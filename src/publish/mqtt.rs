@@ -11,6 +11,7 @@ use rumqttc::{
     Client, ClientError, Event, Incoming, MqttOptions, Outgoing, QoS, TlsConfiguration, Transport,
 };
 
+use super::PublishError;
 use super::{MqttConfig, Notice, Queue, Stats};
 
 /// Reads the TLS files, then starts the connection and feeder threads.
@@ -19,7 +20,7 @@ pub(super) fn start(
     queue: Arc<Queue>,
     stats: Arc<Stats>,
     notify: Arc<dyn Fn(Notice) + Send + Sync>,
-) -> Result<Vec<JoinHandle<()>>, String> {
+) -> Result<Vec<JoinHandle<()>>, PublishError> {
     let mut options = MqttOptions::new(&config.client_id, &config.host, config.port);
     options.set_keep_alive(Duration::from_secs(10));
     options.set_max_packet_size(1 << 20, 1 << 20);
@@ -28,7 +29,8 @@ pub(super) fn start(
     }
     if let Some(tls) = &config.tls {
         let read = |p: &std::path::Path| {
-            std::fs::read(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+            std::fs::read(p)
+                .map_err(|e| PublishError::Io(format!("cannot read {}: {e}", p.display())))
         };
         let client_auth = match &tls.client {
             Some((cert, key)) => Some((read(cert)?, read(key)?)),
@@ -59,13 +61,13 @@ pub(super) fn start(
             .spawn(move || {
                 run_connection(connection, &config, &queue, &stats, &connected, &*notify)
             })
-            .map_err(|e| format!("cannot start the MQTT thread: {e}"))?
+            .map_err(|e| PublishError::Thread(format!("cannot start the MQTT thread: {e}")))?
     };
     let topic = config.topic.clone();
     let feeder = std::thread::Builder::new()
         .name("emotion-mqtt-feed".into())
         .spawn(move || feed(&client, &topic, qos, &queue, &connected, &stats))
-        .map_err(|e| format!("cannot start the MQTT thread: {e}"))?;
+        .map_err(|e| PublishError::Thread(format!("cannot start the MQTT thread: {e}")))?;
     Ok(vec![feeder, events])
 }
 

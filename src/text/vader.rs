@@ -222,16 +222,53 @@ fn negated(word: &str) -> bool {
     NEGATE.contains(&word) || word.contains("n't")
 }
 
+/// Why a VADER lexicon could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum LexiconError {
+    /// The file could not be read.
+    #[error("{path}: cannot read the VADER lexicon: {reason}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The system's reason.
+        reason: String,
+    },
+    /// A line is not `word<TAB>valence…`: which one, why.
+    #[error("line {line}: {reason}")]
+    Line {
+        /// The line number (from 1).
+        line: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The lexicon as a whole is unusable.
+    #[error("{0}")]
+    Bad(String),
+    /// What is wrong with the lexicon read from `path`.
+    #[error("{path}: {error}")]
+    InFile {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        error: Box<LexiconError>,
+    },
+}
+
 impl Vader {
     /// Reads `vader_lexicon.txt` (token TAB mean-valence TAB ...).
-    pub fn from_file(path: &Path) -> Result<Self, String> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("{}: cannot read the VADER lexicon: {e}", path.display()))?;
-        Self::from_lexicon(&text).map_err(|e| format!("{}: {e}", path.display()))
+    pub fn from_file(path: &Path) -> Result<Self, LexiconError> {
+        let text = std::fs::read_to_string(path).map_err(|e| LexiconError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        Self::from_lexicon(&text).map_err(|e| LexiconError::InFile {
+            path: path.display().to_string(),
+            error: Box::new(e),
+        })
     }
 
     /// Parses the lexicon text.
-    pub fn from_lexicon(text: &str) -> Result<Self, String> {
+    pub fn from_lexicon(text: &str) -> Result<Self, LexiconError> {
         let mut lexicon = HashMap::new();
         for (n, line) in text.trim_end_matches('\n').split('\n').enumerate() {
             if line.is_empty() {
@@ -239,15 +276,19 @@ impl Vader {
             }
             let mut parts = line.trim().split('\t');
             let (Some(word), Some(measure)) = (parts.next(), parts.next()) else {
-                return Err(format!("line {}: expected word<TAB>valence", n + 1));
+                return Err(LexiconError::Line {
+                    line: n + 1,
+                    reason: "expected word<TAB>valence".into(),
+                });
             };
-            let v: f64 = measure
-                .parse()
-                .map_err(|_| format!("line {}: bad valence {measure:?}", n + 1))?;
+            let v: f64 = measure.parse().map_err(|_| LexiconError::Line {
+                line: n + 1,
+                reason: format!("bad valence {measure:?}"),
+            })?;
             lexicon.insert(word.to_string(), v);
         }
         if lexicon.is_empty() {
-            return Err("the lexicon is empty".into());
+            return Err(LexiconError::Bad("the lexicon is empty".into()));
         }
         Ok(Self {
             lexicon,

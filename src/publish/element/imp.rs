@@ -38,7 +38,8 @@ use gst_base::subclass::prelude::*;
 use super::{CAT, FileFormat, Method};
 use crate::output::{META_NAME, WindowResult};
 use crate::publish::{
-    Destination, MqttConfig, Notice, Publisher, TlsFiles, default_client_id, read_password, record,
+    Destination, MqttConfig, Notice, PublishError, Publisher, TlsFiles, default_client_id,
+    read_password, record,
 };
 
 /// How long end of stream waits for queued records to leave.
@@ -90,7 +91,7 @@ impl Default for Settings {
 
 impl Settings {
     /// Where records go; reads the password file (never logged).
-    fn destination(&self) -> Result<Destination, String> {
+    fn destination(&self) -> Result<Destination, PublishError> {
         Ok(match self.method {
             Method::File => Destination::File {
                 path: (self.file_path != "stdout" && self.file_path != "-")
@@ -108,13 +109,16 @@ impl Settings {
                 let (host, port) = match address.rsplit_once(':') {
                     Some((h, p)) => (
                         h.to_string(),
-                        p.parse::<u16>()
-                            .map_err(|_| format!("address {:?}: bad port", self.address))?,
+                        p.parse::<u16>().map_err(|_| {
+                            PublishError::Target(format!("address {:?}: bad port", self.address))
+                        })?,
                     ),
                     None => (address.to_string(), 1883),
                 };
                 if host.is_empty() || self.topic.is_empty() {
-                    return Err("method=mqtt needs an address (host:port) and a topic".into());
+                    return Err(PublishError::Target(
+                        "method=mqtt needs an address (host:port) and a topic".into(),
+                    ));
                 }
                 let password = match &self.password_file {
                     Some(p) => read_password(p.as_ref())?,
@@ -127,10 +131,14 @@ impl Settings {
                         client: match (cert, key) {
                             (Some(c), Some(k)) => Some((c.into(), k.into())),
                             (None, None) => None,
-                            _ => return Err("cert-file and key-file go together".into()),
+                            _ => {
+                                return Err(PublishError::Target(
+                                    "cert-file and key-file go together".into(),
+                                ));
+                            }
                         },
                     }),
-                    (None, _, _) => return Err("TLS needs ca-file".into()),
+                    (None, _, _) => return Err(PublishError::Target("TLS needs ca-file".into())),
                 };
                 Destination::Mqtt(MqttConfig {
                     host,
