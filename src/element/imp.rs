@@ -114,9 +114,10 @@ use super::faults::{Change, INPUT_DETAILS, InputEventKind, InputWatch, describe}
 use super::inputs::{Input, LiveClock, Pads, VIDEO_FORMATS, running_time};
 use super::passthrough::Passed;
 use super::resample::Resampler;
+use super::results::Shared;
 use super::settings::{Settings, properties};
 use super::timing::{Held, Timing};
-use super::worker::{Shared, Worker};
+use super::worker::Worker;
 use super::{CAT, ResultTiming};
 use crate::analyzer::{AnalyzerConfig, SpeechSetup};
 use crate::bundle::BundleChoice;

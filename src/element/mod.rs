@@ -12,6 +12,8 @@
 //! - `passthrough.rs`: the `audio_src` pad (the audio leaves in step with the video)
 //!   and the watchdog that reports an input starving while video is held;
 //! - `flushing.rs`: the flushing flag, and the wake-up it gives blocked waits;
+//! - `results.rs`: what the worker shares with the element — the latest result and
+//!   each window's outcome (one lock), counters, the flush generation;
 //! - `resample.rs`: audio of any format and rate converted for the analysis by an
 //!   internal `audioconvert ! audioresample`;
 //! - `timing.rs`: which window's result each frame carries (in step), and the held
@@ -28,6 +30,7 @@ mod imp;
 mod inputs;
 mod passthrough;
 mod resample;
+mod results;
 mod settings;
 mod stream;
 mod timing;

@@ -12,9 +12,7 @@
 //! carries the last window that started at or before it.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::sync::Arc;
 
-use super::worker::Latest;
 use crate::window::{SlidingSchedule, WindowMode, WindowSpan};
 
 /// What a frame at a given time carries.
@@ -108,59 +106,6 @@ impl Timing {
     }
 }
 
-/// Results by window index, for the frames still to leave: `None` marks a window that
-/// gave no result (dropped or failed).
-#[derive(Debug, Default)]
-pub struct ResultLog {
-    results: BTreeMap<u64, Option<Arc<Latest>>>,
-}
-
-impl ResultLog {
-    /// Records window `index`'s outcome.
-    pub fn insert(&mut self, index: u64, result: Option<Arc<Latest>>) {
-        self.results.insert(index, result);
-    }
-
-    /// The outcome of window `index`: `None` while unknown; `Some(None)` when it gave
-    /// no result.
-    pub fn get(&self, index: u64) -> Option<Option<Arc<Latest>>> {
-        self.results.get(&index).cloned()
-    }
-
-    /// The newest result of a window at or before `index`.
-    pub fn at_or_before(&self, index: u64) -> Option<Arc<Latest>> {
-        self.results
-            .range(..=index)
-            .rev()
-            .find_map(|(_, r)| r.clone())
-    }
-
-    /// The newest result of all.
-    pub fn newest(&self) -> Option<Arc<Latest>> {
-        self.results.values().rev().find_map(Clone::clone)
-    }
-
-    /// Forgets windows before `index`, keeping the newest result among them (a later
-    /// frame may fall back on it).
-    pub fn forget_before(&mut self, index: u64) {
-        let keep = self
-            .results
-            .range(..index)
-            .rev()
-            .find(|(_, r)| r.is_some())
-            .map(|(k, r)| (*k, r.clone()));
-        self.results = self.results.split_off(&index);
-        if let Some((k, r)) = keep {
-            self.results.insert(k, r);
-        }
-    }
-
-    /// Forgets everything (flushing seek).
-    pub fn clear(&mut self) {
-        self.results.clear();
-    }
-}
-
 /// Video buffers waiting for their window's result, in order.
 pub type Held = VecDeque<(Option<u64>, gst::Buffer)>;
 
@@ -216,16 +161,5 @@ mod tests {
         // Not passed yet: a new utterance may still cover it.
         assert_eq!(t.designate(at(4.5), at(4.0), false), Designation::Pending);
         assert_eq!(t.designate(at(4.5), at(4.0), true), Designation::Window(0));
-    }
-
-    #[test]
-    fn results_fall_back_on_the_newest_earlier_one() {
-        let mut log = ResultLog::default();
-        log.insert(0, None);
-        assert!(log.at_or_before(0).is_none());
-        assert_eq!(log.get(0).map(|r| r.is_none()), Some(true));
-        assert!(log.get(1).is_none());
-        log.forget_before(0);
-        assert!(log.get(0).is_some());
     }
 }

@@ -1,8 +1,8 @@
 //! The analysis worker: a thread that feeds windows from the element's streaming
 //! thread (a bounded crossbeam channel) to an [`Analyzer`] and posts each result.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -10,115 +10,11 @@ use crossbeam_channel::{Receiver, Sender, TryRecvError, TrySendError, bounded};
 use gst::glib;
 use gst::prelude::*;
 
+use super::results::{Latest, Shared};
 use crate::analyzer::{Analyzer, AnalyzerConfig, Computed};
 use crate::output::WindowResult;
 use crate::speculation::Speculation;
 use crate::window::{WindowJob, WindowKind};
-
-/// The latest result, typed (overlay, tools) and as the structure `EmotionMeta` carries.
-#[derive(Debug)]
-pub struct Latest {
-    /// The window's result.
-    pub result: WindowResult,
-    /// Its `emotion` structure, made once for every buffer carrying it.
-    pub structure: gst::Structure,
-}
-
-/// State shared between the element and its worker thread.
-#[derive(Default)]
-pub struct Shared {
-    /// The latest finished window's result, attached to outgoing video buffers.
-    pub latest: Mutex<Option<Arc<Latest>>>,
-    /// Windows analysed.
-    pub processed: AtomicU64,
-    /// Windows dropped because the worker was behind (live input).
-    pub dropped: AtomicU64,
-    /// Bumped by a flush: results of older windows are discarded.
-    pub generation: AtomicU64,
-    /// Set while flushing or stopping: blocking waits give up.
-    pub flushing: super::flushing::Flushing,
-    /// Every window's outcome by index, for buffers held in step.
-    pub results: Mutex<super::timing::ResultLog>,
-    /// Buffers that left with the latest result because their window missed the
-    /// deadline (live, in step).
-    pub misses: AtomicU64,
-    /// Whether buffers wait for their own window (`results` is kept only then).
-    pub in_step: AtomicBool,
-    /// Windows whose analysis was done before they were confirmed (live utterances
-    /// analysed while their closing pause was under way).
-    pub early: AtomicU64,
-    /// Live input: stalls (or ends) of the video and audio inputs, by [`Input`] index.
-    pub stalls: [AtomicU64; 2],
-    /// Live input: windows neither input delivered anything for.
-    pub skipped: AtomicU64,
-    /// Bumped by every start and stop (ends the watchdog of the previous run).
-    pub starts: AtomicU64,
-    /// Buffers taken or sent by `aggregate` (with `processed`: is anything moving?).
-    pub moved: AtomicU64,
-    /// The worker is analysing a window.
-    pub busy: AtomicBool,
-}
-
-impl Shared {
-    /// Whether a flush or stop is under way.
-    pub fn is_flushing(&self) -> bool {
-        self.flushing.is_on()
-    }
-
-    /// A number that changes whenever buffers move or windows are analysed.
-    pub fn progress(&self) -> u64 {
-        self.moved.load(Ordering::SeqCst) + self.processed.load(Ordering::SeqCst)
-    }
-
-    /// The latest result, if any.
-    pub fn latest(&self) -> Option<Arc<Latest>> {
-        self.latest
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
-    }
-
-    fn set_latest(&self, latest: Option<Arc<Latest>>) {
-        *self.latest.lock().unwrap_or_else(|e| e.into_inner()) = latest;
-    }
-
-    /// The result log.
-    pub fn results(&self) -> std::sync::MutexGuard<'_, super::timing::ResultLog> {
-        self.results.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Records window `index`'s outcome for the buffers held in step (nothing is kept
-    /// otherwise: with `latest`, buffers never ask).
-    pub fn record(&self, index: u64, result: Option<Arc<Latest>>) {
-        if self.in_step.load(Ordering::SeqCst) {
-            self.results().insert(index, result);
-        }
-    }
-
-    /// Back to a fresh start: no result, counters at 0.
-    pub fn reset(&self) {
-        self.set_latest(None);
-        self.results().clear();
-        self.processed.store(0, Ordering::SeqCst);
-        self.dropped.store(0, Ordering::SeqCst);
-        self.misses.store(0, Ordering::SeqCst);
-        self.early.store(0, Ordering::SeqCst);
-        for s in &self.stalls {
-            s.store(0, Ordering::SeqCst);
-        }
-        self.skipped.store(0, Ordering::SeqCst);
-        self.flushing.end();
-        self.in_step.store(false, Ordering::SeqCst);
-    }
-
-    /// A flush: results of windows queued before it are discarded.
-    pub fn flush(&self) {
-        self.generation.fetch_add(1, Ordering::SeqCst);
-        self.set_latest(None);
-        self.results().clear();
-        self.flushing.end();
-    }
-}
 
 enum Message {
     Window {
