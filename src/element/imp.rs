@@ -140,8 +140,9 @@ pub(super) struct State {
     pub assembler: WindowAssembler,
     pub video_info: Option<gst_video::VideoInfo>,
     pub audio_format: Option<(SampleFormat, usize)>,
-    /// Upstream is live (asked once per start with a LATENCY query).
-    pub live: Option<bool>,
+    /// Upstream's liveness and the in-step choice, decided together at the first
+    /// buffers of each start.
+    pub decided: Option<Decided>,
     pub last_drop_warning: Option<Instant>,
     /// Live, in step: the last buffer left past its deadline (a run of misses gets
     /// one QoS message).
@@ -159,8 +160,6 @@ pub(super) struct State {
     pub timing: Timing,
     /// Video buffers waiting for their window's result (in step).
     pub held: Held,
-    /// Buffers wait for their own window's result (decided at the first buffers).
-    pub in_step: Option<bool>,
     /// Live, in step: how long a buffer may wait (ns), reported as latency.
     pub element_latency: u64,
     /// Early analysis is on (`early-analysis`, speech-following windows, no dump).
@@ -182,6 +181,16 @@ pub(super) struct State {
     pub audio_horizon: Option<u64>,
 }
 
+/// What the first buffers of a start decide, once and together.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) struct Decided {
+    /// Upstream is live (a LATENCY query on the inputs).
+    pub live: bool,
+    /// Buffers wait for their own window's result (`result-timing`; `auto`: files);
+    /// live and in step, the wait is reported as the element's latency.
+    pub in_step: bool,
+}
+
 impl State {
     /// How the video's pictures are turned upright for analysis.
     pub fn orientation(&self) -> Orientation {
@@ -195,7 +204,7 @@ impl Default for State {
             assembler: WindowAssembler::new(WindowConfig::default()),
             video_info: None,
             audio_format: None,
-            live: None,
+            decided: None,
             last_drop_warning: None,
             missing: false,
             upstream_faces: false,
@@ -205,7 +214,6 @@ impl Default for State {
             segmenter: None,
             timing: Timing::new(WindowMode::Sliding, WindowConfig::default().schedule),
             held: Held::new(),
-            in_step: None,
             element_latency: 0,
             early_analysis: false,
             early_offered: None,
@@ -639,7 +647,7 @@ impl AggregatorImpl for EmotionSense {
         }
         // The queued buffers' time: live, the audio's too, so that a stalled video
         // input does not keep the audio waiting.
-        let live = state.live == Some(true);
+        let live = state.decided.is_some_and(|d| d.live);
         for (input, pad) in [(Input::Video, &video), (Input::Audio, &audio)] {
             if (input == Input::Video || live)
                 && let Some(pad) = pad
@@ -664,8 +672,7 @@ impl AggregatorImpl for EmotionSense {
     }
 
     fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
-        let live = self.is_live();
-        let in_step = self.in_step(live);
+        let Decided { live, in_step } = self.decided();
         let (worker, segmenter) = {
             let state = lock(&self.state);
             (state.worker.clone(), state.segmenter.clone())
@@ -838,31 +845,6 @@ impl EmotionSense {
         }
     }
 
-    /// Whether buffers wait for their own window's result (decided once per start);
-    /// live and in step, the wait is reported as the element's latency.
-    fn in_step(&self, live: bool) -> bool {
-        if let Some(v) = lock(&self.state).in_step {
-            return v;
-        }
-        let in_step = match lock(&self.settings).result_timing {
-            ResultTiming::Auto => !live,
-            ResultTiming::InStep => true,
-            ResultTiming::Latest => false,
-        };
-        self.shared.in_step.store(in_step, Ordering::SeqCst);
-        let latency = {
-            let mut state = lock(&self.state);
-            state.in_step = Some(in_step);
-            state.element_latency
-        };
-        if in_step && live {
-            let l = gst::ClockTime::from_nseconds(latency);
-            gst::info!(CAT, imp = self, "in step with live input: latency {l}");
-            self.obj().set_latency(l, Some(l));
-        }
-        in_step
-    }
-
     /// Live input: how long an input may deliver nothing (ns): `input-timeout`, or
     /// the element's latency + one window.
     pub(super) fn input_timeout(&self, state: &State) -> u64 {
@@ -927,10 +909,11 @@ impl EmotionSense {
         }
     }
 
-    /// Whether upstream is live, asked once per start with a LATENCY query.
-    pub(super) fn is_live(&self) -> bool {
-        if let Some(live) = lock(&self.state).live {
-            return live;
+    /// Whether upstream is live and whether buffers wait for their window's result:
+    /// decided once per start, at the first buffers, together.
+    pub(super) fn decided(&self) -> Decided {
+        if let Some(d) = lock(&self.state).decided {
+            return d;
         }
         let pads: Vec<gst_base::AggregatorPad> = {
             let pads = lock(&self.pads);
@@ -946,14 +929,34 @@ impl EmotionSense {
                 live |= q.result().0;
             }
         }
+        let in_step = match lock(&self.settings).result_timing {
+            ResultTiming::Auto => !live,
+            ResultTiming::InStep => true,
+            ResultTiming::Latest => false,
+        };
+        let decided = Decided { live, in_step };
+        let latency = {
+            let mut state = lock(&self.state);
+            // Another thread may have decided meanwhile: the first decision stands.
+            if let Some(d) = state.decided {
+                return d;
+            }
+            state.decided = Some(decided);
+            state.element_latency
+        };
+        self.shared.in_step.store(in_step, Ordering::SeqCst);
         gst::info!(
             CAT,
             imp = self,
             "upstream is {}",
             if live { "live" } else { "not live" }
         );
-        lock(&self.state).live = Some(live);
-        live
+        if in_step && live {
+            let l = gst::ClockTime::from_nseconds(latency);
+            gst::info!(CAT, imp = self, "in step with live input: latency {l}");
+            self.obj().set_latency(l, Some(l));
+        }
+        decided
     }
 
     /// Posts an error if the element still has no sink pad 5 s after READY→PAUSED.

@@ -518,7 +518,7 @@ impl EmotionSense {
         let Some(other) = other else { return };
         // Live sources (cameras, RTSP) may expose a branch late (e.g. rtspsrc's audio
         // stream): never end an input of a live pipeline.
-        if self.is_live() {
+        if self.decided().live {
             return;
         }
         let other_input = fed_input.other();
