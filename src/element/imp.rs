@@ -126,7 +126,7 @@ use crate::media::{Orientation, SampleFormat};
 use crate::speculation::Speculation;
 use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
 use crate::speech::{VoiceDetector, WhisperModel};
-use crate::window::{SECOND, WindowAssembler, WindowConfig, WindowJob, WindowMode};
+use crate::window::{SECOND, WindowAssembler, WindowJob};
 
 /// What NULL→READY loads: the model and the Whisper model.
 #[derive(Default)]
@@ -153,7 +153,7 @@ pub(super) struct State {
     pub fixed_orientation: Option<Orientation>,
     /// The video's image-orientation tag, as last seen.
     pub tag_orientation: Orientation,
-    pub worker: Option<Arc<Worker>>,
+    pub worker: Arc<Worker>,
     /// The online voice detector of `utterance` windows.
     pub segmenter: Option<Arc<SegmenterThread>>,
     /// The windows made, to tell which one a buffer carries.
@@ -198,45 +198,24 @@ impl State {
     }
 }
 
-impl Default for State {
-    fn default() -> Self {
-        Self {
-            assembler: WindowAssembler::new(WindowConfig::default()),
-            video_info: None,
-            audio_format: None,
-            decided: None,
-            last_drop_warning: None,
-            missing: false,
-            upstream_faces: false,
-            fixed_orientation: None,
-            tag_orientation: Orientation::Identity,
-            worker: None,
-            segmenter: None,
-            timing: Timing::new(WindowMode::Sliding, WindowConfig::default().schedule),
-            held: Held::new(),
-            element_latency: 0,
-            early_analysis: false,
-            early_offered: None,
-            early_guess: None,
-            watch: Default::default(),
-            latency_and_bound: (0, 0),
-            resampler: None,
-            audio_out: VecDeque::new(),
-            audio_horizon: None,
-        }
-    }
-}
-
 #[derive(Default)]
 pub struct EmotionSense {
     pub(super) settings: Mutex<Settings>,
     pub(super) loaded: Mutex<Loaded>,
     pub(super) pads: Mutex<Pads>,
-    pub(super) state: Mutex<State>,
+    /// The streaming state: `None` while stopped.
+    pub(super) state: Mutex<Option<State>>,
     pub(super) shared: Arc<Shared>,
 }
 
 /// Locks `m`, recovering the data of a poisoned lock.
+impl EmotionSense {
+    /// Runs `f` on the streaming state; `None` when the element is stopped.
+    pub(super) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> Option<R> {
+        lock(&self.state).as_mut().map(f)
+    }
+}
+
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -337,7 +316,7 @@ impl ElementImpl for EmotionSense {
             let mut pads = lock(&self.pads);
             if let Some(input) = pads.input_of(pad) {
                 *pads.slot(input) = None;
-                lock(&self.state).assembler.set_input(input, false);
+                self.with_state(|s| s.assembler.set_input(input, false));
             }
             if pads.audio.is_none()
                 && let Some(src) = pads.audio_src.take()
@@ -406,7 +385,8 @@ impl AggregatorImpl for EmotionSense {
             .build();
         *slot = Some(pad.clone());
         pads.no_inputs_watch = None;
-        lock(&self.state).assembler.set_input(input, true);
+        // Requested while running (a late input); before a start, start() looks.
+        self.with_state(|s| s.assembler.set_input(input, true));
         if input == Input::Audio {
             let src = self.make_audio_src();
             pads.audio_src = Some(src.clone());
@@ -481,16 +461,30 @@ impl AggregatorImpl for EmotionSense {
         // dump would write windows that may never be.
         let early_analysis =
             settings.early_analysis && segmenter.is_some() && settings.dump_dir.is_none();
-        *lock(&self.state) = State {
+        *lock(&self.state) = Some(State {
             assembler,
-            worker: Some(Arc::new(worker)),
+            video_info: None,
+            audio_format: None,
+            decided: None,
+            last_drop_warning: None,
+            missing: false,
+            upstream_faces: false,
+            fixed_orientation: settings.fixed_orientation(),
+            tag_orientation: Orientation::Identity,
+            worker: Arc::new(worker),
             segmenter,
             timing,
+            held: Held::new(),
             element_latency,
             early_analysis,
-            fixed_orientation: settings.fixed_orientation(),
-            ..State::default()
-        };
+            early_offered: None,
+            early_guess: None,
+            watch: Default::default(),
+            latency_and_bound: (0, 0),
+            resampler: None,
+            audio_out: VecDeque::new(),
+            audio_horizon: None,
+        });
         self.shared.starts.fetch_add(1, Ordering::SeqCst);
         self.start_watchdog();
         gst::debug!(CAT, imp = self, "started with {settings:?}");
@@ -501,7 +495,7 @@ impl AggregatorImpl for EmotionSense {
         self.shared.starts.fetch_add(1, Ordering::SeqCst);
         self.shared.flushing.begin();
         // Dropping the last references joins the worker and segmenter threads.
-        let old = std::mem::take(&mut *lock(&self.state));
+        let old = lock(&self.state).take();
         drop(old);
         Ok(())
     }
@@ -518,8 +512,11 @@ impl AggregatorImpl for EmotionSense {
             EventView::FlushStart(_) => self.shared.flushing.begin(),
             EventView::Caps(c) if !self.set_caps(input, c.caps()) => return false,
             EventView::Segment(s) if input == Input::Audio => {
-                if let Some(r) = &lock(&self.state).resampler
-                    && let Err(e) = r.set_segment(s.segment())
+                if let Some(Err(e)) = self
+                    .with_state(|state| {
+                        state.resampler.as_ref().map(|r| r.set_segment(s.segment()))
+                    })
+                    .flatten()
                 {
                     gst::warning!(CAT, imp = self, "{e}");
                 }
@@ -531,7 +528,7 @@ impl AggregatorImpl for EmotionSense {
                     .and_then(|v| Orientation::from_tag(v.get()))
                 {
                     gst::info!(CAT, imp = self, "video orientation from its tag: {o:?}");
-                    lock(&self.state).tag_orientation = o;
+                    self.with_state(|s| s.tag_orientation = o);
                 }
             }
             EventView::Segment(s) if input == Input::Video => {
@@ -609,8 +606,7 @@ impl AggregatorImpl for EmotionSense {
 
     fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         gst::debug!(CAT, imp = self, "flush: starting windows over");
-        let segmenter = {
-            let mut state = lock(&self.state);
+        let segmenter = self.with_state(|state| {
             state.assembler.reset();
             state.timing.clear();
             state.held.clear();
@@ -623,8 +619,8 @@ impl AggregatorImpl for EmotionSense {
                 guess.withdraw();
             }
             state.segmenter.clone()
-        };
-        if let Some(seg) = segmenter {
+        });
+        if let Some(seg) = segmenter.flatten() {
             seg.reset();
         }
         self.shared.flush();
@@ -636,7 +632,8 @@ impl AggregatorImpl for EmotionSense {
             let pads = lock(&self.pads);
             (pads.video.clone(), pads.audio.clone())
         };
-        let state = lock(&self.state);
+        let guard = lock(&self.state);
+        let state = guard.as_ref()?;
         if state.assembler.all_ended() {
             return Some(gst::ClockTime::ZERO);
         }
@@ -673,42 +670,35 @@ impl AggregatorImpl for EmotionSense {
 
     fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
         let Decided { live, in_step } = self.decided();
-        let (worker, segmenter) = {
-            let state = lock(&self.state);
-            (state.worker.clone(), state.segmenter.clone())
-        };
+        let (worker, segmenter) = self
+            .with_state(|state| (state.worker.clone(), state.segmenter.clone()))
+            .ok_or(gst::FlowError::Flushing)?;
         let batch = self.take_input(live, timeout, segmenter.as_deref())?;
         self.report(&batch.changes);
         let mut jobs = batch.jobs;
         if let Some(seg) = &segmenter {
             jobs.extend(self.feed_segmenter(seg, batch.vad_audio, live, batch.eos));
         }
-        if let (Some(worker), Some((job, guess))) = (&worker, batch.early) {
+        if let Some((job, guess)) = batch.early {
             worker.submit_early(job, guess);
         }
         let mut outgoing = batch.outgoing;
         self.add_stream_positions(&mut jobs);
-        {
-            let mut state = lock(&self.state);
-            if in_step {
+        if in_step {
+            self.with_state(|state| {
                 for job in &jobs {
                     state.timing.add(job.span);
                 }
                 state.held.extend(outgoing.drain(..));
-            }
+            })
+            .ok_or(gst::FlowError::Flushing)?;
         }
         self.send_latest(outgoing)?;
-        if let Some(worker) = &worker {
-            for job in jobs {
-                self.submit(worker, job, live)?;
-            }
-        } else if !jobs.is_empty() {
-            return Err(gst::FlowError::Flushing);
+        for job in jobs {
+            self.submit(&worker, job, live)?;
         }
         if batch.eos {
-            if let Some(worker) = &worker {
-                worker.drain();
-            }
+            worker.drain();
             if in_step {
                 self.release(live, true)?;
             }
@@ -912,7 +902,7 @@ impl EmotionSense {
     /// Whether upstream is live and whether buffers wait for their window's result:
     /// decided once per start, at the first buffers, together.
     pub(super) fn decided(&self) -> Decided {
-        if let Some(d) = lock(&self.state).decided {
+        if let Some(d) = self.with_state(|s| s.decided).flatten() {
             return d;
         }
         let pads: Vec<gst_base::AggregatorPad> = {
@@ -936,7 +926,11 @@ impl EmotionSense {
         };
         let decided = Decided { live, in_step };
         let latency = {
-            let mut state = lock(&self.state);
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else {
+                // Stopped meanwhile: nothing to decide for.
+                return decided;
+            };
             // Another thread may have decided meanwhile: the first decision stands.
             if let Some(d) = state.decided {
                 return d;

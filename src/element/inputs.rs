@@ -213,7 +213,7 @@ impl EmotionSense {
         match input {
             Input::Video => match gst_video::VideoInfo::from_caps(caps) {
                 Ok(info) if pixel_layout(info.format()).is_some() => {
-                    lock(&self.state).video_info = Some(info);
+                    self.with_state(|s| s.video_info = Some(info));
                     self.obj().src_pad().mark_reconfigure();
                     true
                 }
@@ -251,7 +251,11 @@ impl EmotionSense {
             .map(|p| p.segment())
             .filter(|s| s.format() == gst::Format::Time)
             .unwrap_or_else(|| gst::FormattedSegment::<gst::ClockTime>::new().upcast());
-        let mut state = lock(&self.state);
+        let mut guard = lock(&self.state);
+        // Stopped: nothing to set up (a start begins afresh).
+        let Some(state) = guard.as_mut() else {
+            return Ok(());
+        };
         if is_analysable(caps) {
             state.resampler = None;
             state.audio_format = Some(sample_format(caps).ok_or(AudioInputError::NotRaw)?);
@@ -522,7 +526,7 @@ impl EmotionSense {
             return;
         }
         let other_input = fed_input.other();
-        if lock(&self.state).assembler.input_state(other_input) != InputState::Pending {
+        if self.with_state(|s| s.assembler.input_state(other_input)) != Some(InputState::Pending) {
             return;
         }
         if other.sticky_event::<gst::event::StreamStart>(0).is_some()

@@ -92,17 +92,14 @@ impl EmotionSense {
                 let _ = src.push_event(event.clone());
             }
             gst::EventType::FlushStop => {
-                {
-                    let mut state = lock(&self.state);
+                self.with_state(|state| {
                     state.audio_out.clear();
                     state.audio_horizon = None;
-                }
+                });
                 let _ = src.push_event(event.clone());
             }
             _ if event.is_serialized() => {
-                lock(&self.state)
-                    .audio_out
-                    .push_back(Passed::Event(event.clone()));
+                self.with_state(|state| state.audio_out.push_back(Passed::Event(event.clone())));
             }
             _ => {}
         }
@@ -121,7 +118,10 @@ impl EmotionSense {
         };
         let Some(src) = src else { return Ok(()) };
         let items: Vec<Passed> = {
-            let mut state = lock(&self.state);
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else {
+                return Ok(());
+            };
             let horizon = if all || !has_video {
                 u64::MAX
             } else {
@@ -151,8 +151,9 @@ impl EmotionSense {
 
     /// The video left up to running time `end`: audio before it may follow.
     pub(super) fn video_sent_until(&self, end: u64) {
-        let mut state = lock(&self.state);
-        state.audio_horizon = Some(state.audio_horizon.map_or(end, |h| h.max(end)));
+        self.with_state(|state| {
+            state.audio_horizon = Some(state.audio_horizon.map_or(end, |h| h.max(end)));
+        });
     }
 
     /// Caps the `audio` pad offers: any raw audio, and with `audio_src` linked what
@@ -186,7 +187,7 @@ impl EmotionSense {
                         return;
                     }
                     let progress = shared.progress();
-                    let held = lock(&imp.state).held.len();
+                    let held = imp.with_state(|s| s.held.len()).unwrap_or(0);
                     let busy = shared.busy.load(std::sync::atomic::Ordering::SeqCst);
                     if progress != last.0 || held == 0 || busy || !meant_to_play(&obj) {
                         last = (progress, Instant::now());

@@ -72,18 +72,19 @@ impl EmotionSense {
                 follow_speech: segmenter.is_some(),
             }
         };
-        let mut state = lock(&self.state);
+        let mut guard = lock(&self.state);
+        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
         state.assembler.set_live(live);
-        let clock = self.live_clock(&mut state, live);
+        let clock = self.live_clock(state, live);
         let mut taken = Taken {
             position: clock.position,
             ..Taken::default()
         };
-        self.take_buffers(&mut state, &pads, &clock, live, &mut taken)?;
-        self.end_inputs(&mut state, &pads, &clock, &mut taken);
+        self.take_buffers(state, &pads, &clock, live, &mut taken)?;
+        self.end_inputs(state, &pads, &clock, &mut taken);
         if live {
             let gone = self.watch_inputs(
-                &mut state,
+                state,
                 [&pads.video, &pads.audio],
                 &clock,
                 &mut taken.changes,
@@ -106,9 +107,9 @@ impl EmotionSense {
                 .advance_to(now.saturating_sub(latency).nseconds());
         }
         if let Some(seg) = segmenter {
-            self.follow_speech(&mut state, seg);
+            self.follow_speech(state, seg);
             if live {
-                taken.early = offer_early(&mut state, seg);
+                taken.early = offer_early(state, seg);
             }
         }
         taken.jobs = state.assembler.take_complete();
@@ -281,12 +282,15 @@ impl EmotionSense {
             return Vec::new();
         }
         let spans = seg.flush();
-        let mut state = lock(&self.state);
-        for span in spans {
-            state.assembler.add_utterance(span.start, span.end);
-        }
-        let jobs = state.assembler.finish();
-        let skipped = state.assembler.take_skipped();
+        let (jobs, skipped) = self
+            .with_state(|state| {
+                for span in spans {
+                    state.assembler.add_utterance(span.start, span.end);
+                }
+                let jobs = state.assembler.finish();
+                (jobs, state.assembler.take_skipped())
+            })
+            .unwrap_or_default();
         self.shared.skipped.fetch_add(skipped, Ordering::SeqCst);
         jobs
     }
@@ -319,11 +323,10 @@ impl EmotionSense {
         if let Some(latest) = result
             && lock(&self.settings).overlay
         {
-            let (info, orientation) = {
-                let state = lock(&self.state);
-                (state.video_info.clone(), state.orientation())
-            };
-            if let Some(info) = info {
+            let info = self
+                .with_state(|state| (state.video_info.clone(), state.orientation()))
+                .and_then(|(info, orientation)| Some((info?, orientation)));
+            if let Some((info, orientation)) = info {
                 self.draw_overlay(&mut buf, &info, &latest.result, rt, orientation);
             }
         }
@@ -348,7 +351,8 @@ impl EmotionSense {
             None
         };
         loop {
-            let mut state = lock(&self.state);
+            let mut guard = lock(&self.state);
+            let Some(state) = guard.as_mut() else { break };
             let Some((rt, _)) = state.held.front() else {
                 break;
             };
@@ -398,7 +402,7 @@ impl EmotionSense {
             }
             let first_miss = missed && !state.missing;
             state.missing = missed;
-            drop(state);
+            drop(guard);
             if missed {
                 self.missed_deadline(rt.unwrap_or_default(), first_miss);
             }
@@ -507,16 +511,17 @@ impl EmotionSense {
                     .src(&*self.obj())
                     .build();
                 let _ = self.obj().post_message(qos);
-                let due = {
-                    let mut state = lock(&self.state);
-                    let due = state
-                        .last_drop_warning
-                        .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
-                    if due {
-                        state.last_drop_warning = Some(Instant::now());
-                    }
-                    due
-                };
+                let due = self
+                    .with_state(|state| {
+                        let due = state
+                            .last_drop_warning
+                            .is_none_or(|t| t.elapsed() >= Duration::from_secs(10));
+                        if due {
+                            state.last_drop_warning = Some(Instant::now());
+                        }
+                        due
+                    })
+                    .unwrap_or(false);
                 if due {
                     gst::element_imp_warning!(
                         self,
