@@ -280,18 +280,14 @@ impl Output {
     }
 
     /// Flushes the publisher, prints how each source ended; the exit code.
-    fn finish(self, ends: Vec<Option<anyhow::Result<LiveEnd>>>) -> anyhow::Result<u8> {
+    fn finish(mut self, ends: Vec<Option<anyhow::Result<LiveEnd>>>) -> anyhow::Result<u8> {
         let multi = self.multi();
-        if let Some(p) = self.publisher {
+        if let Some(p) = self.publisher.take() {
             super::publish::finish(p);
         }
         let mut code = 0;
         for (i, end) in ends.into_iter().enumerate() {
-            let tag = if multi {
-                format!("[{}] ", self.shown[i])
-            } else {
-                String::new()
-            };
+            let tag = self.tag(i);
             match end {
                 Some(Ok(LiveEnd::Stopped)) => {
                     eprintln!("{tag}stopped: {} window(s)", self.windows[i])

@@ -325,7 +325,7 @@ impl EmotionSense {
         {
             let info = self
                 .with_state(|state| (state.video_info.clone(), state.orientation()))
-                .and_then(|(info, orientation)| Some((info?, orientation)));
+                .and_then(|(info, orientation)| info.map(|info| (info, orientation)));
             if let Some((info, orientation)) = info {
                 self.draw_overlay(&mut buf, &info, &latest.result, rt, orientation);
             }
