@@ -111,7 +111,8 @@ use gst_base::prelude::*;
 use gst_base::subclass::prelude::*;
 
 use super::faults::{Change, INPUT_DETAILS, InputEventKind, InputWatch, describe};
-use super::inputs::{Input, LiveClock, Pads, VIDEO_FORMATS, running_time};
+use super::flushing::Wake;
+use super::inputs::{Input, LiveClock, VIDEO_FORMATS, running_time};
 use super::passthrough::Passed;
 use super::resample::Resampler;
 use super::results::Shared;
@@ -128,11 +129,24 @@ use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
 use crate::speech::{VoiceDetector, WhisperModel};
 use crate::window::{SECOND, WindowAssembler, WindowJob};
 
-/// What NULL→READY loads: the model and the Whisper model.
-#[derive(Default)]
+/// What NULL→READY loads from the `bundle` and `asr-model` properties: the model and
+/// the Whisper model (kept with the settings they came from until READY→NULL).
+#[derive(Clone, Default)]
 pub(super) struct Loaded {
-    model: Option<Arc<Model>>,
-    whisper: Option<Arc<WhisperModel>>,
+    pub model: Option<Arc<Model>>,
+    pub whisper: Option<Arc<WhisperModel>>,
+}
+
+impl std::fmt::Debug for Loaded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loaded")
+            .field(
+                "model",
+                &self.model.as_ref().map(|m| &m.bundle.manifest.name),
+            )
+            .field("whisper", &self.whisper.is_some())
+            .finish()
+    }
 }
 
 /// Streaming state, rebuilt at every start.
@@ -179,6 +193,12 @@ pub(super) struct State {
     pub audio_out: VecDeque<Passed>,
     /// Running time up to which video has left (audio before it may follow).
     pub audio_horizon: Option<u64>,
+    /// Wakes the streaming threads' blocking waits when a flush begins (and when
+    /// this state is dropped at stop).
+    pub wake: Wake,
+    /// Held while the element waits for its first input pad; dropping it (a pad is
+    /// requested, the element stops) wakes the watcher, which then ends.
+    pub no_inputs_watch: Option<crossbeam_channel::Sender<()>>,
 }
 
 /// What the first buffers of a start decide, once and together.
@@ -198,24 +218,32 @@ impl State {
     }
 }
 
+/// The element. Three locks in all, never nested except `state` → `settings` and
+/// `state` → `shared.results`: the properties (and what they loaded), the streaming
+/// state, and the worker's results (in [`Shared`]). The pads are the element's own
+/// (found by name).
 #[derive(Default)]
 pub struct EmotionSense {
     pub(super) settings: Mutex<Settings>,
-    pub(super) loaded: Mutex<Loaded>,
-    pub(super) pads: Mutex<Pads>,
     /// The streaming state: `None` while stopped.
     pub(super) state: Mutex<Option<State>>,
     pub(super) shared: Arc<Shared>,
 }
 
-/// Locks `m`, recovering the data of a poisoned lock.
 impl EmotionSense {
     /// Runs `f` on the streaming state; `None` when the element is stopped.
     pub(super) fn with_state<R>(&self, f: impl FnOnce(&mut State) -> R) -> Option<R> {
         lock(&self.state).as_mut().map(f)
     }
+
+    /// A flush or stop begins: blocked waits of the streaming threads give up.
+    pub(super) fn begin_flush(&self) {
+        self.shared.flushing.begin();
+        self.with_state(|s| s.wake.fire());
+    }
 }
 
+/// Locks `m`, recovering the data of a poisoned lock.
 pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -312,20 +340,17 @@ impl ElementImpl for EmotionSense {
     }
 
     fn release_pad(&self, pad: &gst::Pad) {
+        let input = self.input_of(pad);
+        if input == Some(Input::Audio)
+            && let Some(src) = self.audio_src()
         {
-            let mut pads = lock(&self.pads);
-            if let Some(input) = pads.input_of(pad) {
-                *pads.slot(input) = None;
-                self.with_state(|s| s.assembler.set_input(input, false));
-            }
-            if pads.audio.is_none()
-                && let Some(src) = pads.audio_src.take()
-            {
-                let _ = src.set_active(false);
-                let _ = self.obj().remove_pad(&src);
-            }
+            let _ = src.set_active(false);
+            let _ = self.obj().remove_pad(&src);
         }
         self.parent_release_pad(pad);
+        if let Some(input) = input {
+            self.with_state(|s| s.assembler.set_input(input, false));
+        }
     }
 
     fn change_state(
@@ -335,21 +360,19 @@ impl ElementImpl for EmotionSense {
         match transition {
             gst::StateChange::NullToReady => self.load()?,
             // Unblock a streaming thread waiting on the worker before pads deactivate.
-            gst::StateChange::PausedToReady => {
-                self.shared.flushing.begin();
-                lock(&self.pads).no_inputs_watch = None;
-            }
+            gst::StateChange::PausedToReady => self.begin_flush(),
+            _ => {}
+        }
+        let res = self.parent_change_state(transition)?;
+        match transition {
             // Without any input the Aggregator would wait forever (and downstream
             // never prerolls): inputs may still be requested while the pipeline
             // prerolls (decodebin's pad-added), so give them a few seconds.
             gst::StateChange::ReadyToPaused if self.obj().sink_pads().is_empty() => {
                 self.watch_for_missing_inputs();
             }
+            gst::StateChange::ReadyToNull => lock(&self.settings).loaded = Loaded::default(),
             _ => {}
-        }
-        let res = self.parent_change_state(transition)?;
-        if transition == gst::StateChange::ReadyToNull {
-            *lock(&self.loaded) = Loaded::default();
         }
         Ok(res)
     }
@@ -374,34 +397,27 @@ impl AggregatorImpl for EmotionSense {
             );
             return None;
         }
-        let mut pads = lock(&self.pads);
-        let slot = pads.slot(input);
-        if slot.is_some() {
+        if self.input_pad(input).is_some() {
             gst::error!(CAT, imp = self, "the {name} pad was already requested");
             return None;
         }
         let pad = gst::PadBuilder::<gst_base::AggregatorPad>::from_template(templ)
             .name(input.name())
             .build();
-        *slot = Some(pad.clone());
-        pads.no_inputs_watch = None;
         // Requested while running (a late input); before a start, start() looks.
-        self.with_state(|s| s.assembler.set_input(input, true));
+        self.with_state(|s| {
+            s.assembler.set_input(input, true);
+            s.no_inputs_watch = None;
+        });
         if input == Input::Audio {
-            let src = self.make_audio_src();
-            pads.audio_src = Some(src.clone());
-            drop(pads);
-            self.add_audio_src(&src);
+            self.add_audio_src(&self.make_audio_src());
         }
         Some(pad)
     }
 
     fn start(&self) -> Result<(), gst::ErrorMessage> {
         let settings = lock(&self.settings).clone();
-        let (model, whisper) = {
-            let loaded = lock(&self.loaded);
-            (loaded.model.clone(), loaded.whisper.clone())
-        };
+        let Loaded { model, whisper } = settings.loaded.clone();
         let config = settings
             .window_config_for(model.as_ref().map(|m| m.bundle.as_ref()))
             .map_err(|e| gst::error_msg!(gst::LibraryError::Settings, ("{e}")))?;
@@ -420,11 +436,8 @@ impl AggregatorImpl for EmotionSense {
         };
         let element_latency = longest + (settings.deadline * SECOND as f64) as u64;
         let mut assembler = WindowAssembler::new(config);
-        {
-            let pads = lock(&self.pads);
-            for input in [Input::Video, Input::Audio] {
-                assembler.set_input(input, pads.get(input).is_some());
-            }
+        for input in [Input::Video, Input::Audio] {
+            assembler.set_input(input, self.input_pad(input).is_some());
         }
         self.shared.reset();
         let analysis = AnalyzerConfig {
@@ -484,6 +497,8 @@ impl AggregatorImpl for EmotionSense {
             resampler: None,
             audio_out: VecDeque::new(),
             audio_horizon: None,
+            wake: Wake::default(),
+            no_inputs_watch: None,
         });
         self.shared.starts.fetch_add(1, Ordering::SeqCst);
         self.start_watchdog();
@@ -493,7 +508,7 @@ impl AggregatorImpl for EmotionSense {
 
     fn stop(&self) -> Result<(), gst::ErrorMessage> {
         self.shared.starts.fetch_add(1, Ordering::SeqCst);
-        self.shared.flushing.begin();
+        self.begin_flush();
         // Dropping the last references joins the worker and segmenter threads.
         let old = lock(&self.state).take();
         drop(old);
@@ -502,14 +517,14 @@ impl AggregatorImpl for EmotionSense {
 
     fn sink_event(&self, pad: &gst_base::AggregatorPad, event: gst::Event) -> bool {
         use gst::EventView;
-        let Some(input) = lock(&self.pads).input_of(pad) else {
+        let Some(input) = self.input_of(pad) else {
             return self.parent_sink_event(pad, event);
         };
         if input == Input::Audio {
             self.pass_audio_event(&event);
         }
         match event.view() {
-            EventView::FlushStart(_) => self.shared.flushing.begin(),
+            EventView::FlushStart(_) => self.begin_flush(),
             EventView::Caps(c) if !self.set_caps(input, c.caps()) => return false,
             EventView::Segment(s) if input == Input::Audio => {
                 if let Some(Err(e)) = self
@@ -569,7 +584,7 @@ impl AggregatorImpl for EmotionSense {
     }
 
     fn sink_query(&self, pad: &gst_base::AggregatorPad, query: &mut gst::QueryRef) -> bool {
-        let input = lock(&self.pads).input_of(pad);
+        let input = self.input_of(pad);
         if input == Some(Input::Audio)
             && let gst::QueryViewMut::Caps(q) = query.view_mut()
             && let Some(caps) = self.audio_sink_caps(pad)
@@ -598,8 +613,7 @@ impl AggregatorImpl for EmotionSense {
     }
 
     fn update_src_caps(&self, _caps: &gst::Caps) -> Result<gst::Caps, gst::FlowError> {
-        let video = lock(&self.pads).video.clone();
-        video
+        self.input_pad(Input::Video)
             .and_then(|p| p.current_caps())
             .ok_or(gst_base::AGGREGATOR_FLOW_NEED_DATA)
     }
@@ -607,6 +621,8 @@ impl AggregatorImpl for EmotionSense {
     fn flush(&self) -> Result<gst::FlowSuccess, gst::FlowError> {
         gst::debug!(CAT, imp = self, "flush: starting windows over");
         let segmenter = self.with_state(|state| {
+            // Blocking waits may wait again (the flag is cleared below).
+            state.wake = Wake::default();
             state.assembler.reset();
             state.timing.clear();
             state.held.clear();
@@ -628,10 +644,7 @@ impl AggregatorImpl for EmotionSense {
     }
 
     fn next_time(&self) -> Option<gst::ClockTime> {
-        let (video, audio) = {
-            let pads = lock(&self.pads);
-            (pads.video.clone(), pads.audio.clone())
-        };
+        let (video, audio) = (self.input_pad(Input::Video), self.input_pad(Input::Audio));
         let guard = lock(&self.state);
         let state = guard.as_ref()?;
         if state.assembler.all_ended() {
@@ -670,14 +683,17 @@ impl AggregatorImpl for EmotionSense {
 
     fn aggregate(&self, timeout: bool) -> Result<gst::FlowSuccess, gst::FlowError> {
         let Decided { live, in_step } = self.decided();
-        let (worker, segmenter) = self
-            .with_state(|state| (state.worker.clone(), state.segmenter.clone()))
+        let (worker, segmenter, stop) = self
+            .with_state(|state| {
+                let stop = state.wake.waker(&self.shared.flushing);
+                (state.worker.clone(), state.segmenter.clone(), stop)
+            })
             .ok_or(gst::FlowError::Flushing)?;
         let batch = self.take_input(live, timeout, segmenter.as_deref())?;
         self.report(&batch.changes);
         let mut jobs = batch.jobs;
         if let Some(seg) = &segmenter {
-            jobs.extend(self.feed_segmenter(seg, batch.vad_audio, live, batch.eos));
+            jobs.extend(self.feed_segmenter(seg, batch.vad_audio, live, batch.eos, &stop));
         }
         if let Some((job, guess)) = batch.early {
             worker.submit_early(job, guess);
@@ -695,10 +711,10 @@ impl AggregatorImpl for EmotionSense {
         }
         self.send_latest(outgoing)?;
         for job in jobs {
-            self.submit(&worker, job, live)?;
+            self.submit(&worker, job, live, &stop)?;
         }
         if batch.eos {
-            worker.drain();
+            worker.drain(&stop);
             if in_step {
                 self.release(live, true)?;
             }
@@ -757,7 +773,7 @@ impl EmotionSense {
             }
         };
         let whisper = self.load_whisper(&settings).map_err(fail)?;
-        *lock(&self.loaded) = Loaded { model, whisper };
+        lock(&self.settings).loaded = Loaded { model, whisper };
         Ok(())
     }
 
@@ -811,10 +827,9 @@ impl EmotionSense {
         if jobs.is_empty() {
             return;
         }
-        let pad = {
-            let pads = lock(&self.pads);
-            pads.video.clone().or_else(|| pads.audio.clone())
-        };
+        let pad = self
+            .input_pad(Input::Video)
+            .or_else(|| self.input_pad(Input::Audio));
         let Some(pad) = pad else { return };
         let segment = pad.segment();
         let Some(segment) = segment.downcast_ref::<gst::ClockTime>() else {
@@ -905,13 +920,10 @@ impl EmotionSense {
         if let Some(d) = self.with_state(|s| s.decided).flatten() {
             return d;
         }
-        let pads: Vec<gst_base::AggregatorPad> = {
-            let pads = lock(&self.pads);
-            [Input::Video, Input::Audio]
-                .into_iter()
-                .filter_map(|i| pads.get(i).cloned())
-                .collect()
-        };
+        let pads: Vec<gst_base::AggregatorPad> = [Input::Video, Input::Audio]
+            .into_iter()
+            .filter_map(|i| self.input_pad(i))
+            .collect();
         let mut live = false;
         for pad in pads {
             let mut q = gst::query::Latency::new();
@@ -956,7 +968,12 @@ impl EmotionSense {
     /// Posts an error if the element still has no sink pad 5 s after READY→PAUSED.
     fn watch_for_missing_inputs(&self) {
         let (watch, woken) = crossbeam_channel::bounded::<()>(0);
-        lock(&self.pads).no_inputs_watch = Some(watch);
+        if self
+            .with_state(|s| s.no_inputs_watch = Some(watch))
+            .is_none()
+        {
+            return;
+        }
         let weak = self.obj().downgrade();
         let spawned = std::thread::Builder::new()
             .name("emotionsense-inputs".into())

@@ -2,8 +2,6 @@
 //! window data (resized frames with face boxes, mono audio), and ending an input whose
 //! upstream will never deliver (so non-live pipelines cannot hang).
 
-use std::sync::Arc;
-
 use gst::prelude::*;
 use gst::subclass::prelude::*;
 use gst_base::prelude::*;
@@ -12,46 +10,34 @@ use super::CAT;
 use super::faults::Change;
 use super::imp::{EmotionSense, State, lock};
 use super::resample::{AudioInputError, Resampler, is_analysable};
-use crate::media::{FaceRoi, PixelLayout, SampleFormat, pcm_to_mono, resize_linear};
+use crate::media::{PixelLayout, SampleFormat};
 pub use crate::window::Input;
-use crate::window::{InputState, SAMPLE_RATE, SECOND};
+use crate::window::InputState;
 
-/// The requested sink pads.
-#[derive(Default)]
-pub struct Pads {
-    pub video: Option<gst_base::AggregatorPad>,
-    pub audio: Option<gst_base::AggregatorPad>,
-    /// The audio passed through (with the `audio` pad).
-    pub audio_src: Option<gst::Pad>,
-    /// Held while the element waits for its first input pad; dropping it (a pad is
-    /// requested, the element stops) wakes the watcher, which then ends.
-    pub no_inputs_watch: Option<crossbeam_channel::Sender<()>>,
-}
-
-impl Pads {
-    /// The pad of `input`, if requested.
-    pub fn get(&self, input: Input) -> Option<&gst_base::AggregatorPad> {
-        match input {
-            Input::Video => self.video.as_ref(),
-            Input::Audio => self.audio.as_ref(),
-        }
+impl EmotionSense {
+    /// The sink pad of `input`, if requested: the element's own pad list is the
+    /// record (no copy of it to keep in step).
+    pub(super) fn input_pad(&self, input: Input) -> Option<gst_base::AggregatorPad> {
+        self.obj()
+            .static_pad(input.name())
+            .and_then(|p| p.downcast().ok())
     }
 
-    /// The slot of `input`.
-    pub fn slot(&mut self, input: Input) -> &mut Option<gst_base::AggregatorPad> {
-        match input {
-            Input::Video => &mut self.video,
-            Input::Audio => &mut self.audio,
-        }
-    }
-
-    /// Which input `pad` is.
-    pub fn input_of(&self, pad: &impl IsA<gst::Pad>) -> Option<Input> {
+    /// Which input `pad` (one of the element's) is; `None` for a source pad.
+    pub(super) fn input_of(&self, pad: &impl IsA<gst::Pad>) -> Option<Input> {
         let pad = pad.upcast_ref::<gst::Pad>();
-        [Input::Video, Input::Audio].into_iter().find(|i| {
-            self.get(*i)
-                .is_some_and(|p| p.upcast_ref::<gst::Pad>() == pad)
-        })
+        if pad.direction() != gst::PadDirection::Sink {
+            return None;
+        }
+        let name = pad.name();
+        [Input::Video, Input::Audio]
+            .into_iter()
+            .find(|i| name == i.name())
+    }
+
+    /// The `audio_src` pad (it comes with the `audio` pad).
+    pub(super) fn audio_src(&self) -> Option<gst::Pad> {
+        self.obj().static_pad("audio_src")
     }
 }
 
@@ -87,42 +73,6 @@ pub fn pixel_layout(format: gst_video::VideoFormat) -> Option<PixelLayout> {
         bytes_per_pixel,
         rgb_offsets,
     })
-}
-
-/// The size of a `width`×`height` frame scaled so its longest side is at most `side`
-/// (aspect kept, never enlarged, at least 1×1).
-fn fit_size(width: usize, height: usize, side: usize) -> (usize, usize) {
-    let longest = width.max(height);
-    if longest <= side {
-        return (width.max(1), height.max(1));
-    }
-    let scale = side as f64 / longest as f64;
-    (
-        ((width as f64 * scale).round() as usize).max(1),
-        ((height as f64 * scale).round() as usize).max(1),
-    )
-}
-
-/// Face boxes of upstream GstVideoRegionOfInterestMeta (type "face") scaled from the
-/// `iw`×`ih` frame to `w`×`h` and clipped to it.
-fn upstream_faces(buf: &gst::BufferRef, iw: usize, ih: usize, w: usize, h: usize) -> Vec<FaceRoi> {
-    let (sx, sy) = (w as f64 / iw as f64, h as f64 / ih as f64);
-    buf.iter_meta::<gst_video::VideoRegionOfInterestMeta>()
-        .filter(|m| m.roi_type() == "face")
-        .filter_map(|m| {
-            let (x, y, rw, rh) = m.rect();
-            let x0 = ((x as f64 * sx).round() as usize).min(w.saturating_sub(1));
-            let y0 = ((y as f64 * sy).round() as usize).min(h.saturating_sub(1));
-            let x1 = (((x as f64 + rw as f64) * sx).round() as usize).min(w);
-            let y1 = (((y as f64 + rh as f64) * sy).round() as usize).min(h);
-            (x1 > x0 && y1 > y0).then(|| FaceRoi {
-                x: x0 as u32,
-                y: y0 as u32,
-                width: (x1 - x0) as u32,
-                height: (y1 - y0) as u32,
-            })
-        })
-        .collect()
 }
 
 /// Where live input stands on the pipeline clock, for one `aggregate` call: what
@@ -179,17 +129,8 @@ impl LiveClock {
     }
 }
 
-/// What became of a video buffer taken from the pad.
-pub(super) enum Frame {
-    /// It goes downstream, carrying the result of its running time (`None`: outside
-    /// the segment).
-    Pass(Option<u64>),
-    /// A gap (no picture): nothing goes downstream.
-    Gap,
-}
-
 /// The sample format and channel count of analysable audio caps.
-fn sample_format(caps: &gst::CapsRef) -> Option<(SampleFormat, usize)> {
+pub(super) fn sample_format(caps: &gst::CapsRef) -> Option<(SampleFormat, usize)> {
     let info = gst_audio::AudioInfo::from_caps(caps).ok()?;
     let format = match info.format() {
         gst_audio::AudioFormat::F32le => SampleFormat::F32le,
@@ -245,9 +186,8 @@ impl EmotionSense {
     fn set_audio_caps(&self, caps: &gst::CapsRef) -> Result<(), AudioInputError> {
         // The pad's segment when it has one yet (caps come first); the converter
         // gets every later one.
-        let segment = lock(&self.pads)
-            .audio
-            .as_ref()
+        let segment = self
+            .input_pad(Input::Audio)
             .map(|p| p.segment())
             .filter(|s| s.format() == gst::Format::Time)
             .unwrap_or_else(|| gst::FormattedSegment::<gst::ClockTime>::new().upcast());
@@ -271,197 +211,10 @@ impl EmotionSense {
         }
         state.audio_format = state
             .resampler
-            .as_ref()
+            .as_mut()
             .and_then(Resampler::output_caps)
             .and_then(|c| sample_format(&c));
         Ok(())
-    }
-
-    /// Converts an audio buffer for the analysis when its caps need it (gaps need
-    /// nothing); the converter's output format becomes the analysed one.
-    pub(super) fn convert_audio(
-        &self,
-        state: &mut State,
-        buf: gst::Buffer,
-    ) -> Result<Vec<gst::Buffer>, gst::FlowError> {
-        let Some(r) = state.resampler.as_mut() else {
-            return Ok(vec![buf]);
-        };
-        if buf.flags().contains(gst::BufferFlags::GAP) {
-            return Ok(vec![buf]);
-        }
-        let out = r.push(buf).inspect_err(|e| {
-            gst::element_imp_error!(
-                self,
-                gst::StreamError::Format,
-                ("Cannot convert the audio for analysis: {e:?}")
-            );
-        })?;
-        if state.audio_format.is_none() {
-            state.audio_format = r.output_caps().and_then(|c| sample_format(&c));
-        }
-        Ok(out)
-    }
-
-    /// Feeds an audio buffer to the windows; returns the sample index where its mono
-    /// samples start and the samples (for the voice detector), or `None` when it
-    /// carries nothing usable.
-    pub(super) fn push_audio(
-        &self,
-        state: &mut State,
-        pad: &gst_base::AggregatorPad,
-        buf: gst::Buffer,
-        clock: &LiveClock,
-        changes: &mut Vec<Change>,
-    ) -> Option<(u64, Vec<f32>)> {
-        let Some((format, channels)) = state.audio_format else {
-            gst::warning!(CAT, imp = self, "audio buffer before caps, dropped");
-            return None;
-        };
-        if buf.flags().contains(gst::BufferFlags::GAP) {
-            // A GAP event (the Aggregator makes it an empty buffer): nothing to
-            // analyse; the voice detector hears silence.
-            let rt = running_time(pad, &buf)?;
-            let duration = buf.duration().map_or(0, |d| d.nseconds());
-            let rt = clock.deliver(state, Input::Audio, rt, duration, true, changes)?;
-            gst::log!(CAT, imp = self, "audio gap");
-            state.assembler.push_gap(Input::Audio, rt + duration);
-            let first = crate::media::audio::time_to_sample(rt, SAMPLE_RATE);
-            let n = crate::media::audio::time_to_sample(duration, SAMPLE_RATE).min(10 * 16_000);
-            return Some((first, vec![0.0; n as usize]));
-        }
-        // Cut the parts outside the segment, so running times are defined.
-        let bpf = (format.width() * channels) as u32;
-        let Some(buf) = gst_audio::audio_buffer_clip(buf, &pad.segment(), SAMPLE_RATE, bpf) else {
-            gst::log!(CAT, imp = self, "audio buffer outside the segment, dropped");
-            return None;
-        };
-        let Some(rt) = running_time(pad, &buf) else {
-            gst::log!(CAT, imp = self, "audio buffer without timestamp, dropped");
-            return None;
-        };
-        let frames = buf.size() as u64 / u64::from(bpf.max(1));
-        let duration = buf.duration().map_or_else(
-            || frames * SECOND / u64::from(SAMPLE_RATE),
-            |d| d.nseconds(),
-        );
-        let rt = clock.deliver(state, Input::Audio, rt, duration, false, changes)?;
-        let Ok(map) = buf.map_readable() else {
-            gst::warning!(CAT, imp = self, "unreadable audio buffer, dropped");
-            return None;
-        };
-        let mono = pcm_to_mono(&map, format, channels);
-        let placed = state.assembler.push_audio(rt, &mono)?;
-        if clock.now.is_none() {
-            // Files: the detector's timeline is the buffers' (as it always was).
-            return Some((crate::media::audio::time_to_sample(rt, SAMPLE_RATE), mono));
-        }
-        // Live: where the samples were kept, so it follows the windows' timeline
-        // through jitter and drift.
-        let (first, dropped) = placed;
-        Some((first, mono[dropped..].to_vec()))
-    }
-
-    /// Feeds a video frame to the windows, resized to the sampling size with the face
-    /// boxes of an upstream detector. Frames that cannot be analysed still pass.
-    pub(super) fn push_video(
-        &self,
-        state: &mut State,
-        pad: &gst_base::AggregatorPad,
-        buf: &gst::Buffer,
-        clock: &LiveClock,
-        changes: &mut Vec<Change>,
-    ) -> Result<Frame, gst::FlowError> {
-        let Some(info) = state.video_info.clone() else {
-            gst::element_imp_error!(
-                self,
-                gst::CoreError::Negotiation,
-                ("Video buffer arrived before caps")
-            );
-            return Err(gst::FlowError::NotNegotiated);
-        };
-        let Some(rt) = running_time(pad, buf) else {
-            gst::log!(
-                CAT,
-                imp = self,
-                "frame outside the segment: passed, not analysed"
-            );
-            return Ok(Frame::Pass(None));
-        };
-        let duration = buf.duration().map(|d| d.nseconds()).or_else(|| {
-            let fps = info.fps();
-            (fps.numer() > 0).then(|| {
-                gst::ClockTime::SECOND
-                    .mul_div_floor(fps.denom() as u64, fps.numer() as u64)
-                    .map_or(0, |d| d.nseconds())
-            })
-        });
-        let gap = buf.flags().contains(gst::BufferFlags::GAP);
-        let Some(rt) = clock.deliver(state, Input::Video, rt, duration.unwrap_or(0), gap, changes)
-        else {
-            gst::log!(
-                CAT,
-                imp = self,
-                "video long past (a gap, or on a stalled input): ignored"
-            );
-            return Ok(Frame::Gap);
-        };
-        let layout = pixel_layout(info.format()).ok_or(gst::FlowError::NotNegotiated)?;
-        if gap {
-            // A GAP event (the Aggregator makes it an empty buffer): no picture then.
-            gst::log!(CAT, imp = self, "video gap: not analysed");
-            state
-                .assembler
-                .push_gap(Input::Video, rt + duration.unwrap_or(0));
-            return Ok(Frame::Gap);
-        }
-        if buf.size() == 0 {
-            gst::log!(CAT, imp = self, "empty video buffer: passed, not analysed");
-            return Ok(Frame::Pass(Some(rt)));
-        }
-        let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info)
-        else {
-            gst::element_imp_warning!(
-                self,
-                gst::StreamError::Decode,
-                (
-                    "A video buffer of {} bytes does not match its caps ({}x{} {}): not analysed",
-                    buf.size(),
-                    info.width(),
-                    info.height(),
-                    info.format().to_str()
-                )
-            );
-            return Ok(Frame::Pass(Some(rt)));
-        };
-        let (iw, ih) = (info.width() as usize, info.height() as usize);
-        // The sampling size is that of the upright picture; the stored one is resized
-        // to it (sides swapped when it lies on its side), then turned upright.
-        let orientation = state.orientation();
-        let (uw, uh) = orientation.upright_size(iw, ih);
-        let (w, h) = {
-            let c = state.assembler.config();
-            match c.fit_longest_side {
-                Some(side) => fit_size(uw, uh, side),
-                None => (c.frame_width, c.frame_height),
-            }
-        };
-        let (w, h) = orientation.upright_size(w, h);
-        let plane = frame.plane_data(0).map_err(|_| gst::FlowError::Error)?;
-        let mut resized = resize_linear(plane, iw, ih, info.stride()[0] as usize, layout, w, h);
-        // Once a stream has carried face boxes from upstream (e.g. opencv's
-        // facedetect), every frame's boxes (possibly none) replace detection here.
-        let faces = upstream_faces(buf, iw, ih, w, h);
-        if !faces.is_empty() && !state.upstream_faces {
-            gst::info!(CAT, imp = self, "using face boxes from upstream ROI metas");
-            state.upstream_faces = true;
-        }
-        if state.upstream_faces {
-            resized.faces = Some(faces);
-        }
-        let resized = orientation.image(resized);
-        state.assembler.push_frame(rt, duration, Arc::new(resized));
-        Ok(Frame::Pass(Some(rt)))
     }
 
     /// Live input: notes inputs that ended while the other goes on, and finds those
@@ -512,14 +265,12 @@ impl EmotionSense {
     /// an input whose upstream has no source (a decoder branch that never appeared)
     /// would make the Aggregator wait forever, so it is ended.
     pub(super) fn check_starved_inputs(&self, fed: &gst_base::AggregatorPad) {
-        let (fed_input, other) = {
-            let pads = lock(&self.pads);
-            let Some(input) = pads.input_of(fed) else {
-                return;
-            };
-            (input, pads.get(input.other()).cloned())
+        let Some(fed_input) = self.input_of(fed) else {
+            return;
         };
-        let Some(other) = other else { return };
+        let Some(other) = self.input_pad(fed_input.other()) else {
+            return;
+        };
         // Live sources (cameras, RTSP) may expose a branch late (e.g. rtspsrc's audio
         // stream): never end an input of a live pipeline.
         if self.decided().live {

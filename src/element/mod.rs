@@ -5,13 +5,16 @@
 //!   they make;
 //! - `stream.rs`: the streaming side of `aggregate()` — buffers into windows, video
 //!   out with `EmotionMeta` and the overlay, windows to the worker;
-//! - `inputs.rs`: the `video`/`audio` inputs — caps, frames and audio into windows,
-//!   upstream face boxes, inputs that never deliver;
+//! - `inputs.rs`: the `video`/`audio` inputs — which pad is which, caps, the live
+//!   clock's view of them, inputs that never deliver;
+//! - `ingest.rs`: frames and audio into windows, as methods on the state that
+//!   return what to report (upstream face boxes too);
 //! - `faults.rs`: live inputs that stall, end or jump in time — noticed per input
 //!   from the clock, reported once ([`InputEvent`] reads the report back);
 //! - `passthrough.rs`: the `audio_src` pad (the audio leaves in step with the video)
 //!   and the watchdog that reports an input starving while video is held;
-//! - `flushing.rs`: the flushing flag, and the wake-up it gives blocked waits;
+//! - `flushing.rs`: the flushing flag, and the wake-up (part of the state) it gives
+//!   blocked waits;
 //! - `results.rs`: what the worker shares with the element — the latest result and
 //!   each window's outcome (one lock), counters, the flush generation;
 //! - `resample.rs`: audio of any format and rate converted for the analysis by an
@@ -27,6 +30,7 @@ use gst::prelude::*;
 mod faults;
 mod flushing;
 mod imp;
+mod ingest;
 mod inputs;
 mod passthrough;
 mod resample;

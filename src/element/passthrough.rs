@@ -55,7 +55,7 @@ impl EmotionSense {
                 let Some(obj) = query_weak.upgrade() else {
                     return false;
                 };
-                let sink = lock(&obj.imp().pads).audio.clone();
+                let sink = obj.imp().input_pad(Input::Audio);
                 sink.is_some_and(|p| p.peer_query(query))
             })
             .event_function(move |_, _, event| {
@@ -65,7 +65,7 @@ impl EmotionSense {
                 if event.type_() == gst::EventType::Seek {
                     return obj.send_event(event);
                 }
-                let sink = lock(&obj.imp().pads).audio.clone();
+                let sink = obj.imp().input_pad(Input::Audio);
                 sink.is_some_and(|p| p.push_event(event))
             })
             .build()
@@ -84,7 +84,7 @@ impl EmotionSense {
     /// Handles an event of the `audio` sink pad for `audio_src`: flushes go out at
     /// once; serialized events wait in line with the buffers.
     pub(super) fn pass_audio_event(&self, event: &gst::Event) {
-        let Some(src) = lock(&self.pads).audio_src.clone() else {
+        let Some(src) = self.audio_src() else {
             return;
         };
         match event.type_() {
@@ -112,11 +112,10 @@ impl EmotionSense {
         all: bool,
         position: Option<u64>,
     ) -> Result<(), gst::FlowError> {
-        let (src, has_video) = {
-            let pads = lock(&self.pads);
-            (pads.audio_src.clone(), pads.video.is_some())
+        let Some(src) = self.audio_src() else {
+            return Ok(());
         };
-        let Some(src) = src else { return Ok(()) };
+        let has_video = self.input_pad(Input::Video).is_some();
         let items: Vec<Passed> = {
             let mut guard = lock(&self.state);
             let Some(state) = guard.as_mut() else {
@@ -159,7 +158,7 @@ impl EmotionSense {
     /// Caps the `audio` pad offers: any raw audio, and with `audio_src` linked what
     /// its downstream takes (the audio passes through).
     pub(super) fn audio_sink_caps(&self, pad: &gst_base::AggregatorPad) -> Option<gst::Caps> {
-        let src = lock(&self.pads).audio_src.clone()?;
+        let src = self.audio_src()?;
         if !src.is_linked() {
             return None;
         }
@@ -208,14 +207,14 @@ impl EmotionSense {
 
     /// Posts the WARNING for held video waiting on a starving input.
     fn warn_starved(&self, held: usize) {
-        let starving: Vec<&str> = {
-            let pads = lock(&self.pads);
-            [Input::Video, Input::Audio]
-                .into_iter()
-                .filter(|i| pads.get(*i).is_some_and(|p| !p.has_buffer() && !p.is_eos()))
-                .map(Input::name)
-                .collect()
-        };
+        let starving: Vec<&str> = [Input::Video, Input::Audio]
+            .into_iter()
+            .filter(|i| {
+                self.input_pad(*i)
+                    .is_some_and(|p| !p.has_buffer() && !p.is_eos())
+            })
+            .map(Input::name)
+            .collect();
         let input = starving.first().copied().unwrap_or("audio");
         let advice = if input == "audio" {
             "If the same audio is also sent around the element (a tee to a muxer), the \

@@ -4,8 +4,7 @@
 //! the windows are the same as with those two elements put in front of the pad
 //! (tests/record.rs compares them), and the audio can leave on `audio_src` as it came.
 
-use std::sync::{Arc, Mutex};
-
+use crossbeam_channel::{Receiver, unbounded};
 use gst::prelude::*;
 
 use crate::window::SAMPLE_RATE;
@@ -23,11 +22,10 @@ pub fn is_analysable(caps: &gst::CapsRef) -> bool {
     caps.is_fixed() && caps.is_subset(&analysis_caps())
 }
 
-/// Output collected from the conversion chain.
-#[derive(Default)]
-struct Collected {
-    buffers: Vec<gst::Buffer>,
-    caps: Option<gst::Caps>,
+/// What comes out of the conversion chain, in order.
+enum Out {
+    Buffer(gst::Buffer),
+    Caps(gst::Caps),
 }
 
 /// `audioconvert ! audioresample` between two pads of our own, driven synchronously.
@@ -35,7 +33,12 @@ pub struct Resampler {
     feed: gst::Pad,
     elements: Vec<gst::Element>,
     collect: gst::Pad,
-    out: Arc<Mutex<Collected>>,
+    /// Filled by the collecting pad, on this thread, while it pushes.
+    out: Receiver<Out>,
+    /// The converted audio's caps, once negotiated.
+    caps: Option<gst::Caps>,
+    /// Converted audio not yet taken.
+    buffers: Vec<gst::Buffer>,
     drained: bool,
 }
 
@@ -65,18 +68,19 @@ impl Resampler {
                 .map_err(|_| AudioInputError::Missing(name.to_string()))
         };
         let (convert, resample) = (make("audioconvert")?, make("audioresample")?);
-        let out = Arc::new(Mutex::new(Collected::default()));
+        let (tx, out) = unbounded();
         let collect = {
-            let (buffers, events) = (out.clone(), out.clone());
+            let events = tx.clone();
             gst::Pad::builder(gst::PadDirection::Sink)
                 .name("emotionsense-resampled")
                 .chain_function(move |_, _, buf| {
-                    lock(&buffers).buffers.push(buf);
+                    tx.send(Out::Buffer(buf))
+                        .map_err(|_| gst::FlowError::Flushing)?;
                     Ok(gst::FlowSuccess::Ok)
                 })
                 .event_function(move |_, _, event| {
                     if let gst::EventView::Caps(c) = event.view() {
-                        lock(&events).caps = Some(c.caps_owned());
+                        let _ = events.send(Out::Caps(c.caps_owned()));
                     }
                     true
                 })
@@ -125,6 +129,8 @@ impl Resampler {
             elements: vec![convert, resample],
             collect,
             out,
+            caps: None,
+            buffers: Vec::new(),
             drained: false,
         };
         r.send(gst::event::StreamStart::new("emotionsense-audio"))?;
@@ -152,14 +158,31 @@ impl Resampler {
     }
 
     /// What the converted audio is: known once the chain has negotiated.
-    pub fn output_caps(&self) -> Option<gst::Caps> {
-        lock(&self.out).caps.clone()
+    pub fn output_caps(&mut self) -> Option<gst::Caps> {
+        self.collect();
+        self.caps.clone()
+    }
+
+    /// Takes what the chain delivered so far into `caps` and `buffers`.
+    fn collect(&mut self) {
+        for out in self.out.try_iter() {
+            match out {
+                Out::Buffer(b) => self.buffers.push(b),
+                Out::Caps(c) => self.caps = Some(c),
+            }
+        }
+    }
+
+    /// The converted audio not yet taken.
+    fn take(&mut self) -> Vec<gst::Buffer> {
+        self.collect();
+        std::mem::take(&mut self.buffers)
     }
 
     /// Converts `buf`; returns what came out (possibly nothing yet).
     pub fn push(&mut self, buf: gst::Buffer) -> Result<Vec<gst::Buffer>, gst::FlowError> {
         self.feed.push(buf)?;
-        Ok(std::mem::take(&mut lock(&self.out).buffers))
+        Ok(self.take())
     }
 
     /// End of stream: the samples still in the resampler's filter (once).
@@ -167,14 +190,14 @@ impl Resampler {
         if !std::mem::replace(&mut self.drained, true) {
             let _ = self.feed.push_event(gst::event::Eos::new());
         }
-        std::mem::take(&mut lock(&self.out).buffers)
+        self.take()
     }
 
     /// A flushing seek: forget what is in the filter.
     pub fn flush(&mut self) {
         let _ = self.feed.push_event(gst::event::FlushStart::new());
         let _ = self.feed.push_event(gst::event::FlushStop::new(true));
-        lock(&self.out).buffers.clear();
+        drop(self.take());
         self.drained = false;
     }
 }
@@ -187,10 +210,6 @@ impl Drop for Resampler {
         let _ = self.feed.set_active(false);
         let _ = self.collect.set_active(false);
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 #[cfg(test)]

@@ -59,6 +59,8 @@ pub(super) struct Settings {
     pub analysis_delay: std::time::Duration,
     /// Properties the application set (they override the bundle's defaults).
     pub explicit: HashSet<String>,
+    /// Not a property: what `bundle` and `asr-model` loaded at NULL→READY.
+    pub loaded: super::imp::Loaded,
 }
 
 fn seconds(ns: u64) -> f64 {
@@ -106,6 +108,7 @@ impl Default for Settings {
             early_analysis: true,
             analysis_delay: std::time::Duration::ZERO,
             explicit: HashSet::new(),
+            loaded: Default::default(),
         }
     }
 }

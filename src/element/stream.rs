@@ -13,7 +13,8 @@ use gst_base::prelude::*;
 use super::CAT;
 use super::faults::Change;
 use super::imp::{EmotionSense, State, lock};
-use super::inputs::{Frame, Input, LiveClock, pixel_layout, running_time};
+use super::ingest::{Frame, InputFault, Severity};
+use super::inputs::{Input, LiveClock, pixel_layout, running_time};
 use super::passthrough::Passed;
 use super::results::Latest;
 use super::timing::Designation;
@@ -42,6 +43,8 @@ pub(super) struct Taken {
     /// Live early analysis: an utterance whose closing pause has begun, not yet
     /// confirmed (offered once), and the guess that withdraws it.
     pub early: Option<(WindowJob, Speculation)>,
+    /// Faults of input buffers to report (once the state's lock is released).
+    pub faults: Vec<InputFault>,
 }
 
 /// The input pads as one `aggregate` call finds them.
@@ -63,25 +66,43 @@ impl EmotionSense {
         timeout: bool,
         segmenter: Option<&SegmenterThread>,
     ) -> Result<Taken, gst::FlowError> {
-        let pads = {
-            let pads = lock(&self.pads);
-            InputPads {
-                video: pads.video.clone(),
-                audio: pads.audio.clone(),
-                passing: pads.audio_src.as_ref().is_some_and(|p| p.is_linked()),
-                follow_speech: segmenter.is_some(),
-            }
+        let pads = InputPads {
+            video: self.input_pad(Input::Video),
+            audio: self.input_pad(Input::Audio),
+            passing: self.audio_src().is_some_and(|p| p.is_linked()),
+            follow_speech: segmenter.is_some(),
         };
-        let mut guard = lock(&self.state);
-        let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        let mut taken = Taken::default();
+        let took = {
+            let mut guard = lock(&self.state);
+            let state = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+            self.take_locked(state, &pads, live, timeout, segmenter, &mut taken)
+        };
+        for fault in std::mem::take(&mut taken.faults) {
+            self.report_fault(&fault);
+        }
+        if let Err(fault) = took {
+            self.report_fault(&fault);
+            return Err(fault.flow());
+        }
+        Ok(taken)
+    }
+
+    /// [`EmotionSense::take_input`] under the state's lock.
+    fn take_locked(
+        &self,
+        state: &mut State,
+        pads: &InputPads,
+        live: bool,
+        timeout: bool,
+        segmenter: Option<&SegmenterThread>,
+        taken: &mut Taken,
+    ) -> Result<(), InputFault> {
         state.assembler.set_live(live);
         let clock = self.live_clock(state, live);
-        let mut taken = Taken {
-            position: clock.position,
-            ..Taken::default()
-        };
-        self.take_buffers(state, &pads, &clock, live, &mut taken)?;
-        self.end_inputs(state, &pads, &clock, &mut taken);
+        taken.position = clock.position;
+        self.take_buffers(state, pads, &clock, live, taken)?;
+        self.end_inputs(state, pads, &clock, taken);
         if live {
             let gone = self.watch_inputs(
                 state,
@@ -120,7 +141,26 @@ impl EmotionSense {
         let skipped = state.assembler.take_skipped();
         self.shared.skipped.fetch_add(skipped, Ordering::SeqCst);
         gst::trace!(CAT, imp = self, "{} window(s) complete", taken.jobs.len());
-        Ok(taken)
+        Ok(())
+    }
+
+    /// Tells the user about a fault of an input buffer, as its severity says.
+    fn report_fault(&self, fault: &InputFault) {
+        match (fault.severity(), fault) {
+            (Severity::Log, _) => gst::warning!(CAT, imp = self, "{fault}"),
+            (Severity::Warning, _) => {
+                gst::element_imp_warning!(self, gst::StreamError::Decode, ("{fault}"));
+            }
+            (Severity::Error, InputFault::AudioConversion(_)) => {
+                gst::element_imp_error!(self, gst::StreamError::Format, ("{fault}"));
+            }
+            (Severity::Error, InputFault::FrameUnreadable) => {
+                gst::element_imp_error!(self, gst::StreamError::Decode, ("{fault}"));
+            }
+            (Severity::Error, _) => {
+                gst::element_imp_error!(self, gst::CoreError::Negotiation, ("{fault}"));
+            }
+        }
     }
 
     /// The queued buffers of both pads, in running-time order, into the windows
@@ -132,7 +172,7 @@ impl EmotionSense {
         clock: &LiveClock,
         live: bool,
         taken: &mut Taken,
-    ) -> Result<(), gst::FlowError> {
+    ) -> Result<(), InputFault> {
         loop {
             let head = |input: Input, pad: &Option<gst_base::AggregatorPad>| {
                 let pad = pad.as_ref()?;
@@ -162,7 +202,9 @@ impl EmotionSense {
                     let pad = pads.video.as_ref().expect("video head exists");
                     if let Some(mut buf) = pad.pop_buffer() {
                         let raw = running_time(pad, &buf);
-                        let frame = self.push_video(state, pad, &buf, clock, &mut taken.changes)?;
+                        let (frame, fault) =
+                            state.push_video(pad, &buf, clock, &mut taken.changes)?;
+                        taken.faults.extend(fault);
                         if let Frame::Pass(rt) = frame {
                             if let Some(t) = rt
                                 && raw != rt
@@ -183,7 +225,7 @@ impl EmotionSense {
                         let rt = running_time(pad, &buf);
                         state.audio_out.push_back(Passed::Buffer(rt, buf.clone()));
                     }
-                    for buf in self.convert_audio(state, buf)? {
+                    for buf in state.convert_audio(buf)? {
                         self.push_audio_into(state, pads, pad, buf, clock, taken);
                     }
                 }
@@ -204,10 +246,10 @@ impl EmotionSense {
         clock: &LiveClock,
         taken: &mut Taken,
     ) {
-        if let Some(chunk) = self.push_audio(state, pad, buf, clock, &mut taken.changes)
-            && pads.follow_speech
-        {
-            taken.vad_audio.push(chunk);
+        match state.push_audio(pad, buf, clock, &mut taken.changes) {
+            Ok(Some(chunk)) if pads.follow_speech => taken.vad_audio.push(chunk),
+            Ok(_) => {}
+            Err(fault) => taken.faults.push(fault),
         }
     }
 
@@ -273,10 +315,10 @@ impl EmotionSense {
         audio: Vec<(u64, Vec<f32>)>,
         live: bool,
         eos: bool,
+        stop: &crossbeam_channel::Receiver<()>,
     ) -> Vec<WindowJob> {
-        let stop = self.shared.flushing.waker();
         for (first, samples) in audio {
-            seg.push(first, samples, !live, &stop);
+            seg.push(first, samples, !live, stop);
         }
         if !eos {
             return Vec::new();
@@ -486,9 +528,10 @@ impl EmotionSense {
         worker: &Worker,
         job: WindowJob,
         live: bool,
+        stop: &crossbeam_channel::Receiver<()>,
     ) -> Result<(), gst::FlowError> {
         let span = job.span;
-        match worker.submit(job, !live) {
+        match worker.submit(job, !live, stop) {
             Submit::Queued => Ok(()),
             Submit::Flushing => Err(gst::FlowError::Flushing),
             Submit::Dropped => {

@@ -83,8 +83,8 @@ impl Worker {
 
     /// Hands `job` to the worker. With `block`, waits while the queue is full (giving
     /// up when the element flushes or stops); without, drops the window when the queue
-    /// is full.
-    pub fn submit(&self, job: WindowJob, block: bool) -> Submit {
+    /// is full. `stop` disconnects when a flush begins ([`super::flushing::Wake`]).
+    pub fn submit(&self, job: WindowJob, block: bool, stop: &Receiver<()>) -> Submit {
         let Some(tx) = &self.tx else {
             return Submit::Flushing;
         };
@@ -104,7 +104,7 @@ impl Worker {
                 Err(TrySendError::Disconnected(_)) => Submit::Flushing,
             };
         }
-        if self.send_interruptible(msg) {
+        if self.send_interruptible(msg, stop) {
             Submit::Queued
         } else {
             Submit::Flushing
@@ -131,27 +131,26 @@ impl Worker {
         }
     }
 
-    /// Waits until every window queued so far has been analysed (or a flush says stop).
-    pub fn drain(&self) {
+    /// Waits until every window queued so far has been analysed (or `stop` says a
+    /// flush began).
+    pub fn drain(&self, stop: &Receiver<()>) {
         let (done_tx, done_rx) = bounded(1);
-        if !self.send_interruptible(Message::Drain(done_tx)) {
+        if !self.send_interruptible(Message::Drain(done_tx), stop) {
             return;
         }
-        let flushing = self.shared.flushing.waker();
         crossbeam_channel::select! {
             recv(done_rx) -> _ => {}
-            recv(flushing) -> _ => {}
+            recv(stop) -> _ => {}
         }
     }
 
-    /// Sends `msg`, waiting while the queue is full but giving up as soon as the
-    /// element flushes. Returns whether the worker got the message.
-    fn send_interruptible(&self, msg: Message) -> bool {
+    /// Sends `msg`, waiting while the queue is full but giving up as soon as `stop`
+    /// says a flush began. Returns whether the worker got the message.
+    fn send_interruptible(&self, msg: Message, stop: &Receiver<()>) -> bool {
         let Some(tx) = &self.tx else { return false };
-        let flushing = self.shared.flushing.waker();
         crossbeam_channel::select! {
             send(tx, msg) -> sent => sent.is_ok(),
-            recv(flushing) -> _ => false,
+            recv(stop) -> _ => false,
         }
     }
 }
