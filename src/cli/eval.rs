@@ -136,7 +136,7 @@ pub fn run(args: EvalArgs) -> anyhow::Result<u8> {
     );
     let forward0 = crate::infer::FORWARD_NANOS.load(std::sync::atomic::Ordering::Relaxed);
     let started = Instant::now();
-    let outcomes: Vec<Result<Outcome, String>> = match (kind, args.speak) {
+    let outcomes: Vec<Result<Outcome, ItemError>> = match (kind, args.speak) {
         (DataKind::Text, false) => words_only(&model, &items),
         _ => through_pipeline(&args, kind, &items)?,
     };
@@ -156,8 +156,46 @@ pub fn run(args: EvalArgs) -> anyhow::Result<u8> {
     Ok(0)
 }
 
+/// Why one item could not be evaluated: noted in report.json's `failed`; the run
+/// goes on with the others.
+#[derive(Debug, thiserror::Error)]
+enum ItemError {
+    #[error("no clip")]
+    NoClip,
+    #[error("{0}: no such clip")]
+    MissingClip(PathBuf),
+    #[error("no window")]
+    NoWindow,
+    #[error("not run")]
+    NotRun,
+    #[error("no answer")]
+    NoAnswer,
+    #[error(transparent)]
+    Model(#[from] crate::infer::ModelError),
+    #[error(transparent)]
+    Run(#[from] crate::pipeline::run::RunError),
+    #[error(transparent)]
+    Setting(#[from] crate::pipeline::SettingError),
+    #[error(transparent)]
+    Element(#[from] gst::glib::BoolError),
+    #[error(transparent)]
+    Uri(#[from] gst::glib::Error),
+    #[error("espeak-ng: {0} (install espeak-ng)")]
+    Espeak(std::io::Error),
+    #[error("espeak-ng failed")]
+    EspeakFailed,
+    #[error("{}: {error}", path.display())]
+    File {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    /// Encoding the spoken clip failed: how.
+    #[error("{0}")]
+    Encode(String),
+}
+
 /// The words alone: each sentence as the text of a window without video or audio.
-fn words_only(model: &Model, items: &[Item]) -> Vec<Result<Outcome, String>> {
+fn words_only(model: &Model, items: &[Item]) -> Vec<Result<Outcome, ItemError>> {
     let blank = WindowJob {
         span: WindowSpan {
             index: 0,
@@ -174,20 +212,16 @@ fn words_only(model: &Model, items: &[Item]) -> Vec<Result<Outcome, String>> {
     for chunk in items.chunks(16) {
         let inputs: Vec<_> = chunk
             .iter()
-            .map(|i| {
-                model
-                    .prepare(&blank, Some(&i.text))
-                    .map_err(|e| e.to_string())
-            })
+            .map(|i| model.prepare(&blank, Some(&i.text)))
             .collect();
-        let ready: Vec<_> = inputs.iter().filter_map(|r| r.clone().ok()).collect();
+        let ready: Vec<_> = inputs
+            .iter()
+            .filter_map(|r| r.as_ref().ok().cloned())
+            .collect();
         let mut answers = model.predict_many(ready).into_iter();
         for input in inputs {
-            out.push(input.and_then(|_| {
-                let answer = answers
-                    .next()
-                    .ok_or("no answer")?
-                    .map_err(|e| e.to_string())?;
+            out.push(input.map_err(ItemError::from).and_then(|_| {
+                let answer = answers.next().ok_or(ItemError::NoAnswer)??;
                 let mut o = Outcome::default();
                 for (spec, probs) in model.bundle.manifest.heads.iter().zip(&answer.probs) {
                     let top = crate::output::argmax(probs);
@@ -213,7 +247,7 @@ fn through_pipeline(
     args: &EvalArgs,
     kind: DataKind,
     items: &[Item],
-) -> anyhow::Result<Vec<Result<Outcome, String>>> {
+) -> anyhow::Result<Vec<Result<Outcome, ItemError>>> {
     // Usage errors first, on a probe element.
     let probe = gst::ElementFactory::make("emotionsense").build()?;
     for p in &args.properties {
@@ -252,7 +286,7 @@ fn through_pipeline(
         .into_inner()
         .unwrap_or_else(|e| e.into_inner())
         .into_iter()
-        .map(|r| r.unwrap_or_else(|| Err("not run".into())))
+        .map(|r| r.unwrap_or(Err(ItemError::NotRun)))
         .collect())
 }
 
@@ -261,17 +295,15 @@ fn one_clip(
     kind: DataKind,
     item: &Item,
     clips_dir: &Path,
-) -> Result<Outcome, String> {
+) -> Result<Outcome, ItemError> {
     let clip = match kind {
-        DataKind::Meld => item.clip.clone().ok_or("no clip")?,
+        DataKind::Meld => item.clip.clone().ok_or(ItemError::NoClip)?,
         DataKind::Text => spoken_clip(&item.text, clips_dir)?,
     };
     if !clip.is_file() {
-        return Err(format!("{}: no such clip", clip.display()));
+        return Err(ItemError::MissingClip(clip));
     }
-    let sense = gst::ElementFactory::make("emotionsense")
-        .build()
-        .map_err(|e| e.to_string())?;
+    let sense = gst::ElementFactory::make("emotionsense").build()?;
     crate::pipeline::run::results_only(&sense);
     sense.set_property("bundle", args.bundle.to_string());
     sense.set_property("device", &args.device);
@@ -286,12 +318,12 @@ fn one_clip(
         sense.set_property("asr", false);
     }
     for p in &args.properties {
-        crate::pipeline::set_property_checked(&sense, p).map_err(|e| e.to_string())?;
+        crate::pipeline::set_property_checked(&sense, p)?;
     }
-    let uri = gst::glib::filename_to_uri(&clip, None).map_err(|e| e.to_string())?;
+    let uri = gst::glib::filename_to_uri(&clip, None)?;
     let mut windows = Vec::new();
-    run_file(&uri, &sense, |w| windows.push(w), &|| false).map_err(|e| e.to_string())?;
-    let first = windows.first().ok_or("no window")?;
+    run_file(&uri, &sense, |w| windows.push(w), &|| false)?;
+    let first = windows.first().ok_or(ItemError::NoWindow)?;
     let mut outcome = Outcome::of(first);
     if text_given {
         // The text is the gold text, not a transcript: no word error rate.
@@ -302,7 +334,7 @@ fn one_clip(
 
 /// `text` spoken by espeak-ng over a grey picture (640×360, 30 fps) as an MP4, made
 /// once per sentence in `dir`.
-fn spoken_clip(text: &str, dir: &Path) -> Result<PathBuf, String> {
+fn spoken_clip(text: &str, dir: &Path) -> Result<PathBuf, ItemError> {
     let name = format!("{:016x}", super::inputs::stable_hash(text));
     let clip = dir.join(format!("{name}.mp4"));
     if clip.is_file() {
@@ -312,40 +344,52 @@ fn spoken_clip(text: &str, dir: &Path) -> Result<PathBuf, String> {
     // The text goes through a file, never the command line (a sentence that starts
     // with '-' is not an option).
     let text_file = dir.join(format!("{name}.txt"));
-    std::fs::write(&text_file, text).map_err(|e| format!("{}: {e}", text_file.display()))?;
+    std::fs::write(&text_file, text).map_err(|e| ItemError::File {
+        path: text_file.clone(),
+        error: e,
+    })?;
     let status = std::process::Command::new("espeak-ng")
         .args(["-v", "en-us", "-s", "150", "-w"])
         .arg(&wav)
         .arg("-f")
         .arg(&text_file)
         .status()
-        .map_err(|e| format!("espeak-ng: {e} (install espeak-ng)"))?;
+        .map_err(ItemError::Espeak)?;
     let _ = std::fs::remove_file(&text_file);
     if !status.success() {
-        return Err("espeak-ng failed".into());
+        return Err(ItemError::EspeakFailed);
     }
-    let bytes = std::fs::metadata(&wav).map_err(|e| e.to_string())?.len();
+    let bytes = std::fs::metadata(&wav)
+        .map_err(|e| ItemError::File {
+            path: wav.clone(),
+            error: e,
+        })?
+        .len();
     // espeak-ng writes 16-bit mono at 22050 Hz after a 44-byte header.
     let seconds = bytes.saturating_sub(44) as f64 / 2.0 / 22050.0;
     let frames = ((seconds + 0.3) * 30.0).ceil() as u64;
     let tmp = dir.join(format!("{name}.tmp{}.mp4", std::process::id()));
-    let pipeline = spoken_clip_pipeline(&wav, frames, &tmp).map_err(|e| e.to_string())?;
-    let bus = pipeline.bus().ok_or("no bus")?;
+    let encode = |e: &dyn std::fmt::Display| ItemError::Encode(e.to_string());
+    let pipeline = spoken_clip_pipeline(&wav, frames, &tmp).map_err(|e| encode(&e))?;
+    let bus = pipeline.bus().ok_or_else(|| encode(&"no bus"))?;
     pipeline
         .set_state(gst::State::Playing)
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| encode(&e))?;
     let result = bus
         .iter_timed(gst::ClockTime::from_seconds(60))
         .find_map(|m| match m.view() {
             gst::MessageView::Eos(_) => Some(Ok(())),
-            gst::MessageView::Error(e) => Some(Err(e.error().to_string())),
+            gst::MessageView::Error(e) => Some(Err(encode(&e.error()))),
             _ => None,
         })
-        .unwrap_or_else(|| Err("encoding the spoken clip timed out".into()));
+        .unwrap_or_else(|| Err(encode(&"encoding the spoken clip timed out")));
     let _ = pipeline.set_state(gst::State::Null);
     let _ = std::fs::remove_file(&wav);
     result?;
-    std::fs::rename(&tmp, &clip).map_err(|e| e.to_string())?;
+    std::fs::rename(&tmp, &clip).map_err(|e| ItemError::File {
+        path: clip.clone(),
+        error: e,
+    })?;
     Ok(clip)
 }
 
@@ -417,7 +461,7 @@ fn write_report(
     mode: &str,
     bundle: &Path,
     items: &[Item],
-    outcomes: &[Result<Outcome, String>],
+    outcomes: &[Result<Outcome, ItemError>],
     wall: f64,
     forward: f64,
 ) -> anyhow::Result<Value> {
@@ -450,6 +494,7 @@ fn write_report(
                 }
             }
             Err(e) => {
+                let e = e.to_string();
                 rec["error"] = json!(e);
                 failed.push(json!({"id": item.id, "error": e}));
             }

@@ -94,15 +94,27 @@ pub fn stable_hash(s: &str) -> u64 {
     })
 }
 
+/// A `--shard I/N` that is not one.
+#[derive(Debug, thiserror::Error)]
+pub enum ShardError {
+    #[error("use I/N, e.g. 0/4")]
+    Form,
+    #[error("{0:?} is not a number")]
+    NotANumber(String),
+    #[error("shard {0}/{1}: need 0 <= I < N")]
+    OutOfRange(u64, u64),
+}
+
 /// Parses `--shard I/N`.
-pub fn parse_shard(s: &str) -> Result<(u64, u64), String> {
-    let (i, n) = s.split_once('/').ok_or("use I/N, e.g. 0/4")?;
-    let (i, n): (u64, u64) = (
-        i.parse().map_err(|_| format!("{i:?} is not a number"))?,
-        n.parse().map_err(|_| format!("{n:?} is not a number"))?,
-    );
+pub fn parse_shard(s: &str) -> Result<(u64, u64), ShardError> {
+    let (i, n) = s.split_once('/').ok_or(ShardError::Form)?;
+    let number = |t: &str| {
+        t.parse::<u64>()
+            .map_err(|_| ShardError::NotANumber(t.to_string()))
+    };
+    let (i, n) = (number(i)?, number(n)?);
     if n == 0 || i >= n {
-        return Err(format!("shard {i}/{n}: need 0 <= I < N"));
+        return Err(ShardError::OutOfRange(i, n));
     }
     Ok((i, n))
 }
@@ -174,7 +186,7 @@ mod tests {
             uri: "file:///a/b/My%20clip.final.mp4".into(),
         };
         assert!(output_name(&i).starts_with("My_20clip_final."));
-        assert_eq!(parse_shard("1/4"), Ok((1, 4)));
+        assert_eq!(parse_shard("1/4").unwrap(), (1, 4));
         assert!(parse_shard("4/4").is_err());
     }
 }

@@ -104,7 +104,12 @@ pub struct ServeArgs {
     pub properties: Vec<String>,
 }
 
-fn parse_size(s: &str) -> Result<u64, String> {
+/// A size option that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}: a size like 500M or 1G")]
+pub struct SizeError(String);
+
+fn parse_size(s: &str) -> Result<u64, SizeError> {
     let s = s.trim();
     let (num, mult) = match s.char_indices().last() {
         Some((i, 'K' | 'k')) => (&s[..i], 1u64 << 10),
@@ -117,7 +122,7 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .ok()
         .and_then(|n| n.checked_mul(mult))
         .filter(|n| *n > 0)
-        .ok_or_else(|| format!("{s:?}: a size like 500M or 1G"))
+        .ok_or_else(|| SizeError(s.to_string()))
 }
 
 /// What every handler shares.
@@ -467,9 +472,9 @@ fn begin_shutdown(state: &Arc<AppState>) {
 mod tests {
     #[test]
     fn sizes() {
-        assert_eq!(super::parse_size("1G"), Ok(1 << 30));
-        assert_eq!(super::parse_size("500M"), Ok(500 << 20));
-        assert_eq!(super::parse_size("1234"), Ok(1234));
+        assert_eq!(super::parse_size("1G").unwrap(), 1 << 30);
+        assert_eq!(super::parse_size("500M").unwrap(), 500 << 20);
+        assert_eq!(super::parse_size("1234").unwrap(), 1234);
         assert!(super::parse_size("x").is_err());
         assert!(super::parse_size("0").is_err());
     }

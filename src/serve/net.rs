@@ -267,11 +267,16 @@ pub struct Network {
     prefix: u8,
 }
 
-impl std::str::FromStr for Network {
-    type Err = String;
+/// A network option that is not one.
+#[derive(Debug, thiserror::Error)]
+#[error("{0:?}: give a network like 10.0.5.0/24, fd00::/8 or one address")]
+pub struct NetworkError(String);
 
-    fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || format!("{s:?}: give a network like 10.0.5.0/24, fd00::/8 or one address");
+impl std::str::FromStr for Network {
+    type Err = NetworkError;
+
+    fn from_str(s: &str) -> Result<Self, NetworkError> {
+        let bad = || NetworkError(s.to_string());
         let (a, p) = s.split_once('/').unwrap_or((s, ""));
         let addr: IpAddr = a.trim().parse().map_err(|_| bad())?;
         let max = if addr.is_ipv4() { 32 } else { 128 };
