@@ -116,3 +116,44 @@ fn latency_query_reports_upstream_latency_when_live() {
         "min latency {min}"
     );
 }
+
+/// `watch --shard I/N`: the k-th source of the list is shard k mod N's; a shard left
+/// without a source is an error that says how many shards the list allows.
+#[test]
+fn watch_takes_its_shard_of_the_sources() {
+    let clips: Vec<std::path::PathBuf> = (0..3)
+        .map(|k| clip(&format!("shard-{k}"), ClipSpec::video_only(2, 10)))
+        .collect();
+    let dir = fixture_dir().join("watch-shard");
+    std::fs::create_dir_all(&dir).unwrap();
+    let jsonl = dir.join("windows.jsonl");
+    let _ = std::fs::remove_file(&jsonl);
+    let watch = |shard: &str| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gst-emotion"));
+        cmd.arg("watch")
+            .args(&clips)
+            .args(["--shard", shard, "--bundle", "none", "--jsonl"])
+            .arg(&jsonl)
+            .args(["--set", "asr=false"]);
+        cmd
+    };
+    let out = run_ok(&mut watch("1/2"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // The sources watched are named once, at the start.
+    let watching = err
+        .lines()
+        .find_map(|l| l.strip_prefix("watching "))
+        .unwrap_or_else(|| panic!("{err}"));
+    assert_eq!(
+        watching,
+        format!("{} (Ctrl-C to stop)", clips[1].display()),
+        "shard 1/2 of 3 is the second"
+    );
+    let windows = std::fs::read_to_string(&jsonl).unwrap();
+    assert!(windows.lines().count() >= 1, "{err}");
+    let out = watch("3/4").output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(err.contains("shard 3/4 has no source"), "{err}");
+    assert!(err.contains("at most 3 shards"), "{err}");
+}

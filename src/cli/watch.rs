@@ -62,6 +62,12 @@ pub struct WatchArgs {
     /// The `source` of published records (default: the source, credentials hidden).
     #[arg(long)]
     pub source_id: Option<String>,
+    /// Watch only share I of N of the sources: the k-th source of the list (from 0,
+    /// command line first, then --sources) is shard k mod N's, so N processes given
+    /// the same list (a StatefulSet's pods, I = the pod's ordinal) split the cameras
+    /// evenly, each camera watched once.
+    #[arg(long, value_name = "I/N", value_parser = super::inputs::parse_shard)]
+    pub shard: Option<(u64, u64)>,
 }
 
 /// Ctrl-C presses seen (the handler only counts; the loop acts).
@@ -111,10 +117,29 @@ fn all_sources(args: &WatchArgs) -> anyhow::Result<Vec<String>> {
     if sources.is_empty() {
         anyhow::bail!("no source given");
     }
+    if let Some((i, n)) = args.shard {
+        let all = sources.len();
+        sources = take_shard(sources, i, n);
+        if sources.is_empty() {
+            anyhow::bail!(
+                "shard {i}/{n} has no source: the list has {all}, so use at most {all} shards"
+            );
+        }
+    }
     if sources.len() > 1 && args.source_id.is_some() {
         anyhow::bail!("--source-id names a single source; with several, each is named by its URL");
     }
     Ok(sources)
+}
+
+/// Shard `i` of `n` of `sources`: the k-th source where k mod n = i.
+fn take_shard(sources: Vec<String>, i: u64, n: u64) -> Vec<String> {
+    sources
+        .into_iter()
+        .enumerate()
+        .filter(|(k, _)| *k as u64 % n == i)
+        .map(|(_, s)| s)
+        .collect()
 }
 
 /// What a source's thread reports to the printing thread.
@@ -309,5 +334,24 @@ impl Output {
             }
         }
         Ok(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::take_shard;
+
+    #[test]
+    fn shards_split_the_list_evenly_and_disjointly() {
+        let sources: Vec<String> = (0..10).map(|k| format!("rtsp://cam{k}/")).collect();
+        let shards: Vec<Vec<String>> = (0..4).map(|i| take_shard(sources.clone(), i, 4)).collect();
+        let sizes: Vec<usize> = shards.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [3, 3, 2, 2]);
+        let mut all: Vec<String> = shards.concat();
+        all.sort();
+        let mut expected = sources.clone();
+        expected.sort();
+        assert_eq!(all, expected, "each camera in exactly one shard");
+        assert_eq!(shards[1], ["rtsp://cam1/", "rtsp://cam5/", "rtsp://cam9/"]);
     }
 }
