@@ -7,6 +7,7 @@
 //! temporary names and renamed when complete, then `NAME.done.json`; a rerun skips
 //! inputs that have it.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::time::Instant;
@@ -31,8 +32,13 @@ pub struct AnalyzeArgs {
     #[arg(required = true)]
     pub inputs: Vec<String>,
     /// Output folder.
+    #[arg(long, required_unless_present = "list_inputs")]
+    pub out: Option<PathBuf>,
+    /// Print the inputs (after --shard), one URI per line, and analyse nothing: the
+    /// list a scheduler hands out (each line is a valid input for `@list`, with the
+    /// same output names).
     #[arg(long)]
-    pub out: PathBuf,
+    pub list_inputs: bool,
     /// Model bundle: a folder, "default" (the default bundle scripts/setup builds; used
     /// when it is installed), or "none" (windows carry measurements and transcripts only).
     #[arg(long)]
@@ -75,6 +81,13 @@ pub struct AnalyzeArgs {
     pub publish: super::publish::PublishArgs,
 }
 
+impl AnalyzeArgs {
+    /// The output folder (clap requires `--out` unless only listing inputs).
+    fn out_dir(&self) -> &Path {
+        self.out.as_deref().unwrap_or(Path::new("."))
+    }
+}
+
 /// Runs `analyze`; returns the process exit code (0 all done, 1 some failed).
 pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     gst::init()?;
@@ -93,9 +106,16 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         Some(shard) => all.into_iter().filter(|i| in_shard(i, shard)).collect(),
         None => all,
     };
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("creating {}", args.out.display()))?;
-    remove_stale_temporaries(&args.out);
+    if args.list_inputs {
+        let mut stdout = std::io::stdout().lock();
+        for input in &inputs {
+            writeln!(stdout, "{}", input.uri)?;
+        }
+        return Ok(0);
+    }
+    let out = args.out_dir();
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    remove_stale_temporaries(out);
     let publisher = args.publish.start()?;
     let total = inputs.len();
     let progress = Progress::new(total);
@@ -150,7 +170,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         None => "summary.json".to_string(),
     };
     write_atomic(
-        &args.out.join(name),
+        &args.out_dir().join(name),
         serde_json::to_string_pretty(&summary)?.as_bytes(),
     )?;
     println!("{} input(s): {} failed", summary["inputs"], failed);
@@ -219,7 +239,7 @@ impl Progress {
 /// Analyses one input and writes its outputs; returns its summary record.
 fn process(args: &AnalyzeArgs, input: &Input, publisher: Option<&Publisher>) -> Value {
     let name = output_name(input);
-    let done = args.out.join(format!("{name}.done.json"));
+    let done = args.out_dir().join(format!("{name}.done.json"));
     if !args.force
         && let Ok(text) = std::fs::read_to_string(&done)
         && let Ok(mut record) = serde_json::from_str::<Value>(&text)
@@ -325,7 +345,7 @@ fn analyse(
 }
 
 fn write_outputs(args: &AnalyzeArgs, name: &str, windows: &[WindowResult]) -> anyhow::Result<()> {
-    let out = |ext: &str| args.out.join(format!("{name}.{ext}"));
+    let out = |ext: &str| args.out_dir().join(format!("{name}.{ext}"));
     let lines: String = windows.iter().map(jsonl::line).collect();
     write_atomic(&out("jsonl"), lines.as_bytes())?;
     write_atomic(&out("csv"), csv::document(windows).as_bytes())?;
