@@ -187,12 +187,7 @@ fn the_served_port_probes_and_autoscaling_metric_are_the_servers() {
         .and_then(|p| p.parse().ok())
         .expect("serve's default port in --help");
     let s = Server::start(&state_dir("deploy"), &[], &[]);
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = s.get_text("/metrics");
     let mut checked = 0;
     for (file, doc) in &docs {
         let kind = doc["kind"].as_str().unwrap();

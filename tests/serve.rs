@@ -332,12 +332,7 @@ fn a_mixed_load_is_answered_correctly_and_the_server_stays_up() {
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap();
     assert!(rss_kb < 3_000_000, "server RSS {rss_kb} kB");
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = s.get_text("/metrics");
     for name in [
         "gst_emotion_http_requests_total",
         "gst_emotion_http_request_duration_seconds_bucket",
@@ -712,12 +707,7 @@ fn a_stream_shows_its_stalled_audio_and_metrics_count_it() {
     s.wait_for(&path, Duration::from_secs(30), |v| {
         v["windows"].as_u64().unwrap() >= windows + 2
     });
-    let metrics = client()
-        .get(s.url("/metrics"))
-        .send()
-        .unwrap()
-        .text()
-        .unwrap();
+    let metrics = s.get_text("/metrics");
     assert!(
         metrics.contains("gst_emotion_stream_input_stalls_total{input=\"audio\"} 1"),
         "{metrics}"

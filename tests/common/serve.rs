@@ -83,6 +83,11 @@ impl Server {
         client().get(self.url(path)).send().unwrap().json().unwrap()
     }
 
+    /// The body of `GET path` as text (`/metrics`).
+    pub fn get_text(&self, path: &str) -> String {
+        client().get(self.url(path)).send().unwrap().text().unwrap()
+    }
+
     /// Polls `GET path` until `done` holds for its JSON, which it returns; panics with
     /// the last answer and the server's log after `limit`.
     pub fn wait_for(&self, path: &str, limit: Duration, done: impl Fn(&Value) -> bool) -> Value {
