@@ -39,6 +39,108 @@ struct TextBranch {
     classifier: Option<CModule>,
 }
 
+impl FaceBranch {
+    /// The `[fusion.face]` branch: its detector, its classifier (checked against the
+    /// video input it reads) and its labels mapped onto the emotion head's.
+    fn load(
+        bundle: &Bundle,
+        spec: &FaceFusion,
+        device: Device,
+        label_index: &dyn Fn(&str) -> Option<usize>,
+    ) -> Result<Self, ModelError> {
+        let config = MtcnnConfig {
+            min_face: spec.min_face,
+            thresholds: [spec.thresholds[0], spec.thresholds[1], spec.thresholds[2]],
+            factor: spec.pyramid_factor,
+        };
+        let mtcnn = Mtcnn::from_bundle(
+            bundle,
+            &spec.detector,
+            config,
+            device,
+            "fusion.face.detector",
+        )?;
+        let input = match bundle.manifest.inputs.get(&spec.input) {
+            Some(InputSpec::Video(v)) => v.clone(),
+            _ => {
+                return Err(ModelError::Bundle(
+                    "fusion.face.input is not a video input".into(),
+                ));
+            }
+        };
+        let classifier = load_module(bundle, &spec.classifier, device)?;
+        check_classifier(bundle, &classifier, spec, &input, device)?;
+        let map = spec
+            .maps_to
+            .iter()
+            .map(|l| {
+                label_index(l).ok_or_else(|| {
+                    ModelError::Bundle(format!(
+                        "fusion.face.maps_to: {l:?} is not a label of heads.emotion"
+                    ))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        Ok(Self {
+            mtcnn,
+            classifier,
+            map,
+            spec: spec.clone(),
+            input,
+        })
+    }
+}
+
+impl TextBranch {
+    /// The `[fusion.text]` branch: the sentence encoder, each label's normalised
+    /// prototype embedding, and the fitted classifier when there is one.
+    fn load(
+        bundle: &Bundle,
+        spec: &TextFusion,
+        device: Device,
+        emotion_labels: &[String],
+    ) -> Result<Self, ModelError> {
+        let encoder = load_module(bundle, &spec.encoder, device)?;
+        let mut prototypes = Vec::new();
+        for (label, sentences) in &spec.prototypes {
+            let mut sum: Vec<f32> = Vec::new();
+            for s in sentences {
+                let e = embed(bundle, &encoder, device, s)?;
+                if sum.is_empty() {
+                    sum = e;
+                } else {
+                    sum.iter_mut().zip(&e).for_each(|(a, b)| *a += b);
+                }
+            }
+            let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
+            sum.iter_mut().for_each(|v| *v /= norm);
+            let i = emotion_labels
+                .iter()
+                .position(|x| x == label)
+                .ok_or(ModelError::Bundle(
+                    "prototype label not in heads.emotion".into(),
+                ))?;
+            prototypes.push((i, sum));
+        }
+        let classifier = match &spec.classifier {
+            Some(name) => {
+                let m = load_module(bundle, name, device)?;
+                let width = embed(bundle, &encoder, device, "ok")?.len();
+                check_linear(&m, width, emotion_labels.len(), device)
+                    .map_err(|e| ModelError::Bundle(format!("fusion.text.classifier: {e}")))?;
+                Some(m)
+            }
+            None => None,
+        };
+        Ok(Self {
+            encoder,
+            spec: spec.clone(),
+            prototypes,
+            classifier,
+        })
+    }
+}
+
 /// The face branch's findings for one window ([`FusionModel::face_stage`]).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct FaceStage {
@@ -84,91 +186,16 @@ impl FusionModel {
             .map(|h| h.labels.clone())
             .unwrap_or_default();
         let label_index = |l: &str| emotion_labels.iter().position(|x| x == l);
-        let face = match &fusion.face {
-            Some(spec) => {
-                let config = MtcnnConfig {
-                    min_face: spec.min_face,
-                    thresholds: [spec.thresholds[0], spec.thresholds[1], spec.thresholds[2]],
-                    factor: spec.pyramid_factor,
-                };
-                let mtcnn = Mtcnn::from_bundle(
-                    &bundle,
-                    &spec.detector,
-                    config,
-                    device,
-                    "fusion.face.detector",
-                )?;
-                let input = match bundle.manifest.inputs.get(&spec.input) {
-                    Some(InputSpec::Video(v)) => v.clone(),
-                    _ => {
-                        return Err(ModelError::Bundle(
-                            "fusion.face.input is not a video input".into(),
-                        ));
-                    }
-                };
-                let classifier = load_module(&bundle, &spec.classifier, device)?;
-                check_classifier(&bundle, &classifier, spec, &input, device)?;
-                Some(FaceBranch {
-                    mtcnn,
-                    classifier,
-                    map: spec
-                        .maps_to
-                        .iter()
-                        .map(|l| {
-                            label_index(l).ok_or_else(|| {
-                                ModelError::Bundle(format!(
-                                    "fusion.face.maps_to: {l:?} is not a label of heads.emotion"
-                                ))
-                            })
-                        })
-                        .collect::<Result<_, _>>()?,
-                    spec: spec.clone(),
-                    input,
-                })
-            }
-            None => None,
-        };
-        let text = match &fusion.text {
-            Some(spec) => {
-                let encoder = load_module(&bundle, &spec.encoder, device)?;
-                let mut prototypes = Vec::new();
-                for (label, sentences) in &spec.prototypes {
-                    let mut sum: Vec<f32> = Vec::new();
-                    for s in sentences {
-                        let e = embed(&bundle, &encoder, device, s)?;
-                        if sum.is_empty() {
-                            sum = e;
-                        } else {
-                            sum.iter_mut().zip(&e).for_each(|(a, b)| *a += b);
-                        }
-                    }
-                    let norm = sum.iter().map(|v| v * v).sum::<f32>().sqrt().max(1e-12);
-                    sum.iter_mut().for_each(|v| *v /= norm);
-                    let i = label_index(label).ok_or(ModelError::Bundle(
-                        "prototype label not in heads.emotion".into(),
-                    ))?;
-                    prototypes.push((i, sum));
-                }
-                let classifier = match &spec.classifier {
-                    Some(name) => {
-                        let m = load_module(&bundle, name, device)?;
-                        let width = embed(&bundle, &encoder, device, "ok")?.len();
-                        check_linear(&m, width, emotion_labels.len(), device).map_err(|e| {
-                            ModelError::Bundle(format!("fusion.text.classifier: {e}"))
-                        })?;
-                        Some(m)
-                    }
-                    None => None,
-                };
-                Some(TextBranch {
-                    encoder,
-                    spec: spec.clone(),
-                    prototypes,
-                    classifier,
-                })
-            }
-            None => None,
-        };
+        let face = fusion
+            .face
+            .as_ref()
+            .map(|spec| FaceBranch::load(&bundle, spec, device, &label_index))
+            .transpose()?;
+        let text = fusion
+            .text
+            .as_ref()
+            .map(|spec| TextBranch::load(&bundle, spec, device, &emotion_labels))
+            .transpose()?;
         let sentiment_head = match fusion
             .sentiment
             .as_ref()
