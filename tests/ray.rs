@@ -1,8 +1,9 @@
 //! Batch analysis on a Ray cluster (deploy/ray): a head and two worker nodes on this
-//! machine (loopback), 12 generated clips, one worker node killed while tasks run.
-//! Every input ends with exactly one output set, each JSONL byte-identical to a
-//! single-process `analyze` of the same files; the merged summary counts every input
-//! once; a second run finds nothing to do and rewrites nothing.
+//! machine (loopback), 12 generated clips, one worker node killed while tasks run —
+//! with the outputs in a folder, and on S3 (moto on loopback). Every input ends with
+//! exactly one output set, each JSONL byte-identical to a single-process `analyze` of
+//! the same files; the merged summary counts every input once; a second run finds
+//! nothing to do and rewrites nothing.
 
 mod common;
 
@@ -12,12 +13,27 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
+use serde_json::{Value, json};
 
 const BIN: &str = env!("CARGO_BIN_EXE_gst-emotion");
 
-/// The `.jsonl` outputs of a run folder, by file name.
-fn jsonl_outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    std::fs::read_dir(dir)
+/// One cluster at a time on this machine.
+static CLUSTER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// The clips, and the `.jsonl` outputs a single `analyze` makes of them, by name.
+fn clips_and_reference(dir: &Path) -> (Vec<PathBuf>, BTreeMap<String, Vec<u8>>) {
+    let clips: Vec<PathBuf> = (0..12)
+        .map(|k| clip(&format!("ray-{k:02}"), ClipSpec::video_only(2, 10)))
+        .collect();
+    let single = dir.join("single");
+    run_ok(
+        Command::new(BIN)
+            .arg("analyze")
+            .args(&clips)
+            .arg("--out")
+            .arg(&single),
+    );
+    let outputs = std::fs::read_dir(&single)
         .unwrap()
         .flatten()
         .map(|e| e.path())
@@ -26,33 +42,24 @@ fn jsonl_outputs(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             let name = p.file_name().unwrap().to_string_lossy().to_string();
             (name, std::fs::read(&p).unwrap())
         })
-        .collect()
+        .collect::<BTreeMap<_, _>>();
+    assert_eq!(outputs.len(), 12);
+    (clips, outputs)
 }
 
-#[test]
-fn a_ray_cluster_analyses_every_input_once_through_a_node_failure() {
-    let clips: Vec<PathBuf> = (0..12)
-        .map(|k| clip(&format!("ray-{k:02}"), ClipSpec::video_only(2, 10)))
-        .collect();
-    let dir = fixture_dir().join("ray");
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    let (single, cluster) = (dir.join("single"), dir.join("cluster"));
-    run_ok(
-        Command::new(BIN)
-            .arg("analyze")
-            .args(&clips)
-            .arg("--out")
-            .arg(&single),
-    );
+/// Runs deploy/ray/tests/cluster_check.py (the cluster, the run with a node killed,
+/// the second run) writing to `out`; returns its report.
+fn cluster_run(dir: &Path, clips: &[PathBuf], out: &str, env: &[(&str, String)]) -> Value {
+    let _one = CLUSTER.lock().unwrap_or_else(|e| e.into_inner());
     let log = dir.join("cluster-stderr.txt");
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/ray/tests/cluster_check.py");
     let mut child = Command::new(python())
         .arg(&script)
         .arg(BIN)
-        .arg(&cluster)
-        .args(&clips)
+        .arg(out)
+        .args(clips)
         .env("PYTHONDONTWRITEBYTECODE", "1")
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .stdout(Stdio::piped())
         .stderr(std::fs::File::create(&log).unwrap())
         .spawn()
@@ -75,61 +82,102 @@ fn a_ray_cluster_analyses_every_input_once_through_a_node_failure() {
     std::io::Read::read_to_string(&mut child.stdout.take().unwrap(), &mut stdout).unwrap();
     let stderr = std::fs::read_to_string(&log).unwrap_or_default();
     assert!(status.success(), "{status:?}\n{stdout}\n{stderr}");
-    let report: serde_json::Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
+    let report: Value = serde_json::from_str(stdout.lines().last().unwrap_or(""))
         .unwrap_or_else(|e| panic!("no report ({e}):\n{stdout}\n{stderr}"));
     eprintln!("cluster report: {report}");
+    check_report(&report);
+    report
+}
+
+/// What every cluster run must show, wherever its outputs went.
+fn check_report(report: &Value) {
     // A node died while there was work left.
     assert_eq!(report["killed"], true, "{report}");
     assert!(
         report["done_before_kill"].as_u64().unwrap() < 12,
         "{report}"
     );
-    assert_eq!(
-        report["first"],
-        serde_json::json!({"inputs": 12, "succeeded": report["first"]["succeeded"],
-            "skipped": report["first"]["skipped"], "failed": 0}),
-        "{report}"
-    );
     let first = &report["first"];
     assert_eq!(
-        first["succeeded"].as_u64().unwrap() + first["skipped"].as_u64().unwrap(),
-        12,
+        (first["inputs"].as_u64(), first["failed"].as_u64()),
+        (Some(12), Some(0)),
         "{report}"
     );
+    let done = first["succeeded"].as_u64().unwrap() + first["skipped"].as_u64().unwrap();
+    assert_eq!(done, 12, "{report}");
+    assert_eq!(report["first_task_failures"], json!([]), "{report}");
+    // The merged summary counts every input once.
     assert_eq!(
-        report["first_task_failures"],
-        serde_json::json!([]),
+        report["first_folder"],
+        json!({"inputs": 12, "failed": 0}),
         "{report}"
     );
-    // Exactly one output per input, byte-identical to one process's.
-    let (expected, got) = (jsonl_outputs(&single), jsonl_outputs(&cluster));
-    assert_eq!(expected.len(), 12);
+    // The second run: everything skipped, nothing rewritten.
+    assert_eq!(
+        report["second"],
+        json!({"inputs": 12, "succeeded": 0, "skipped": 12, "failed": 0}),
+        "{report}"
+    );
+    // The folder: every input once and done (analysed, or found complete by a
+    // retried task when the killed one had finished it but not its summary).
+    assert_eq!(
+        report["second_folder"],
+        json!({"inputs": 12, "failed": 0}),
+        "{report}"
+    );
+    assert_eq!(report["rewritten"], json!([]), "{report}");
+}
+
+/// Exactly one output per input, byte-identical to one process's.
+fn check_outputs(expected: &BTreeMap<String, Vec<u8>>, got: &BTreeMap<String, Vec<u8>>) {
     assert_eq!(
         got.keys().collect::<Vec<_>>(),
         expected.keys().collect::<Vec<_>>()
     );
-    for (name, bytes) in &expected {
+    for (name, bytes) in expected {
         assert!(
             &got[name] == bytes,
             "{name} differs from the single-process output"
         );
     }
-    assert!(
-        std::fs::read_dir(&cluster)
-            .unwrap()
-            .flatten()
-            .all(|e| !e.file_name().to_string_lossy().contains(".tmp")),
-        "temporary files left"
-    );
-    // The second run: everything skipped, nothing rewritten.
-    assert_eq!(
-        report["second"],
-        serde_json::json!({"inputs": 12, "succeeded": 0, "skipped": 12, "failed": 0}),
-        "{report}"
-    );
-    // The folder: every input once and done (analysed, or found complete by a
-    // retried task when the killed one had finished it but not its summary).
-    assert_eq!(report["second_folder"]["inputs"], 12, "{report}");
-    assert_eq!(report["second_folder"]["failed"], 0, "{report}");
-    assert_eq!(report["rewritten"], serde_json::json!([]), "{report}");
+}
+
+#[test]
+fn a_ray_cluster_analyses_every_input_once_through_a_node_failure() {
+    let dir = fixture_dir().join("ray");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (clips, expected) = clips_and_reference(&dir);
+    let cluster = dir.join("cluster");
+    cluster_run(&dir, &clips, cluster.to_str().unwrap(), &[]);
+    let mut got = BTreeMap::new();
+    for e in std::fs::read_dir(&cluster).unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        assert!(!name.contains(".tmp"), "temporary file left: {name}");
+        if name.ends_with(".jsonl") {
+            got.insert(name, std::fs::read(e.path()).unwrap());
+        }
+    }
+    check_outputs(&expected, &got);
+}
+
+#[test]
+fn a_ray_cluster_writes_to_s3() {
+    let dir = fixture_dir().join("ray-s3");
+    let _ = std::fs::remove_dir_all(&dir);
+    let (clips, expected) = clips_and_reference(&dir);
+    let moto = common::s3::Moto::start(&["results"]);
+    moto.keep_versions("results");
+    cluster_run(&dir, &clips, "s3://results/batch", &moto.env());
+    let got: BTreeMap<String, Vec<u8>> = moto
+        .objects("results")
+        .into_keys()
+        .filter(|k| k.ends_with(".jsonl"))
+        .map(|k| {
+            (
+                k.trim_start_matches("batch/").to_string(),
+                moto.get("results", &k),
+            )
+        })
+        .collect();
+    check_outputs(&expected, &got);
 }

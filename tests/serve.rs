@@ -553,44 +553,10 @@ fn hostile_requests_get_their_documented_errors() {
 #[test]
 fn s3_sources_through_an_s3_compatible_server() {
     let clip = happy_clip();
-    let port = free_port();
-    let mut moto = Command::new(python())
-        .args([
-            "-m",
-            "moto.server",
-            "-H",
-            "127.0.0.1",
-            "-p",
-            &port.to_string(),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("start moto's S3 server (pip moto[server], scripts/setup)");
-    let endpoint = format!("http://127.0.0.1:{port}");
-    let env = [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_ENDPOINT_URL", endpoint.as_str()),
-    ];
-    // The bucket and the object, made with boto3 (moto's own dependency).
-    let upload = format!(
-        "import boto3, time\n\
-         for _ in range(100):\n\
-         \x20   try:\n\
-         \x20       s3 = boto3.client('s3', endpoint_url='{endpoint}', region_name='us-east-1',\n\
-         \x20           aws_access_key_id='testing', aws_secret_access_key='testing')\n\
-         \x20       s3.create_bucket(Bucket='videos'); break\n\
-         \x20   except Exception: time.sleep(0.2)\n\
-         s3.upload_file('{}', 'videos', 'clips/happy.mp4')\n",
-        clip.display()
-    );
-    let status = Command::new(python())
-        .args(["-c", &upload])
-        .status()
-        .unwrap();
-    assert!(status.success(), "uploading to moto failed");
+    let moto = common::s3::Moto::start(&["videos"]);
+    moto.put_file(&clip, "videos", "clips/happy.mp4");
+    let env = moto.env();
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let s = Server::start(&state_dir("s3"), &[], &env);
     let by_fields = post_json(
         &s,
@@ -614,8 +580,6 @@ fn s3_sources_through_an_s3_compatible_server() {
         &json!({"video_path": "s3://videos/nope.mp4"}),
     );
     assert_eq!(missing.status(), 404);
-    let _ = moto.kill();
-    let _ = moto.wait();
 }
 
 #[test]

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 
 use super::inputs::{Input, expand_inputs, in_shard, output_name, parse_shard};
 use crate::bundle::BundleChoice;
-use crate::output::files::{remove_stale_temporaries, write_atomic};
+use crate::output::store::Store;
 use crate::output::{WindowResult, csv, jsonl, reference, timeline, vtt};
 use crate::pipeline::percent_decode;
 use crate::pipeline::run::run_file;
@@ -31,7 +31,8 @@ pub struct AnalyzeArgs {
     /// URIs, or @list.txt (one input per line).
     #[arg(required = true)]
     pub inputs: Vec<String>,
-    /// Output folder.
+    /// Output folder, or s3://BUCKET/PREFIX (the AWS_* environment; AWS_ENDPOINT_URL
+    /// for S3-compatible servers).
     #[arg(long, required_unless_present = "list_inputs")]
     pub out: Option<PathBuf>,
     /// Print the inputs (after --shard), one URI per line, and analyse nothing: the
@@ -39,6 +40,10 @@ pub struct AnalyzeArgs {
     /// same output names).
     #[arg(long)]
     pub list_inputs: bool,
+    /// Also print the run's summary (what summary.json holds) as one JSON line at the
+    /// end of stdout: for a scheduler that cannot read the output store.
+    #[arg(long)]
+    pub print_summary: bool,
     /// Model bundle: a folder, "default" (the default bundle scripts/setup builds; used
     /// when it is installed), or "none" (windows carry measurements and transcripts only).
     #[arg(long)]
@@ -113,9 +118,8 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         }
         return Ok(0);
     }
-    let out = args.out_dir();
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    remove_stale_temporaries(out);
+    let store = Store::open(args.out_dir())?;
+    store.prepare()?;
     let publisher = args.publish.start()?;
     let total = inputs.len();
     let progress = Progress::new(total);
@@ -129,7 +133,7 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
                     let next = queue.lock().unwrap_or_else(|e| e.into_inner()).next();
                     let Some((k, input)) = next else { break };
                     let bar = progress.start(&input.name);
-                    let record = process(&args, &input, publisher.as_ref());
+                    let record = process(&args, &store, &input, publisher.as_ref());
                     let status = record["status"].as_str().unwrap_or("?").to_string();
                     progress.finish(
                         bar,
@@ -169,11 +173,11 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         Some((i, n)) => format!("summary.shard-{i}-of-{n}.json"),
         None => "summary.json".to_string(),
     };
-    write_atomic(
-        &args.out_dir().join(name),
-        serde_json::to_string_pretty(&summary)?.as_bytes(),
-    )?;
+    store.write(&name, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("{} input(s): {} failed", summary["inputs"], failed);
+    if args.print_summary {
+        println!("{summary}");
+    }
     Ok(if failed == 0 { 0 } else { 1 })
 }
 
@@ -237,27 +241,41 @@ impl Progress {
 }
 
 /// Analyses one input and writes its outputs; returns its summary record.
-fn process(args: &AnalyzeArgs, input: &Input, publisher: Option<&Publisher>) -> Value {
+fn process(
+    args: &AnalyzeArgs,
+    store: &Store,
+    input: &Input,
+    publisher: Option<&Publisher>,
+) -> Value {
     let name = output_name(input);
-    let done = args.out_dir().join(format!("{name}.done.json"));
-    if !args.force
-        && let Ok(text) = std::fs::read_to_string(&done)
-        && let Ok(mut record) = serde_json::from_str::<Value>(&text)
-    {
-        record["status"] = json!("skipped");
-        return record;
-    }
-    let started = Instant::now();
-    let result = analyse(args, input, &name, publisher).and_then(|windows| {
-        write_outputs(args, &name, &windows)?;
-        Ok(windows)
-    });
+    let done = format!("{name}.done.json");
     let mut record = json!({
         "input": input.name,
         "uri": input.uri,
         "output": name,
-        "seconds": started.elapsed().as_secs_f64(),
     });
+    if !args.force {
+        match store.read(&done) {
+            Ok(Some(text)) => {
+                if let Ok(mut record) = serde_json::from_slice::<Value>(&text) {
+                    record["status"] = json!("skipped");
+                    return record;
+                }
+            }
+            Ok(None) => {}
+            Err(e) => {
+                record["status"] = json!("error");
+                record["error"] = json!(e.to_string());
+                return record;
+            }
+        }
+    }
+    let started = Instant::now();
+    let result = analyse(args, input, &name, publisher).and_then(|windows| {
+        write_outputs(args, store, &name, &windows)?;
+        Ok(windows)
+    });
+    record["seconds"] = json!(started.elapsed().as_secs_f64());
     match result {
         Ok(windows) => {
             record["status"] = json!("ok");
@@ -273,14 +291,10 @@ fn process(args: &AnalyzeArgs, input: &Input, publisher: Option<&Publisher>) -> 
                     .map(WindowResult::end_seconds)
                     .fold(0.0, f64::max)
             );
-            if let Err(e) = write_atomic(
-                &done,
-                serde_json::to_string_pretty(&record)
-                    .unwrap_or_default()
-                    .as_bytes(),
-            ) {
+            let text = serde_json::to_string_pretty(&record).unwrap_or_default();
+            if let Err(e) = store.write(&done, text.as_bytes()) {
                 record["status"] = json!("error");
-                record["error"] = json!(format!("writing {}: {e}", done.display()));
+                record["error"] = json!(format!("writing {e}"));
             }
         }
         Err(e) => {
@@ -344,21 +358,26 @@ fn analyse(
     Ok(windows)
 }
 
-fn write_outputs(args: &AnalyzeArgs, name: &str, windows: &[WindowResult]) -> anyhow::Result<()> {
-    let out = |ext: &str| args.out_dir().join(format!("{name}.{ext}"));
+/// Writes an input's outputs (its `.done.json`, which says they are complete, comes
+/// after them).
+fn write_outputs(
+    args: &AnalyzeArgs,
+    store: &Store,
+    name: &str,
+    windows: &[WindowResult],
+) -> anyhow::Result<()> {
+    let put = |ext: &str, data: &[u8]| store.write(&format!("{name}.{ext}"), data);
     let lines: String = windows.iter().map(jsonl::line).collect();
-    write_atomic(&out("jsonl"), lines.as_bytes())?;
-    write_atomic(&out("csv"), csv::document(windows).as_bytes())?;
-    write_atomic(&out("vtt"), vtt::document(windows).as_bytes())?;
-    write_atomic(&out("svg"), timeline::svg(windows).as_bytes())?;
+    put("jsonl", lines.as_bytes())?;
+    put("csv", csv::document(windows).as_bytes())?;
+    put("vtt", vtt::document(windows).as_bytes())?;
+    put("svg", timeline::svg(windows).as_bytes())?;
     if args.per_frame {
-        write_atomic(&out("frames.csv"), csv::frames_document(windows).as_bytes())?;
+        put("frames.csv", csv::frames_document(windows).as_bytes())?;
     }
     if args.format.as_deref() == Some("reference") {
-        write_atomic(
-            &out("reference.json"),
-            serde_json::to_string_pretty(&reference::document(windows))?.as_bytes(),
-        )?;
+        let reference = serde_json::to_string_pretty(&reference::document(windows))?;
+        put("reference.json", reference.as_bytes())?;
     }
     Ok(())
 }

@@ -1,4 +1,5 @@
-//! `gst-emotion merge`: combines the `summary*.json` of `analyze` runs (shards) into one.
+//! `gst-emotion merge`: combines the `summary*.json` of `analyze` runs (shards) into one;
+//! folders or `s3://` prefixes, as `analyze --out` takes.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -6,7 +7,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, anyhow};
 use serde_json::{Value, json};
 
-use crate::output::files::write_atomic;
+use crate::output::store::Store;
 
 /// `gst-emotion merge`: combines `summary*.json` of `dirs` into one summary (to `out` or
 /// stdout). Returns the exit code: 0 when no input failed.
@@ -19,14 +20,18 @@ pub fn run(dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<u8> {
     let mut best: BTreeMap<String, Value> = BTreeMap::new();
     let mut read = 0;
     for dir in dirs {
-        for entry in std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))? {
-            let path = entry?.path();
-            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        let store = Store::open(dir)?;
+        let mut names = store.names()?;
+        names.sort();
+        for name in names {
             if !(name.starts_with("summary") && name.ends_with(".json")) {
                 continue;
             }
-            let s: Value = serde_json::from_str(&std::fs::read_to_string(&path)?)
-                .with_context(|| format!("{} is not a summary", path.display()))?;
+            let Some(text) = store.read(&name)? else {
+                continue;
+            };
+            let s: Value = serde_json::from_slice(&text)
+                .with_context(|| format!("{} is not a summary", store.shown(&name)))?;
             read += 1;
             for f in s["files"].as_array().into_iter().flatten() {
                 let key = f["uri"].as_str().unwrap_or_default().to_string();
@@ -56,7 +61,10 @@ pub fn run(dirs: &[PathBuf], out: Option<&Path>) -> anyhow::Result<u8> {
     });
     let text = serde_json::to_string_pretty(&merged)?;
     match out {
-        Some(path) => write_atomic(path, text.as_bytes())?,
+        Some(path) => {
+            let (store, name) = Store::open_file(path)?;
+            store.write(&name, text.as_bytes())?;
+        }
         None => println!("{text}"),
     }
     Ok(if failed == 0 { 0 } else { 1 })

@@ -67,10 +67,10 @@ enum Command {
     /// Reads summary*.json in each DIR; an input done in several keeps its best status
     /// (ok > skipped > error). Exit status 0 when no input failed, 1 otherwise.
     Merge {
-        /// Output folders of `analyze` runs (e.g. one per shard).
+        /// Output folders (or s3://BUCKET/PREFIX) of `analyze` runs (e.g. one per shard).
         #[arg(required = true)]
         dirs: Vec<std::path::PathBuf>,
-        /// Where to write the merged summary (default: stdout).
+        /// Where to write the merged summary, a file or s3://BUCKET/KEY (default: stdout).
         #[arg(long)]
         out: Option<std::path::PathBuf>,
     },

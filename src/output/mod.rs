@@ -14,6 +14,7 @@ pub mod npy;
 pub mod overlay;
 pub mod reference;
 mod result;
+pub mod store;
 mod structure;
 pub mod subtitles;
 pub mod timeline;

@@ -409,18 +409,8 @@ async fn download_http(url: &str, dir: &Path, policy: &Policy) -> Result<PathBuf
 /// endpoint override (`AWS_ENDPOINT_URL`, `AWS_ENDPOINT`) reaches S3-compatible servers.
 async fn download_s3(bucket: &str, key: &str, dir: &Path, limit: u64) -> Result<PathBuf, ApiError> {
     use object_store::ObjectStore;
-    let mut builder = object_store::aws::AmazonS3Builder::from_env().with_bucket_name(bucket);
-    for var in ["AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"] {
-        if let Ok(endpoint) = std::env::var(var) {
-            builder = builder
-                .with_allow_http(endpoint.starts_with("http://"))
-                .with_endpoint(endpoint);
-            break;
-        }
-    }
     let shown = format!("s3://{bucket}/{key}");
-    let store = builder
-        .build()
+    let store = crate::output::store::s3_client(bucket)
         .map_err(|e| ApiError::internal(format!("S3 client: {e}")))?;
     let object = store
         .get(&object_store::path::Path::from(key))

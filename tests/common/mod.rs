@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod rtsp;
+pub mod s3;
 pub mod serve;
 
 use std::path::{Path, PathBuf};

@@ -10,7 +10,8 @@ retries after its node died redoes only what is missing, and a second run finds
 nothing to do. At the end the shards' summaries are merged into ``OUT/summary.json``
 (``gst-emotion merge``).
 
-``--out`` must be a folder every node sees at the same path (a shared volume).
+``--out`` is a folder every node sees at the same path (a shared volume), or an S3
+prefix (``s3://bucket/prefix``; every node needs the ``AWS_*`` environment).
 """
 
 from __future__ import annotations
@@ -93,7 +94,8 @@ def analyze_shard(
         f.write("\n".join(uris) + "\n")
         listing = f.name
     try:
-        cmd = [binary, "analyze", "@" + listing, "--out", out, "--shard", f"{shard}/{shards}"]
+        cmd = [binary, "analyze", "@" + listing, "--out", out, "--shard", f"{shard}/{shards}",
+               "--print-summary"]
         proc = subprocess.run(
             [*cmd, *args],
             capture_output=True,
@@ -110,8 +112,8 @@ def analyze_shard(
         raise AnalysisCrashed(
             f"shard {shard}/{shards}: exit {proc.returncode}: {proc.stderr.strip()[-2000:]}"
         )
-    summary = Path(out) / f"summary.shard-{shard}-of-{shards}.json"
-    return json.loads(summary.read_text())
+    # The last line of stdout is the summary (the output store may be S3).
+    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 def run(opts: Options) -> dict:
@@ -120,9 +122,10 @@ def run(opts: Options) -> dict:
     run's own counts in ``run`` and the shards whose last try failed in
     ``task_failures``."""
     if opts.out.startswith("s3://"):
-        raise UsageError("--out must be a shared folder (S3 outputs are not supported yet)")
-    Path(opts.out).mkdir(parents=True, exist_ok=True)
-    out = str(Path(opts.out).resolve())
+        out = opts.out.rstrip("/")
+    else:
+        Path(opts.out).mkdir(parents=True, exist_ok=True)
+        out = str(Path(opts.out).resolve())
     uris = list_inputs(opts.binary, opts.inputs)
     if not uris:
         raise UsageError("no inputs")
@@ -161,18 +164,21 @@ def run(opts: Options) -> dict:
                 bar.update(sizes[k])
     if bar is not None:
         bar.close()
-    merged = Path(out) / "summary.json"
-    proc = subprocess.run(
-        [opts.binary, "merge", out, "--out", str(merged)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if proc.returncode not in (0, 1):
-        raise RuntimeError(
-            f"gst-emotion merge failed: {proc.stderr.strip()}; task failures: {failures}"
+    # The folder's (or prefix's) summary: written there, and read back from stdout.
+    merged = []
+    for target in (f"{out}/summary.json", None):
+        proc = subprocess.run(
+            [opts.binary, "merge", out, *(["--out", target] if target else [])],
+            capture_output=True,
+            text=True,
+            check=False,
         )
-    summary = json.loads(merged.read_text())
+        if proc.returncode not in (0, 1):
+            raise RuntimeError(
+                f"gst-emotion merge failed: {proc.stderr.strip()}; task failures: {failures}"
+            )
+        merged.append(proc.stdout)
+    summary = json.loads(merged[1])
     count = lambda status: sum(1 for r in records if r.get("status") == status)  # noqa: E731
     summary["run"] = {
         "inputs": len(records),

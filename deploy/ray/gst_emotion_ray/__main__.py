@@ -25,7 +25,8 @@ def main(argv: list[str] | None = None) -> int:
         "(e.g. -- --bundle /models/meld --format reference).",
     )
     p.add_argument("inputs", nargs="+", help="files, folders, globs, URIs or @list.txt")
-    p.add_argument("--out", required=True, help="output folder every node sees (shared)")
+    p.add_argument("--out", required=True,
+                   help="output folder every node sees (shared), or s3://BUCKET/PREFIX")
     p.add_argument("--address", default="auto", help="Ray cluster address (default: auto)")
     p.add_argument("--binary", default="gst-emotion", help="gst-emotion on every node")
     p.add_argument("--tasks", type=int, default=0,

@@ -25,17 +25,33 @@ import gst_emotion_ray  # noqa: E402
 LOOPBACK = {"node_ip_address": "127.0.0.1", "include_dashboard": False}
 
 
-def outputs(out: Path) -> dict[str, float]:
-    """Every per-input output file and its mtime (summaries are the runs' own)."""
-    return {
-        p.name: p.stat().st_mtime_ns
-        for p in sorted(out.iterdir())
-        if p.is_file() and not p.name.startswith("summary")
-    }
+def outputs(out: str) -> dict[str, object]:
+    """Every per-input output file and a stamp that changes when it is written again
+    (summaries are the runs' own): its mtime in a folder; on S3 (a versioned bucket)
+    how many versions it has."""
+    if not out.startswith("s3://"):
+        if not Path(out).is_dir():
+            return {}
+        return {
+            p.name: p.stat().st_mtime_ns
+            for p in sorted(Path(out).iterdir())
+            if p.is_file() and not p.name.startswith("summary")
+        }
+    import boto3
+
+    bucket, _, prefix = out[len("s3://"):].partition("/")
+    s3 = boto3.client("s3", endpoint_url=os.environ["AWS_ENDPOINT_URL"])
+    stamps: dict[str, object] = {}
+    for page in s3.get_paginator("list_object_versions").paginate(Bucket=bucket, Prefix=prefix):
+        for v in page.get("Versions", []):
+            name = v["Key"].rsplit("/", 1)[-1]
+            if not name.startswith("summary"):
+                stamps[name] = stamps.get(name, 0) + 1
+    return stamps
 
 
 def main() -> int:
-    binary, out, clips = sys.argv[1], Path(sys.argv[2]), sys.argv[3:]
+    binary, out, clips = sys.argv[1], sys.argv[2], sys.argv[3:]
     cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 0, **LOOPBACK})
     workers = [cluster.add_node(num_cpus=1, **LOOPBACK) for _ in range(2)]
     cluster.wait_for_nodes()
@@ -44,16 +60,17 @@ def main() -> int:
     report = {}
     try:
         opts = gst_emotion_ray.Options(
-            inputs=clips, out=str(out), binary=binary, tasks=6, progress=False
+            inputs=clips, out=out, binary=binary, tasks=6, progress=False
         )
         result = {}
         first = threading.Thread(target=lambda: result.update(gst_emotion_ray.run(opts)))
         first.start()
         # Kill a worker node once work is under way (an input finished somewhere).
         deadline = time.time() + 300
-        while not list(out.glob("*.done.json")) and time.time() < deadline:
+        done = lambda: sum(1 for n in outputs(out) if n.endswith(".done.json"))  # noqa: E731
+        while not done() and time.time() < deadline:
             time.sleep(0.2)
-        report["done_before_kill"] = len(list(out.glob("*.done.json")))
+        report["done_before_kill"] = done()
         cluster.remove_node(workers[0], allow_graceful=False)
         report["killed"] = True
         first.join(timeout=600)
