@@ -40,6 +40,11 @@ pub struct AnalyzeArgs {
     /// same output names).
     #[arg(long)]
     pub list_inputs: bool,
+    /// The file name of this run's summary in the output (default: summary.json, or
+    /// summary.shard-I-of-N.json with --shard): runs that share an output each name
+    /// their own, and `gst-emotion merge` reads them all.
+    #[arg(long, value_name = "NAME", value_parser = summary_name)]
+    pub summary: Option<String>,
     /// Also print the run's summary (what summary.json holds) as one JSON line at the
     /// end of stdout: for a scheduler that cannot read the output store.
     #[arg(long)]
@@ -85,6 +90,17 @@ pub struct AnalyzeArgs {
     #[command(flatten)]
     pub publish: super::publish::PublishArgs,
 }
+
+/// A summary's file name: `summary*.json` (what `merge` reads), no folders.
+fn summary_name(s: &str) -> Result<String, SummaryNameError> {
+    let plain = !s.contains(['/', '\\']) && s.starts_with("summary") && s.ends_with(".json");
+    plain.then(|| s.to_string()).ok_or(SummaryNameError)
+}
+
+/// A `--summary` that `merge` would not find.
+#[derive(Debug, thiserror::Error)]
+#[error("a file name summary*.json (merge reads those), without folders")]
+pub struct SummaryNameError;
 
 impl AnalyzeArgs {
     /// The output folder (clap requires `--out` unless only listing inputs).
@@ -169,9 +185,10 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         "video_seconds": 0.0 + records.iter().filter_map(|r| r["duration"].as_f64()).sum::<f64>(),
         "files": records,
     });
-    let name = match args.shard {
-        Some((i, n)) => format!("summary.shard-{i}-of-{n}.json"),
-        None => "summary.json".to_string(),
+    let name = match (&args.summary, args.shard) {
+        (Some(name), _) => name.clone(),
+        (None, Some((i, n))) => format!("summary.shard-{i}-of-{n}.json"),
+        (None, None) => "summary.json".to_string(),
     };
     store.write(&name, serde_json::to_string_pretty(&summary)?.as_bytes())?;
     println!("{} input(s): {} failed", summary["inputs"], failed);

@@ -1,13 +1,14 @@
 """Batch analysis with ``gst-emotion analyze`` on a Ray cluster.
 
 The driver lists the inputs once (``gst-emotion analyze INPUTS --list-inputs``),
-splits them into shards by the same URI hash ``analyze --shard I/N`` uses, and runs
-one Ray task per non-empty shard. Each task runs the ``gst-emotion`` binary on its
-node (``analyze @list --shard I/N --out OUT``), so every node uses the same Rust code
-path and writes the same files a single ``analyze`` would. Outputs are per input and
+splits them into groups of nearly equal work (by file size where known), and runs one
+Ray task per group. Each task runs the ``gst-emotion`` binary on its node
+(``analyze @group --out OUT --summary summary.task-K-of-N.json --jobs J``), so every
+node uses the same Rust code path and writes the same files a single ``analyze``
+would. Outputs are per input and
 atomic, and ``analyze`` skips inputs whose outputs are complete: a task that Ray
 retries after its node died redoes only what is missing, and a second run finds
-nothing to do. At the end the shards' summaries are merged into ``OUT/summary.json``
+nothing to do. At the end the tasks' summaries are merged into ``OUT/summary.json``
 (``gst-emotion merge``).
 
 ``--out`` is a folder every node sees at the same path (a shared volume), or an S3
@@ -23,6 +24,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -33,7 +35,7 @@ from ray import cloudpickle
 # not this package.
 cloudpickle.register_pickle_by_value(sys.modules[__name__])
 
-__all__ = ["Options", "run", "list_inputs", "shard_of"]
+__all__ = ["Options", "run", "list_inputs", "groups"]
 
 
 @dataclass
@@ -45,7 +47,11 @@ class Options:
     binary: str = "gst-emotion"
     tasks: int = 0
     max_retries: int = 3
-    cpus_per_task: float = 1.0
+    cpus_per_task: int = 1
+    #: Inputs a task analyses at once per CPU (``analyze --jobs``): one input's
+    #: analysis alternates between decoding and the model and does not keep a core
+    #: busy alone (docs/benchmarks.md: two per CPU match one local ``--jobs 2``).
+    jobs_per_cpu: int = 2
     analyze_args: list[str] = field(default_factory=list)
     progress: bool = True
 
@@ -58,12 +64,28 @@ class UsageError(RuntimeError):
     """gst-emotion refused the command line: retrying cannot help."""
 
 
-def shard_of(uri: str, shards: int) -> int:
-    """The shard of ``uri``: FNV-1a of its bytes modulo ``shards``, as ``analyze``."""
-    h = 0xCBF29CE484222325
-    for b in uri.encode():
-        h = ((h ^ b) * 0x100000001B3) & 0xFFFFFFFFFFFFFFFF
-    return h % shards
+def groups(uris: list[str], n: int) -> list[list[str]]:
+    """``uris`` in ``n`` groups of nearly equal work: the largest first, each to the
+    group with the least so far (local files weigh their size; others the mean)."""
+
+    def size(uri: str) -> int | None:
+        if not uri.startswith("file://"):
+            return None
+        try:
+            return os.path.getsize(urllib.parse.unquote(uri[len("file://"):]))
+        except OSError:
+            return None
+
+    sizes = {u: size(u) for u in uris}
+    known = [v for v in sizes.values() if v is not None]
+    mean = sum(known) / len(known) if known else 1
+    load = [0.0] * n
+    out: list[list[str]] = [[] for _ in range(n)]
+    for uri in sorted(uris, key=lambda u: -(sizes[u] if sizes[u] is not None else mean)):
+        k = load.index(min(load))
+        out[k].append(uri)
+        load[k] += sizes[uri] if sizes[uri] is not None else mean
+    return [g for g in out if g]
 
 
 def list_inputs(binary: str, inputs: list[str]) -> list[str]:
@@ -86,16 +108,16 @@ def _die_with_parent() -> None:
 
 
 @ray.remote
-def analyze_shard(
-    binary: str, uris: list[str], shard: int, shards: int, out: str, args: list[str]
+def analyze_group(
+    binary: str, uris: list[str], name: str, jobs: int, out: str, args: list[str]
 ) -> dict:
-    """Runs ``gst-emotion analyze`` on shard ``shard`` of ``uris``; returns its summary."""
+    """Runs ``gst-emotion analyze`` on ``uris`` (summary ``name``); returns its summary."""
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as f:
         f.write("\n".join(uris) + "\n")
         listing = f.name
     try:
-        cmd = [binary, "analyze", "@" + listing, "--out", out, "--shard", f"{shard}/{shards}",
-               "--print-summary"]
+        cmd = [binary, "analyze", "@" + listing, "--out", out, "--summary", name,
+               "--jobs", str(jobs), "--print-summary"]
         proc = subprocess.run(
             [*cmd, *args],
             capture_output=True,
@@ -109,9 +131,7 @@ def analyze_shard(
     if proc.returncode == 2:
         raise UsageError(proc.stderr.strip())
     if proc.returncode not in (0, 1):
-        raise AnalysisCrashed(
-            f"shard {shard}/{shards}: exit {proc.returncode}: {proc.stderr.strip()[-2000:]}"
-        )
+        raise AnalysisCrashed(f"{name}: exit {proc.returncode}: {proc.stderr.strip()[-2000:]}")
     # The last line of stdout is the summary (the output store may be S3).
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
@@ -119,7 +139,7 @@ def analyze_shard(
 def run(opts: Options) -> dict:
     """Analyses every input on the connected Ray cluster. Returns the merged summary of
     the output folder (every input once, its best status over all runs) with this
-    run's own counts in ``run`` and the shards whose last try failed in
+    run's own counts in ``run`` and the tasks whose last try failed in
     ``task_failures``."""
     if opts.out.startswith("s3://"):
         out = opts.out.rstrip("/")
@@ -130,21 +150,21 @@ def run(opts: Options) -> dict:
     if not uris:
         raise UsageError("no inputs")
     cpus = int(ray.cluster_resources().get("CPU", 1))
-    shards = opts.tasks or max(1, min(len(uris), 2 * cpus))
-    sizes: dict[int, int] = {}
-    for uri in uris:
-        k = shard_of(uri, shards)
-        sizes[k] = sizes.get(k, 0) + 1
-    listed = ray.put(uris)
-    task = analyze_shard.options(
+    # One task per slot by default: each task loads the model once (seconds), so
+    # fewer, larger tasks cost least; a retried task redoes only its unfinished inputs.
+    slots = max(1, cpus // max(1, opts.cpus_per_task))
+    parts = groups(uris, opts.tasks or min(len(uris), slots))
+    task = analyze_group.options(
         num_cpus=opts.cpus_per_task,
         max_retries=opts.max_retries,
         retry_exceptions=[AnalysisCrashed],
     )
-    pending = {
-        task.remote(opts.binary, listed, k, shards, out, opts.analyze_args): k
-        for k in sorted(sizes)
-    }
+    pending = {}
+    for k, part in enumerate(parts):
+        name = f"summary.task-{k}-of-{len(parts)}.json"
+        jobs = opts.cpus_per_task * opts.jobs_per_cpu
+        ref = task.remote(opts.binary, part, name, jobs, out, opts.analyze_args)
+        pending[ref] = (name, len(part))
     bar = None
     if opts.progress:
         from tqdm import tqdm
@@ -155,13 +175,13 @@ def run(opts: Options) -> dict:
     while pending:
         done, _ = ray.wait(list(pending), num_returns=1)
         for ref in done:
-            k = pending.pop(ref)
+            name, count = pending.pop(ref)
             try:
                 records.extend(ray.get(ref)["files"])
             except Exception as e:  # the task's last try failed: report, go on
-                failures.append({"shard": f"{k}/{shards}", "error": str(e)})
+                failures.append({"task": name, "error": str(e)})
             if bar is not None:
-                bar.update(sizes[k])
+                bar.update(count)
     if bar is not None:
         bar.close()
     # The folder's (or prefix's) summary: written there, and read back from stdout.

@@ -30,10 +30,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--address", default="auto", help="Ray cluster address (default: auto)")
     p.add_argument("--binary", default="gst-emotion", help="gst-emotion on every node")
     p.add_argument("--tasks", type=int, default=0,
-                   help="shards, one task each (default: 2 per cluster CPU, at most one per input)")
+                   help="groups of inputs, one task each (default: one per --cpus-per-task "
+                   "CPUs of the cluster, at most one per input)")
     p.add_argument("--max-retries", type=int, default=3,
                    help="retries of a task whose node or process died (default 3)")
-    p.add_argument("--cpus-per-task", type=float, default=1.0)
+    p.add_argument("--cpus-per-task", type=int, default=1,
+                   help="CPUs a task takes (default 1)")
+    p.add_argument("--jobs-per-cpu", type=int, default=2,
+                   help="inputs a task analyses at once per CPU (analyze --jobs; default 2)")
     p.add_argument("--no-progress", action="store_true")
     a = p.parse_args(argv)
     ray.init(address=a.address, log_to_driver=False)
@@ -41,6 +45,7 @@ def main(argv: list[str] | None = None) -> int:
         summary = run(Options(
             inputs=a.inputs, out=a.out, binary=a.binary, tasks=a.tasks,
             max_retries=a.max_retries, cpus_per_task=a.cpus_per_task,
+            jobs_per_cpu=a.jobs_per_cpu,
             analyze_args=extra, progress=not a.no_progress,
         ))
     except UsageError as e:
@@ -51,7 +56,7 @@ def main(argv: list[str] | None = None) -> int:
     keys = ("inputs", "succeeded", "skipped", "failed")
     print(json.dumps({"run": summary["run"], "folder": {k: summary.get(k) for k in keys}}))
     for f in summary.get("task_failures", []):
-        print(f"task {f['shard']} failed: {f['error']}", file=sys.stderr)
+        print(f"task {f['task']} failed: {f['error']}", file=sys.stderr)
     return 0 if summary.get("failed", 0) == 0 and not summary.get("task_failures") else 1
 
 
