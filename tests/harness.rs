@@ -341,3 +341,70 @@ fn a_live_window_is_cut_by_the_clock_when_the_input_stops() {
         "cut at {cut_at}; due at its end (1 s) + latency ({latency})"
     );
 }
+
+/// The src pad's segment is the video input's, whatever the audio's: here the audio
+/// starts at 23.2 ms (AAC priming) and the video at 66.7 ms, as a demuxer sets them.
+#[test]
+fn the_output_segment_is_the_video_inputs() {
+    init();
+    let e = gst::ElementFactory::make("emotionsense")
+        .property("asr", false)
+        .property("bundle", "none")
+        .property_from_str("window-mode", "sliding")
+        .build()
+        .unwrap();
+    let mut video = Harness::with_element(&e, Some("video"), Some("src"));
+    let mut sound = Harness::with_element(&e, Some("audio"), None);
+    not_live(&video);
+    not_live(&sound);
+    video.set_src_caps_str(CAPS);
+    sound.set_src_caps_str("audio/x-raw,format=S16LE,layout=interleaved,rate=16000,channels=1");
+    let segment = |start_ns: u64| {
+        let mut s = gst::FormattedSegment::<gst::ClockTime>::new();
+        s.set_start(gst::ClockTime::from_nseconds(start_ns));
+        s.set_time(gst::ClockTime::from_nseconds(start_ns));
+        s
+    };
+    let (video_segment, audio_segment) = (segment(66_666_667), segment(23_219_955));
+    assert!(video.push_event(gst::event::Segment::new(&video_segment)));
+    assert!(sound.push_event(gst::event::Segment::new(&audio_segment)));
+    // One thread feeds both pads, as the aggregator takes them: video, then the audio
+    // of the same time.
+    for k in 0..10u64 {
+        let mut f = frame(0, k as u8);
+        f.make_mut()
+            .set_pts(gst::ClockTime::from_nseconds(66_666_667 + k * 100 * MS));
+        assert_eq!(video.push(f), Ok(gst::FlowSuccess::Ok));
+        let mut a = audio(0, 16000, 1600, 1, k as i16);
+        a.make_mut()
+            .set_pts(gst::ClockTime::from_nseconds(23_219_955 + k * 100 * MS));
+        assert_eq!(sound.push(a), Ok(gst::FlowSuccess::Ok));
+    }
+    video.push_event(gst::event::Eos::new());
+    sound.push_event(gst::event::Eos::new());
+    let mut out_segment = None;
+    while let Some(event) = video.try_pull_event() {
+        if let gst::EventView::Segment(s) = event.view() {
+            out_segment = Some(s.segment().clone());
+        }
+    }
+    let first = video.pull().expect("the first frame leaves");
+    while let Some(event) = video.try_pull_event() {
+        if let gst::EventView::Segment(s) = event.view() {
+            out_segment = Some(s.segment().clone());
+        }
+    }
+    let out = out_segment.expect("a segment before the first buffer");
+    let out = out.downcast_ref::<gst::ClockTime>().unwrap();
+    assert_eq!(
+        (out.start(), out.time(), out.base(), out.rate()),
+        (
+            video_segment.start(),
+            video_segment.time(),
+            video_segment.base(),
+            video_segment.rate()
+        ),
+        "src segment {out:?}, video {video_segment:?}, audio {audio_segment:?}"
+    );
+    assert_eq!(first.pts(), Some(gst::ClockTime::from_nseconds(66_666_667)));
+}
