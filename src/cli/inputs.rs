@@ -97,10 +97,13 @@ pub fn stable_hash(s: &str) -> u64 {
 /// A `--shard I/N` that is not one.
 #[derive(Debug, thiserror::Error)]
 pub enum ShardError {
+    /// Not `I/N`.
     #[error("use I/N, e.g. 0/4")]
     Form,
+    /// I or N is not a whole number.
     #[error("{0:?} is not a number")]
     NotANumber(String),
+    /// N is 0, or I is not below N.
     #[error("shard {0}/{1}: need 0 <= I < N")]
     OutOfRange(u64, u64),
 }
