@@ -303,3 +303,78 @@ fn pause_resume_and_a_second_run_give_the_same_windows() {
     assert_eq!(spans(&first).len(), 5, "{:?}", spans(&first));
     assert_eq!(spans(&first), spans(&second));
 }
+
+/// Scrubbing in step: after each flushing seek the prerolled frame leaves at once,
+/// without waiting for its window's analysis (slowed to 2 s per window here), so ten
+/// seeks in a row each preroll before any window after them is analysed; playing on,
+/// the frames carry their own windows' results again.
+#[test]
+fn seeks_preroll_without_waiting_for_the_analysis() {
+    init();
+    let path = clip("av10", ClipSpec::av(10));
+    let desc = format!(
+        "uridecodebin uri={} name=d emotionsense name=e bundle=none window-mode=sliding \
+         window-length=1 window-hop=1 frames=4 ! appsink name=out sync=false \
+         d. ! video/x-raw ! queue ! videoconvert ! e.video \
+         d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
+        uri(&path)
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap();
+    let carried = carried_windows(&pipeline);
+    slow_down(&pipeline, Duration::from_secs(2));
+    pipeline.set_state(gst::State::Paused).unwrap();
+    pipeline
+        .state(gst::ClockTime::from_seconds(30))
+        .0
+        .expect("preroll");
+    let bus = pipeline.bus().unwrap();
+    while bus.pop().is_some() {}
+    for k in 0..10u64 {
+        pipeline
+            .seek_simple(
+                gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
+                gst::ClockTime::from_mseconds(500 + 800 * k),
+            )
+            .expect("seek");
+        pipeline
+            .state(gst::ClockTime::from_seconds(30))
+            .0
+            .expect("the seek prerolls");
+        // The prerolled frame carries no result: it did not wait for one.
+        let sample = appsink(&pipeline, "out")
+            .try_pull_preroll(gst::ClockTime::ZERO)
+            .expect("a prerolled frame");
+        let buf = sample.buffer().unwrap();
+        let meta = gst::meta::CustomMeta::from_buffer(buf, "EmotionMeta").expect("EmotionMeta");
+        let window = WindowResult::from_structure(meta.structure()).ok();
+        assert!(
+            window.is_none(),
+            "seek {k}: the prerolled frame at {:?} waited for its window: {window:?}",
+            buf.pts()
+        );
+    }
+    // No window after the last seek was analysed while the seeks prerolled.
+    let early: Vec<WindowResult> = std::iter::from_fn(|| bus.pop())
+        .filter_map(|m| window_of(&m))
+        .filter(|w| w.stream_span.is_some_and(|(s, _)| s >= 7_700_000_000))
+        .collect();
+    assert!(early.is_empty(), "{early:?}");
+    carried.lock().unwrap().clear();
+    let mut windows = Vec::new();
+    run_to_eos(&pipeline, Duration::from_secs(60), |m| {
+        windows.extend(window_of(m))
+    })
+    .expect("run");
+    let carried = carried.lock().unwrap().clone();
+    // After the first frame, every frame carries a result of a window that exists.
+    let indices: Vec<u64> = windows.iter().map(|w| w.span.index).collect();
+    assert!(!indices.is_empty());
+    assert!(carried.len() > 20, "{carried:?}");
+    for (pts, w) in &carried[1..] {
+        let w = w.unwrap_or_else(|| panic!("frame at {pts} without its result"));
+        assert!(
+            indices.contains(&w),
+            "frame at {pts}: window {w} of {indices:?}"
+        );
+    }
+}

@@ -182,6 +182,10 @@ pub(super) struct State {
     pub early_offered: Option<SpeechSpan>,
     /// The guess on `early_offered` while it is neither confirmed nor withdrawn.
     pub early_guess: Option<Speculation>,
+    /// In step, after a flushing seek: the first frame leaves at once (with the result
+    /// known then, none after the flush), so that a player's preroll, and scrubbing,
+    /// never wait for an analysis; the frames after it wait for their windows again.
+    pub prompt_next: bool,
     /// Live input: how each input (by [`Input`] index) has been delivering.
     pub watch: [InputWatch; 2],
     /// Live input: the latency and input timeout (ns) of the last `aggregate`, for
@@ -492,6 +496,7 @@ impl AggregatorImpl for EmotionSense {
             early_analysis,
             early_offered: None,
             early_guess: None,
+            prompt_next: false,
             watch: Default::default(),
             latency_and_bound: (0, 0),
             resampler: None,
@@ -626,6 +631,7 @@ impl AggregatorImpl for EmotionSense {
             state.assembler.reset();
             state.timing.clear();
             state.held.clear();
+            state.prompt_next = true;
             state.watch = Default::default();
             if let Some(r) = state.resampler.as_mut() {
                 r.flush();

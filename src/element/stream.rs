@@ -428,6 +428,10 @@ impl EmotionSense {
                                 missed = true;
                                 Some(results.newest())
                             }
+                            // The first frame after a flushing seek does not wait.
+                            _ if state.prompt_next => {
+                                Some(ready.unwrap_or_else(|| results.newest()))
+                            }
                             _ => None,
                         }
                     }
@@ -437,6 +441,7 @@ impl EmotionSense {
             let Some((_, buf)) = state.held.pop_front() else {
                 break;
             };
+            state.prompt_next = false;
             if let Some(k) = designated {
                 // Earlier windows are done with (their last result is kept).
                 state.timing.forget_before(k);
