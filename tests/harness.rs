@@ -23,13 +23,7 @@ fn harness(props: &[(&str, &str)]) -> (Harness, gst::Bus) {
 /// A harness feeding the element's `sink` pad with `caps` and taking what leaves
 /// `src`, and the element's bus.
 fn harness_on(sink: &str, src: &str, props: &[(&str, &str)], caps: &str) -> (Harness, gst::Bus) {
-    init();
-    let e = gst::ElementFactory::make("emotionsense")
-        .property("asr", false)
-        .property("bundle", "none")
-        .property_from_str("window-mode", "sliding")
-        .build()
-        .unwrap();
+    let e = element();
     for (k, v) in props {
         e.set_property_from_str(k, v);
     }
@@ -342,17 +336,22 @@ fn a_live_window_is_cut_by_the_clock_when_the_input_stops() {
     );
 }
 
-/// The src pad's segment is the video input's, whatever the audio's: here the audio
-/// starts at 23.2 ms (AAC priming) and the video at 66.7 ms, as a demuxer sets them.
-#[test]
-fn the_output_segment_is_the_video_inputs() {
+/// An element with sliding windows, no model and no speech recognition.
+fn element() -> gst::Element {
     init();
-    let e = gst::ElementFactory::make("emotionsense")
+    gst::ElementFactory::make("emotionsense")
         .property("asr", false)
         .property("bundle", "none")
         .property_from_str("window-mode", "sliding")
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// The src pad's segment is the video input's, whatever the audio's: here the audio
+/// starts at 23.2 ms (AAC priming) and the video at 66.7 ms, as a demuxer sets them.
+#[test]
+fn the_output_segment_is_the_video_inputs() {
+    let e = element();
     let mut video = Harness::with_element(&e, Some("video"), Some("src"));
     let mut sound = Harness::with_element(&e, Some("audio"), None);
     not_live(&video);

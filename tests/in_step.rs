@@ -205,18 +205,23 @@ fn live_in_step_reports_its_latency_and_counts_misses() {
     assert!(carried.len() >= 140, "frames are never held back for good");
 }
 
-#[test]
-fn windows_after_a_seek_report_stream_positions() {
+/// The 10 s clip decoded into the element `e` (sliding windows with `windows`, 4
+/// frames each) and on into `sink`.
+fn av10(windows: &str, sink: &str) -> gst::Element {
     init();
     let path = clip("av10", ClipSpec::av(10));
     let desc = format!(
         "uridecodebin uri={} name=d emotionsense name=e bundle=none window-mode=sliding \
-         window-length=2 window-hop=2 frames=4 ! fakesink sync=false \
+         {windows} frames=4 ! {sink} \
          d. ! video/x-raw ! queue ! videoconvert ! e.video \
          d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
         uri(&path)
     );
-    let pipeline = gst::parse::launch(&desc).unwrap();
+    gst::parse::launch(&desc).unwrap()
+}
+
+/// Prerolls `pipeline` (PAUSED); returns its bus, emptied of what prerolling posted.
+fn preroll(pipeline: &gst::Element) -> gst::Bus {
     pipeline.set_state(gst::State::Paused).unwrap();
     pipeline
         .state(gst::ClockTime::from_seconds(30))
@@ -224,6 +229,13 @@ fn windows_after_a_seek_report_stream_positions() {
         .expect("preroll");
     let bus = pipeline.bus().unwrap();
     while bus.pop().is_some() {}
+    bus
+}
+
+#[test]
+fn windows_after_a_seek_report_stream_positions() {
+    let pipeline = av10("window-length=2 window-hop=2", "fakesink sync=false");
+    preroll(&pipeline);
     pipeline
         .seek_simple(
             gst::SeekFlags::FLUSH | gst::SeekFlags::ACCURATE,
@@ -310,25 +322,13 @@ fn pause_resume_and_a_second_run_give_the_same_windows() {
 /// the frames carry their own windows' results again.
 #[test]
 fn seeks_preroll_without_waiting_for_the_analysis() {
-    init();
-    let path = clip("av10", ClipSpec::av(10));
-    let desc = format!(
-        "uridecodebin uri={} name=d emotionsense name=e bundle=none window-mode=sliding \
-         window-length=1 window-hop=1 frames=4 ! appsink name=out sync=false \
-         d. ! video/x-raw ! queue ! videoconvert ! e.video \
-         d. ! audio/x-raw ! queue ! audioconvert ! audioresample ! e.audio",
-        uri(&path)
+    let pipeline = av10(
+        "window-length=1 window-hop=1",
+        "appsink name=out sync=false",
     );
-    let pipeline = gst::parse::launch(&desc).unwrap();
     let carried = carried_windows(&pipeline);
     slow_down(&pipeline, Duration::from_secs(2));
-    pipeline.set_state(gst::State::Paused).unwrap();
-    pipeline
-        .state(gst::ClockTime::from_seconds(30))
-        .0
-        .expect("preroll");
-    let bus = pipeline.bus().unwrap();
-    while bus.pop().is_some() {}
+    let bus = preroll(&pipeline);
     for k in 0..10u64 {
         pipeline
             .seek_simple(

@@ -100,8 +100,8 @@ impl Store {
     }
 
     /// Ready to write: a folder is made and cleared of abandoned temporaries; an S3
-    /// prefix is listed once, so that a wrong bucket or credentials fail before any
-    /// work.
+    /// prefix is asked for its first object (one request, however many it holds),
+    /// so that a wrong bucket or credentials fail before any work.
     pub fn prepare(&self) -> Result<(), StoreError> {
         match self {
             Store::Folder(dir) => {
@@ -109,7 +109,14 @@ impl Store {
                 remove_stale_temporaries(dir);
                 Ok(())
             }
-            Store::S3(_) => self.names().map(|_| ()),
+            Store::S3(s) => {
+                use futures_util::StreamExt;
+                let prefix = (!s.prefix.is_empty()).then(|| Key::from(s.prefix.as_str()));
+                match s.runtime.block_on(s.client.list(prefix.as_ref()).next()) {
+                    Some(Err(e)) => Err(StoreError::S3(self.shown(""), first_line(&e))),
+                    _ => Ok(()),
+                }
+            }
         }
     }
 
