@@ -716,6 +716,11 @@ impl AggregatorImpl for EmotionSense {
             .ok_or(gst::FlowError::Flushing)?;
         }
         self.send_latest(outgoing)?;
+        if in_step && !batch.eos {
+            // Before a submit that may wait for the worker: a frame that need not wait
+            // (the first after a flushing seek) leaves now.
+            self.release(live, false)?;
+        }
         for job in jobs {
             self.submit(&worker, job, live, &stop)?;
         }
