@@ -186,11 +186,17 @@ async fn ping(State(s): Shared) -> Response {
 
 /// `GET /metrics`: Prometheus text format.
 async fn metrics(State(s): Shared) -> Response {
-    for (state, n) in s.jobs.counts() {
+    // Job counts over every replica with a shared job store; kept from the last
+    // scrape while the store does not answer.
+    let counts = s.jobs.counts().await;
+    s.metrics.job_store_up.set(i64::from(counts.is_ok()));
+    if let Ok(counts) = counts {
+        for (state, n) in &counts {
+            s.metrics.jobs.with_label_values(&[state]).set(*n as i64);
+        }
         s.metrics
-            .jobs
-            .with_label_values(&[state.as_str()])
-            .set(n as i64);
+            .jobs_waiting
+            .set(counts.get("queued").copied().unwrap_or(0) as i64);
     }
     (
         [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -471,7 +477,7 @@ async fn submit_job(State(s): Shared, headers: HeaderMap, body: Body) -> Respons
             return Err(ApiError::busy("the server is shutting down", 5));
         }
         let kind = body_of(&s, &headers)?;
-        let (id, dir) = s.jobs.reserve()?;
+        let (id, dir) = s.jobs.reserve().await?;
         let (spec, given) = match read_source(&s, kind, body, &dir).await {
             Ok(source) => source,
             Err(e) => {
@@ -479,7 +485,13 @@ async fn submit_job(State(s): Shared, headers: HeaderMap, body: Body) -> Respons
                 return Err(e);
             }
         };
-        let record = s.jobs.submit(id, spec, given)?;
+        let record = match s.jobs.submit(id, spec, given).await {
+            Ok(record) => record,
+            Err(e) => {
+                let _ = std::fs::remove_dir_all(&dir);
+                return Err(e);
+            }
+        };
         let status = s.jobs.status(&record);
         let location = format!("/v1/jobs/{}", record.id);
         Ok((
@@ -502,12 +514,14 @@ fn valid_id(id: &str) -> Result<(), ApiError> {
 
 /// `GET /v1/jobs/{id}`: state, progress, errors, URLs.
 async fn job_status(State(s): Shared, Path(id): Path<String>) -> Response {
-    let r = valid_id(&id).and_then(|_| {
+    let r = async {
+        valid_id(&id)?;
         s.jobs
             .get(&id)
+            .await?
             .ok_or_else(|| ApiError::not_found(format!("no job {id}")))
-    });
-    match r {
+    };
+    match r.await {
         Ok(record) => Json(s.jobs.status(&record)).into_response(),
         Err(e) => error(e),
     }
@@ -515,7 +529,11 @@ async fn job_status(State(s): Shared, Path(id): Path<String>) -> Response {
 
 /// `DELETE /v1/jobs/{id}`: cancels a queued or running job.
 async fn cancel_job(State(s): Shared, Path(id): Path<String>) -> Response {
-    match valid_id(&id).and_then(|_| s.jobs.cancel(&id)) {
+    let r = async {
+        valid_id(&id)?;
+        s.jobs.cancel(&id).await
+    };
+    match r.await {
         Ok(record) => Json(s.jobs.status(&record)).into_response(),
         Err(e) => error(e),
     }
@@ -528,6 +546,7 @@ async fn job_results(State(s): Shared, Path((id, file)): Path<(String, String)>)
         let record = s
             .jobs
             .get(&id)
+            .await?
             .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
         let (name, kind) = match file.as_str() {
             "results" | "results.jsonl" => ("results.jsonl", "application/jsonlines"),
@@ -554,25 +573,35 @@ async fn job_results(State(s): Shared, Path((id, file)): Path<(String, String)>)
 type EventStream = std::pin::Pin<Box<dyn Stream<Item = Result<Event, Infallible>> + Send>>;
 
 /// `GET /v1/jobs/{id}/events`: Server-Sent Events — `window` (a JSONL record) for
-/// every window so far and as each finishes, then `end` (the job's status).
+/// every window so far and as each finishes, then `end` (the job's status). A job
+/// running on another replica is followed through its files (twice a second).
 async fn job_events(State(s): Shared, Path(id): Path<String>) -> Response {
     if let Err(e) = valid_id(&id) {
         return error(e);
     }
-    let Some(mut live) = s.jobs.subscribe(&id) else {
-        return error(ApiError::not_found(format!("no job {id}")));
-    };
+    match s.jobs.get(&id).await {
+        Ok(Some(_)) => {}
+        Ok(None) => return error(ApiError::not_found(format!("no job {id}"))),
+        Err(e) => return error(e),
+    }
+    let mut live = s.jobs.subscribe(&id);
     let (tx, rx) = mpsc::channel::<Result<Event, Infallible>>(64);
     tokio::spawn(async move {
         let mut sent = -1i64;
-        let index = |line: &str| {
-            serde_json::from_str::<serde_json::Value>(line)
-                .ok()
-                .and_then(|v| v["index"].as_i64())
-                .unwrap_or(-1)
+        // The windows in the job's files not sent yet.
+        let catch_up = |sent: &mut i64| {
+            let lines: Vec<String> = s
+                .jobs
+                .windows_so_far(&id)
+                .into_iter()
+                .filter(|l| window_index(l) > *sent)
+                .collect();
+            if let Some(last) = lines.iter().map(|l| window_index(l)).max() {
+                *sent = last;
+            }
+            lines
         };
-        for line in s.jobs.windows_so_far(&id) {
-            sent = sent.max(index(&line));
+        for line in catch_up(&mut sent) {
             if tx
                 .send(Ok(Event::default().event("window").data(line)))
                 .await
@@ -582,49 +611,60 @@ async fn job_events(State(s): Shared, Path(id): Path<String>) -> Response {
             }
         }
         loop {
-            let finished = s.jobs.get(&id).is_none_or(|r| {
-                !matches!(
-                    r.state,
-                    super::jobs::JobState::Queued | super::jobs::JobState::Running
-                )
-            });
+            // A store that does not answer: keep the client waiting (the stream has
+            // keep-alives) rather than say the job ended.
+            let finished = match s.jobs.get(&id).await {
+                Ok(r) => r.is_none_or(|r| r.state.finished()),
+                Err(_) => false,
+            };
             if finished {
                 break;
             }
-            match tokio::time::timeout(Duration::from_secs(1), live.recv()).await {
-                Ok(Ok(line)) if line.is_empty() => break,
-                Ok(Ok(line)) => {
-                    let i = index(&line);
-                    if i > sent {
-                        sent = i;
-                        if tx
-                            .send(Ok(Event::default().event("window").data(line)))
-                            .await
-                            .is_err()
-                        {
-                            return;
-                        }
-                    }
+            let fresh = match live.as_mut() {
+                // Not running here: its files tell.
+                None => {
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    catch_up(&mut sent)
                 }
-                Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => continue,
-                Ok(Err(_)) => break,
-                Err(_) => continue,
-            }
-        }
-        // Windows that finished after the replay but before the end.
-        for line in s.jobs.windows_so_far(&id) {
-            if index(&line) > sent {
-                sent = index(&line);
-                let _ = tx
+                Some(rx) => match tokio::time::timeout(Duration::from_secs(1), rx.recv()).await {
+                    Ok(Ok(line)) if line.is_empty() => {
+                        live = None;
+                        continue;
+                    }
+                    Ok(Ok(line)) if window_index(&line) > sent => {
+                        sent = window_index(&line);
+                        vec![line]
+                    }
+                    Ok(Err(tokio::sync::broadcast::error::RecvError::Lagged(_))) => {
+                        catch_up(&mut sent)
+                    }
+                    Ok(Err(_)) => {
+                        live = None;
+                        continue;
+                    }
+                    Ok(Ok(_)) | Err(_) => continue,
+                },
+            };
+            for line in fresh {
+                if tx
                     .send(Ok(Event::default().event("window").data(line)))
-                    .await;
+                    .await
+                    .is_err()
+                {
+                    return;
+                }
             }
         }
-        let status = s
-            .jobs
-            .get(&id)
-            .map(|r| s.jobs.status(&r))
-            .unwrap_or_default();
+        // Windows that finished after the last look but before the end.
+        for line in catch_up(&mut sent) {
+            let _ = tx
+                .send(Ok(Event::default().event("window").data(line)))
+                .await;
+        }
+        let status = match s.jobs.get(&id).await {
+            Ok(Some(r)) => s.jobs.status(&r),
+            _ => serde_json::Value::Null,
+        };
         let _ = tx
             .send(Ok(Event::default().event("end").data(status.to_string())))
             .await;
@@ -633,6 +673,14 @@ async fn job_events(State(s): Shared, Path(id): Path<String>) -> Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// The `index` of a window's JSONL record (-1 if it has none).
+fn window_index(line: &str) -> i64 {
+    serde_json::from_str::<serde_json::Value>(line)
+        .ok()
+        .and_then(|v| v["index"].as_i64())
+        .unwrap_or(-1)
 }
 
 /// A live stream request.

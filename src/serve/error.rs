@@ -126,6 +126,19 @@ impl ApiError {
         }
     }
 
+    /// 503: the job store shared with other replicas does not answer; retry after
+    /// `seconds`.
+    pub fn store_unavailable(message: impl Into<String>, seconds: u64) -> Self {
+        Self {
+            retry_after: Some(seconds),
+            ..Self::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "job_store_unavailable",
+                message,
+            )
+        }
+    }
+
     /// 504: the synchronous call took too long.
     pub fn timeout(seconds: f64) -> Self {
         Self::new(

@@ -1,7 +1,7 @@
 //! `GET /metrics`: Prometheus text format (the `prometheus` crate) — requests by route
 //! and status, latency histograms, in-flight requests, queue depth, windows analysed,
 //! model / ASR / face seconds, errors by kind, jobs by state, live streams, model load
-//! time.
+//! time, jobs waiting over the fleet.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -35,8 +35,13 @@ pub struct Metrics {
     pub face_seconds: Gauge,
     /// Errors answered, by code.
     pub errors: IntCounterVec,
-    /// Jobs by state.
+    /// Jobs by state (over every replica sharing a job store).
     pub jobs: IntGaugeVec,
+    /// Jobs accepted and not started, over every replica sharing the job store: the
+    /// autoscaling signal.
+    pub jobs_waiting: IntGauge,
+    /// 1 while the job store answers (always 1 without `--jobs-store`).
+    pub job_store_up: IntGauge,
     /// Live streams running.
     pub streams_up: IntGauge,
     /// Live stream reconnections.
@@ -91,6 +96,11 @@ impl Metrics {
             .expect("valid metric"),
             jobs: IntGaugeVec::new(Opts::new("jobs", "jobs by state"), &["state"])
                 .expect("valid metric"),
+            jobs_waiting: gauge(
+                "jobs_waiting",
+                "jobs accepted and not started, over every replica sharing the job store",
+            ),
+            job_store_up: gauge("job_store_up", "1 while the job store answers"),
             streams_up: gauge("streams_up", "live streams running"),
             reconnects: counter("stream_reconnects_total", "live stream reconnections"),
             input_stalls: IntCounterVec::new(
@@ -121,6 +131,8 @@ impl Metrics {
             Box::new(m.face_seconds.clone()),
             Box::new(m.errors.clone()),
             Box::new(m.jobs.clone()),
+            Box::new(m.jobs_waiting.clone()),
+            Box::new(m.job_store_up.clone()),
             Box::new(m.streams_up.clone()),
             Box::new(m.reconnects.clone()),
             Box::new(m.input_stalls.clone()),

@@ -69,9 +69,19 @@ pub struct ServeArgs {
     /// Allow live streams from local capture devices (/dev/video*).
     #[arg(long)]
     pub allow_devices: bool,
-    /// Folder for jobs and their results (kept across restarts).
+    /// Folder for jobs and their results (kept across restarts). With --jobs-store, a
+    /// folder every replica mounts (a network file system).
     #[arg(long, default_value = "gst-emotion-state")]
     pub state_dir: PathBuf,
+    /// Share jobs with other replicas through Redis: any replica accepts a job and
+    /// answers for it, exactly one runs it (redis://[:PASSWORD@]HOST:PORT[/DB]; or set
+    /// GST_EMOTION_JOBS_STORE). Without it, jobs are this server's own.
+    #[arg(long, value_name = "URL")]
+    pub jobs_store: Option<String>,
+    /// Seconds a job taken by a replica may go without its heartbeat before another
+    /// replica takes it over and runs it again.
+    #[arg(long, default_value_t = 30.0, value_name = "SECONDS")]
+    pub claim_after: f64,
     /// Pipelines running at once (they share one model).
     #[arg(long, default_value_t = 2)]
     pub max_concurrent: usize,
@@ -217,8 +227,33 @@ pub fn prepare(args: &ServeArgs) -> anyhow::Result<Arc<AppState>> {
     }
     let _: crate::infer::DeviceChoice =
         args.device.parse().map_err(|e| anyhow!("--device: {e}"))?;
+    let store = args
+        .jobs_store
+        .clone()
+        .or_else(|| std::env::var("GST_EMOTION_JOBS_STORE").ok())
+        .filter(|s| !s.is_empty());
+    let fleet = match &store {
+        Some(url) => {
+            if !(args.claim_after.is_finite() && args.claim_after >= 1.0) {
+                return Err(anyhow!("--claim-after: at least 1 second"));
+            }
+            let claim_after = Duration::from_secs_f64(args.claim_after);
+            let fleet = jobs::fleet::Fleet::new(url, claim_after)?;
+            eprintln!(
+                "gst-emotion serve: jobs shared through {} (replica {})",
+                fleet.address(),
+                fleet.consumer
+            );
+            Some(fleet)
+        }
+        None => None,
+    };
     make_private(&args.state_dir)?;
-    let scratch = args.state_dir.join("scratch");
+    // Each replica sharing a state folder has its own scratch space (emptied at start).
+    let scratch = match &fleet {
+        Some(f) => args.state_dir.join("scratch").join(&f.consumer),
+        None => args.state_dir.join("scratch"),
+    };
     let _ = std::fs::remove_dir_all(&scratch);
     std::fs::create_dir_all(&scratch)?;
     let metrics = Arc::new(Metrics::new());
@@ -237,7 +272,7 @@ pub fn prepare(args: &ServeArgs) -> anyhow::Result<Arc<AppState>> {
         ready: AtomicBool::new(false),
         closing: AtomicBool::new(false),
         pool: Pool::new(args.max_concurrent, args.queue, metrics.clone()),
-        jobs: Jobs::open(&args.state_dir, args.max_jobs)
+        jobs: Jobs::open(&args.state_dir, args.max_jobs, fleet)
             .with_context(|| format!("opening the jobs in {}", args.state_dir.display()))?,
         streams: Streams::new(args.max_streams, metrics.clone()),
         metrics,

@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod redis;
 pub mod rtsp;
 pub mod s3;
 pub mod serve;

@@ -12,6 +12,13 @@
 //! A server killed at any moment and restarted finds every accepted job: those not
 //! done are queued again and run from the start, so each completes exactly once.
 //! The server writes all of this with umask 077 (folders 0700, files 0600).
+//!
+//! With `--jobs-store redis://…` the records and the queue live in Redis instead
+//! ([`fleet`]), shared by every replica, and `--state-dir` is a folder they all mount;
+//! `job.json` is then not written. The runners are in [`run`].
+
+pub mod fleet;
+mod run;
 
 use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
@@ -24,10 +31,10 @@ use serde_json::{Value, json};
 use tokio::sync::{Notify, broadcast};
 
 use super::error::ApiError;
-use super::source::{MediaSpec, Policy};
-use super::work::{ElementSettings, Pool, Progress, start};
+use super::source::MediaSpec;
 use crate::output::files::write_atomic;
 use crate::output::{WindowResult, csv, jsonl, reference, timeline, vtt};
+use fleet::Fleet;
 
 /// Where a job is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -57,7 +64,8 @@ impl JobState {
         }
     }
 
-    fn finished(self) -> bool {
+    /// Whether the job is over (done, failed or cancelled).
+    pub fn finished(self) -> bool {
         matches!(
             self,
             JobState::Done | JobState::Failed | JobState::Cancelled
@@ -92,6 +100,9 @@ pub struct JobRecord {
     pub windows: u64,
     /// Why it failed.
     pub error: Option<Value>,
+    /// With a shared job store: the replica that runs (or ran) it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica: Option<String>,
 }
 
 /// A job in memory: its record, its source's credentials, a cancel flag, and the
@@ -106,12 +117,16 @@ struct Entry {
 /// All jobs, and the queue of those waiting.
 pub struct Jobs {
     dir: PathBuf,
+    /// Every job (alone) or those running here (with a fleet).
     entries: Mutex<HashMap<String, Entry>>,
+    /// Jobs waiting (alone).
     queue: Mutex<VecDeque<String>>,
     notify: Notify,
     max_jobs: usize,
     /// Set at shutdown: the runner takes no new job.
     closing: AtomicBool,
+    /// The job store shared with other replicas, if any.
+    fleet: Option<Arc<Fleet>>,
 }
 
 fn now() -> f64 {
@@ -121,13 +136,36 @@ fn now() -> f64 {
 }
 
 impl Jobs {
-    /// The jobs in `state_dir/jobs`: those not finished are queued again (oldest first).
-    pub fn open(state_dir: &Path, max_jobs: usize) -> std::io::Result<Arc<Self>> {
+    /// The jobs in `state_dir/jobs`. Alone, those not finished are queued again (oldest
+    /// first); with `fleet`, the records and queue are the store's.
+    pub fn open(
+        state_dir: &Path,
+        max_jobs: usize,
+        fleet: Option<Fleet>,
+    ) -> std::io::Result<Arc<Self>> {
         let dir = state_dir.join("jobs");
         std::fs::create_dir_all(&dir)?;
+        let (entries, pending) = match fleet {
+            Some(_) => Default::default(),
+            None => Self::scan(&dir)?,
+        };
+        Ok(Arc::new(Self {
+            dir,
+            entries: Mutex::new(entries),
+            queue: Mutex::new(pending),
+            notify: Notify::new(),
+            max_jobs,
+            closing: AtomicBool::new(false),
+            fleet: fleet.map(Arc::new),
+        }))
+    }
+
+    /// The jobs recorded in `dir`, and those not finished, oldest first.
+    #[allow(clippy::type_complexity)]
+    fn scan(dir: &Path) -> std::io::Result<(HashMap<String, Entry>, VecDeque<String>)> {
         let mut entries = HashMap::new();
         let mut pending = Vec::new();
-        for e in std::fs::read_dir(&dir)?.flatten() {
+        for e in std::fs::read_dir(dir)?.flatten() {
             crate::output::files::remove_stale_temporaries(&e.path());
             let Ok(text) = std::fs::read_to_string(e.path().join("job.json")) else {
                 continue;
@@ -145,26 +183,10 @@ impl Jobs {
                 let _ = std::fs::remove_file(e.path().join("results.partial.jsonl"));
                 pending.push((record.created, record.id.clone()));
             }
-            let (events, _) = broadcast::channel(256);
-            entries.insert(
-                record.id.clone(),
-                Entry {
-                    record,
-                    secret,
-                    cancel: Arc::new(AtomicBool::new(false)),
-                    events,
-                },
-            );
+            entries.insert(record.id.clone(), Entry::new(record, secret));
         }
         pending.sort_by(|a, b| a.0.total_cmp(&b.0));
-        Ok(Arc::new(Self {
-            dir,
-            entries: Mutex::new(entries),
-            queue: Mutex::new(pending.into_iter().map(|(_, id)| id).collect()),
-            notify: Notify::new(),
-            max_jobs,
-            closing: AtomicBool::new(false),
-        }))
+        Ok((entries, pending.into_iter().map(|(_, id)| id).collect()))
     }
 
     /// The folder of job `id`.
@@ -172,9 +194,17 @@ impl Jobs {
         self.dir.join(id)
     }
 
+    /// The store shared with other replicas, if any.
+    pub fn fleet(&self) -> Option<&Fleet> {
+        self.fleet.as_deref()
+    }
+
     /// A new job id and its (created) folder, for an upload to be stored in first.
-    pub fn reserve(&self) -> Result<(String, PathBuf), ApiError> {
-        let queued = self.queue.lock().unwrap_or_else(|e| e.into_inner()).len();
+    pub async fn reserve(&self) -> Result<(String, PathBuf), ApiError> {
+        let queued = match &self.fleet {
+            Some(f) => f.queue_counts().await?.0 as usize,
+            None => self.queue.lock().unwrap_or_else(|e| e.into_inner()).len(),
+        };
         if queued >= self.max_jobs {
             return Err(ApiError::busy(
                 format!("{queued} jobs are waiting (--max-jobs); retry later"),
@@ -187,9 +217,10 @@ impl Jobs {
         Ok((id, dir))
     }
 
-    /// Accepts job `id` for `source`, which the client named `shown`: recorded on disk
-    /// before this returns (the source's credentials apart, in a 0600 file).
-    pub fn submit(
+    /// Accepts job `id` for `source`, which the client named `shown`: recorded (on
+    /// disk or in the store) before this returns, the source's credentials apart in a
+    /// 0600 file.
+    pub async fn submit(
         &self,
         id: String,
         source: MediaSpec,
@@ -212,19 +243,16 @@ impl Jobs {
             analysed: 0.0,
             windows: 0,
             error: None,
+            replica: None,
         };
+        if let Some(f) = &self.fleet {
+            f.submit(&record).await?;
+            return Ok(record);
+        }
         self.persist(&record)
             .map_err(|e| ApiError::internal(format!("recording the job: {e}")))?;
-        let (events, _) = broadcast::channel(256);
-        self.lock().insert(
-            id.clone(),
-            Entry {
-                record: record.clone(),
-                secret,
-                cancel: Arc::new(AtomicBool::new(false)),
-                events,
-            },
-        );
+        self.lock()
+            .insert(id.clone(), Entry::new(record.clone(), secret));
         self.queue
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -249,35 +277,53 @@ impl Jobs {
     }
 
     /// The record of job `id`.
-    pub fn get(&self, id: &str) -> Option<JobRecord> {
-        self.lock().get(id).map(|e| e.record.clone())
-    }
-
-    /// Counts of jobs by state.
-    pub fn counts(&self) -> HashMap<JobState, u64> {
-        let mut out = HashMap::new();
-        for e in self.lock().values() {
-            *out.entry(e.record.state).or_insert(0) += 1;
+    pub async fn get(&self, id: &str) -> Result<Option<JobRecord>, ApiError> {
+        match &self.fleet {
+            Some(f) => Ok(f.get(id).await?),
+            None => Ok(self.lock().get(id).map(|e| e.record.clone())),
         }
-        out
     }
 
-    /// Live events of job `id` (window records as JSON) from now on.
+    /// Counts of jobs by state (over every replica with a fleet: those queued and
+    /// running now, those finished since the store began).
+    pub async fn counts(&self) -> Result<HashMap<String, u64>, ApiError> {
+        let mut out = HashMap::new();
+        for s in ["queued", "running", "done", "failed", "cancelled"] {
+            out.insert(s.to_string(), 0);
+        }
+        match &self.fleet {
+            Some(f) => {
+                let (waiting, running) = f.queue_counts().await?;
+                out.insert("queued".into(), waiting);
+                out.insert("running".into(), running);
+                out.extend(f.finished_counts().await?);
+            }
+            None => {
+                for e in self.lock().values() {
+                    *out.entry(e.record.state.as_str().to_string()).or_insert(0) += 1;
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Live events of job `id` (window records as JSON) from now on, while it runs
+    /// here; `None` otherwise (its windows are then read from its files).
     pub fn subscribe(&self, id: &str) -> Option<broadcast::Receiver<String>> {
         self.lock().get(id).map(|e| e.events.subscribe())
     }
 
     /// Cancels job `id`: a queued job never runs, a running one stops.
-    pub fn cancel(&self, id: &str) -> Result<JobRecord, ApiError> {
+    pub async fn cancel(&self, id: &str) -> Result<JobRecord, ApiError> {
+        if let Some(f) = &self.fleet {
+            return self.cancel_in(f, id).await;
+        }
         let mut entries = self.lock();
         let e = entries
             .get_mut(id)
             .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
         if e.record.state.finished() {
-            return Err(ApiError::conflict(format!(
-                "job {id} is already {}",
-                e.record.state.as_str()
-            )));
+            return Err(already(&e.record));
         }
         e.cancel.store(true, Ordering::SeqCst);
         if e.record.state == JobState::Queued {
@@ -291,170 +337,38 @@ impl Jobs {
         Ok(e.record.clone())
     }
 
+    /// [`Jobs::cancel`] with a fleet: a queued job is marked cancelled at once (unless
+    /// a replica started it meanwhile); the replica running one stops it at its next
+    /// heartbeat.
+    async fn cancel_in(&self, f: &Fleet, id: &str) -> Result<JobRecord, ApiError> {
+        let record = f
+            .get(id)
+            .await?
+            .ok_or_else(|| ApiError::not_found(format!("no job {id}")))?;
+        if record.state.finished() {
+            return Err(already(&record));
+        }
+        f.request_cancel(id).await?;
+        if let Some(e) = self.lock().get(id) {
+            e.cancel.store(true, Ordering::SeqCst);
+        }
+        if record.state == JobState::Queued {
+            let mut cancelled = record.clone();
+            cancelled.state = JobState::Cancelled;
+            cancelled.finished = Some(now());
+            // Counted and taken off the queue by the next replica that reads it.
+            if f.set_if(&cancelled, &[JobState::Queued]).await? {
+                let _ = std::fs::remove_file(self.job_dir(id).join(CREDENTIALS));
+                return Ok(cancelled);
+            }
+        }
+        Ok(f.get(id).await?.unwrap_or(record))
+    }
+
     /// Stops taking jobs (shutdown); running ones are asked to stop and stay queued.
     pub fn close(&self) {
         self.closing.store(true, Ordering::SeqCst);
         self.notify.notify_waiters();
-    }
-
-    async fn next(&self) -> Option<String> {
-        loop {
-            if self.closing.load(Ordering::SeqCst) {
-                return None;
-            }
-            let next = self
-                .queue
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .pop_front();
-            match next {
-                Some(id) if self.get(&id).is_some_and(|r| r.state == JobState::Queued) => {
-                    return Some(id);
-                }
-                Some(_) => continue,
-                None => {
-                    let notified = self.notify.notified();
-                    if self.closing.load(Ordering::SeqCst) {
-                        return None;
-                    }
-                    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), notified).await;
-                }
-            }
-        }
-    }
-
-    fn update(&self, id: &str, f: impl FnOnce(&mut JobRecord)) -> Option<JobRecord> {
-        let mut entries = self.lock();
-        let e = entries.get_mut(id)?;
-        f(&mut e.record);
-        Some(e.record.clone())
-    }
-
-    /// Runs queued jobs one after another as pipelines free up, until shutdown.
-    pub async fn run(self: Arc<Self>, pool: Arc<Pool>, settings: ElementSettings, policy: Policy) {
-        while let Some(id) = self.next().await {
-            let Ok(permit) = pool.job_slot().await else {
-                break;
-            };
-            if self.closing.load(Ordering::SeqCst) {
-                break;
-            }
-            let jobs = self.clone();
-            let (pool, settings, policy) = (pool.clone(), settings.clone(), policy.clone());
-            tokio::spawn(async move {
-                jobs.run_one(&id, permit, &pool, &settings, &policy).await;
-            });
-        }
-    }
-
-    async fn run_one(
-        &self,
-        id: &str,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        pool: &Arc<Pool>,
-        settings: &ElementSettings,
-        policy: &Policy,
-    ) {
-        let Some((source, cancel, events)) = self.lock().get(id).map(|e| {
-            let source = match &e.secret {
-                Some(secret) => e.record.source.with_credentials(secret),
-                None => e.record.source.clone(),
-            };
-            (source, e.cancel.clone(), e.events.clone())
-        }) else {
-            return;
-        };
-        if let Some(r) = self.update(id, |r| {
-            r.state = JobState::Running;
-            r.started = Some(now());
-        }) {
-            let _ = self.persist(&r);
-        }
-        let dir = self.job_dir(id);
-        let outcome = match source.materialize(&dir, policy).await {
-            Ok(uri) => {
-                self.analyse(
-                    id,
-                    &dir,
-                    uri,
-                    permit,
-                    pool,
-                    settings,
-                    cancel.clone(),
-                    &events,
-                )
-                .await
-            }
-            Err(e) => Err(e),
-        };
-        // Shutting down (not a user's cancel): leave it queued for the next start.
-        if pool.abort.load(Ordering::SeqCst) && !cancel.load(Ordering::SeqCst) {
-            return;
-        }
-        let record = self.update(id, |r| {
-            r.finished = Some(now());
-            match &outcome {
-                Ok(()) => r.state = JobState::Done,
-                Err(_) if cancel.load(Ordering::SeqCst) => r.state = JobState::Cancelled,
-                Err(e) => {
-                    r.state = JobState::Failed;
-                    r.error = Some(e.body()["error"].clone());
-                }
-            }
-        });
-        if let Some(r) = record {
-            let _ = self.persist(&r);
-        }
-        if let Some(e) = self.lock().get_mut(id) {
-            e.secret = None;
-        }
-        let _ = std::fs::remove_file(dir.join(CREDENTIALS));
-        let _ = events.send(String::new());
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn analyse(
-        &self,
-        id: &str,
-        dir: &Path,
-        uri: String,
-        permit: tokio::sync::OwnedSemaphorePermit,
-        pool: &Arc<Pool>,
-        settings: &ElementSettings,
-        cancel: Arc<AtomicBool>,
-        events: &broadcast::Sender<String>,
-    ) -> Result<(), ApiError> {
-        use std::io::Write;
-        let partial = dir.join("results.partial.jsonl");
-        let mut file = std::fs::File::create(&partial)
-            .map_err(|e| ApiError::internal(format!("{}: {e}", partial.display())))?;
-        let mut rx = start(pool, uri, settings, permit, cancel);
-        let mut windows: Vec<WindowResult> = Vec::new();
-        while let Some(p) = rx.recv().await {
-            match p {
-                Progress::Duration(d) => {
-                    self.update(id, |r| r.duration = Some(d));
-                }
-                Progress::Window(w) => {
-                    let line = jsonl::line(&w);
-                    let _ = file.write_all(line.as_bytes());
-                    let _ = events.send(line.trim_end().to_string());
-                    self.update(id, |r| {
-                        r.analysed = r.analysed.max(w.end_seconds());
-                        r.windows += 1;
-                    });
-                    windows.push(*w);
-                }
-                Progress::Done(result) => {
-                    result?;
-                    break;
-                }
-            }
-        }
-        write_results(dir, &windows)
-            .map_err(|e| ApiError::internal(format!("writing the results: {e}")))?;
-        let _ = std::fs::remove_file(&partial);
-        Ok(())
     }
 
     /// The body of a job's status: the record plus its URLs.
@@ -499,6 +413,23 @@ impl Jobs {
             .map(str::to_owned)
             .collect()
     }
+}
+
+impl Entry {
+    fn new(record: JobRecord, secret: Option<String>) -> Self {
+        let (events, _) = broadcast::channel(256);
+        Self {
+            record,
+            secret,
+            cancel: Arc::new(AtomicBool::new(false)),
+            events,
+        }
+    }
+}
+
+/// 409 for a job that is over.
+fn already(r: &JobRecord) -> ApiError {
+    ApiError::conflict(format!("job {} is already {}", r.id, r.state.as_str()))
 }
 
 /// The file in a job's folder that holds its source's credentials.
