@@ -112,17 +112,21 @@ fn kubernetes_manifests_run_what_the_binary_offers() {
     let docs = manifests();
     let work = workloads(&docs);
     let kinds: Vec<&str> = work.iter().map(|(n, ..)| n.as_str()).collect();
-    for wanted in ["analyze-job.yaml: Job", "watch.yaml: StatefulSet"] {
+    for wanted in [
+        "analyze-job.yaml: Job",
+        "watch.yaml: StatefulSet",
+        "serve.yaml: Deployment",
+    ] {
         assert!(kinds.contains(&wanted), "{kinds:?}");
     }
-    assert!(
-        kinds.iter().any(|k| k.starts_with("serve.yaml")),
-        "{kinds:?}"
-    );
     let mut helps = BTreeMap::new();
     for (name, doc, count) in &work {
         let spec = &doc["spec"]["template"]["spec"];
         for container in spec["containers"].as_sequence().unwrap() {
+            // Other images (the job store's Redis) run their own programs.
+            if !text(&container["image"]).contains("gst-emotion") {
+                continue;
+            }
             let line = command_line(container);
             let sub = line
                 .first()
@@ -192,8 +196,17 @@ fn the_served_port_probes_and_autoscaling_metric_are_the_servers() {
     for (file, doc) in &docs {
         let kind = doc["kind"].as_str().unwrap();
         if kind == "HorizontalPodAutoscaler" {
+            let target = &doc["spec"]["scaleTargetRef"];
+            assert!(
+                docs.iter()
+                    .any(|(_, d)| d["kind"] == target["kind"]
+                        && d["metadata"]["name"] == target["name"]),
+                "{file}: it scales nothing defined here: {target:?}"
+            );
             for m in doc["spec"]["metrics"].as_sequence().unwrap() {
-                let name = text(&m["pods"]["metric"]["name"]);
+                // `type: Pods` reads `pods:`, `type: External` reads `external:`.
+                let source = text(&m["type"]).to_lowercase();
+                let name = text(&m[source.as_str()]["metric"]["name"]);
                 assert!(
                     metrics.lines().any(|l| l.starts_with(&format!("{name} "))),
                     "{file}: the server exports no {name}:\n{metrics}"
@@ -237,6 +250,68 @@ fn the_served_port_probes_and_autoscaling_metric_are_the_servers() {
         }
     }
     assert!(checked >= 2, "a serve container and an autoscaling metric");
+}
+
+/// The serve replicas share jobs: their --jobs-store is the Redis service the manifests
+/// define, and their --state-dir a volume every replica can write.
+#[test]
+fn serve_replicas_share_a_job_store_and_a_state_volume_defined_here() {
+    let docs = manifests();
+    let find = |kind: &str, name: &str| {
+        docs.iter()
+            .map(|(_, d)| d)
+            .find(|d| d["kind"] == kind && d["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("no {kind} {name}"))
+    };
+    let serve = find("Deployment", "gst-emotion");
+    let pod = &serve["spec"]["template"]["spec"];
+    let container = &pod["containers"][0];
+    let line = command_line(container);
+    let option = |o: &str| {
+        let at = line
+            .iter()
+            .position(|w| w == o)
+            .unwrap_or_else(|| panic!("no {o}"));
+        line[at + 1].clone()
+    };
+    let store = option("--jobs-store");
+    let (host, port) = store
+        .strip_prefix("redis://")
+        .and_then(|a| a.split_once(':'))
+        .unwrap_or_else(|| panic!("--jobs-store {store}"));
+    let service = find("Service", host);
+    assert_eq!(
+        service["spec"]["ports"][0]["port"]
+            .as_u64()
+            .map(|p| p.to_string()),
+        Some(port.to_string())
+    );
+    let app = &service["spec"]["selector"]["app"];
+    let redis = docs
+        .iter()
+        .map(|(_, d)| d)
+        .find(|d| d["spec"]["template"]["metadata"]["labels"]["app"] == *app)
+        .expect("a workload behind the job store's service");
+    assert!(text(&redis["spec"]["template"]["spec"]["containers"][0]["image"]).contains("redis"));
+    // The state folder: a volume claim that every replica may write.
+    let state = option("--state-dir");
+    let mount = container["volumeMounts"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|m| text(&m["mountPath"]) == state)
+        .expect("--state-dir is a mounted volume");
+    let volume = pod["volumes"]
+        .as_sequence()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == mount["name"])
+        .unwrap();
+    let claim = find(
+        "PersistentVolumeClaim",
+        &text(&volume["persistentVolumeClaim"]["claimName"]),
+    );
+    assert_eq!(claim["spec"]["accessModes"][0], "ReadWriteMany");
 }
 
 #[test]
