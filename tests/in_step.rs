@@ -220,6 +220,16 @@ fn av10(windows: &str, sink: &str) -> gst::Element {
     gst::parse::launch(&desc).unwrap()
 }
 
+/// Sets a pipeline to NULL when dropped: a failing assertion on a prerolled (PAUSED)
+/// pipeline then stops its streaming threads instead of leaving them blocked.
+struct StopOnDrop(gst::Element);
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.set_state(gst::State::Null);
+    }
+}
+
 /// Prerolls `pipeline` (PAUSED); returns its bus, emptied of what prerolling posted.
 fn preroll(pipeline: &gst::Element) -> gst::Bus {
     pipeline.set_state(gst::State::Paused).unwrap();
@@ -316,6 +326,45 @@ fn pause_resume_and_a_second_run_give_the_same_windows() {
     assert_eq!(spans(&first), spans(&second));
 }
 
+/// A player prerolling to PAUSED shows the first picture at once, without waiting for
+/// its window's analysis (2 s here); played on, the frames after it carry their own
+/// windows. (Going to PLAYING straight away, the first frame waits too:
+/// `every_frame_carries_its_own_window_however_slow_the_analysis`.)
+#[test]
+fn a_preroll_to_paused_shows_the_first_frame_at_once() {
+    let pipeline = av10(
+        "window-length=1 window-hop=1",
+        "appsink name=out sync=false",
+    );
+    let carried = carried_windows(&pipeline);
+    slow_down(&pipeline, Duration::from_secs(2));
+    let _stop = StopOnDrop(pipeline.clone());
+    let bus = preroll(&pipeline);
+    let sample = appsink(&pipeline, "out")
+        .try_pull_preroll(gst::ClockTime::ZERO)
+        .expect("a prerolled frame");
+    let buf = sample.buffer().unwrap();
+    assert_eq!(buf.pts(), Some(gst::ClockTime::ZERO));
+    let meta = gst::meta::CustomMeta::from_buffer(buf, "EmotionMeta").expect("EmotionMeta");
+    let window = WindowResult::from_structure(meta.structure()).ok();
+    assert!(window.is_none(), "the preroll waited for {window:?}");
+    // Nothing was analysed by then.
+    assert!(!std::iter::from_fn(|| bus.pop()).any(|m| window_of(&m).is_some()));
+    let mut windows = Vec::new();
+    run_to_eos(&pipeline, Duration::from_secs(60), |m| {
+        windows.extend(window_of(m))
+    })
+    .expect("run");
+    let carried = carried.lock().unwrap().clone();
+    let indices: Vec<u64> = windows.iter().map(|w| w.span.index).collect();
+    assert!(carried.len() > 100, "{}", carried.len());
+    for (pts, w) in &carried[1..] {
+        let w = w.unwrap_or_else(|| panic!("frame at {pts} without its result"));
+        // Windows of 1 s: the frame at t belongs to window floor(t).
+        assert_eq!(w, pts / 1_000_000_000, "frame at {pts}: {indices:?}");
+    }
+}
+
 /// Scrubbing in step: after each flushing seek the prerolled frame leaves at once,
 /// without waiting for its window's analysis (slowed to 2 s per window here), so ten
 /// seeks in a row each preroll before any window after them is analysed; playing on,
@@ -328,6 +377,7 @@ fn seeks_preroll_without_waiting_for_the_analysis() {
     );
     let carried = carried_windows(&pipeline);
     slow_down(&pipeline, Duration::from_secs(2));
+    let _stop = StopOnDrop(pipeline.clone());
     let bus = preroll(&pipeline);
     for k in 0..10u64 {
         pipeline

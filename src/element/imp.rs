@@ -149,6 +149,19 @@ impl std::fmt::Debug for Loaded {
     }
 }
 
+/// When, in step, a frame may leave before its window's result (see `State::prompt`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Prompt {
+    /// Frames wait for their windows.
+    No,
+    /// The next frame leaves at once (a flushing seek came).
+    AfterFlush,
+    /// The next frame, the first since the start, leaves at once if the pipeline is
+    /// prerolling to PAUSED (a player showing the first picture); a pipeline on its
+    /// way to PLAYING waits, so that every frame of a run carries its own window.
+    IfPausing,
+}
+
 /// Streaming state, rebuilt at every start.
 pub(super) struct State {
     pub assembler: WindowAssembler,
@@ -182,10 +195,11 @@ pub(super) struct State {
     pub early_offered: Option<SpeechSpan>,
     /// The guess on `early_offered` while it is neither confirmed nor withdrawn.
     pub early_guess: Option<Speculation>,
-    /// In step, after a flushing seek: the first frame leaves at once (with the result
-    /// known then, none after the flush), so that a player's preroll, and scrubbing,
-    /// never wait for an analysis; the frames after it wait for their windows again.
-    pub prompt_next: bool,
+    /// In step: whether the next frame may leave without waiting for its window —
+    /// the first after a flushing seek, and the first of all while the pipeline
+    /// prerolls to PAUSED — so that a player's preroll, and scrubbing, never wait for
+    /// an analysis; the frames after it wait for their windows again.
+    pub prompt: Prompt,
     /// Live input: how each input (by [`Input`] index) has been delivering.
     pub watch: [InputWatch; 2],
     /// Live input: the latency and input timeout (ns) of the last `aggregate`, for
@@ -496,7 +510,7 @@ impl AggregatorImpl for EmotionSense {
             early_analysis,
             early_offered: None,
             early_guess: None,
-            prompt_next: false,
+            prompt: Prompt::IfPausing,
             watch: Default::default(),
             latency_and_bound: (0, 0),
             resampler: None,
@@ -631,7 +645,7 @@ impl AggregatorImpl for EmotionSense {
             state.assembler.reset();
             state.timing.clear();
             state.held.clear();
-            state.prompt_next = true;
+            state.prompt = Prompt::AfterFlush;
             state.watch = Default::default();
             if let Some(r) = state.resampler.as_mut() {
                 r.flush();

@@ -12,7 +12,7 @@ use gst_base::prelude::*;
 
 use super::CAT;
 use super::faults::Change;
-use super::imp::{EmotionSense, State, lock};
+use super::imp::{EmotionSense, Prompt, State, lock};
 use super::ingest::{Frame, InputFault, Severity};
 use super::inputs::{Input, LiveClock, pixel_layout, running_time};
 use super::passthrough::Passed;
@@ -392,6 +392,10 @@ impl EmotionSense {
         } else {
             None
         };
+        let first_may_go = lock(&self.state)
+            .as_ref()
+            .is_some_and(|s| s.prompt == Prompt::IfPausing)
+            && self.pipeline_pauses();
         loop {
             let mut guard = lock(&self.state);
             let Some(state) = guard.as_mut() else { break };
@@ -428,8 +432,11 @@ impl EmotionSense {
                                 missed = true;
                                 Some(results.newest())
                             }
-                            // The first frame after a flushing seek does not wait.
-                            _ if state.prompt_next => {
+                            // The first frame after a flushing seek, or of a
+                            // preroll to PAUSED, does not wait.
+                            _ if state.prompt == Prompt::AfterFlush
+                                || state.prompt == Prompt::IfPausing && first_may_go =>
+                            {
                                 Some(ready.unwrap_or_else(|| results.newest()))
                             }
                             _ => None,
@@ -441,7 +448,7 @@ impl EmotionSense {
             let Some((_, buf)) = state.held.pop_front() else {
                 break;
             };
-            state.prompt_next = false;
+            state.prompt = Prompt::No;
             if let Some(k) = designated {
                 // Earlier windows are done with (their last result is kept).
                 state.timing.forget_before(k);
@@ -456,6 +463,22 @@ impl EmotionSense {
             self.emit(buf, rt, carried.as_deref())?;
         }
         Ok(())
+    }
+
+    /// Whether the pipeline this element is in is going to PAUSED (prerolling to show
+    /// a picture), not to PLAYING.
+    fn pipeline_pauses(&self) -> bool {
+        let mut top: gst::Element = self.obj().clone().upcast();
+        while let Some(parent) = top.parent().and_then(|p| p.downcast::<gst::Element>().ok()) {
+            top = parent;
+        }
+        let (_, current, pending) = top.state(gst::ClockTime::ZERO);
+        let target = if pending == gst::State::VoidPending {
+            current
+        } else {
+            pending
+        };
+        target == gst::State::Paused
     }
 
     /// Counts a buffer that left past its deadline with the latest result; the first

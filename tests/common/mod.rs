@@ -23,11 +23,22 @@ pub fn init() {
     });
 }
 
-/// A directory for this test binary's generated media.
+/// A directory for this test binary's generated media. Those that test binaries no
+/// longer running left behind are removed first (they hold hundreds of MB each).
 pub fn fixture_dir() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
-        let dir = std::env::temp_dir().join(format!("gst-emotion-tests-{}", std::process::id()));
+        let tmp = std::env::temp_dir();
+        for e in std::fs::read_dir(&tmp).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if let Some(pid) = name.strip_prefix("gst-emotion-tests-")
+                && pid.parse::<u32>().is_ok()
+                && !Path::new("/proc").join(pid).exists()
+            {
+                let _ = std::fs::remove_dir_all(e.path());
+            }
+        }
+        let dir = tmp.join(format!("gst-emotion-tests-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("create fixture dir");
         dir
     })
