@@ -45,6 +45,15 @@ fn typed_sentences_match_scikit_learn_and_compare_side_by_side() {
     let (_, report) = eval(&[dev_set().to_str().unwrap(), "--out", a.to_str().unwrap()]);
     assert_eq!(report["items"], report["evaluated"]);
     assert!(report["heads"]["emotion"]["items"].as_u64().unwrap() > 100);
+    for head in ["emotion", "sentiment"] {
+        let ece = report["heads"][head]["ece"].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&ece), "{head}: {ece}");
+    }
+    assert_eq!(
+        report["consistency"]["predicted"]["items"],
+        report["evaluated"]
+    );
+    // The scikit-learn check recomputes the calibration error and the consistency.
     assert!(python_check(&a).contains("metrics ok"));
     for head in ["emotion", "sentiment"] {
         let svg = std::fs::read_to_string(a.join(format!("confusion-{head}.svg"))).unwrap();
@@ -61,7 +70,10 @@ fn typed_sentences_match_scikit_learn_and_compare_side_by_side() {
         a.join("report.json").to_str().unwrap(),
     ]);
     assert!(
-        text.contains("compared with") && text.contains("emotion accuracy"),
+        text.contains("compared with")
+            && text.contains("emotion accuracy")
+            && text.contains("emotion ece")
+            && text.contains("sentiment disagrees"),
         "{text}"
     );
     assert!(python_check(&b).contains("metrics ok"));

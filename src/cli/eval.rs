@@ -24,7 +24,7 @@ use serde_json::{Value, json};
 use crate::bundle::BundleChoice;
 use crate::eval::data::{DataKind, Item, load};
 use crate::eval::heatmap;
-use crate::eval::metrics::{Report, report, word_errors, words};
+use crate::eval::metrics::{Report, calibration_error, consistency, report, word_errors, words};
 use crate::infer::{Model, ModelOptions};
 use crate::output::WindowResult;
 use crate::output::files::write_atomic;
@@ -510,8 +510,20 @@ fn write_report(
             &args.out.join(format!("confusion-{head}.svg")),
             heatmap::svg(&format!("{head}: {mode}"), &r).as_bytes(),
         )?;
-        heads.insert(head.to_string(), serde_json::to_value(&r)?);
+        let mut v = serde_json::to_value(&r)?;
+        v["ece"] = json!(head_calibration(head, items, outcomes));
+        heads.insert(head.to_string(), v);
     }
+    // Sentiment against emotion: predicted, and in the gold labels for comparison.
+    let predicted_pairs = pair_consistency(items, outcomes, |_, o| {
+        Some((
+            o.labels.get("emotion")?.clone(),
+            o.labels.get("sentiment")?.clone(),
+        ))
+    });
+    let gold_pairs = pair_consistency(items, outcomes, |i, _| {
+        Some((i.emotion.clone()?, i.sentiment.clone()?))
+    });
     let evaluated = outcomes.iter().filter(|o| o.is_ok()).count();
     let report = json!({
         "data": args.data.display().to_string(),
@@ -521,6 +533,10 @@ fn write_report(
         "evaluated": evaluated,
         "failed": failed,
         "heads": heads,
+        "consistency": (predicted_pairs.items > 0).then(|| json!({
+            "predicted": predicted_pairs,
+            "gold": (gold_pairs.items > 0).then_some(&gold_pairs),
+        })),
         "asr": (asr_items > 0).then(|| json!({
             "items": asr_items,
             "reference_words": ref_words,
@@ -538,6 +554,43 @@ fn write_report(
         serde_json::to_string_pretty(&report)?.as_bytes(),
     )?;
     Ok(report)
+}
+
+/// The [`consistency`] of the (emotion, sentiment) pairs `of` finds in the items
+/// evaluated.
+fn pair_consistency(
+    items: &[Item],
+    outcomes: &[Result<Outcome, ItemError>],
+    of: impl Fn(&Item, &Outcome) -> Option<(String, String)>,
+) -> crate::eval::metrics::Consistency {
+    let pairs: Vec<(String, String)> = items
+        .iter()
+        .zip(outcomes)
+        .filter_map(|(i, o)| o.as_ref().ok().and_then(|o| of(i, o)))
+        .collect();
+    consistency(pairs.iter().map(|(e, s)| (e.as_str(), s.as_str())))
+}
+
+/// The expected calibration error of `head`'s top probability over the items with a
+/// gold label for it (10 bins).
+fn head_calibration(head: &str, items: &[Item], outcomes: &[Result<Outcome, ItemError>]) -> f64 {
+    let (mut confidence, mut correct) = (Vec::new(), Vec::new());
+    for (item, outcome) in items.iter().zip(outcomes) {
+        let gold = match head {
+            "emotion" => &item.emotion,
+            "sentiment" => &item.sentiment,
+            _ => &None,
+        };
+        let (Some(g), Ok(o)) = (gold, outcome) else {
+            continue;
+        };
+        let (Some(label), Some(probs)) = (o.labels.get(head), o.probs.get(head)) else {
+            continue;
+        };
+        confidence.push(probs.get(label).copied().unwrap_or(0.0));
+        correct.push(label == g);
+    }
+    calibration_error(&confidence, &correct, 10)
 }
 
 fn print_report(r: &Value) {
@@ -574,6 +627,26 @@ fn print_report(r: &Value) {
             );
         }
     }
+    for (head, h) in r["heads"].as_object().into_iter().flatten() {
+        if let Some(e) = h["ece"].as_f64() {
+            println!("\n{head}: expected calibration error {e:.3} (10 bins)");
+        }
+    }
+    if let Some(c) = r["consistency"].as_object() {
+        let p = &c["predicted"];
+        println!(
+            "\nsentiment against the emotion's polarity (predicted): {:.1} % disagree, {:.1} % opposite",
+            p["disagree"].as_f64().unwrap_or(0.0) * 100.0,
+            p["opposite"].as_f64().unwrap_or(0.0) * 100.0
+        );
+        if let Some(g) = c["gold"].as_object() {
+            println!(
+                "  in the gold labels: {:.1} % disagree, {:.1} % opposite",
+                g["disagree"].as_f64().unwrap_or(0.0) * 100.0,
+                g["opposite"].as_f64().unwrap_or(0.0) * 100.0
+            );
+        }
+    }
     if let Some(a) = r["asr"].as_object() {
         println!(
             "\nASR word error rate {:.1} % ({} errors in {} words, {} items)",
@@ -604,7 +677,7 @@ fn print_comparison(this: &Value, other: &Value, other_path: &Path) {
     };
     for (head, h) in this["heads"].as_object().into_iter().flatten() {
         let o = &other["heads"][head];
-        for m in ["accuracy", "weighted_f1", "macro_f1"] {
+        for m in ["accuracy", "weighted_f1", "macro_f1", "ece"] {
             row(&format!("{head} {m}"), h[m].as_f64(), o[m].as_f64());
         }
         for c in h["classes"].as_array().into_iter().flatten() {
@@ -616,6 +689,11 @@ fn print_comparison(this: &Value, other: &Value, other_path: &Path) {
             row(&format!("{head} {label} F1"), c["f1"].as_f64(), other_f1);
         }
     }
+    row(
+        "sentiment disagrees",
+        this["consistency"]["predicted"]["disagree"].as_f64(),
+        other["consistency"]["predicted"]["disagree"].as_f64(),
+    );
     row(
         "ASR WER",
         this["asr"]["wer"].as_f64(),

@@ -174,9 +174,122 @@ pub fn word_errors(reference: &[String], hypothesis: &[String]) -> usize {
     prev[hypothesis.len()]
 }
 
+/// Expected calibration error (Guo et al., 2017): the items binned by their
+/// confidence (the top probability) into `bins` equal-width bins over [0, 1]; the
+/// gap between each bin's accuracy and mean confidence, weighted by its share of the
+/// items. 0 when confidence matches accuracy; 0 for no items.
+pub fn calibration_error(confidence: &[f64], correct: &[bool], bins: usize) -> f64 {
+    assert_eq!(confidence.len(), correct.len(), "one confidence per item");
+    let bins = bins.max(1);
+    let mut sum_conf = vec![0.0; bins];
+    let mut hits = vec![0usize; bins];
+    let mut count = vec![0usize; bins];
+    for (&c, &ok) in confidence.iter().zip(correct) {
+        let c = c.clamp(0.0, 1.0);
+        // (k/bins, (k+1)/bins], the first bin closed at 0.
+        let b = ((c * bins as f64).ceil() as usize).clamp(1, bins) - 1;
+        sum_conf[b] += c;
+        hits[b] += usize::from(ok);
+        count[b] += 1;
+    }
+    let n = confidence.len();
+    if n == 0 {
+        return 0.0;
+    }
+    (0..bins)
+        .filter(|&b| count[b] > 0)
+        .map(|b| {
+            let k = count[b] as f64;
+            (k / n as f64) * (hits[b] as f64 / k - sum_conf[b] / k).abs()
+        })
+        .sum()
+}
+
+/// The sentiment an emotion implies: joy positive; sadness, anger, fear and disgust
+/// negative; neutral neutral; surprise either (`None`), as are labels not listed.
+pub fn polarity(emotion: &str) -> Option<&'static str> {
+    match emotion {
+        "joy" => Some("positive"),
+        "sadness" | "anger" | "fear" | "disgust" => Some("negative"),
+        "neutral" => Some("neutral"),
+        _ => None,
+    }
+}
+
+/// How often a sentiment disagrees with the polarity of its emotion.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Consistency {
+    /// Pairs looked at.
+    pub items: usize,
+    /// Share whose sentiment is not the emotion's polarity (surprise agrees with any).
+    pub disagree: f64,
+    /// Share whose sentiment is the opposite one (positive against a negative emotion,
+    /// or negative against joy).
+    pub opposite: f64,
+}
+
+/// The [`Consistency`] of (emotion, sentiment) pairs.
+pub fn consistency<'a>(pairs: impl IntoIterator<Item = (&'a str, &'a str)>) -> Consistency {
+    let (mut items, mut disagree, mut opposite) = (0usize, 0usize, 0usize);
+    for (emotion, sentiment) in pairs {
+        items += 1;
+        let Some(p) = polarity(emotion) else { continue };
+        if p != sentiment {
+            disagree += 1;
+            if matches!(
+                (p, sentiment),
+                ("positive", "negative") | ("negative", "positive")
+            ) {
+                opposite += 1;
+            }
+        }
+    }
+    let share = |k: usize| {
+        if items == 0 {
+            0.0
+        } else {
+            k as f64 / items as f64
+        }
+    };
+    Consistency {
+        items,
+        disagree: share(disagree),
+        opposite: share(opposite),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn calibration_error_is_the_weighted_gap_per_confidence_bin() {
+        // Confident and always right: a gap of 0.1 in the top bin.
+        assert!((calibration_error(&[0.9, 0.9], &[true, true], 10) - 0.1).abs() < 1e-12);
+        // Half the items at 0.8 (half right: gap 0.3), half at 0.3 (right: gap 0.7).
+        let e = calibration_error(&[0.8, 0.8, 0.3, 0.3], &[true, false, true, true], 10);
+        assert!((e - (0.5 * 0.3 + 0.5 * 0.7)).abs() < 1e-12, "{e}");
+        // Confidence that matches accuracy.
+        let c = [0.75; 4];
+        assert!(calibration_error(&c, &[true, true, true, false], 10).abs() < 1e-12);
+        assert_eq!(calibration_error(&[], &[], 10), 0.0);
+        // 1.0 falls in the top bin, 0.0 in the first.
+        assert!((calibration_error(&[1.0, 0.0], &[true, true], 10) - 0.5).abs() < 1e-12);
+    }
+
+    #[test]
+    fn consistency_counts_sentiments_against_their_emotions() {
+        let c = consistency([
+            ("joy", "positive"),
+            ("sadness", "positive"),
+            ("anger", "neutral"),
+            ("surprise", "negative"),
+        ]);
+        assert_eq!(c.items, 4);
+        assert_eq!(c.disagree, 0.5);
+        assert_eq!(c.opposite, 0.25);
+        assert_eq!(consistency([]).disagree, 0.0);
+    }
 
     fn v(s: &[&str]) -> Vec<String> {
         s.iter().map(|x| x.to_string()).collect()
