@@ -12,8 +12,9 @@
 //!   again from the start. A replica that finds it lost an entry stops that analysis.
 //! - A cancel is the key `gst-emotion:job:ID:cancel`, which the running replica reads
 //!   at every heartbeat.
-//! - Finished jobs are counted in the hash `gst-emotion:finished` (by state), in the
-//!   same transaction that takes them off the queue.
+//! - Finished jobs are counted in the hash `gst-emotion:finished` (by state), by the
+//!   same script that takes them off the queue, and only by the replica whose
+//!   acknowledgement counted.
 //!
 //! Job files (uploads, partial and final results, credentials) stay in `--state-dir`,
 //! which replicas must share (a network file system); credentials never go to Redis.
@@ -63,6 +64,17 @@ if #p == 1 and p[1][2] == ARGV[2] then
   return 1
 end
 return 0
+";
+
+/// Acknowledges and deletes entry `ARGV[2]` of group `ARGV[1]`; if it was pending
+/// (acknowledged now), counts a job that ended in state `ARGV[3]` (unless empty).
+const FINISH: &str = r"
+local acked = redis.call('XACK', KEYS[1], ARGV[1], ARGV[2])
+redis.call('XDEL', KEYS[1], ARGV[2])
+if acked == 1 and ARGV[3] ~= '' then
+  redis.call('HINCRBY', KEYS[2], ARGV[3], 1)
+end
+return acked
 ";
 
 /// What went wrong talking to Redis.
@@ -115,6 +127,7 @@ pub struct Fleet {
     pub claim_after: Duration,
     set_if_state: redis::Script,
     heartbeat: redis::Script,
+    finish: redis::Script,
 }
 
 impl Fleet {
@@ -148,6 +161,7 @@ impl Fleet {
             claim_after,
             set_if_state: redis::Script::new(SET_IF_STATE),
             heartbeat: redis::Script::new(HEARTBEAT),
+            finish: redis::Script::new(FINISH),
         })
     }
 
@@ -320,22 +334,20 @@ impl Fleet {
         Ok(held == 1)
     }
 
-    /// Done with `taken`: counted as a job that ended in `state` (if given),
-    /// acknowledged and removed from the queue, in one step (the counts never see a
-    /// job twice or not at all).
+    /// Done with `taken`: acknowledged and removed from the queue and, if this
+    /// acknowledged it (a retry or a replica that lost it does not), counted as a job
+    /// that ended in `state` — one script, so the counts never see a job twice or not
+    /// at all.
     pub async fn finish(&self, taken: &Taken, state: Option<JobState>) -> Result<(), FleetError> {
         let mut c = self.conn().await?;
-        let mut pipe = redis::pipe();
-        pipe.atomic();
-        if let Some(state) = state {
-            pipe.hincr(FINISHED, state.as_str(), 1).ignore();
-        }
-        let () = pipe
-            .xack(STREAM, GROUP, &[&taken.entry])
-            .ignore()
-            .xdel(STREAM, &[&taken.entry])
-            .ignore()
-            .query_async(&mut c)
+        let _: i64 = self
+            .finish
+            .key(STREAM)
+            .key(FINISHED)
+            .arg(GROUP)
+            .arg(&taken.entry)
+            .arg(state.map_or("", JobState::as_str))
+            .invoke_async(&mut c)
             .await
             .map_err(|e| self.fail(e))?;
         Ok(())
