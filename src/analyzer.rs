@@ -37,6 +37,9 @@ pub struct AnalyzerConfig {
     pub model: Option<Arc<Model>>,
     /// Weight of the previous smoothed value in the EMA (0 = no smoothing).
     pub smoothing: f64,
+    /// Time constant (s) of each face track's smoothed probabilities, from which its
+    /// `stable_label` comes (0 = off: faces carry no smoothed probabilities).
+    pub face_smoothing: f64,
     /// Text given to the model for every window instead of a transcript.
     pub text: Option<String>,
     /// Folder receiving what the model saw per window (frames, tensors, outputs).
@@ -95,6 +98,9 @@ pub struct Analyzer {
     smoothed: Vec<Vec<f64>>,
     /// Stable face ids across this stream's windows.
     face_ids: TrackIds,
+    /// Per face track: its smoothed probabilities and the end (ns) of the window they
+    /// were last updated by.
+    face_tracks: FaceTracks,
     stats: AnalyzerStats,
     warnings: Vec<String>,
 }
@@ -126,6 +132,7 @@ impl Analyzer {
             speech,
             smoothed: Vec::new(),
             face_ids: TrackIds::default(),
+            face_tracks: FaceTracks::default(),
             stats: AnalyzerStats::default(),
             warnings: Vec::new(),
         };
@@ -147,6 +154,7 @@ impl Analyzer {
     pub fn reset(&mut self) {
         self.smoothed.clear();
         self.face_ids = TrackIds::default();
+        self.face_tracks = FaceTracks::default();
     }
 
     /// Analyses one window. An error means the window could not be analysed (the
@@ -302,6 +310,10 @@ impl Analyzer {
             for (face, id) in f.faces.iter_mut().zip(self.face_ids.assign(&rects)) {
                 face.id = Some(id);
             }
+            if self.config.face_smoothing > 0.0 {
+                self.face_tracks
+                    .smooth(&mut f.faces, job.span.end, self.config.face_smoothing);
+            }
         }
         Ok(Prediction {
             model: model.bundle.manifest.name.clone(),
@@ -383,5 +395,111 @@ impl Analyzer {
                 None
             }
         }
+    }
+}
+
+/// Each face track's probabilities smoothed over the windows it was seen in: an
+/// exponential moving average whose weight decays with the time between windows,
+/// `a = exp(−Δt / τ)`, so that the smoothing means the same for any window length;
+/// and its stable label, which changes only when another label's smoothed probability
+/// passes it by [`STABLE_MARGIN`] (a face wavering between two labels keeps one).
+#[derive(Debug, Default)]
+struct FaceTracks {
+    /// Per track id: smoothed probabilities, stable label, end (ns) of its last window.
+    tracks: std::collections::HashMap<u64, (Vec<f64>, usize, u64)>,
+}
+
+/// How far another label's smoothed probability must pass the stable label's.
+pub const STABLE_MARGIN: f64 = 0.05;
+
+impl FaceTracks {
+    /// Sets `smoothed` and `stable` on every tracked face of a window ending at `end`
+    /// (ns), with time constant `tau` (s); a track unseen for 10 τ starts afresh.
+    fn smooth(&mut self, faces: &mut [crate::output::FaceReport], end: u64, tau: f64) {
+        let forget = (10.0 * tau * 1e9) as u64;
+        self.tracks
+            .retain(|_, (.., at)| end.saturating_sub(*at) <= forget);
+        for face in faces.iter_mut() {
+            let Some(id) = face.id else { continue };
+            let (smoothed, stable) = match self.tracks.get(&id) {
+                Some((prev, stable, at)) if prev.len() == face.probs.len() => {
+                    let dt = end.saturating_sub(*at) as f64 / 1e9;
+                    let a = (-dt / tau).exp();
+                    let smoothed: Vec<f64> = prev
+                        .iter()
+                        .zip(&face.probs)
+                        .map(|(p, q)| a * p + (1.0 - a) * q)
+                        .collect();
+                    let top = crate::output::argmax(&smoothed);
+                    let stable = if smoothed[top] >= smoothed[*stable] + STABLE_MARGIN {
+                        top
+                    } else {
+                        *stable
+                    };
+                    (smoothed, stable)
+                }
+                _ => (face.probs.clone(), crate::output::argmax(&face.probs)),
+            };
+            self.tracks.insert(id, (smoothed.clone(), stable, end));
+            face.smoothed = smoothed;
+            face.stable = Some(stable);
+        }
+    }
+}
+
+#[cfg(test)]
+mod face_smoothing_tests {
+    use super::*;
+    use crate::output::{FaceReport, argmax};
+
+    fn face(id: u64, probs: &[f64]) -> FaceReport {
+        FaceReport {
+            id: Some(id),
+            probs: probs.to_vec(),
+            ..FaceReport::default()
+        }
+    }
+
+    #[test]
+    fn a_wavering_face_keeps_its_stable_label() {
+        // The raw label flips every window (joy 0.55 / 0.45 against neutral).
+        let mut tracks = FaceTracks::default();
+        let (mut raw, mut stable) = (Vec::new(), Vec::new());
+        for k in 0..20u64 {
+            let p = if k % 2 == 0 {
+                [0.55, 0.45]
+            } else {
+                [0.45, 0.55]
+            };
+            let mut faces = vec![face(7, &p)];
+            tracks.smooth(&mut faces, (k + 1) * 1_000_000_000, 3.0);
+            raw.push(argmax(&faces[0].probs));
+            stable.push(faces[0].stable.unwrap());
+        }
+        let changes = |v: &[usize]| v.windows(2).filter(|w| w[0] != w[1]).count();
+        assert_eq!(changes(&raw), 19);
+        assert_eq!(changes(&stable), 0, "{stable:?}");
+    }
+
+    #[test]
+    fn a_real_change_comes_through_within_a_few_time_constants() {
+        let mut tracks = FaceTracks::default();
+        let mut first_joy = None;
+        for k in 0..20u64 {
+            let p = if k < 5 { [0.1, 0.9] } else { [0.9, 0.1] };
+            let mut faces = vec![face(1, &p), face(2, &[0.5, 0.5])];
+            tracks.smooth(&mut faces, (k + 1) * 1_000_000_000, 2.0);
+            if first_joy.is_none() && faces[0].stable == Some(0) {
+                first_joy = Some(k);
+            }
+            // Each track is its own.
+            assert_eq!(faces[1].smoothed, vec![0.5, 0.5]);
+        }
+        // From window 5 on the face shows joy; 2 s time constant, 1 s windows.
+        assert_eq!(first_joy, Some(6));
+        // A track unseen for 10 τ starts afresh.
+        let mut faces = vec![face(1, &[0.2, 0.8])];
+        tracks.smooth(&mut faces, 60_000_000_000, 2.0);
+        assert_eq!(faces[0].smoothed, vec![0.2, 0.8]);
     }
 }

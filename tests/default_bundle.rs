@@ -40,6 +40,11 @@ fn clip(name: &str, video: &str, speech: Option<&Path>) -> PathBuf {
 /// `filter` (a launch fragment) between the video decoder and the element; `has_audio`
 /// says whether the clip has an audio stream to link.
 fn analyse(clip: &Path, filter: &str, has_audio: bool) -> Vec<WindowResult> {
+    analyse_with(clip, filter, has_audio, "")
+}
+
+/// [`analyse`] with more element properties (`name=value …`).
+fn analyse_with(clip: &Path, filter: &str, has_audio: bool, props: &str) -> Vec<WindowResult> {
     init();
     let audio = if has_audio {
         "d. ! queue ! audioconvert ! audioresample ! e.audio"
@@ -48,7 +53,7 @@ fn analyse(clip: &Path, filter: &str, has_audio: bool) -> Vec<WindowResult> {
     };
     let desc = format!(
         "uridecodebin uri={} name=d d. ! queue ! videoconvert {filter} ! e.video {audio} \
-         emotionsense name=e bundle={} ! fakesink",
+         emotionsense name=e bundle={} {props} ! fakesink",
         uri(clip),
         default_bundle().display()
     );
@@ -116,6 +121,37 @@ fn face_only_is_joy_and_flagged_without_speech() {
         assert!(fusion(&w).flags.contains(&FusionFlag::NoSpeech), "{w:?}");
         // The smile's valence alone makes the sentiment positive.
         assert_eq!(label(&w, "sentiment"), "positive", "{w:?}");
+    }
+}
+
+/// Every tracked face carries its smoothed probabilities and stable label (here the
+/// smile's joy, in every window); `face-smoothing=0` turns them off. The smoothing's
+/// rule (time constant, margin) is unit-tested in src/analyzer.rs.
+#[test]
+fn faces_carry_a_stable_label_unless_face_smoothing_is_off() {
+    let c = clip("astronaut-stable", &still_video(&astronaut(), 150), None);
+    let sliding = "window-mode=sliding window-length=1 window-hop=1";
+    let windows = analyse_with(&c, "", false, sliding);
+    assert!(windows.len() >= 4, "{}", windows.len());
+    for w in &windows {
+        let labels = &w.head("emotion").unwrap().labels;
+        for face in &fusion(w).faces {
+            let stable = face.stable.expect("a stable label");
+            assert_eq!(labels[stable], "joy", "{w:?}");
+            assert_eq!(face.smoothed.len(), face.probs.len());
+            assert!((face.smoothed.iter().sum::<f64>() - 1.0).abs() < 1e-6);
+        }
+    }
+    // The same track from window to window.
+    let ids: std::collections::BTreeSet<_> = windows
+        .iter()
+        .flat_map(|w| fusion(w).faces.iter().map(|f| f.id))
+        .collect();
+    assert_eq!(ids.len(), 1, "{ids:?}");
+    for w in analyse_with(&c, "", false, &format!("{sliding} face-smoothing=0")) {
+        for face in &fusion(&w).faces {
+            assert!(face.stable.is_none() && face.smoothed.is_empty(), "{w:?}");
+        }
     }
 }
 

@@ -461,6 +461,7 @@ impl AggregatorImpl for EmotionSense {
         let analysis = AnalyzerConfig {
             model,
             smoothing: settings.smoothing,
+            face_smoothing: settings.face_smoothing,
             text: settings.text.clone(),
             dump_dir: settings.dump_dir.as_ref().map(Into::into),
             speech: whisper.map(|whisper| SpeechSetup {

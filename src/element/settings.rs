@@ -41,6 +41,8 @@ pub(super) struct Settings {
     pub max_batch: u32,
     pub max_batch_wait_ms: u32,
     pub smoothing: f64,
+    /// `face-smoothing`: time constant (s) of each face track's smoothing.
+    pub face_smoothing: f64,
     pub overlay: bool,
     pub orientation: gst_video::VideoOrientationMethod,
     pub text: Option<String>,
@@ -94,6 +96,7 @@ impl Default for Settings {
             max_batch: model.max_batch as u32,
             max_batch_wait_ms: model.max_wait.as_millis() as u32,
             smoothing: 0.5,
+            face_smoothing: 3.0,
             overlay: false,
             orientation: gst_video::VideoOrientationMethod::Auto,
             text: None,
@@ -261,6 +264,7 @@ impl Settings {
             "max-batch" => self.max_batch = v.get().expect(CHECKED),
             "max-batch-wait" => self.max_batch_wait_ms = v.get().expect(CHECKED),
             "smoothing" => self.smoothing = v.get().expect(CHECKED),
+            "face-smoothing" => self.face_smoothing = v.get().expect(CHECKED),
             "overlay" => self.overlay = v.get().expect(CHECKED),
             "orientation" => self.orientation = v.get().expect(CHECKED),
             "text" => self.text = v.get().expect(CHECKED),
@@ -300,6 +304,7 @@ impl Settings {
             "max-batch" => self.max_batch.to_value(),
             "max-batch-wait" => self.max_batch_wait_ms.to_value(),
             "smoothing" => self.smoothing.to_value(),
+            "face-smoothing" => self.face_smoothing.to_value(),
             "overlay" => self.overlay.to_value(),
             "orientation" => self.orientation.to_value(),
             "text" => self.text.to_value(),
@@ -524,6 +529,20 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .minimum(0.0)
                 .maximum(0.99)
                 .default_value(d.smoothing)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecDouble::builder("face-smoothing")
+                .nick("Face smoothing")
+                .blurb(
+                    "Time constant in seconds of each tracked face's smoothed emotion \
+                     probabilities, from which its stable-label comes (a face whose \
+                     expression does not change keeps its label; a real change shows \
+                     within about one time constant): 0 = off, faces carry only their \
+                     own window's probabilities",
+                )
+                .minimum(0.0)
+                .maximum(600.0)
+                .default_value(d.face_smoothing)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecString::builder("text")

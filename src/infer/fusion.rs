@@ -556,6 +556,8 @@ impl FusionModel {
                 upstream,
                 id: None,
                 frame_probs: Vec::new(),
+                smoothed: Vec::new(),
+                stable: None,
             });
         }
         timings.push(("face-classify", started.elapsed().as_secs_f64() * 1e3));

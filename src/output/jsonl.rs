@@ -80,6 +80,10 @@ pub fn record(r: &WindowResult) -> Value {
                 if !face.frame_probs.is_empty() {
                     v[format!("{key}_frames")] = frames(labels, &face.frame_probs);
                 }
+                if let Some(stable) = face.stable {
+                    v["stable_label"] = json!(labels.get(stable));
+                    v[format!("{key}_smoothed_probs")] = json!(by_label(labels, &face.smoothed));
+                }
                 v
             })
             .collect();

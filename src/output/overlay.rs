@@ -279,6 +279,8 @@ mod tests {
                         upstream: false,
                         id: None,
                         frame_probs: Vec::new(),
+                        smoothed: Vec::new(),
+                        stable: None,
                     }],
                     ..FusionDetails::default()
                 }),

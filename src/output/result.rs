@@ -257,6 +257,14 @@ pub struct FaceReport {
     /// Per-frame probabilities of this face (a per-frame face-head), in sampled order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub frame_probs: Vec<FrameProbs>,
+    /// This face track's probabilities smoothed over the windows it was seen in
+    /// (`face-smoothing`). Empty when off.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub smoothed: Vec<f64>,
+    /// Index of the track's stable label (the smoothed top label, changed only when
+    /// another passes it by a margin); `None` when face smoothing is off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<usize>,
 }
 
 /// The head faces are reported for among `heads`: `emotion` when there is one, else

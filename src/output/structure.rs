@@ -271,6 +271,17 @@ fn set_fusion(s: &mut gst::Structure, f: &FusionDetails, head: Option<&HeadResul
             if !face.frame_probs.is_empty() {
                 b = b.field(format!("{name}-frames"), frames_array(&face.frame_probs));
             }
+            if let Some(stable) = face.stable {
+                b = b
+                    .field(
+                        "stable-label",
+                        labels.get(stable).map_or("", String::as_str),
+                    )
+                    .field(
+                        format!("{name}-smoothed-probs"),
+                        gst::Array::new(face.smoothed.iter().copied()),
+                    );
+            }
             b.build()
         })),
     );
@@ -292,6 +303,7 @@ fn set_fusion(s: &mut gst::Structure, f: &FusionDetails, head: Option<&HeadResul
 
 fn read_fusion(s: &gst::StructureRef, name: &str) -> FusionDetails {
     let opt_floats = |f: &str| s.has_field(f).then(|| floats(s, f));
+    let labels = strings(s, &format!("{name}-labels"));
     FusionDetails {
         faces: structures(s, "faces")
             .iter()
@@ -305,6 +317,11 @@ fn read_fusion(s: &gst::StructureRef, name: &str) -> FusionDetails {
                     upstream: f.get::<bool>("upstream").unwrap_or(false),
                     id: f.get::<u64>("id").ok(),
                     frame_probs: frame_probs(f, &format!("{name}-frames")),
+                    smoothed: floats(f, &format!("{name}-smoothed-probs")),
+                    stable: f
+                        .get::<&str>("stable-label")
+                        .ok()
+                        .and_then(|l| labels.iter().position(|x| x == l)),
                 }
             })
             .collect(),
@@ -425,6 +442,8 @@ mod tests {
                             pts: Some(1_200_000_000),
                             probs: vec![0.0, 0.9, 0.1],
                         }],
+                        smoothed: vec![0.1, 0.7, 0.2],
+                        stable: Some(2),
                     }],
                     face_probs: Some(vec![0.0, 0.9, 0.1]),
                     text_probs: None,
