@@ -17,6 +17,11 @@
 //! (its speech file says so too: the same program started later), so that the
 //! cameras do not all stop at once. `BENCH_BUNDLE` picks another bundle (default `default`) and
 //! `BENCH_PROPS` adds emotionsense properties (e.g. `asr=false`).
+//!
+//! The source converts the photo to I420 once, as a camera hands over frames it
+//! already has in I420; `BENCH_SOURCE_CONVERT=1` converts every frame from RGB instead
+//! (the harness before 2026-12-05: at 8 streams that conversion, which is the
+//! simulated camera's and not the element's, took about 29 % of the process's CPU).
 
 use std::sync::{Arc, Mutex};
 
@@ -60,12 +65,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst_emotion::register_static()?;
     // As `watch SRC1 SRC2 …` does.
     gst_emotion::infer::share_cores_between_streams(streams);
+    let (convert_once, convert_each) = if std::env::var_os("BENCH_SOURCE_CONVERT").is_some() {
+        ("", "! videoconvert")
+    } else {
+        ("! videoconvert ! video/x-raw,format=I420", "")
+    };
     let desc: String = (0..streams)
         .map(|i| {
             format!(
                 "multifilesrc location={image} num-buffers=1 caps=image/png ! pngdec ! videoconvert \
                  ! videoscale add-borders=true ! video/x-raw,width=1280,height=720,pixel-aspect-ratio=1/1 \
-                 ! imagefreeze is-live=true num-buffers={frames} ! videoconvert \
+                 {convert_once} ! imagefreeze is-live=true num-buffers={frames} {convert_each} \
                  ! video/x-raw,format=I420,framerate=30/1 ! queue ! videoconvert ! e{i}.video \
                  filesrc location={speech_i} ! wavparse ! audioconvert ! audioresample \
                  ! audio/x-raw,rate=16000,channels=1 ! identity sync=true ! queue ! e{i}.audio \
@@ -146,6 +156,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .filter_map(|i| pipeline.by_name(&format!("e{i}")))
         .map(|e| e.property::<u64>("windows-analysed-early"))
         .sum();
+    // Per stage, from the threads' CPU times (the streaming threads still exist).
+    let split = cpu_by_stage();
     pipeline.set_state(gst::State::Null)?;
     if let Some(e) = error {
         return Err(e.into());
@@ -228,6 +240,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         wall,
         cpu / wall * 100.0
     );
+    let threads_total: f64 = split.iter().map(|(_, v)| v).sum();
+    println!("  CPU by stage (thread CPU time; % of the process's, and % of a core per stream):");
+    for (stage, secs) in &split {
+        println!(
+            "    {stage:<46} {:5.1} %  {:5.1} %/stream",
+            secs / threads_total.max(1e-9) * 100.0,
+            secs / wall * 100.0 / streams as f64
+        );
+    }
     let settled = seen.rss.get(10).or(seen.rss.first()).copied().unwrap_or(0);
     println!(
         "  resident memory: {} MB after 10 windows, {} MB at the end, max {} MB",
@@ -250,4 +271,66 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         seen.rss.iter().max().copied().unwrap_or(0) / 1024
     );
     Ok(())
+}
+
+/// CPU seconds of this process's live threads, grouped by what their names say they
+/// do (GStreamer names streaming threads after their pad's element; the element's
+/// worker, voice-activity and inference threads are named too).
+fn cpu_by_stage() -> Vec<(&'static str, f64)> {
+    let tick = 100.0; // USER_HZ on Linux
+    let mut stages: Vec<(&'static str, f64)> = Vec::new();
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return stages;
+    };
+    for task in tasks.flatten() {
+        let path = task.path();
+        let comm = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let stat = std::fs::read_to_string(path.join("stat")).unwrap_or_default();
+        // Fields after the ")" that ends the name: state is the 3rd field, utime the
+        // 14th and stime the 15th.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let ticks = |i: usize| {
+            fields
+                .get(i - 3)
+                .and_then(|v| v.parse::<f64>().ok())
+                .unwrap_or(0.0)
+        };
+        let secs = (ticks(14) + ticks(15)) / tick;
+        let comm = comm.trim();
+        let queue = comm
+            .strip_prefix("queue")
+            .and_then(|r| r.split(':').next())
+            .and_then(|n| n.parse::<u32>().ok());
+        let stage = if comm.starts_with("imagefreeze") || comm.starts_with("multifilesrc") {
+            "simulated camera (source)"
+        } else if let Some(n) = queue {
+            // Each stream's video queue comes first, then its audio queue.
+            if n % 2 == 0 {
+                "colour conversion to RGB (videoconvert)"
+            } else {
+                "audio conversion and resampling"
+            }
+        } else if comm.starts_with('e') && comm.ends_with(":src") {
+            "element: taking frames and audio, resizing, in step"
+        } else if comm.starts_with("emotionsense-wo") {
+            "element worker: transcription (Whisper), windows"
+        } else if comm.starts_with("emotionsense-va") {
+            "voice activity"
+        } else if comm.starts_with("emotion-inferen") {
+            "inference: face detection and classification, text"
+        } else if comm.starts_with("wavparse") {
+            "audio source"
+        } else {
+            "other (main, torch/OpenMP helpers, GLib)"
+        };
+        match stages.iter_mut().find(|(s, _)| *s == stage) {
+            Some((_, v)) => *v += secs,
+            None => stages.push((stage, secs)),
+        }
+    }
+    stages.sort_by(|a, b| b.1.total_cmp(&a.1));
+    stages
 }
