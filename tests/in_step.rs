@@ -230,6 +230,34 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// The 10 s clip in 1 s windows into an appsink `out`, its analysis slowed to 2 s per
+/// window, prerolled: the pipeline, what its frames carry, its stop guard and its bus.
+fn slow_preroll() -> (gst::Element, Carried, StopOnDrop, gst::Bus) {
+    let pipeline = av10(
+        "window-length=1 window-hop=1",
+        "appsink name=out sync=false",
+    );
+    let carried = carried_windows(&pipeline);
+    slow_down(&pipeline, Duration::from_secs(2));
+    let stop = StopOnDrop(pipeline.clone());
+    let bus = preroll(&pipeline);
+    (pipeline, carried, stop, bus)
+}
+
+/// Plays `pipeline` to its end: the windows posted, and what every frame carried.
+fn play_on(
+    pipeline: &gst::Element,
+    carried: &Carried,
+) -> (Vec<WindowResult>, Vec<(u64, Option<u64>)>) {
+    let mut windows = Vec::new();
+    run_to_eos(pipeline, Duration::from_secs(60), |m| {
+        windows.extend(window_of(m))
+    })
+    .expect("run");
+    let carried = carried.lock().unwrap().clone();
+    (windows, carried)
+}
+
 /// Prerolls `pipeline` (PAUSED); returns its bus, emptied of what prerolling posted.
 fn preroll(pipeline: &gst::Element) -> gst::Bus {
     pipeline.set_state(gst::State::Paused).unwrap();
@@ -332,14 +360,7 @@ fn pause_resume_and_a_second_run_give_the_same_windows() {
 /// `every_frame_carries_its_own_window_however_slow_the_analysis`.)
 #[test]
 fn a_preroll_to_paused_shows_the_first_frame_at_once() {
-    let pipeline = av10(
-        "window-length=1 window-hop=1",
-        "appsink name=out sync=false",
-    );
-    let carried = carried_windows(&pipeline);
-    slow_down(&pipeline, Duration::from_secs(2));
-    let _stop = StopOnDrop(pipeline.clone());
-    let bus = preroll(&pipeline);
+    let (pipeline, carried, _stop, bus) = slow_preroll();
     let sample = appsink(&pipeline, "out")
         .try_pull_preroll(gst::ClockTime::ZERO)
         .expect("a prerolled frame");
@@ -350,12 +371,7 @@ fn a_preroll_to_paused_shows_the_first_frame_at_once() {
     assert!(window.is_none(), "the preroll waited for {window:?}");
     // Nothing was analysed by then.
     assert!(!std::iter::from_fn(|| bus.pop()).any(|m| window_of(&m).is_some()));
-    let mut windows = Vec::new();
-    run_to_eos(&pipeline, Duration::from_secs(60), |m| {
-        windows.extend(window_of(m))
-    })
-    .expect("run");
-    let carried = carried.lock().unwrap().clone();
+    let (windows, carried) = play_on(&pipeline, &carried);
     let indices: Vec<u64> = windows.iter().map(|w| w.span.index).collect();
     assert!(carried.len() > 100, "{}", carried.len());
     for (pts, w) in &carried[1..] {
@@ -371,14 +387,7 @@ fn a_preroll_to_paused_shows_the_first_frame_at_once() {
 /// the frames carry their own windows' results again.
 #[test]
 fn seeks_preroll_without_waiting_for_the_analysis() {
-    let pipeline = av10(
-        "window-length=1 window-hop=1",
-        "appsink name=out sync=false",
-    );
-    let carried = carried_windows(&pipeline);
-    slow_down(&pipeline, Duration::from_secs(2));
-    let _stop = StopOnDrop(pipeline.clone());
-    let bus = preroll(&pipeline);
+    let (pipeline, carried, _stop, bus) = slow_preroll();
     for k in 0..10u64 {
         pipeline
             .seek_simple(
@@ -410,12 +419,7 @@ fn seeks_preroll_without_waiting_for_the_analysis() {
         .collect();
     assert!(early.is_empty(), "{early:?}");
     carried.lock().unwrap().clear();
-    let mut windows = Vec::new();
-    run_to_eos(&pipeline, Duration::from_secs(60), |m| {
-        windows.extend(window_of(m))
-    })
-    .expect("run");
-    let carried = carried.lock().unwrap().clone();
+    let (windows, carried) = play_on(&pipeline, &carried);
     // After the first frame, every frame carries a result of a window that exists.
     let indices: Vec<u64> = windows.iter().map(|w| w.span.index).collect();
     assert!(!indices.is_empty());
