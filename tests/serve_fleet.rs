@@ -81,6 +81,27 @@ fn result_indices(s: &Server, id: &str) -> Vec<u64> {
         .collect()
 }
 
+/// What `gst-emotion analyze` writes as JSON Lines for `clip` with the replicas'
+/// window settings (cached per clip).
+fn analyzed(clip: &std::path::Path) -> String {
+    let stem = clip.file_stem().unwrap().to_string_lossy().to_string();
+    let out = fixture_dir().join(format!("fleet-analyze-{stem}"));
+    if !out.exists() {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_gst-emotion"));
+        cmd.arg("analyze").arg(clip).arg("--out").arg(&out);
+        cmd.args(["--window-mode", "sliding", "--set", "window-length=1"]);
+        cmd.args(["--set", "window-hop=1", "--set", "asr=false"]);
+        run_ok(&mut cmd);
+    }
+    let jsonl = std::fs::read_dir(&out)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|e| e == "jsonl"))
+        .unwrap_or_else(|| panic!("no JSON Lines in {}", out.display()));
+    std::fs::read_to_string(jsonl).unwrap()
+}
+
 #[test]
 fn replicas_share_one_queue_and_take_over_a_killed_replicas_job() {
     let redis = Redis::start(free_port());
@@ -179,6 +200,17 @@ fn replicas_share_one_queue_and_take_over_a_killed_replicas_job() {
         }
     }
     assert_eq!(long_counts.len(), 1, "{long_counts:?}");
+    // One result set each, identical to `analyze` on the same file and settings.
+    for (n, id) in ids.iter().enumerate() {
+        let clip = if n < 3 { &long } else { &short };
+        let served = client()
+            .get(replicas[n % replicas.len()].url(&format!("/v1/jobs/{id}/results.jsonl")))
+            .send()
+            .unwrap()
+            .text()
+            .unwrap();
+        assert_eq!(served, analyzed(clip), "job {id} ({})", clip.display());
+    }
     // Each job counted once, over the fleet.
     let text = replicas[1].get_text("/metrics");
     assert_eq!(
@@ -196,8 +228,10 @@ fn replicas_share_one_queue_and_take_over_a_killed_replicas_job() {
         Some(0.0)
     );
 
-    // Events of one job from every replica, whichever runs it.
-    let id = submit(&replicas[0], &long);
+    // Three jobs at once for three replicas of one pipeline each: the one that joined
+    // takes one of them. Events of the first from every replica, whichever runs it.
+    let batch: Vec<String> = (0..3).map(|k| submit(&replicas[k], &long)).collect();
+    let id = batch[0].clone();
     let readers: Vec<_> = replicas
         .iter()
         .map(|s| {
@@ -216,6 +250,21 @@ fn replicas_share_one_queue_and_take_over_a_killed_replicas_job() {
         .collect();
     let events: Vec<String> = readers.into_iter().map(|r| r.join().unwrap()).collect();
     let windows = result_indices(&replicas[2], &id).len();
+    let joined = format!("-{}-", replicas[2].pid());
+    let ran_on: Vec<String> = batch
+        .iter()
+        .map(|id| {
+            let v =
+                replicas[0].wait_for(&format!("/v1/jobs/{id}"), Duration::from_secs(120), |v| {
+                    v["state"] == "done"
+                });
+            v["replica"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert!(
+        ran_on.iter().any(|r| r.contains(&joined)),
+        "{ran_on:?} {joined}"
+    );
     for text in &events {
         assert_eq!(text.matches("event: window").count(), windows, "{text}");
         assert!(text.contains("event: end"), "{text}");
