@@ -477,8 +477,8 @@ fn write_report(
             Ok(o) => {
                 rec["predicted"] = json!(o.labels);
                 rec["probs"] = json!(o.probs);
-                for (head, label) in [("emotion", &item.emotion), ("sentiment", &item.sentiment)] {
-                    if let (Some(g), Some(p)) = (label, o.labels.get(head)) {
+                for head in ["emotion", "sentiment"] {
+                    if let (Some(g), Some(p)) = (item.gold(head), o.labels.get(head)) {
                         gold.entry(head).or_default().push(g.clone());
                         predicted.entry(head).or_default().push(p.clone());
                     }
@@ -576,12 +576,7 @@ fn pair_consistency(
 fn head_calibration(head: &str, items: &[Item], outcomes: &[Result<Outcome, ItemError>]) -> f64 {
     let (mut confidence, mut correct) = (Vec::new(), Vec::new());
     for (item, outcome) in items.iter().zip(outcomes) {
-        let gold = match head {
-            "emotion" => &item.emotion,
-            "sentiment" => &item.sentiment,
-            _ => &None,
-        };
-        let (Some(g), Ok(o)) = (gold, outcome) else {
+        let (Some(g), Ok(o)) = (item.gold(head), outcome) else {
             continue;
         };
         let (Some(label), Some(probs)) = (o.labels.get(head), o.probs.get(head)) else {
@@ -607,10 +602,11 @@ fn print_report(r: &Value) {
     );
     for (head, h) in r["heads"].as_object().into_iter().flatten() {
         println!(
-            "\n{head}: accuracy {:.3}  weighted F1 {:.3}  macro F1 {:.3}",
+            "\n{head}: accuracy {:.3}  weighted F1 {:.3}  macro F1 {:.3}  calibration error {:.3}",
             h["accuracy"].as_f64().unwrap_or(0.0),
             h["weighted_f1"].as_f64().unwrap_or(0.0),
-            h["macro_f1"].as_f64().unwrap_or(0.0)
+            h["macro_f1"].as_f64().unwrap_or(0.0),
+            h["ece"].as_f64().unwrap_or(0.0)
         );
         println!(
             "  {:<10} {:>9} {:>7} {:>6} {:>8}",
@@ -625,11 +621,6 @@ fn print_report(r: &Value) {
                 c["f1"].as_f64().unwrap_or(0.0),
                 c["support"].as_u64().unwrap_or(0)
             );
-        }
-    }
-    for (head, h) in r["heads"].as_object().into_iter().flatten() {
-        if let Some(e) = h["ece"].as_f64() {
-            println!("\n{head}: expected calibration error {e:.3} (10 bins)");
         }
     }
     if let Some(c) = r["consistency"].as_object() {

@@ -19,6 +19,17 @@ pub struct Item {
     pub clip: Option<PathBuf>,
 }
 
+impl Item {
+    /// The gold label for head `head` (`emotion` or `sentiment`), if given.
+    pub fn gold(&self, head: &str) -> Option<&String> {
+        match head {
+            "emotion" => self.emotion.as_ref(),
+            "sentiment" => self.sentiment.as_ref(),
+            _ => None,
+        }
+    }
+}
+
 /// What kind of data a file holds.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DataKind {

@@ -478,16 +478,14 @@ async fn submit_job(State(s): Shared, headers: HeaderMap, body: Body) -> Respons
         }
         let kind = body_of(&s, &headers)?;
         let (id, dir) = s.jobs.reserve().await?;
-        let (spec, given) = match read_source(&s, kind, body, &dir).await {
-            Ok(source) => source,
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&dir);
-                return Err(e);
-            }
+        let accepted = async {
+            let (spec, given) = read_source(&s, kind, body, &dir).await?;
+            s.jobs.submit(id, spec, given).await
         };
-        let record = match s.jobs.submit(id, spec, given).await {
+        let record = match accepted.await {
             Ok(record) => record,
             Err(e) => {
+                // Not accepted: nothing of it is kept.
                 let _ = std::fs::remove_dir_all(&dir);
                 return Err(e);
             }
@@ -590,25 +588,18 @@ async fn job_events(State(s): Shared, Path(id): Path<String>) -> Response {
         let mut sent = -1i64;
         // The windows in the job's files not sent yet.
         let catch_up = |sent: &mut i64| {
-            let lines: Vec<String> = s
+            let lines: Vec<(i64, String)> = s
                 .jobs
                 .windows_so_far(&id)
                 .into_iter()
-                .filter(|l| window_index(l) > *sent)
+                .map(|l| (window_index(&l), l))
+                .filter(|(i, _)| *i > *sent)
                 .collect();
-            if let Some(last) = lines.iter().map(|l| window_index(l)).max() {
-                *sent = last;
-            }
-            lines
+            *sent = lines.iter().map(|(i, _)| *i).fold(*sent, i64::max);
+            lines.into_iter().map(|(_, l)| l).collect::<Vec<_>>()
         };
-        for line in catch_up(&mut sent) {
-            if tx
-                .send(Ok(Event::default().event("window").data(line)))
-                .await
-                .is_err()
-            {
-                return;
-            }
+        if !send_windows(&tx, catch_up(&mut sent)).await {
+            return;
         }
         loop {
             // A store that does not answer: keep the client waiting (the stream has
@@ -645,22 +636,12 @@ async fn job_events(State(s): Shared, Path(id): Path<String>) -> Response {
                     Ok(Ok(_)) | Err(_) => continue,
                 },
             };
-            for line in fresh {
-                if tx
-                    .send(Ok(Event::default().event("window").data(line)))
-                    .await
-                    .is_err()
-                {
-                    return;
-                }
+            if !send_windows(&tx, fresh).await {
+                return;
             }
         }
         // Windows that finished after the last look but before the end.
-        for line in catch_up(&mut sent) {
-            let _ = tx
-                .send(Ok(Event::default().event("window").data(line)))
-                .await;
-        }
+        send_windows(&tx, catch_up(&mut sent)).await;
         let status = match s.jobs.get(&id).await {
             Ok(Some(r)) => s.jobs.status(&r),
             _ => serde_json::Value::Null,
@@ -673,6 +654,20 @@ async fn job_events(State(s): Shared, Path(id): Path<String>) -> Response {
     Sse::new(stream)
         .keep_alive(KeepAlive::default())
         .into_response()
+}
+
+/// Sends each line as a `window` event; false once the client has gone.
+async fn send_windows(tx: &mpsc::Sender<Result<Event, Infallible>>, lines: Vec<String>) -> bool {
+    for line in lines {
+        if tx
+            .send(Ok(Event::default().event("window").data(line)))
+            .await
+            .is_err()
+        {
+            return false;
+        }
+    }
+    true
 }
 
 /// The `index` of a window's JSONL record (-1 if it has none).

@@ -53,6 +53,15 @@ pub enum JobState {
 }
 
 impl JobState {
+    /// Every state, in the order a job goes through them.
+    pub const ALL: [JobState; 5] = [
+        JobState::Queued,
+        JobState::Running,
+        JobState::Done,
+        JobState::Failed,
+        JobState::Cancelled,
+    ];
+
     /// The name used in records and metrics.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -288,8 +297,8 @@ impl Jobs {
     /// running now, those finished since the store began).
     pub async fn counts(&self) -> Result<HashMap<String, u64>, ApiError> {
         let mut out = HashMap::new();
-        for s in ["queued", "running", "done", "failed", "cancelled"] {
-            out.insert(s.to_string(), 0);
+        for s in JobState::ALL {
+            out.insert(s.as_str().to_string(), 0);
         }
         match &self.fleet {
             Some(f) => {

@@ -37,43 +37,38 @@ impl Drop for Held {
     }
 }
 
-/// How a pipeline is made for a job.
-struct Runner<'a> {
-    pool: &'a Arc<Pool>,
-    settings: &'a ElementSettings,
-    policy: &'a Policy,
+/// How a pipeline is made for a job (cloned into each job's task).
+#[derive(Clone)]
+struct Runner {
+    pool: Arc<Pool>,
+    settings: ElementSettings,
+    policy: Policy,
 }
 
 impl Jobs {
     /// Runs queued jobs as pipelines free up, until shutdown.
     pub async fn run(self: Arc<Self>, pool: Arc<Pool>, settings: ElementSettings, policy: Policy) {
+        let runner = Runner {
+            pool,
+            settings,
+            policy,
+        };
         match self.fleet.clone() {
-            Some(f) => self.run_shared(f, pool, settings, policy).await,
-            None => self.run_alone(pool, settings, policy).await,
+            Some(f) => self.run_shared(f, runner).await,
+            None => self.run_alone(runner).await,
         }
     }
 
-    async fn run_alone(
-        self: Arc<Self>,
-        pool: Arc<Pool>,
-        settings: ElementSettings,
-        policy: Policy,
-    ) {
+    async fn run_alone(self: Arc<Self>, runner: Runner) {
         while let Some(id) = self.next().await {
-            let Ok(permit) = pool.job_slot().await else {
+            let Ok(permit) = runner.pool.job_slot().await else {
                 break;
             };
             if self.closing.load(Ordering::SeqCst) {
                 break;
             }
-            let jobs = self.clone();
-            let (pool, settings, policy) = (pool.clone(), settings.clone(), policy.clone());
+            let (jobs, runner) = (self.clone(), runner.clone());
             tokio::spawn(async move {
-                let runner = Runner {
-                    pool: &pool,
-                    settings: &settings,
-                    policy: &policy,
-                };
                 if let Some(prepared) = jobs.prepare_alone(&id) {
                     jobs.run_one(&id, prepared, None, permit, &runner).await;
                 }
@@ -83,17 +78,11 @@ impl Jobs {
 
     /// Takes jobs from the shared queue whenever a pipeline is free: first one a dead
     /// replica left, else the oldest waiting.
-    async fn run_shared(
-        self: Arc<Self>,
-        f: Arc<Fleet>,
-        pool: Arc<Pool>,
-        settings: ElementSettings,
-        policy: Policy,
-    ) {
+    async fn run_shared(self: Arc<Self>, f: Arc<Fleet>, runner: Runner) {
         let mut conn = None;
         let mut complained = false;
         while !self.closing.load(Ordering::SeqCst) {
-            let Ok(permit) = pool.job_slot().await else {
+            let Ok(permit) = runner.pool.job_slot().await else {
                 break;
             };
             if self.closing.load(Ordering::SeqCst) {
@@ -113,15 +102,8 @@ impl Jobs {
             match f.take(c).await {
                 Ok(Some(taken)) => {
                     complained = false;
-                    let jobs = self.clone();
-                    let (f, pool, settings, policy) =
-                        (f.clone(), pool.clone(), settings.clone(), policy.clone());
+                    let (jobs, f, runner) = (self.clone(), f.clone(), runner.clone());
                     tokio::spawn(async move {
-                        let runner = Runner {
-                            pool: &pool,
-                            settings: &settings,
-                            policy: &policy,
-                        };
                         let id = taken.job.clone();
                         if let Some((prepared, held)) = jobs.prepare_shared(&f, taken).await {
                             jobs.run_one(&id, prepared, Some(held), permit, &runner)
@@ -287,7 +269,7 @@ impl Jobs {
         prepared: Prepared,
         held: Option<Held>,
         permit: OwnedSemaphorePermit,
-        runner: &Runner<'_>,
+        runner: &Runner,
     ) {
         let Prepared {
             source,
@@ -295,7 +277,7 @@ impl Jobs {
             events,
         } = prepared;
         let dir = self.job_dir(id);
-        let outcome = match source.materialize(&dir, runner.policy).await {
+        let outcome = match source.materialize(&dir, &runner.policy).await {
             Ok(uri) => {
                 self.analyse(id, &dir, uri, permit, runner, cancel.clone(), &events)
                     .await
@@ -364,7 +346,7 @@ impl Jobs {
         dir: &Path,
         uri: String,
         permit: OwnedSemaphorePermit,
-        runner: &Runner<'_>,
+        runner: &Runner,
         cancel: Arc<AtomicBool>,
         events: &broadcast::Sender<String>,
     ) -> Result<(), ApiError> {
@@ -372,7 +354,7 @@ impl Jobs {
         let partial = dir.join("results.partial.jsonl");
         let mut file = std::fs::File::create(&partial)
             .map_err(|e| ApiError::internal(format!("{}: {e}", partial.display())))?;
-        let mut rx = start(runner.pool, uri, runner.settings, permit, cancel);
+        let mut rx = start(&runner.pool, uri, &runner.settings, permit, cancel);
         let mut windows: Vec<WindowResult> = Vec::new();
         let mut shared_at: Option<Instant> = None;
         while let Some(p) = rx.recv().await {
