@@ -463,6 +463,46 @@ fn a_looping_transcript_falls_back_and_is_collapsed() {
 }
 
 #[test]
+fn transcribers_share_a_bounded_number_of_whisper_states() {
+    use gst_emotion::speech::{Transcriber, TranscriberConfig, WhisperModel, default_model};
+    let model = default_model().expect("Whisper model installed by scripts/setup --deps-only");
+    // Five streams' workers, two runs at once: the others wait their turn, every one
+    // gets its own words right, and only two states were ever made.
+    let whisper = WhisperModel::load_with(&model, 2).unwrap();
+    let said = [
+        "Thank you very much for your help.",
+        "I am so happy to see you again.",
+    ];
+    let audio: Vec<Vec<f32>> = said
+        .iter()
+        .enumerate()
+        .map(|(i, s)| trimmed_speech(&format!("shared-{i}"), s))
+        .collect();
+    std::thread::scope(|scope| {
+        let runs: Vec<_> = (0..5)
+            .map(|k| {
+                let mut t =
+                    Transcriber::new(whisper.clone(), TranscriberConfig::new(&model)).unwrap();
+                let (audio, said) = (&audio[k % 2], said[k % 2]);
+                scope.spawn(move || {
+                    let text = t.transcribe(audio, true).unwrap().text();
+                    assert_eq!(words(&text), words(said), "worker {k}");
+                })
+            })
+            .collect();
+        for r in runs {
+            r.join().unwrap();
+        }
+    });
+    let (limit, made) = whisper.runs();
+    assert_eq!(limit, 2);
+    assert!(
+        (1..=2).contains(&made),
+        "{made} whisper states for 2 runs at once"
+    );
+}
+
+#[test]
 fn a_withdrawn_guess_stops_its_transcription() {
     use gst_emotion::speculation::Speculation;
     use gst_emotion::speech::SpeechError;

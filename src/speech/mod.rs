@@ -1,5 +1,6 @@
 //! Speech recognition with whisper.cpp (whisper-rs): a [`Transcriber`] owned by one
-//! worker thread (one context, one state), tuned for short windows — `audio_ctx` sized
+//! worker thread (one context per model for the process; whisper states borrowed
+//! from the model's pool, [`pool`]), tuned for short windows — `audio_ctx` sized
 //! to the audio, tokens bounded by the audio's length, no conditioning on earlier
 //! windows — with the safeguards of Whisper's reference transcriber: a decode whose
 //! text compresses too well (a repetition loop) or whose tokens are improbable is
@@ -21,8 +22,11 @@ use whisper_rs::{
 use crate::media::rms;
 use crate::speculation::Speculation;
 
+mod pool;
 pub mod segmenter;
 pub mod vad;
+
+pub use pool::{RUNS_ENV, default_limit as default_whisper_runs};
 
 pub use vad::{SegmenterConfig, VoiceDetector, default_vad_model, speech_segments};
 
@@ -153,6 +157,8 @@ impl TranscriberConfig {
 pub struct WhisperModel {
     ctx: WhisperContext,
     path: PathBuf,
+    /// The states transcriptions borrow (at most one per core by default).
+    states: pool::StatePool<WhisperState>,
 }
 
 impl std::fmt::Debug for WhisperModel {
@@ -191,8 +197,15 @@ impl WhisperModel {
         WHISPER_LOADS.load(std::sync::atomic::Ordering::SeqCst)
     }
 
-    /// Loads a ggml model file.
+    /// Loads a ggml model file; at most [`default_whisper_runs`] transcriptions of it
+    /// run at once.
     pub fn load(path: &Path) -> Result<Arc<Self>, SpeechError> {
+        Self::load_with(path, pool::default_limit())
+    }
+
+    /// Loads a ggml model file whose transcriptions run at most `runs` at once (each
+    /// run needs a whisper state of its own: tens of MB).
+    pub fn load_with(path: &Path, runs: usize) -> Result<Arc<Self>, SpeechError> {
         route_logging();
         let err = |reason: String| SpeechError::Load {
             path: path.display().to_string(),
@@ -205,11 +218,21 @@ impl WhisperModel {
         }
         let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
             .map_err(|e| err(format!("{e} (not a whisper.cpp ggml model?)")))?;
+        let first = ctx
+            .create_state()
+            .map_err(|e| err(format!("cannot create a whisper state: {e}")))?;
         WHISPER_LOADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Arc::new(Self {
             ctx,
             path: path.to_path_buf(),
+            states: pool::StatePool::new(first, runs),
         }))
+    }
+
+    /// The most transcriptions of this model that run at once (the rest wait their
+    /// turn), and how many whisper states exist so far.
+    pub fn runs(&self) -> (usize, usize) {
+        (self.states.limit(), self.states.made())
     }
 
     /// Whether the model knows languages other than English.
@@ -374,10 +397,10 @@ fn is_annotation(text: &str) -> bool {
         || (t.starts_with('*') && t.ends_with('*'))
 }
 
-/// A worker's speech recogniser: one whisper.cpp state.
+/// A worker's speech recogniser; each transcription borrows a whisper.cpp state from
+/// the model's pool.
 pub struct Transcriber {
     model: Arc<WhisperModel>,
-    state: WhisperState,
     config: TranscriberConfig,
     /// While set: the guess this transcription is for; withdrawing it aborts the run.
     speculation: Option<Speculation>,
@@ -386,13 +409,8 @@ pub struct Transcriber {
 impl Transcriber {
     /// A recogniser on `model` with `config` (its `model` path is informational).
     pub fn new(model: Arc<WhisperModel>, config: TranscriberConfig) -> Result<Self, SpeechError> {
-        let state = model.ctx.create_state().map_err(|e| SpeechError::Load {
-            path: model.path.display().to_string(),
-            reason: format!("cannot create a whisper state: {e}"),
-        })?;
         Ok(Self {
             model,
-            state,
             config,
             speculation: None,
         })
@@ -432,8 +450,16 @@ impl Transcriber {
         };
         let mut best: Option<Decode> = None;
         let mut fallbacks = 0;
+        let model = self.model.clone();
+        let make = || {
+            model.ctx.create_state().map_err(|e| SpeechError::Load {
+                path: model.path.display().to_string(),
+                reason: format!("cannot create a whisper state: {e}"),
+            })
+        };
+        let mut state = model.states.borrow(make, self.speculation.as_ref())?;
         for (k, &temperature) in temperatures.iter().enumerate() {
-            let d = self.decode(audio, seconds, temperature)?;
+            let d = self.decode(&mut state, audio, seconds, temperature)?;
             // Non-speech, and Whisper is unsure of any words: silence, do not retry.
             if d.no_speech > self.config.no_speech_threshold
                 && d.avg_logprob < self.config.logprob_threshold
@@ -460,6 +486,7 @@ impl Transcriber {
                 fallbacks += 1;
             }
         }
+        drop(state);
         let best = best.expect("at least one decode");
         let mut transcript = Transcript {
             fallbacks,
@@ -524,7 +551,8 @@ impl Transcriber {
 
     /// One decode at `temperature`.
     fn decode(
-        &mut self,
+        &self,
+        state: &mut WhisperState,
         audio: &[f32],
         seconds: f64,
         temperature: f32,
@@ -578,7 +606,7 @@ impl Transcriber {
                 );
             }
         }
-        let outcome = self.state.full(params, audio);
+        let outcome = state.full(params, audio);
         if self
             .speculation
             .as_ref()
@@ -587,12 +615,12 @@ impl Transcriber {
             return Err(SpeechError::Withdrawn);
         }
         outcome.map_err(|e| SpeechError::Transcribe(e.to_string()))?;
-        Ok(self.read_decode(seconds))
+        Ok(self.read_decode(state, seconds))
     }
 
     /// The segments, words and log-probabilities of the decode just made (`seconds`
     /// of audio: no timestamp goes past it).
-    fn read_decode(&self, seconds: f64) -> Decode {
+    fn read_decode(&self, state: &WhisperState, seconds: f64) -> Decode {
         let eot = self.model.ctx.token_eot();
         let mut d = Decode {
             segments: Vec::new(),
@@ -602,7 +630,7 @@ impl Transcriber {
             text: String::new(),
         };
         let (mut sum, mut count) = (0.0f64, 0usize);
-        for seg in self.state.as_iter() {
+        for seg in state.as_iter() {
             let text = seg
                 .to_str_lossy()
                 .map(|t| t.into_owned())
