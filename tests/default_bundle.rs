@@ -121,6 +121,18 @@ fn face_only_is_joy_and_flagged_without_speech() {
         assert!(fusion(&w).flags.contains(&FusionFlag::NoSpeech), "{w:?}");
         // The smile's valence alone makes the sentiment positive.
         assert_eq!(label(&w, "sentiment"), "positive", "{w:?}");
+        // One face and no words never claims certainty: the face classifier is
+        // trusted as far as it is accurate (the bundle's reliability 0.6: at most
+        // 0.6 + 0.4/7 for a label), though it says joy with 0.99 and more.
+        let face = &fusion(&w).faces[0];
+        assert!(
+            face.probs.iter().cloned().fold(0.0, f64::max) > 0.9,
+            "{face:?}"
+        );
+        let (_, emotion) = w.head("emotion").unwrap().top_label();
+        let (_, sentiment) = w.head("sentiment").unwrap().top_label();
+        assert!(emotion <= 0.6 + 0.4 / 7.0 + 1e-6, "emotion {emotion}");
+        assert!(sentiment < 0.95, "sentiment {sentiment}");
     }
 }
 

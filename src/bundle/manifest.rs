@@ -437,6 +437,12 @@ pub struct FaceFusion {
     /// Weight of the face branch in the emotion fusion.
     #[serde(default = "one")]
     pub weight: f64,
+    /// How far the face classifier is trusted, in [0, 1]: before fusion its emotion
+    /// distribution `p` becomes `reliability · p + (1 − reliability) / labels`, so a
+    /// face it is certain of reads about as sure as the classifier is accurate
+    /// (1 = as the classifier says).
+    #[serde(default = "one")]
+    pub reliability: f64,
 }
 
 fn min_face() -> f64 {
@@ -571,6 +577,11 @@ pub struct TextFusion {
     /// Weight of the text branch in the emotion fusion.
     #[serde(default = "text_weight")]
     pub weight: f64,
+    /// Calibration temperature of the branch's emotion distribution `p`: before
+    /// fusion it becomes `p^(1/calibration)`, renormalised (below 1 sharpens an
+    /// underconfident branch, above 1 softens an overconfident one; 1 = unchanged).
+    #[serde(default = "one")]
+    pub calibration: f64,
 }
 
 fn text_temperature() -> f64 {
@@ -612,6 +623,14 @@ pub struct SentimentFusion {
     /// Softmax temperature turning the fused score into probabilities.
     #[serde(default = "sentiment_temperature")]
     pub temperature: f64,
+    /// The two heads never contradict each other: when the fused emotion's top label
+    /// implies a polarity (`emotion_sentiment`) and the sentiment's top is the other
+    /// one, the more probable way out wins — keep the emotion and take the best
+    /// sentiment that is not its opposite, or keep the sentiment and take the best
+    /// emotion whose polarity is not its opposite — and the head that changes becomes
+    /// its distribution given that constraint.
+    #[serde(default)]
+    pub consistent: bool,
 }
 
 fn sentiment_text_weight() -> f64 {
@@ -770,6 +789,36 @@ labels = ["joy", "neutral", "sadness"]
         assert!(e.contains("fusion.face.maps_to"), "{e}");
         assert!(e.contains("emotion"), "{e}");
         check(&fusion_manifest(&format!("{EMOTION}{SENTIMENT}"))).unwrap();
+    }
+
+    #[test]
+    fn calibration_settings_are_checked_and_named() {
+        let ok = fusion_manifest(&format!("{EMOTION}{SENTIMENT}"));
+        let with = |from: &str, to: &str| ok.replacen(from, to, 1);
+        // A face trusted beyond certainty, or not at all below zero.
+        let face = with(
+            "valence = [0.9, -0.8, 0.0]",
+            "valence = [0.9, -0.8, 0.0]\nreliability = 1.5",
+        );
+        let e = check(&face).unwrap_err().to_string();
+        assert!(
+            e.contains("fusion.face.reliability") && e.contains("[0, 1]"),
+            "{e}"
+        );
+        let m = check(&with(
+            "valence = [0.9, -0.8, 0.0]",
+            "valence = [0.9, -0.8, 0.0]\nreliability = 0.6",
+        ))
+        .unwrap();
+        assert_eq!(m.fusion.unwrap().face.unwrap().reliability, 0.6);
+        // Consistency needs each emotion's polarity.
+        let e = check(&with(
+            "lexicon = \"vader_lexicon.txt\"",
+            "lexicon = \"vader_lexicon.txt\"\nconsistent = true",
+        ))
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("fusion.sentiment.emotion_sentiment"), "{e}");
     }
 
     #[test]

@@ -498,6 +498,9 @@ impl FaceFusion {
         if self.max_faces == 0 {
             return Err(fault("max_faces", "must be at least 1"));
         }
+        if !(0.0..=1.0).contains(&self.reliability) {
+            return Err(fault("reliability", "must be in [0, 1]"));
+        }
         check_weight("weight", self.weight)
     }
 }
@@ -547,6 +550,9 @@ impl TextFusion {
         if !(self.temperature > 0.0 && self.temperature.is_finite()) {
             return Err(fault("temperature", "must be > 0"));
         }
+        if !(self.calibration > 0.0 && self.calibration.is_finite()) {
+            return Err(fault("calibration", "must be > 0"));
+        }
         check_weight("weight", self.weight)
     }
 }
@@ -572,9 +578,13 @@ impl SentimentFusion {
         if !(0.0..=1.0).contains(&self.emotion_weight) {
             return Err(fault("emotion_weight", "must be in [0, 1]"));
         }
-        if self.emotion_weight > 0.0 {
-            let e = emotion
-                .ok_or_else(|| fault("emotion_weight", "needs a [[heads]] named emotion"))?;
+        if self.emotion_weight > 0.0 || self.consistent {
+            let field = if self.consistent {
+                "consistent"
+            } else {
+                "emotion_weight"
+            };
+            let e = emotion.ok_or_else(|| fault(field, "needs a [[heads]] named emotion"))?;
             for l in &e.labels {
                 let given = self.emotion_sentiment.get(l).map(String::as_str);
                 if !matches!(given, Some("negative" | "neutral" | "positive")) {

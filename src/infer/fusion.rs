@@ -333,16 +333,25 @@ impl FusionModel {
         }
         timings.push(("text", text_started.elapsed().as_secs_f64() * 1e3));
         let presence = face_raw.as_ref().map(|(_, p)| *p);
-        let emotion = self.fused_emotion(fusion, &mut d, presence);
+        let mut emotion = self.fused_emotion(fusion, &mut d, presence);
+        let mut sentiment = fusion
+            .sentiment
+            .as_ref()
+            .map(|s| self.fused_sentiment(s, &d, presence, text_sentiment.as_deref(), &emotion));
+        if let (Some(s), Some(p)) = (&fusion.sentiment, sentiment.as_mut())
+            && s.consistent
+        {
+            let polarities: Vec<usize> =
+                self.emotion_labels.iter().map(|l| polarity(s, l)).collect();
+            agree(&mut emotion, p, &polarities);
+        }
         // Heads in the bundle's order.
         let mut heads = Vec::new();
         for h in &self.bundle.manifest.heads {
             match h.name.as_str() {
                 "emotion" => heads.push(emotion.clone()),
                 "sentiment" => {
-                    let s = fusion.sentiment.as_ref().expect("validated");
-                    let p =
-                        self.fused_sentiment(s, &d, presence, text_sentiment.as_deref(), &emotion);
+                    let p = sentiment.expect("validated: a sentiment head needs its fusion");
                     heads.push(
                         h.labels
                             .iter()
@@ -375,18 +384,27 @@ impl FusionModel {
     ) -> Vec<f64> {
         let n = self.emotion_labels.len();
         let confidence = |p: &[f64]| p.iter().cloned().fold(0.0, f64::max);
-        let wf = match (&self.face, &d.face_probs, presence) {
+        // Each branch calibrated first (the details keep what the branches said).
+        let face = match (&self.face, &d.face_probs) {
+            (Some(f), Some(p)) => Some(trust(p, f.spec.reliability)),
+            _ => None,
+        };
+        let text = match (&self.text, &d.text_probs) {
+            (Some(t), Some(p)) => Some(calibrate(p, t.spec.calibration)),
+            _ => None,
+        };
+        let wf = match (&self.face, &face, presence) {
             (Some(f), Some(p), Some(presence)) => f.spec.weight * presence * confidence(p),
             _ => 0.0,
         };
-        let wt = match (&self.text, &d.text_probs) {
+        let wt = match (&self.text, &text) {
             (Some(t), Some(p)) => t.spec.weight * confidence(p),
             _ => 0.0,
         };
         d.weights = (wf, wt);
         if wf + wt > 0.0 {
             let mut p = vec![0.0; n];
-            for (w, probs) in [(wf, &d.face_probs), (wt, &d.text_probs)] {
+            for (w, probs) in [(wf, &face), (wt, &text)] {
                 if let Some(probs) = probs {
                     p.iter_mut().zip(probs).for_each(|(a, b)| *a += w * b);
                 }
@@ -419,20 +437,21 @@ impl FusionModel {
         text_sentiment: Option<&[f64]>,
         emotion: &[f64],
     ) -> [f64; 3] {
+        let reliability = self.face.as_ref().map_or(1.0, |f| f.spec.reliability);
         let mut p = match text_sentiment {
-            Some(words) => sentiment_mixed(s, words, d.face_valence, presence),
+            Some(words) => sentiment_mixed(s, words, d.face_valence, presence, reliability),
             None => sentiment(s, d.text_compound, d.face_valence, presence),
         };
+        if text_sentiment.is_none() && d.text_compound.is_none() && d.face_valence.is_some() {
+            // The face alone: trusted as far as the face classifier is.
+            let q = trust(&p, reliability);
+            p = [q[0], q[1], q[2]];
+        }
         // Consistent with the fused emotion: mix in the sentiment it implies.
         if s.emotion_weight > 0.0 {
             let mut implied = [0.0f64; 3];
             for (label, q) in self.emotion_labels.iter().zip(emotion) {
-                let k = match s.emotion_sentiment.get(label).map(String::as_str) {
-                    Some("negative") => 0,
-                    Some("positive") => 2,
-                    _ => 1,
-                };
-                implied[k] += q;
+                implied[polarity(s, label)] += q;
             }
             let w = s.emotion_weight;
             for (a, b) in p.iter_mut().zip(implied) {
@@ -733,6 +752,100 @@ fn embed(
     .map_err(|e: tch::TchError| ModelError::Run(e.to_string()))
 }
 
+/// A branch's distribution under a calibration temperature `t`: `p^(1/t)`,
+/// renormalised (`t` = 1 leaves it as it is).
+pub fn calibrate(p: &[f64], t: f64) -> Vec<f64> {
+    if t == 1.0 {
+        return p.to_vec();
+    }
+    softmax(&p.iter().map(|v| v.max(1e-12).ln() / t).collect::<Vec<_>>())
+}
+
+/// Index of the largest value (the first of equals).
+fn argmax(p: &[f64]) -> Option<usize> {
+    p.iter()
+        .enumerate()
+        .fold(None, |best: Option<(usize, f64)>, (i, &v)| match best {
+            Some((_, b)) if b >= v => best,
+            _ => Some((i, v)),
+        })
+        .map(|(i, _)| i)
+}
+
+/// The polarity an emotion label implies: 0 negative, 1 neutral, 2 positive.
+fn polarity(s: &SentimentFusion, label: &str) -> usize {
+    match s.emotion_sentiment.get(label).map(String::as_str) {
+        Some("negative") => 0,
+        Some("positive") => 2,
+        _ => 1,
+    }
+}
+
+/// Makes the two heads agree when the top emotion's polarity (`polarities`: each
+/// emotion label's) is the opposite of the top sentiment: of the two ways out — keep
+/// the emotion and take the best sentiment that is not its opposite, or keep the
+/// sentiment and take the best emotion whose polarity is not its opposite — the one
+/// whose pair is the more probable wins, and the head that changes becomes its
+/// distribution given the constraint.
+pub fn agree(emotion: &mut [f64], sentiment: &mut [f64; 3], polarities: &[usize]) {
+    let (Some(top_e), Some(top_s)) = (argmax(emotion), argmax(sentiment)) else {
+        return;
+    };
+    let pe = polarities[top_e];
+    if pe == 1 || top_s != 2 - pe {
+        return;
+    }
+    // Keep the emotion: the best sentiment of the other two.
+    let kept_emotion = emotion[top_e] * sentiment[pe].max(sentiment[1]);
+    // Keep the sentiment: the best emotion not of polarity `pe`.
+    let other = (0..emotion.len())
+        .filter(|&i| polarities[i] != pe)
+        .max_by(|&a, &b| emotion[a].total_cmp(&emotion[b]));
+    let rest: f64 = (0..emotion.len())
+        .filter(|&i| polarities[i] != pe)
+        .map(|i| emotion[i])
+        .sum();
+    match other {
+        Some(o) if rest > 1e-12 && emotion[o] * sentiment[top_s] > kept_emotion => {
+            for (p, &pol) in emotion.iter_mut().zip(polarities) {
+                *p = if pol == pe { 0.0 } else { *p / rest };
+            }
+        }
+        _ => *sentiment = not_opposite(*sentiment, pe),
+    }
+}
+
+/// Sentiment (negative, neutral, positive) that does not contradict an emotion of
+/// `polarity` (0 negative, 1 neutral, 2 positive): when its top is the opposite
+/// polarity, the distribution given "not the opposite" (that probability shared out
+/// over the other two in proportion).
+pub fn not_opposite(p: [f64; 3], polarity: usize) -> [f64; 3] {
+    let opposite = match polarity {
+        0 => 2,
+        2 => 0,
+        _ => return p,
+    };
+    if argmax(&p) != Some(opposite) {
+        return p;
+    }
+    let rest = 1.0 - p[opposite];
+    if rest <= 1e-12 {
+        // Nothing left to share: the emotion's polarity says it.
+        let mut q = [0.0; 3];
+        q[polarity] = 1.0;
+        return q;
+    }
+    let mut q = p.map(|v| v / rest);
+    q[opposite] = 0.0;
+    q
+}
+
+/// A branch's distribution trusted to `reliability`: `r·p + (1 − r)/n`.
+pub fn trust(p: &[f64], reliability: f64) -> Vec<f64> {
+    let uniform = (1.0 - reliability) / p.len().max(1) as f64;
+    p.iter().map(|v| reliability * v + uniform).collect()
+}
+
 /// Sentiment probabilities (negative, neutral, positive) from the transcript's VADER
 /// compound and the face valence, weighted by presence: the fused score `s` in
 /// [-1, 1] goes through softmax([-s, 2·band - |s|, s] / temperature), so |s| = band is
@@ -761,13 +874,15 @@ pub fn sentiment(
 
 /// Sentiment probabilities (negative, neutral, positive) from the words' classifier
 /// and the face valence: a weighted average (linear opinion pool) of the words'
-/// distribution and the face's (`softmax([-v, 2·band - |v|, v] / temperature)`), the
-/// face weighed by how long it was seen.
+/// distribution and the face's (`softmax([-v, 2·band - |v|, v] / temperature)`,
+/// trusted to `face_reliability` as in [`trust`]), the face weighed by how long it was
+/// seen.
 pub fn sentiment_mixed(
     spec: &SentimentFusion,
     words: &[f64],
     valence: Option<f64>,
     face_presence: Option<f64>,
+    face_reliability: f64,
 ) -> [f64; 3] {
     let mut p = [0.0f64; 3];
     for (a, w) in p.iter_mut().zip(words) {
@@ -776,7 +891,10 @@ pub fn sentiment_mixed(
     let mut den = spec.text_weight;
     if let (Some(v), Some(presence)) = (valence, face_presence) {
         let t = spec.temperature;
-        let face = softmax(&[-v / t, (2.0 * spec.neutral_band - v.abs()) / t, v / t]);
+        let face = trust(
+            &softmax(&[-v / t, (2.0 * spec.neutral_band - v.abs()) / t, v / t]),
+            face_reliability,
+        );
         let wf = spec.face_weight * presence;
         for (a, f) in p.iter_mut().zip(&face) {
             *a += wf * f;
@@ -800,6 +918,7 @@ mod tests {
             classifier: None,
             emotion_weight: 0.0,
             emotion_sentiment: Default::default(),
+            consistent: false,
         }
     }
 
@@ -823,13 +942,89 @@ mod tests {
         let s = spec();
         let sad_words = [0.8, 0.15, 0.05];
         // Words alone: their distribution.
-        let p = sentiment_mixed(&s, &sad_words, None, None);
+        let p = sentiment_mixed(&s, &sad_words, None, None, 1.0);
         assert!((p[0] - 0.8).abs() < 1e-9 && (p.iter().sum::<f64>() - 1.0).abs() < 1e-9);
         // A smiling face pulls towards positive but sad words still win.
-        let p = sentiment_mixed(&s, &sad_words, Some(0.9), Some(1.0));
+        let p = sentiment_mixed(&s, &sad_words, Some(0.9), Some(1.0), 1.0);
         assert!(p[0] > p[2], "{p:?}");
         // Neutral words and a big smile: leaning positive, not negative.
-        let p = sentiment_mixed(&s, &[0.1, 0.8, 0.1], Some(0.9), Some(1.0));
+        let p = sentiment_mixed(&s, &[0.1, 0.8, 0.1], Some(0.9), Some(1.0), 1.0);
         assert!(p[2] > 0.4 && p[2] > 4.0 * p[0], "{p:?}");
+    }
+
+    #[test]
+    fn calibration_sharpens_or_softens_without_changing_the_order() {
+        let p = [0.5, 0.3, 0.2];
+        assert_eq!(calibrate(&p, 1.0), p.to_vec());
+        let sharp = calibrate(&p, 0.5);
+        let soft = calibrate(&p, 2.0);
+        for q in [&sharp, &soft] {
+            assert!((q.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+            assert!(q[0] > q[1] && q[1] > q[2], "{q:?}");
+        }
+        // p^(1/t): t = 0.5 squares the ratios.
+        assert!((sharp[0] / sharp[1] - (0.5f64 / 0.3).powi(2)).abs() < 1e-9);
+        assert!(sharp[0] > p[0] && soft[0] < p[0]);
+        // A zero stays (almost) zero and nothing is NaN.
+        assert!(calibrate(&[1.0, 0.0], 2.0).iter().all(|v| v.is_finite()));
+    }
+
+    #[test]
+    fn a_trusted_branch_never_claims_certainty() {
+        let certain = [0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0];
+        let q = trust(&certain, 0.6);
+        assert!((q[1] - (0.6 + 0.4 / 7.0)).abs() < 1e-12, "{q:?}");
+        assert!((q.iter().sum::<f64>() - 1.0).abs() < 1e-12);
+        assert_eq!(trust(&certain, 1.0), certain.to_vec());
+    }
+
+    #[test]
+    fn sentiment_never_contradicts_the_emotion() {
+        // Sad emotion, sentiment leaning positive: positive is shared out.
+        let q = not_opposite([0.2, 0.3, 0.5], 0);
+        assert_eq!(q[2], 0.0);
+        assert!(
+            (q[0] - 0.4).abs() < 1e-12 && (q[1] - 0.6).abs() < 1e-12,
+            "{q:?}"
+        );
+        // Joy, sentiment negative: the same the other way.
+        let q = not_opposite([0.7, 0.1, 0.2], 2);
+        assert_eq!(q[0], 0.0);
+        assert!(q[2] > q[1]);
+        // Agreeing, neutral-topped or neutral emotion: unchanged.
+        assert_eq!(not_opposite([0.5, 0.2, 0.3], 0), [0.5, 0.2, 0.3]);
+        assert_eq!(not_opposite([0.3, 0.4, 0.3], 0), [0.3, 0.4, 0.3]);
+        assert_eq!(not_opposite([0.1, 0.1, 0.8], 1), [0.1, 0.1, 0.8]);
+        // Certain of the opposite: the emotion's polarity.
+        assert_eq!(not_opposite([0.0, 0.0, 1.0], 0), [1.0, 0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_more_probable_head_decides_a_contradiction() {
+        // Labels: anger (−), joy (+), neutral, sadness (−).
+        let pol = [0, 2, 1, 0];
+        // A sure sadness against a weak positive: the sentiment gives way.
+        let (mut e, mut s) = (vec![0.05, 0.1, 0.05, 0.8], [0.3, 0.3, 0.4]);
+        agree(&mut e, &mut s, &pol);
+        assert_eq!(e, vec![0.05, 0.1, 0.05, 0.8]);
+        assert_eq!(s[2], 0.0);
+        assert!(
+            (s[0] - 0.5).abs() < 1e-12 && (s[1] - 0.5).abs() < 1e-12,
+            "{s:?}"
+        );
+        // A weak sadness against a sure positive with joy close behind: the emotion
+        // gives way (joy), the sentiment stays.
+        let (mut e, mut s) = (vec![0.05, 0.35, 0.1, 0.5], [0.05, 0.05, 0.9]);
+        agree(&mut e, &mut s, &pol);
+        assert_eq!(s, [0.05, 0.05, 0.9]);
+        assert_eq!((e[0], e[3]), (0.0, 0.0));
+        assert!(
+            (e.iter().sum::<f64>() - 1.0).abs() < 1e-12 && e[1] > e[2],
+            "{e:?}"
+        );
+        // No contradiction: nothing changes.
+        let (mut e, mut s) = (vec![0.1, 0.7, 0.1, 0.1], [0.1, 0.2, 0.7]);
+        agree(&mut e, &mut s, &pol);
+        assert_eq!((e, s), (vec![0.1, 0.7, 0.1, 0.1], [0.1, 0.2, 0.7]));
     }
 }
