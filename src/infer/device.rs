@@ -3,24 +3,46 @@
 //!
 //! CUDA: rustc links with `--as-needed`, which drops `libtorch_cuda.so`, so libtorch
 //! would never find a GPU. [`enable_cuda`] loads it explicitly, before anything asks
-//! libtorch about devices (libtorch caches a "no CUDA" answer at first use).
+//! libtorch about devices (libtorch caches a "no CUDA" answer at first use), from the
+//! folder of the libtorch this process actually runs — `LD_LIBRARY_PATH` may point at
+//! another machine's libtorch than the one the build linked (docs/building.md).
 
+use std::path::PathBuf;
 use std::sync::OnceLock;
 
 /// Directory of the libtorch shared libraries this build links (and has an rpath to).
 pub const LIBTORCH_LIB_DIR: &str = env!("GST_EMOTION_LIBTORCH_LIB");
 
-/// Loads `libtorch_cuda.so` so CUDA devices become visible to tch. Returns whether it
-/// loaded; without it (CPU-only libtorch, no driver) everything runs on the CPU. Safe
-/// to call many times; only the first call does work.
+/// The folder of the `libtorch_cpu.so` mapped into this process (from
+/// `/proc/self/maps`), if any.
+pub fn loaded_libtorch_dir() -> Option<PathBuf> {
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    maps.lines()
+        .filter_map(|l| l.split_whitespace().nth(5))
+        .find(|path| path.ends_with("/libtorch_cpu.so"))
+        .and_then(|path| std::path::Path::new(path).parent().map(PathBuf::from))
+}
+
+/// Loads `libtorch_cuda.so` so CUDA devices become visible to tch: the one beside the
+/// libtorch in use, else the build's. Returns whether it loaded; without it (CPU-only
+/// libtorch, no driver) everything runs on the CPU. Safe to call many times; only the
+/// first call does work.
 pub fn enable_cuda() -> bool {
     static LOADED: OnceLock<bool> = OnceLock::new();
     *LOADED.get_or_init(|| {
-        let path = format!("{LIBTORCH_LIB_DIR}/libtorch_cuda.so\0");
-        // SAFETY: the path is NUL-terminated; dlopen has no other preconditions.
-        let handle =
-            unsafe { libc::dlopen(path.as_ptr().cast(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
-        !handle.is_null()
+        let dirs = loaded_libtorch_dir()
+            .into_iter()
+            .chain(std::iter::once(PathBuf::from(LIBTORCH_LIB_DIR)));
+        dirs.into_iter().any(|dir| {
+            let Ok(path) =
+                std::ffi::CString::new(dir.join("libtorch_cuda.so").as_os_str().as_encoded_bytes())
+            else {
+                return false;
+            };
+            // SAFETY: a NUL-terminated path; dlopen has no other preconditions.
+            let handle = unsafe { libc::dlopen(path.as_ptr(), libc::RTLD_NOW | libc::RTLD_GLOBAL) };
+            !handle.is_null()
+        })
     })
 }
 
@@ -46,8 +68,12 @@ pub fn environment_report() -> String {
     let cuda_lib = enable_cuda();
     let cuda = tch::Cuda::is_available();
     let devices = if cuda { tch::Cuda::device_count() } else { 0 };
+    let running = loaded_libtorch_dir().map_or_else(
+        || "(not mapped yet)".to_string(),
+        |d| d.display().to_string(),
+    );
     format!(
-        "libtorch: {LIBTORCH_LIB_DIR}\n\
+        "libtorch: {running} (built against {LIBTORCH_LIB_DIR})\n\
          libtorch_cuda.so loaded: {cuda_lib}\n\
          CUDA available: {cuda} ({devices} device(s))\n\
          torch threads: {}\n\
@@ -136,6 +162,21 @@ mod tests {
                 .contains("cuda:N")
         );
         assert_eq!(DeviceChoice::Cuda(1).to_string(), "cuda:1");
+    }
+
+    #[test]
+    fn the_libtorch_in_use_is_found_in_the_process() {
+        // Make libtorch run (and so be mapped), then find its folder.
+        let _ = tch::Tensor::from_slice(&[1.0f32]).sum(tch::Kind::Float);
+        let dir = loaded_libtorch_dir().expect("libtorch_cpu.so is mapped");
+        assert!(dir.join("libtorch_cpu.so").is_file(), "{}", dir.display());
+        // Here it is the one the build linked (same file, maybe another path to it).
+        assert_eq!(
+            dir.canonicalize().unwrap(),
+            std::path::Path::new(LIBTORCH_LIB_DIR)
+                .canonicalize()
+                .unwrap()
+        );
     }
 
     #[test]
