@@ -173,19 +173,19 @@ mod tests {
 
     use super::*;
 
-    #[test]
-    fn never_more_states_than_the_limit_and_first_come_first_served() {
-        let pool = Arc::new(StatePool::new(0usize, 2));
+    /// Six borrowers queued behind the lent states, one after the other; returns the
+    /// order they got a state in, how many states were made and the most lent at once.
+    fn six_borrowers(limit: usize) -> (Vec<usize>, usize, usize) {
+        let pool = Arc::new(StatePool::new(0usize, limit));
         let made = Arc::new(AtomicUsize::new(1));
         let running = Arc::new(AtomicUsize::new(0));
         let most = Arc::new(AtomicUsize::new(0));
-        // Both states lent: the borrowers that come now queue in arrival order.
-        let a = pool
-            .borrow(|| Ok(made.fetch_add(1, Ordering::SeqCst)), None)
-            .unwrap();
-        let b = pool
-            .borrow(|| Ok(made.fetch_add(1, Ordering::SeqCst)), None)
-            .unwrap();
+        let lent: Vec<_> = (0..limit)
+            .map(|_| {
+                pool.borrow(|| Ok(made.fetch_add(1, Ordering::SeqCst)), None)
+                    .unwrap()
+            })
+            .collect();
         let order = Arc::new(Mutex::new(Vec::new()));
         let mut threads = Vec::new();
         for k in 0..6 {
@@ -212,14 +212,29 @@ mod tests {
                 std::thread::yield_now();
             }
         }
-        drop((a, b));
+        drop(lent);
         for t in threads {
             t.join().unwrap();
         }
-        assert_eq!(made.load(Ordering::SeqCst), 2, "states made");
-        assert_eq!(pool.made(), 2);
-        assert!(most.load(Ordering::SeqCst) <= 2);
-        assert_eq!(*order.lock().unwrap(), (0..6).collect::<Vec<_>>());
+        assert_eq!(pool.made(), made.load(Ordering::SeqCst));
+        let order = order.lock().unwrap().clone();
+        (order, pool.made(), most.load(Ordering::SeqCst))
+    }
+
+    #[test]
+    fn never_more_states_than_the_limit() {
+        let (order, made, most) = six_borrowers(2);
+        assert_eq!(order.len(), 6);
+        assert_eq!(made, 2, "states made");
+        assert!(most <= 2, "{most} lent at once");
+    }
+
+    #[test]
+    fn first_come_first_served() {
+        // One state: each borrower has it alone, so the order is the order served.
+        let (order, made, most) = six_borrowers(1);
+        assert_eq!(order, (0..6).collect::<Vec<_>>());
+        assert_eq!((made, most), (1, 1));
     }
 
     #[test]
