@@ -517,12 +517,12 @@ fn write_report(
     // Sentiment against emotion: predicted, and in the gold labels for comparison.
     let predicted_pairs = pair_consistency(items, outcomes, |_, o| {
         Some((
-            o.labels.get("emotion")?.clone(),
-            o.labels.get("sentiment")?.clone(),
+            o.labels.get("emotion")?.as_str(),
+            o.labels.get("sentiment")?.as_str(),
         ))
     });
     let gold_pairs = pair_consistency(items, outcomes, |i, _| {
-        Some((i.emotion.clone()?, i.sentiment.clone()?))
+        Some((i.emotion.as_deref()?, i.sentiment.as_deref()?))
     });
     let evaluated = outcomes.iter().filter(|o| o.is_ok()).count();
     let report = json!({
@@ -558,17 +558,17 @@ fn write_report(
 
 /// The [`consistency`] of the (emotion, sentiment) pairs `of` finds in the items
 /// evaluated.
-fn pair_consistency(
-    items: &[Item],
-    outcomes: &[Result<Outcome, ItemError>],
-    of: impl Fn(&Item, &Outcome) -> Option<(String, String)>,
+fn pair_consistency<'a>(
+    items: &'a [Item],
+    outcomes: &'a [Result<Outcome, ItemError>],
+    of: impl Fn(&'a Item, &'a Outcome) -> Option<(&'a str, &'a str)>,
 ) -> crate::eval::metrics::Consistency {
-    let pairs: Vec<(String, String)> = items
-        .iter()
-        .zip(outcomes)
-        .filter_map(|(i, o)| o.as_ref().ok().and_then(|o| of(i, o)))
-        .collect();
-    consistency(pairs.iter().map(|(e, s)| (e.as_str(), s.as_str())))
+    consistency(
+        items
+            .iter()
+            .zip(outcomes)
+            .filter_map(|(i, o)| o.as_ref().ok().and_then(|o| of(i, o))),
+    )
 }
 
 /// The expected calibration error of `head`'s top probability over the items with a

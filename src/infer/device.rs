@@ -30,13 +30,12 @@ pub fn loaded_libtorch_dir() -> Option<PathBuf> {
 pub fn enable_cuda() -> bool {
     static LOADED: OnceLock<bool> = OnceLock::new();
     *LOADED.get_or_init(|| {
-        let dirs = loaded_libtorch_dir()
+        let mut dirs = loaded_libtorch_dir()
             .into_iter()
             .chain(std::iter::once(PathBuf::from(LIBTORCH_LIB_DIR)));
-        dirs.into_iter().any(|dir| {
-            let Ok(path) =
-                std::ffi::CString::new(dir.join("libtorch_cuda.so").as_os_str().as_encoded_bytes())
-            else {
+        dirs.any(|mut dir| {
+            dir.push("libtorch_cuda.so");
+            let Ok(path) = std::ffi::CString::new(dir.into_os_string().into_encoded_bytes()) else {
                 return false;
             };
             // SAFETY: a NUL-terminated path; dlopen has no other preconditions.

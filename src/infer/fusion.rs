@@ -16,7 +16,7 @@ use crate::bundle::{
 use crate::face::track::{Track, link};
 use crate::face::{CropSpec, FaceBox, Mtcnn, MtcnnConfig, Runs, crop_gray, window_boxes};
 use crate::media::RgbImage;
-use crate::output::{FaceReport, FusionDetails, FusionFlag, softmax_f64 as softmax};
+use crate::output::{FaceReport, FusionDetails, FusionFlag, argmax, softmax_f64 as softmax};
 
 /// Milliseconds per fusion stage.
 type Timings = Vec<(&'static str, f64)>;
@@ -161,6 +161,9 @@ pub struct FusionModel {
     /// Fitted [embedding, compound, text emotion] → sentiment logits classifier.
     sentiment_head: Option<CModule>,
     emotion_labels: Vec<String>,
+    /// The sentiment each emotion label implies (0 negative, 1 neutral, 2 positive),
+    /// from `[fusion.sentiment] emotion_sentiment`; empty without a sentiment stage.
+    polarities: Vec<usize>,
 }
 
 fn first_line(e: tch::TchError) -> String {
@@ -214,6 +217,9 @@ impl FusionModel {
             }
             None => None,
         };
+        let polarities = fusion.sentiment.as_ref().map_or_else(Vec::new, |s| {
+            emotion_labels.iter().map(|l| polarity(s, l)).collect()
+        });
         Ok(Self {
             bundle,
             device,
@@ -221,6 +227,7 @@ impl FusionModel {
             text,
             sentiment_head,
             emotion_labels,
+            polarities,
         })
     }
 
@@ -341,9 +348,7 @@ impl FusionModel {
         if let (Some(s), Some(p)) = (&fusion.sentiment, sentiment.as_mut())
             && s.consistent
         {
-            let polarities: Vec<usize> =
-                self.emotion_labels.iter().map(|l| polarity(s, l)).collect();
-            agree(&mut emotion, p, &polarities);
+            agree(&mut emotion, p, &self.polarities);
         }
         // Heads in the bundle's order.
         let mut heads = Vec::new();
@@ -440,18 +445,13 @@ impl FusionModel {
         let reliability = self.face.as_ref().map_or(1.0, |f| f.spec.reliability);
         let mut p = match text_sentiment {
             Some(words) => sentiment_mixed(s, words, d.face_valence, presence, reliability),
-            None => sentiment(s, d.text_compound, d.face_valence, presence),
+            None => sentiment(s, d.text_compound, d.face_valence, presence, reliability),
         };
-        if text_sentiment.is_none() && d.text_compound.is_none() && d.face_valence.is_some() {
-            // The face alone: trusted as far as the face classifier is.
-            let q = trust(&p, reliability);
-            p = [q[0], q[1], q[2]];
-        }
         // Consistent with the fused emotion: mix in the sentiment it implies.
         if s.emotion_weight > 0.0 {
             let mut implied = [0.0f64; 3];
-            for (label, q) in self.emotion_labels.iter().zip(emotion) {
-                implied[polarity(s, label)] += q;
+            for (&k, q) in self.polarities.iter().zip(emotion) {
+                implied[k] += q;
             }
             let w = s.emotion_weight;
             for (a, b) in p.iter_mut().zip(implied) {
@@ -761,17 +761,6 @@ pub fn calibrate(p: &[f64], t: f64) -> Vec<f64> {
     softmax(&p.iter().map(|v| v.max(1e-12).ln() / t).collect::<Vec<_>>())
 }
 
-/// Index of the largest value (the first of equals).
-fn argmax(p: &[f64]) -> Option<usize> {
-    p.iter()
-        .enumerate()
-        .fold(None, |best: Option<(usize, f64)>, (i, &v)| match best {
-            Some((_, b)) if b >= v => best,
-            _ => Some((i, v)),
-        })
-        .map(|(i, _)| i)
-}
-
 /// The polarity an emotion label implies: 0 negative, 1 neutral, 2 positive.
 fn polarity(s: &SentimentFusion, label: &str) -> usize {
     match s.emotion_sentiment.get(label).map(String::as_str) {
@@ -788,23 +777,20 @@ fn polarity(s: &SentimentFusion, label: &str) -> usize {
 /// whose pair is the more probable wins, and the head that changes becomes its
 /// distribution given the constraint.
 pub fn agree(emotion: &mut [f64], sentiment: &mut [f64; 3], polarities: &[usize]) {
-    let (Some(top_e), Some(top_s)) = (argmax(emotion), argmax(sentiment)) else {
+    if emotion.is_empty() {
         return;
-    };
+    }
+    let (top_e, top_s) = (argmax(emotion), argmax(sentiment));
     let pe = polarities[top_e];
     if pe == 1 || top_s != 2 - pe {
         return;
     }
     // Keep the emotion: the best sentiment of the other two.
     let kept_emotion = emotion[top_e] * sentiment[pe].max(sentiment[1]);
-    // Keep the sentiment: the best emotion not of polarity `pe`.
-    let other = (0..emotion.len())
-        .filter(|&i| polarities[i] != pe)
-        .max_by(|&a, &b| emotion[a].total_cmp(&emotion[b]));
-    let rest: f64 = (0..emotion.len())
-        .filter(|&i| polarities[i] != pe)
-        .map(|i| emotion[i])
-        .sum();
+    // Keep the sentiment: the best emotion not of polarity `pe`, and their share.
+    let allowed = || (0..emotion.len()).filter(|&i| polarities[i] != pe);
+    let other = allowed().max_by(|&a, &b| emotion[a].total_cmp(&emotion[b]));
+    let rest: f64 = allowed().map(|i| emotion[i]).sum();
     match other {
         Some(o) if rest > 1e-12 && emotion[o] * sentiment[top_s] > kept_emotion => {
             for (p, &pol) in emotion.iter_mut().zip(polarities) {
@@ -825,7 +811,7 @@ pub fn not_opposite(p: [f64; 3], polarity: usize) -> [f64; 3] {
         2 => 0,
         _ => return p,
     };
-    if argmax(&p) != Some(opposite) {
+    if argmax(&p) != opposite {
         return p;
     }
     let rest = 1.0 - p[opposite];
@@ -849,12 +835,14 @@ pub fn trust(p: &[f64], reliability: f64) -> Vec<f64> {
 /// Sentiment probabilities (negative, neutral, positive) from the transcript's VADER
 /// compound and the face valence, weighted by presence: the fused score `s` in
 /// [-1, 1] goes through softmax([-s, 2·band - |s|, s] / temperature), so |s| = band is
-/// the neutral/polar boundary (VADER's ±0.05 convention).
+/// the neutral/polar boundary (VADER's ±0.05 convention). A face alone (no words) is
+/// trusted to `face_reliability` as in [`trust`].
 pub fn sentiment(
     spec: &SentimentFusion,
     compound: Option<f64>,
     valence: Option<f64>,
     face_presence: Option<f64>,
+    face_reliability: f64,
 ) -> [f64; 3] {
     let mut num = 0.0;
     let mut den = 0.0;
@@ -868,7 +856,11 @@ pub fn sentiment(
     }
     let s = if den > 0.0 { num / den } else { 0.0 };
     let t = spec.temperature;
-    let p = softmax(&[-s / t, (2.0 * spec.neutral_band - s.abs()) / t, s / t]);
+    let mut p = softmax(&[-s / t, (2.0 * spec.neutral_band - s.abs()) / t, s / t]);
+    if compound.is_none() && valence.is_some() && face_presence.is_some() {
+        // The face alone: trusted as far as the face classifier is.
+        p = trust(&p, face_reliability);
+    }
     [p[0], p[1], p[2]]
 }
 
@@ -925,14 +917,14 @@ mod tests {
     #[test]
     fn sentiment_follows_the_evidence() {
         let s = spec();
-        let none = sentiment(&s, None, None, None);
+        let none = sentiment(&s, None, None, None, 1.0);
         assert!(none[1] > none[0] && none[1] > none[2]);
-        let happy = sentiment(&s, Some(0.8), Some(0.9), Some(1.0));
+        let happy = sentiment(&s, Some(0.8), Some(0.9), Some(1.0), 1.0);
         assert!(happy[2] > 0.99);
-        let angry_words = sentiment(&s, Some(-0.7), None, None);
+        let angry_words = sentiment(&s, Some(-0.7), None, None, 1.0);
         assert!(angry_words[0] > 0.99);
         // A smiling face with neutral words leans positive.
-        let smile = sentiment(&s, Some(0.0), Some(0.9), Some(1.0));
+        let smile = sentiment(&s, Some(0.0), Some(0.9), Some(1.0), 1.0);
         assert!(smile[2] > smile[1]);
         assert!((happy.iter().sum::<f64>() - 1.0).abs() < 1e-12);
     }

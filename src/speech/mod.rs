@@ -26,7 +26,7 @@ mod pool;
 pub mod segmenter;
 pub mod vad;
 
-pub use pool::{RUNS_ENV, default_limit as default_whisper_runs};
+pub use pool::default_limit as default_whisper_runs;
 
 pub use vad::{SegmenterConfig, VoiceDetector, default_vad_model, speech_segments};
 
@@ -218,15 +218,18 @@ impl WhisperModel {
         }
         let ctx = WhisperContext::new_with_params(path, WhisperContextParameters::default())
             .map_err(|e| err(format!("{e} (not a whisper.cpp ggml model?)")))?;
-        let first = ctx
-            .create_state()
-            .map_err(|e| err(format!("cannot create a whisper state: {e}")))?;
+        let first = new_state(&ctx, path)?;
         WHISPER_LOADS.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(Arc::new(Self {
             ctx,
             path: path.to_path_buf(),
             states: pool::StatePool::new(first, runs),
         }))
+    }
+
+    /// A whisper state of this model, for its pool.
+    fn new_state(&self) -> Result<WhisperState, SpeechError> {
+        new_state(&self.ctx, &self.path)
     }
 
     /// The most transcriptions of this model that run at once (the rest wait their
@@ -239,6 +242,15 @@ impl WhisperModel {
     pub fn is_multilingual(&self) -> bool {
         self.ctx.is_multilingual()
     }
+}
+
+/// A new whisper state (decoding caches and buffers) of the model `ctx` loaded from
+/// `path`.
+fn new_state(ctx: &WhisperContext, path: &Path) -> Result<WhisperState, SpeechError> {
+    ctx.create_state().map_err(|e| SpeechError::Load {
+        path: path.display().to_string(),
+        reason: format!("cannot create a whisper state: {e}"),
+    })
 }
 
 /// One recognised stretch of speech, times in seconds from the start of the audio.
@@ -450,14 +462,10 @@ impl Transcriber {
         };
         let mut best: Option<Decode> = None;
         let mut fallbacks = 0;
-        let model = self.model.clone();
-        let make = || {
-            model.ctx.create_state().map_err(|e| SpeechError::Load {
-                path: model.path.display().to_string(),
-                reason: format!("cannot create a whisper state: {e}"),
-            })
-        };
-        let mut state = model.states.borrow(make, self.speculation.as_ref())?;
+        let mut state = self
+            .model
+            .states
+            .borrow(|| self.model.new_state(), self.speculation.as_ref())?;
         for (k, &temperature) in temperatures.iter().enumerate() {
             let d = self.decode(&mut state, audio, seconds, temperature)?;
             // Non-speech, and Whisper is unsure of any words: silence, do not retry.

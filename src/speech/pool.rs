@@ -14,7 +14,7 @@ use super::SpeechError;
 use crate::speculation::Speculation;
 
 /// The environment variable that sets how many transcriptions of one model run at once.
-pub const RUNS_ENV: &str = "GST_EMOTION_WHISPER_RUNS";
+const RUNS_ENV: &str = "GST_EMOTION_WHISPER_RUNS";
 
 /// How many transcriptions of one model run at once: `GST_EMOTION_WHISPER_RUNS`, else
 /// the cores this process may use.
