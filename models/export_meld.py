@@ -67,7 +67,7 @@ model_card = "MODEL_CARD.md"
 name = "meld"
 file = "model.ts"
 {cpu_file}forward = ["input_ids", "attention_mask", "video_frames", "audio_features"]
-
+{precision_files}
 [inputs.input_ids]
 kind = "text_ids"
 
@@ -146,6 +146,34 @@ CARD = """\
 """
 
 
+def write_half(out: Path, precision: str, flat, example, eager) -> None:
+    """Writes model.<precision>.ts: the model with its floating-point parameters and
+    buffers converted (integer buffers such as BERT's position ids stay int64), traced
+    in that precision (a trace bakes in dtypes, e.g. of the attention mask), and
+    prints how far its probabilities are from fp32 on the export example (on CUDA
+    when there is one)."""
+    import copy
+
+    dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    half = copy.deepcopy(flat).to(device=device, dtype=dtype).eval()
+    inputs = [t.to(device) for t in example]
+    inputs = [t.to(dtype) if t.is_floating_point() else t for t in inputs]
+    try:
+        with torch.no_grad():
+            traced = torch.jit.trace(half, inputs, strict=False, check_trace=False)
+            got = traced(*[t[:1] for t in inputs])
+    except RuntimeError as e:
+        raise SystemExit(f"cannot trace the model in {precision} on {device}: {str(e).splitlines()[0]}")
+    traced.to("cpu")
+    traced.save(str(out / f"model.{precision}.ts"))
+    diff = max(
+        (got[k].float().cpu().softmax(1) - eager[k][:1].softmax(1)).abs().max().item()
+        for k in ("emotions", "sentiments")
+    )
+    print(f"model.{precision}.ts traced on {device}: max |dp| {diff:.2e} against fp32")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description="Export a reference MELD model to a gst-emotion bundle")
     src = ap.add_mutually_exclusive_group(required=True)
@@ -158,6 +186,14 @@ def main() -> int:
         "--no-cpu-optimize",
         action="store_true",
         help="do not write model.cpu.ts (frozen + optimize_for_inference, used on the CPU)",
+    )
+    ap.add_argument(
+        "--half",
+        nargs="+",
+        choices=["bf16", "fp16"],
+        default=[],
+        help="also write model.<P>.ts: the model with its floating-point weights in bf16/fp16 "
+        "(used with the element's precision=P; for GPUs)",
     )
     args = ap.parse_args()
 
@@ -210,6 +246,13 @@ def main() -> int:
                         raise SystemExit(f"CPU-optimised model differs from eager on {key}: {diff}")
         cpu_file = 'cpu_file = "model.cpu.ts"\n'
 
+    precision_files = ""
+    if args.half:
+        precision_files = "\n[models.precision_files]\n"
+        for p in args.half:
+            precision_files += f'{p} = "model.{p}.ts"\n'
+            write_half(out, p, flat, example, eager)
+
     shutil.copyfile(minilm_tokenizer(), out / "tokenizer.json")
     fmt = dict(
         name=name,
@@ -222,6 +265,7 @@ def main() -> int:
         emotions=json.dumps(EMOTIONS),
         sentiments=json.dumps(SENTIMENTS),
         cpu_file=cpu_file,
+        precision_files=precision_files,
     )
     (out / "bundle.toml").write_text(MANIFEST.format(**fmt))
     sha = hashlib.sha256((out / "model.ts").read_bytes()).hexdigest()
@@ -231,6 +275,11 @@ def main() -> int:
         if cpu_file
         else ""
     )
+    if args.half:
+        cpu_note += (
+            f" {', '.join(f'model.{p}.ts' for p in args.half)}: the same model with its "
+            "floating-point weights converted (PyTorch's Module.to), for precision=bf16/fp16."
+        )
     (out / "MODEL_CARD.md").write_text(CARD.format(torch=torch.__version__, sha=sha, cpu_note=cpu_note, **fmt))
     print(f"wrote bundle {out} ({name})")
     return 0

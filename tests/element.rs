@@ -307,6 +307,7 @@ fn gst_inspect_documents_the_element() {
         "windows-processed",
         "bundle",
         "device",
+        "precision",
         "max-batch",
         "max-batch-wait",
         "smoothing",

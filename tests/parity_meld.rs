@@ -54,6 +54,8 @@ fn export_meld_bundle() -> PathBuf {
             "--random-init".as_ref(),
             "--seed".as_ref(),
             "1".as_ref(),
+            "--half".as_ref(),
+            "bf16".as_ref(),
             "--out".as_ref(),
             tmp.as_os_str(),
         ]);
@@ -222,7 +224,7 @@ fn bad_bundles_fail_at_ready_with_one_line_errors() {
         for f in ["bundle.toml", "tokenizer.json", "MODEL_CARD.md"] {
             std::fs::copy(bundle.join(f), dir.join(f)).unwrap();
         }
-        for f in ["model.ts", "model.cpu.ts"] {
+        for f in ["model.ts", "model.cpu.ts", "model.bf16.ts"] {
             if bundle.join(f).exists() && std::fs::symlink_metadata(dir.join(f)).is_err() {
                 std::os::unix::fs::symlink(bundle.join(f), dir.join(f)).unwrap();
             }
@@ -304,4 +306,78 @@ fn elements_share_one_model_per_bundle_and_device() {
         assert!((x - y).abs() < 1e-5);
     }
     assert_ne!(out[0][0], out[1][0], "different text, different answer");
+}
+
+#[test]
+fn half_precision_runs_the_same_model_close_to_fp32() {
+    use gst_emotion::infer::{DeviceChoice, Model, ModelOptions, Precision};
+    init();
+    let bundle = meld_bundle();
+    let job = gst_emotion::window::WindowJob {
+        span: gst_emotion::window::WindowSpan {
+            index: 0,
+            start: 0,
+            end: 3_000_000_000,
+        },
+        frames: None,
+        audio: None,
+        kind: Default::default(),
+        stream_span: None,
+        degraded: None,
+    };
+    let probs = |precision| {
+        let model = Model::shared(
+            &bundle,
+            ModelOptions {
+                device: DeviceChoice::Cpu,
+                precision,
+                ..ModelOptions::default()
+            },
+        )
+        .unwrap();
+        let texts = ["i am so happy today", "this is a disaster"];
+        let windows = texts
+            .iter()
+            .map(|t| model.prepare(&job, Some(t)).unwrap())
+            .collect();
+        model
+            .predict_many(windows)
+            .into_iter()
+            .map(|r| r.unwrap().probs)
+            .collect::<Vec<_>>()
+    };
+    let full = probs(Precision::Fp32);
+    let half = probs(Precision::Bf16);
+    assert_eq!(full.len(), half.len());
+    let mut worst = 0.0f64;
+    for (f, h) in full.iter().zip(&half) {
+        assert_eq!(f.len(), h.len(), "one row per head");
+        for (fh, hh) in f.iter().zip(h) {
+            assert_eq!(fh.len(), hh.len());
+            assert!((hh.iter().sum::<f64>() - 1.0).abs() < 1e-3, "{hh:?}");
+            for (a, b) in fh.iter().zip(hh) {
+                worst = worst.max((a - b).abs());
+            }
+        }
+    }
+    // bf16 keeps 8 bits of mantissa: close to fp32, not equal.
+    assert!(worst < 0.05, "bf16 differs from fp32 by {worst}");
+    assert!(worst > 0.0, "bf16 must really run in bf16");
+}
+
+#[test]
+fn a_fusion_bundle_refuses_half_precision_with_a_clear_error() {
+    use gst_emotion::infer::{DeviceChoice, Model, ModelOptions, Precision};
+    init();
+    let bundle = common::default_bundle();
+    let err = Model::shared(
+        &bundle,
+        ModelOptions {
+            device: DeviceChoice::Cpu,
+            precision: Precision::Fp16,
+            ..ModelOptions::default()
+        },
+    )
+    .expect_err("a fusion bundle in fp16 must be refused");
+    assert!(err.to_string().contains("precision=fp32"), "{err}");
 }

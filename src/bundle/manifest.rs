@@ -65,6 +65,11 @@ pub struct ModelSpec {
     /// MKLDNN); used instead of `file` when the model runs on the CPU.
     #[serde(default)]
     pub cpu_file: Option<String>,
+    /// Optional variants of `file` in reduced precision, by precision name (`bf16`,
+    /// `fp16`): the same model with its floating-point weights converted at export;
+    /// used when the element's `precision` asks for one.
+    #[serde(default)]
+    pub precision_files: BTreeMap<String, String>,
     /// Names of the inputs passed to `forward`, in argument order. Parts of a fusion
     /// stage that the stage drives itself (e.g. the MTCNN nets) may leave it empty.
     #[serde(default)]

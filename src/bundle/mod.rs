@@ -182,7 +182,11 @@ impl Bundle {
         manifest.validate(&path)?;
         verify_checksums(dir, &manifest)?;
         for model in &manifest.models {
-            for file in std::iter::once(&model.file).chain(&model.cpu_file) {
+            let variants = model.precision_files.values();
+            for file in std::iter::once(&model.file)
+                .chain(&model.cpu_file)
+                .chain(variants)
+            {
                 let file = dir.join(file);
                 if !file.is_file() {
                     return Err(BundleError::Io {

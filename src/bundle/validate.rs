@@ -139,6 +139,17 @@ impl Manifest {
             {
                 return Err(fault(field, "lists no inputs"));
             }
+            if let Some(p) = model.precision_files.keys().find(|p| {
+                !matches!(
+                    p.parse::<crate::infer::Precision>(),
+                    Ok(crate::infer::Precision::Bf16 | crate::infer::Precision::Fp16)
+                )
+            }) {
+                return Err(fault(
+                    format!("models.{}.precision_files", model.name),
+                    format!("{p:?} is not a reduced precision: use bf16 or fp16"),
+                ));
+            }
             if let Some(arg) = model.forward.iter().find(|a| !self.inputs.contains_key(*a)) {
                 return Err(fault(
                     field,

@@ -11,7 +11,7 @@ use gst::prelude::*;
 
 use super::ResultTiming;
 use crate::bundle::{Bundle, CropMode};
-use crate::infer::{DeviceChoice, ModelOptions};
+use crate::infer::{DeviceChoice, ModelOptions, Precision};
 use crate::media::{FramePolicy, Orientation};
 use crate::speech::{SegmenterConfig, TranscriberConfig};
 use crate::window::{SAMPLE_RATE, SECOND, SlidingSchedule, WindowConfig, WindowMode};
@@ -38,6 +38,8 @@ pub(super) struct Settings {
     pub input_timeout: f64,
     pub bundle: Option<String>,
     pub device: String,
+    /// `precision`: fp32, bf16 or fp16.
+    pub precision: String,
     pub max_batch: u32,
     pub max_batch_wait_ms: u32,
     pub smoothing: f64,
@@ -93,6 +95,7 @@ impl Default for Settings {
             input_timeout: 0.0,
             bundle: None,
             device: "auto".into(),
+            precision: "fp32".into(),
             max_batch: model.max_batch as u32,
             max_batch_wait_ms: model.max_wait.as_millis() as u32,
             smoothing: 0.5,
@@ -198,14 +201,19 @@ impl Settings {
         Ok(c)
     }
 
-    /// How the model runs (`device`, `max-batch`, `max-batch-wait`).
+    /// How the model runs (`device`, `precision`, `max-batch`, `max-batch-wait`).
     pub fn model_options(&self) -> Result<ModelOptions, ConfigError> {
         let device: DeviceChoice = self
             .device
             .parse()
             .map_err(|e| ConfigError(format!("device: {e}")))?;
+        let precision: Precision = self
+            .precision
+            .parse()
+            .map_err(|e| ConfigError(format!("precision: {e}")))?;
         Ok(ModelOptions {
             device,
+            precision,
             max_batch: self.max_batch as usize,
             max_wait: Duration::from_millis(self.max_batch_wait_ms as u64),
             ..ModelOptions::default()
@@ -261,6 +269,10 @@ impl Settings {
                 let d: Option<String> = v.get().expect(CHECKED);
                 self.device = d.unwrap_or_else(|| Settings::default().device);
             }
+            "precision" => {
+                let p: Option<String> = v.get().expect(CHECKED);
+                self.precision = p.unwrap_or_else(|| Settings::default().precision);
+            }
             "max-batch" => self.max_batch = v.get().expect(CHECKED),
             "max-batch-wait" => self.max_batch_wait_ms = v.get().expect(CHECKED),
             "smoothing" => self.smoothing = v.get().expect(CHECKED),
@@ -301,6 +313,7 @@ impl Settings {
             "input-timeout" => self.input_timeout.to_value(),
             "bundle" => self.bundle.to_value(),
             "device" => self.device.to_value(),
+            "precision" => self.precision.to_value(),
             "max-batch" => self.max_batch.to_value(),
             "max-batch-wait" => self.max_batch_wait_ms.to_value(),
             "smoothing" => self.smoothing.to_value(),
@@ -479,6 +492,16 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                     "Where the model runs: auto (CUDA if available, else CPU), cpu, cuda, cuda:N",
                 )
                 .default_value(Some(d.device.as_str()))
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecString::builder("precision")
+                .nick("Precision")
+                .blurb(
+                    "Number format of the forward pass of a single-model bundle (MELD, face \
+                     sequences): fp32 (as exported; parity with the reference), bf16 or fp16 \
+                     (weights converted at load; for GPUs). Fusion bundles run in fp32",
+                )
+                .default_value(Some(d.precision.as_str()))
                 .mutable_ready()
                 .build(),
             glib::ParamSpecUInt::builder("max-batch")

@@ -121,6 +121,57 @@ impl std::fmt::Display for DeviceChoice {
     }
 }
 
+/// The number format a single-model bundle's forward pass runs in: `fp32` (as
+/// exported; the default, and what parity with the reference is measured on), `bf16`
+/// or `fp16` (weights and float inputs converted at load; outputs read back as fp32).
+/// Half precision is for GPUs: the CPU runs it, but slower than fp32.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+pub enum Precision {
+    /// 32-bit floats, as the bundle was exported.
+    #[default]
+    Fp32,
+    /// bfloat16: fp32's range with 8 bits of mantissa.
+    Bf16,
+    /// IEEE half: 11 bits of mantissa, a narrower range.
+    Fp16,
+}
+
+impl Precision {
+    /// The libtorch kind float tensors are converted to.
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            Self::Fp32 => tch::Kind::Float,
+            Self::Bf16 => tch::Kind::BFloat16,
+            Self::Fp16 => tch::Kind::Half,
+        }
+    }
+}
+
+impl std::str::FromStr for Precision {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim() {
+            "fp32" | "float32" | "" => Ok(Self::Fp32),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            "fp16" | "float16" | "half" => Ok(Self::Fp16),
+            other => Err(format!(
+                "{other:?} is not a precision: use fp32, bf16 or fp16"
+            )),
+        }
+    }
+}
+
+impl std::fmt::Display for Precision {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Fp32 => "fp32",
+            Self::Bf16 => "bf16",
+            Self::Fp16 => "fp16",
+        })
+    }
+}
+
 /// The libtorch device for `choice`, and a note when CUDA was asked for but is not
 /// usable (the CPU is used instead).
 pub fn resolve_device(choice: DeviceChoice) -> (tch::Device, Option<String>) {
@@ -154,6 +205,15 @@ mod tests {
         assert_eq!("cpu".parse(), Ok(DeviceChoice::Cpu));
         assert_eq!("cuda".parse(), Ok(DeviceChoice::Cuda(0)));
         assert_eq!("cuda:2".parse(), Ok(DeviceChoice::Cuda(2)));
+        assert_eq!("bf16".parse(), Ok(Precision::Bf16));
+        assert_eq!("half".parse(), Ok(Precision::Fp16));
+        assert_eq!("".parse(), Ok(Precision::Fp32));
+        assert!(
+            "int8"
+                .parse::<Precision>()
+                .unwrap_err()
+                .contains("fp32, bf16 or fp16")
+        );
         assert!(
             "gpu"
                 .parse::<DeviceChoice>()

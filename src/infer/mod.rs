@@ -13,7 +13,7 @@ pub mod prepare;
 pub mod torchscript;
 
 pub use device::{
-    DeviceChoice, LIBTORCH_LIB_DIR, enable_cuda, environment_report, resolve_device,
+    DeviceChoice, LIBTORCH_LIB_DIR, Precision, enable_cuda, environment_report, resolve_device,
     share_cores_between_streams,
 };
 pub use fusion::FusionModel;

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver, Sender, bounded, unbounded};
 
 use super::ModelError;
-use super::device::{DeviceChoice, resolve_device};
+use super::device::{DeviceChoice, Precision, resolve_device};
 use super::fusion::{FaceStage, FusionModel};
 use super::outputs::{faces_output, order_faces, window_output};
 use super::prepare::{self, Prepared, PreparedFace, frames_tensor, prepare};
@@ -43,6 +43,9 @@ pub struct ModelOptions {
     /// Run the warm-up even when these very files already passed it on this device
     /// (`gst-emotion bundle check`).
     pub always_warm_up: bool,
+    /// Number format of a single-model bundle's forward pass (fusion bundles run in
+    /// fp32 and refuse another).
+    pub precision: Precision,
 }
 
 impl Default for ModelOptions {
@@ -52,6 +55,7 @@ impl Default for ModelOptions {
             max_batch: 4,
             max_wait: Duration::from_millis(10),
             always_warm_up: false,
+            precision: Precision::Fp32,
         }
     }
 }
@@ -80,7 +84,20 @@ enum Backend {
 }
 
 impl Backend {
-    fn load(bundle: &Arc<Bundle>, device: tch::Device) -> Result<Self, BundleError> {
+    fn load(
+        bundle: &Arc<Bundle>,
+        device: tch::Device,
+        precision: Precision,
+    ) -> Result<Self, BundleError> {
+        if bundle.is_fusion() && precision != Precision::Fp32 {
+            return Err(BundleError::Model {
+                path: manifest_path(bundle),
+                reason: format!(
+                    "precision {precision} applies to single-model bundles; a fusion bundle \
+                     runs in fp32 (set precision=fp32)"
+                ),
+            });
+        }
         if bundle.is_fusion() {
             FusionModel::load(bundle.clone(), device)
                 .map(|m| Backend::Fusion(Box::new(m)))
@@ -89,7 +106,7 @@ impl Backend {
                     reason: reason.to_string(),
                 })
         } else {
-            TorchScriptModel::load(bundle, device).map(Backend::TorchScript)
+            TorchScriptModel::load(bundle, device, precision).map(Backend::TorchScript)
         }
     }
 
@@ -149,12 +166,9 @@ impl Backend {
     }
 
     /// The file a warm-up failure is reported against.
-    fn warm_up_path(&self, bundle: &Bundle, device: tch::Device) -> String {
+    fn warm_up_path(&self, bundle: &Bundle) -> String {
         match self {
-            Backend::TorchScript(_) => bundle
-                .model_file(bundle.manifest.main_model(), device)
-                .display()
-                .to_string(),
+            Backend::TorchScript(m) => m.path().display().to_string(),
             Backend::Fusion(_) => manifest_path(bundle),
         }
     }
@@ -273,7 +287,7 @@ impl std::fmt::Debug for Model {
     }
 }
 
-type Registry = HashMap<(PathBuf, DeviceChoice), Weak<Model>>;
+type Registry = HashMap<(PathBuf, DeviceChoice, Precision), Weak<Model>>;
 static MODELS: LazyLock<Mutex<Registry>> = LazyLock::new(|| Mutex::new(HashMap::new()));
 
 impl Model {
@@ -285,13 +299,16 @@ impl Model {
         let mut registry = MODELS.lock().unwrap_or_else(|e| e.into_inner());
         registry.retain(|_, w| w.strong_count() > 0);
         if let Some(model) = registry
-            .get(&(key_dir.clone(), options.device))
+            .get(&(key_dir.clone(), options.device, options.precision))
             .and_then(Weak::upgrade)
         {
             return Ok(model);
         }
         let model = Arc::new(Self::load(dir, options)?);
-        registry.insert((key_dir, options.device), Arc::downgrade(&model));
+        registry.insert(
+            (key_dir, options.device, options.precision),
+            Arc::downgrade(&model),
+        );
         Ok(model)
     }
 
@@ -494,7 +511,7 @@ fn serve(
     rx: Receiver<Request>,
     ready: Sender<Result<(), BundleError>>,
 ) {
-    let backend = match Backend::load(&bundle, device) {
+    let backend = match Backend::load(&bundle, device, options.precision) {
         Ok(b) => b,
         Err(e) => {
             let _ = ready.send(Err(e));
@@ -502,11 +519,14 @@ fn serve(
         }
     };
     let passed = validated_marker(&bundle, device);
-    let known = !options.always_warm_up && passed.as_ref().is_some_and(|(m, _)| m.is_file());
+    // The marker records fp32 runs; another precision is always warmed up.
+    let known = !options.always_warm_up
+        && options.precision == Precision::Fp32
+        && passed.as_ref().is_some_and(|(m, _)| m.is_file());
     if !known {
         if let Err(reason) = warm_up(&backend, &bundle) {
             let _ = ready.send(Err(BundleError::Model {
-                path: backend.warm_up_path(&bundle, device),
+                path: backend.warm_up_path(&bundle),
                 reason: format!("warm-up failed: {reason}"),
             }));
             return;

@@ -7,6 +7,7 @@ use std::time::Instant;
 use tch::{IValue, Tensor};
 
 use super::ModelError;
+use super::device::Precision;
 use super::prepare::{InputTensor, Prepared};
 use super::{FORWARD_NANOS, first_line};
 use crate::bundle::{Bundle, BundleError, HeadSpec, InputSpec, TextPadding};
@@ -18,19 +19,58 @@ pub type HeadLogits = Vec<Vec<f32>>;
 pub struct TorchScriptModel {
     module: tch::CModule,
     device: tch::Device,
+    /// Kind of the float inputs (the kind of the file's weights).
+    float_kind: tch::Kind,
+    /// The file loaded.
+    path: std::path::PathBuf,
 }
 
 impl TorchScriptModel {
-    /// Loads the bundle's model file for `device` (its CPU variant on the CPU).
-    pub fn load(bundle: &Bundle, device: tch::Device) -> Result<Self, BundleError> {
-        let path = bundle.model_file(bundle.manifest.main_model(), device);
+    /// Loads the bundle's model file for `device` (its CPU variant on the CPU) in
+    /// `precision`: fp32 is the main file; bf16 and fp16 are the variants the bundle
+    /// lists in `precision_files` (libtorch's module conversion would also convert
+    /// integer buffers such as BERT's position ids, so the conversion is done at
+    /// export, where PyTorch converts floating-point tensors only).
+    pub fn load(
+        bundle: &Bundle,
+        device: tch::Device,
+        precision: Precision,
+    ) -> Result<Self, BundleError> {
+        let main = bundle.manifest.main_model();
+        let path = if precision == Precision::Fp32 {
+            bundle.model_file(main, device)
+        } else {
+            let model = &bundle.manifest.models[main];
+            let file = model
+                .precision_files
+                .get(&precision.to_string())
+                .ok_or_else(|| BundleError::Model {
+                    path: bundle.dir.join(&model.file).display().to_string(),
+                    reason: format!(
+                        "models.{} has no {precision} variant (precision_files); export one \
+                         (models/export_meld.py --half {precision}) or set precision=fp32",
+                        model.name
+                    ),
+                })?;
+            bundle.dir.join(file)
+        };
         let mut module =
             tch::CModule::load_on_device(&path, device).map_err(|e| BundleError::Model {
                 path: path.display().to_string(),
                 reason: format!("cannot load TorchScript: {}", first_line(&e)),
             })?;
         module.set_eval();
-        Ok(Self { module, device })
+        Ok(Self {
+            module,
+            device,
+            float_kind: precision.kind(),
+            path,
+        })
+    }
+
+    /// The TorchScript file this model was loaded from.
+    pub fn path(&self) -> &std::path::Path {
+        &self.path
     }
 
     /// Runs the windows of `batch` that share tensor shapes in one forward pass (each
@@ -58,9 +98,13 @@ impl TorchScriptModel {
         let n = batch.len() as i64;
         let mut args = Vec::with_capacity(model.forward.len());
         for name in &model.forward {
-            args.push(IValue::Tensor(
-                batch_tensor(bundle, batch, name)?.to_device(self.device),
-            ));
+            let t = batch_tensor(bundle, batch, name)?.to_device(self.device);
+            let t = if t.kind() == tch::Kind::Float && self.float_kind != tch::Kind::Float {
+                t.to_kind(self.float_kind)
+            } else {
+                t
+            };
+            args.push(IValue::Tensor(t));
         }
         let started = Instant::now();
         let output = tch::no_grad(|| self.module.forward_is(&args)).map_err(|e| {
