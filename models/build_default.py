@@ -322,6 +322,11 @@ def export_minilm(out: Path) -> MeanPooledEncoder:
         diff = (traced(ids2, mask2) - enc(ids2, mask2)).abs().max().item()
     if diff > 1e-5:
         raise SystemExit(f"traced MiniLM differs from eager by {diff}")
+    # BERT's mask is made on the tracing device: take it from the input instead, so
+    # the encoder runs on CUDA too (models/ts_device.py).
+    from ts_device import make_device_independent
+
+    traced = make_device_independent(traced)
     traced.save(str(out / "text_encoder.ts"))
     shutil.copyfile(d / "tokenizer.json", out / "tokenizer.json")
     return enc

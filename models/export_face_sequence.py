@@ -22,6 +22,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from face_sequence_model import ARCHS, LABELS, build, load_state  # noqa: E402
+from ts_device import make_device_independent  # noqa: E402
 
 MANIFEST = """\
 # gst-emotion bundle: a face-sequence emotion model ({arch}), made by
@@ -199,6 +200,8 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     for p in nets:
         shutil.copyfile(p, out / p.name)
+    if mode == "tracing":
+        ts = make_device_independent(ts)  # tensors the forward makes: on the input's device
     ts.save(str(out / "model.ts"))
     name = args.name or f"face-sequence-{args.arch}"
     fmt = lambda v: "[" + ", ".join(repr(x) if isinstance(x, str) else f"{x}" for x in v) + "]"  # noqa: E731

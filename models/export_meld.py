@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from ts_device import make_device_independent  # noqa: E402
 from meld_model import (  # noqa: E402
     EMOTIONS,
     SENTIMENTS,
@@ -166,6 +167,7 @@ def write_half(out: Path, precision: str, flat, example, eager) -> None:
     except RuntimeError as e:
         raise SystemExit(f"cannot trace the model in {precision} on {device}: {str(e).splitlines()[0]}")
     traced.to("cpu")
+    traced = make_device_independent(traced)
     traced.save(str(out / f"model.{precision}.ts"))
     diff = max(
         (got[k].float().cpu().softmax(1) - eager[k][:1].softmax(1)).abs().max().item()
@@ -230,6 +232,9 @@ def main() -> int:
 
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    # BERT's mask is made on the tracing device: take it from the input instead, so
+    # model.ts runs on CUDA too (models/ts_device.py).
+    traced = make_device_independent(traced)
     traced.save(str(out / "model.ts"))
     cpu_file = ""
     if not args.no_cpu_optimize:

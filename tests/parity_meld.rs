@@ -36,7 +36,11 @@ fn meld_bundle() -> PathBuf {
 
 fn export_meld_bundle() -> PathBuf {
     let mut hash = 0xcbf29ce484222325u64; // FNV-1a over the scripts that make the bundle
-    for f in ["models/export_meld.py", "models/meld_model.py"] {
+    for f in [
+        "models/export_meld.py",
+        "models/meld_model.py",
+        "models/ts_device.py",
+    ] {
         for b in std::fs::read(root().join(f)).unwrap() {
             hash = (hash ^ b as u64).wrapping_mul(0x100000001b3);
         }
@@ -380,4 +384,20 @@ fn a_fusion_bundle_refuses_half_precision_with_a_clear_error() {
     )
     .expect_err("a fusion bundle in fp16 must be refused");
     assert!(err.to_string().contains("precision=fp32"), "{err}");
+}
+
+#[test]
+fn exported_text_encoders_make_their_masks_on_the_inputs_device() {
+    // A trace on the CPU records BERT's mask as made on the CPU; on CUDA the forward
+    // would then fail. The exports take the device from the input instead.
+    init();
+    let meld = meld_bundle();
+    let default = common::default_bundle();
+    let out = run_python(&[
+        root().join("models/ts_device.py").as_os_str(),
+        meld.join("model.ts").as_os_str(),
+        meld.join("model.bf16.ts").as_os_str(),
+        default.join("text_encoder.ts").as_os_str(),
+    ]);
+    assert_eq!(out.matches("device-independent").count(), 3, "{out}");
 }

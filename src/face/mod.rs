@@ -128,8 +128,8 @@ impl Mtcnn {
             .reshape([img.height as i64, img.width as i64, 3])
             .permute([2, 0, 1])
             .unsqueeze(0)
+            .to_device(self.device) // bytes cross to a GPU, not 4x as many floats
             .to_kind(Kind::Float)
-            .to_device(self.device)
     }
 
     /// Faces in `img`, highest score first.
