@@ -23,9 +23,11 @@
 //! (the harness before 2026-12-05: at 8 streams that conversion, which is the
 //! simulated camera's and not the element's, took about 29 % of the process's CPU).
 
+use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
+use gst_emotion::infer::{BATCHED_WINDOWS, BATCHES, LARGEST_BATCH};
 
 /// Per-stage milliseconds of one window.
 type Timing = Vec<(String, f64)>;
@@ -262,8 +264,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         "NOT real time"
     };
     println!("  {verdict}");
+    let batches = BATCHES.load(Ordering::Relaxed);
+    let batch_mean = BATCHED_WINDOWS.load(Ordering::Relaxed) as f64 / batches.max(1) as f64;
+    let batch_max = LARGEST_BATCH.load(Ordering::Relaxed);
+    println!("  model passes: {batches}, windows per pass mean {batch_mean:.2}, max {batch_max}");
     println!(
-        "streams {streams} windows {n} dropped {} lag_mean {:.3} lag_p95 {p95:.3} lag_max {:.3} cpu_pct {:.0} rss_mb {}",
+        "streams {streams} windows {n} dropped {} lag_mean {:.3} lag_p95 {p95:.3} lag_max {:.3} cpu_pct {:.0} rss_mb {} batch_mean {batch_mean:.2} batch_max {batch_max}",
         seen.dropped.max(dropped_prop),
         mean(&lags),
         max(&lags),

@@ -59,6 +59,16 @@ pub fn run_error(what: &str, e: &tch::TchError) -> ModelError {
 /// Time spent in forward passes by every model of the process (ns), for benchmarks.
 pub static FORWARD_NANOS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
 
+/// Batches the inference threads of this process have answered (process-wide, for
+/// benchmarks: batch sizes above 1 show windows of several streams sharing a pass).
+pub static BATCHES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Windows in those batches.
+pub static BATCHED_WINDOWS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// The largest of those batches.
+pub static LARGEST_BATCH: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// libtorch errors carry a C++ backtrace after the first line; users need the first.
 pub fn first_line(e: &tch::TchError) -> String {
     let text = e.to_string();

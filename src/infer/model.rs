@@ -585,6 +585,9 @@ fn answer(backend: &Backend, bundle: &Bundle, queue: &mut Queue, max_batch: usiz
     let n = queue.predicts.len().min(max_batch);
     let batch: Vec<_> = queue.predicts.drain(..n).collect();
     let inputs: Vec<&Prepared> = batch.iter().map(|(input, ..)| input).collect();
+    super::BATCHES.fetch_add(1, Ordering::Relaxed);
+    super::BATCHED_WINDOWS.fetch_add(n as u64, Ordering::Relaxed);
+    super::LARGEST_BATCH.fetch_max(n as u64, Ordering::Relaxed);
     let started = Instant::now();
     let outputs = backend.run(bundle, &inputs);
     for ((_, reply, queued), out) in batch.into_iter().zip(outputs) {
