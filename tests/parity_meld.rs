@@ -260,6 +260,22 @@ fn bad_bundles_fail_at_ready_with_one_line_errors() {
     }
 }
 
+/// A 3 s window with neither frames nor audio: the model sees only its words.
+fn words_only_window() -> gst_emotion::window::WindowJob {
+    gst_emotion::window::WindowJob {
+        span: gst_emotion::window::WindowSpan {
+            index: 0,
+            start: 0,
+            end: 3_000_000_000,
+        },
+        frames: None,
+        audio: None,
+        kind: Default::default(),
+        stream_span: None,
+        degraded: None,
+    }
+}
+
 #[test]
 fn elements_share_one_model_per_bundle_and_device() {
     use gst_emotion::infer::{DeviceChoice, Model, ModelOptions};
@@ -278,18 +294,7 @@ fn elements_share_one_model_per_bundle_and_device() {
         "same bundle + device: one model"
     );
     // Windows sent together are answered in order, each with one row per head.
-    let job = gst_emotion::window::WindowJob {
-        span: gst_emotion::window::WindowSpan {
-            index: 0,
-            start: 0,
-            end: 3_000_000_000,
-        },
-        frames: None,
-        audio: None,
-        kind: Default::default(),
-        stream_span: None,
-        degraded: None,
-    };
+    let job = words_only_window();
     let p1 = a.prepare(&job, Some("i am happy")).unwrap();
     let p2 = a.prepare(&job, Some("i am furious")).unwrap();
     let out = a.predict_many(vec![p1.clone(), p2, p1]);
@@ -317,18 +322,7 @@ fn half_precision_runs_the_same_model_close_to_fp32() {
     use gst_emotion::infer::{DeviceChoice, Model, ModelOptions, Precision};
     init();
     let bundle = meld_bundle();
-    let job = gst_emotion::window::WindowJob {
-        span: gst_emotion::window::WindowSpan {
-            index: 0,
-            start: 0,
-            end: 3_000_000_000,
-        },
-        frames: None,
-        audio: None,
-        kind: Default::default(),
-        stream_span: None,
-        degraded: None,
-    };
+    let job = words_only_window();
     let probs = |precision| {
         let model = Model::shared(
             &bundle,
