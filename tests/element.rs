@@ -302,7 +302,6 @@ fn gst_inspect_documents_the_element() {
         "frame-policy",
         "frame-width",
         "frame-height",
-        "max-frame-rate",
         "max-pending-windows",
         "windows-dropped",
         "windows-processed",
