@@ -262,18 +262,11 @@ fn bad_bundles_fail_at_ready_with_one_line_errors() {
 
 /// A 3 s window with neither frames nor audio: the model sees only its words.
 fn words_only_window() -> gst_emotion::window::WindowJob {
-    gst_emotion::window::WindowJob {
-        span: gst_emotion::window::WindowSpan {
-            index: 0,
-            start: 0,
-            end: 3_000_000_000,
-        },
-        frames: None,
-        audio: None,
-        kind: Default::default(),
-        stream_span: None,
-        degraded: None,
-    }
+    gst_emotion::window::WindowJob::words_only(gst_emotion::window::WindowSpan {
+        index: 0,
+        start: 0,
+        end: 3_000_000_000,
+    })
 }
 
 #[test]

@@ -196,18 +196,11 @@ enum ItemError {
 
 /// The words alone: each sentence as the text of a window without video or audio.
 fn words_only(model: &Model, items: &[Item]) -> Vec<Result<Outcome, ItemError>> {
-    let blank = WindowJob {
-        span: WindowSpan {
-            index: 0,
-            start: 0,
-            end: 3_000_000_000,
-        },
-        frames: None,
-        audio: None,
-        kind: Default::default(),
-        stream_span: None,
-        degraded: None,
-    };
+    let blank = WindowJob::words_only(WindowSpan {
+        index: 0,
+        start: 0,
+        end: 3_000_000_000,
+    });
     let mut out = Vec::with_capacity(items.len());
     for chunk in items.chunks(16) {
         let inputs: Vec<_> = chunk

@@ -173,6 +173,19 @@ impl Degraded {
 }
 
 impl WindowJob {
+    /// A window of `span` with neither frames nor audio: the model sees only the
+    /// words it is given (`eval` on sentences, tests of the text branch).
+    pub fn words_only(span: WindowSpan) -> Self {
+        Self {
+            span,
+            frames: None,
+            audio: None,
+            kind: WindowKind::default(),
+            stream_span: None,
+            degraded: None,
+        }
+    }
+
     /// Whether `other` is the same window with the same data: span (the index aside),
     /// kind, audio samples and frames.
     pub fn same_inputs(&self, other: &WindowJob) -> bool {
