@@ -101,7 +101,7 @@ fn main() -> anyhow::Result<()> {
     let v = b
         .video()
         .ok_or_else(|| anyhow::anyhow!("bundle has no video input"))?;
-    let img = Arc::new(resize_linear(
+    let img = Arc::new(gst_emotion::media::LazyFrame::ready(resize_linear(
         &frame,
         1280,
         720,
@@ -109,7 +109,7 @@ fn main() -> anyhow::Result<()> {
         PixelLayout::RGB,
         v.width,
         v.height,
-    ));
+    )));
     let job = WindowJob {
         span: WindowSpan {
             index: 0,

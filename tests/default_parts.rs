@@ -162,7 +162,9 @@ fn faces_found_ahead_of_the_words_give_the_same_answer() {
     use gst_emotion::window::{WindowJob, WindowSpan};
     use std::sync::Arc;
     let media = gst_emotion::paths::cache_dir().unwrap().join("media");
-    let frame = Arc::new(read_png(&media.join("astronaut.png")));
+    let frame = Arc::new(gst_emotion::media::LazyFrame::ready(read_png(
+        &media.join("astronaut.png"),
+    )));
     let model = Model::shared(&default_bundle(), ModelOptions::default()).unwrap();
     let job = WindowJob {
         span: WindowSpan {

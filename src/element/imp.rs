@@ -4,16 +4,20 @@
 //! Cuts live or recorded audio-visual streams into analysis windows and reports, per
 //! window, what it measured.
 //!
-//! The element has two request sink pads, `video` (raw packed RGB-family video) and
+//! The element has two request sink pads, `video` (raw video: packed RGB formats, and
+//! 8-bit YUV as decoders and cameras give it — I420, YV12, NV12, NV21, YUY2, UYVY,
+//! Y42B, Y444 — converted inside only for the frames a window samples) and
 //! `audio` (raw audio of any format, rate and channels; 16 kHz F32LE or S16LE is what
 //! the analysis takes, anything else is converted inside with `audioconvert !
 //! audioresample`), and one `src` pad on which the video buffers leave unchanged, with
 //! their timestamps. Either input may be left out: a video-only or audio-only stream
-//! works. Put `videoconvert` before `video`. With the `audio` pad comes a sometimes
-//! pad `audio_src` that passes the audio through unchanged, released in step with the
-//! video leaving `src`: to record what was analysed, feed a muxer from `e.src` and
-//! `e.audio_src` (a `tee` around the element would make the pipeline wait on itself;
-//! when an input starves while video is held the element says so in a WARNING).
+//! works. Put `videoconvert` before `video` (it passes the formats above through
+//! unconverted); with `overlay=true` the video pad asks for packed RGB. With the
+//! `audio` pad comes a sometimes pad `audio_src` that passes the audio through
+//! unchanged, released in step with the video leaving `src`: to record what was
+//! analysed, feed a muxer from `e.src` and `e.audio_src` (a `tee` around the element
+//! would make the pipeline wait on itself; when an input starves while video is held
+//! the element says so in a WARNING).
 //!
 //! For every window the element samples `frames` video frames (policy `frame-policy`)
 //! downscaled to `frame-width` × `frame-height`, and the sample-accurate audio of the
@@ -112,7 +116,8 @@ use gst_base::subclass::prelude::*;
 
 use super::faults::{Change, INPUT_DETAILS, InputEventKind, InputWatch, describe};
 use super::flushing::Wake;
-use super::inputs::{Input, LiveClock, VIDEO_FORMATS, running_time};
+use super::ingest::LIVE_FRAME_RATE;
+use super::inputs::{Input, LiveClock, running_time, video_caps};
 use super::passthrough::Passed;
 use super::resample::Resampler;
 use super::results::Shared;
@@ -123,7 +128,7 @@ use super::{CAT, ResultTiming};
 use crate::analyzer::{AnalyzerConfig, SpeechSetup};
 use crate::bundle::BundleChoice;
 use crate::infer::Model;
-use crate::media::{Orientation, SampleFormat};
+use crate::media::{FramePolicy, Orientation, SampleFormat};
 use crate::speculation::Speculation;
 use crate::speech::segmenter::{SegmenterThread, SpeechSpan};
 use crate::speech::{VoiceDetector, WhisperModel};
@@ -166,6 +171,8 @@ pub(super) enum Prompt {
 pub(super) struct State {
     pub assembler: WindowAssembler,
     pub video_info: Option<gst_video::VideoInfo>,
+    /// How the negotiated video's frames become pictures (set with `video_info`).
+    pub frame_source: Option<Arc<super::convert::FrameSource>>,
     pub audio_format: Option<(SampleFormat, usize)>,
     /// Upstream's liveness and the in-step choice, decided together at the first
     /// buffers of each start.
@@ -174,6 +181,11 @@ pub(super) struct State {
     /// Live, in step: the last buffer left past its deadline (a run of misses gets
     /// one QoS message).
     pub missing: bool,
+    /// `max-frame-rate` (negative: auto) and the rate auto means when frames leave
+    /// at once (0: every frame).
+    pub max_frame_rate: (f64, f64),
+    /// Running time of the last frame the windows kept (for `max-frame-rate`).
+    pub last_kept: Option<u64>,
     /// An upstream element attaches face ROI metas to this stream.
     pub upstream_faces: bool,
     /// The `orientation` property when fixed (`None`: follow the tag).
@@ -318,9 +330,7 @@ impl ElementImpl for EmotionSense {
 
     fn pad_templates() -> &'static [gst::PadTemplate] {
         static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
-            let video_caps = gst_video::VideoCapsBuilder::new()
-                .format_list(VIDEO_FORMATS.iter().copied())
-                .build();
+            let video_caps = video_caps(false);
             // Any raw audio, 16 kHz F32LE/S16LE preferred (what the analysis takes:
             // `audioresample` in front still resamples); the rest is converted inside.
             let mut audio_caps = super::resample::analysis_caps();
@@ -453,6 +463,12 @@ impl AggregatorImpl for EmotionSense {
             config.schedule.length
         };
         let element_latency = longest + (settings.deadline * SECOND as f64) as u64;
+        let live_frame_rate = match config.policy {
+            FramePolicy::First => 0.0,
+            FramePolicy::Uniform => (2.0 * config.frames as f64 * SECOND as f64
+                / config.schedule.length.max(1) as f64)
+                .max(LIVE_FRAME_RATE),
+        };
         let mut assembler = WindowAssembler::new(config);
         for input in [Input::Video, Input::Audio] {
             assembler.set_input(input, self.input_pad(input).is_some());
@@ -496,10 +512,13 @@ impl AggregatorImpl for EmotionSense {
         *lock(&self.state) = Some(State {
             assembler,
             video_info: None,
+            frame_source: None,
             audio_format: None,
             decided: None,
             last_drop_warning: None,
             missing: false,
+            max_frame_rate: (settings.max_frame_rate, live_frame_rate),
+            last_kept: None,
             upstream_faces: false,
             fixed_orientation: settings.fixed_orientation(),
             tag_orientation: Orientation::Identity,
@@ -619,8 +638,9 @@ impl AggregatorImpl for EmotionSense {
         }
         let is_video = input == Some(Input::Video);
         if is_video && let gst::QueryViewMut::Caps(q) = query.view_mut() {
-            // The video passes through: offer what downstream accepts of our formats.
-            let templ = pad.pad_template_caps();
+            // The video passes through: offer what downstream accepts of our formats
+            // (packed RGB only when the overlay draws on it).
+            let templ = video_caps(lock(&self.settings).overlay);
             let downstream = self.obj().src_pad().peer_query_caps(Some(&templ));
             let caps = match q.filter() {
                 Some(f) => f.intersect_with_mode(&downstream, gst::CapsIntersectMode::First),
@@ -646,6 +666,7 @@ impl AggregatorImpl for EmotionSense {
             state.assembler.reset();
             state.timing.clear();
             state.held.clear();
+            state.last_kept = None;
             state.prompt = Prompt::AfterFlush;
             state.watch = Default::default();
             if let Some(r) = state.resampler.as_mut() {

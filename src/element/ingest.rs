@@ -11,11 +11,17 @@ use gst_base::prelude::*;
 use gst_video::prelude::*;
 
 use super::CAT;
+use super::convert::Placement;
 use super::faults::Change;
 use super::imp::State;
-use super::inputs::{Input, LiveClock, pixel_layout, running_time, sample_format};
-use crate::media::{FaceRoi, pcm_to_mono, resize_linear};
+use super::inputs::{Input, LiveClock, running_time, sample_format};
+use crate::media::{FaceRoi, pcm_to_mono};
 use crate::window::{SAMPLE_RATE, SECOND};
+
+/// Frames per second the windows keep, at most, when frames leave at once (live
+/// input) and `max-frame-rate` is auto: enough for uniformly sampled windows, half
+/// the conversions and the memory of a 30 fps camera.
+pub(super) const LIVE_FRAME_RATE: f64 = 15.0;
 
 /// What became of a video buffer taken from the pad.
 pub(super) enum Frame {
@@ -224,6 +230,10 @@ impl State {
             gst::log!(CAT, obj = pad, "empty video buffer: passed, not analysed");
             return Ok((Frame::Pass(Some(rt)), None));
         }
+        if !self.keeps_frame(rt) {
+            self.assembler.skip_frame(rt, duration);
+            return Ok((Frame::Pass(Some(rt)), None));
+        }
         let Ok(frame) = gst_video::VideoFrameRef::from_buffer_ref_readable(buf.as_ref(), &info)
         else {
             let mismatch = InputFault::FrameMismatch {
@@ -234,20 +244,49 @@ impl State {
             };
             return Ok((Frame::Pass(Some(rt)), Some(mismatch)));
         };
-        self.sample_frame(&frame, rt, duration)?;
+        self.sample_frame(&frame, buf, rt, duration)?;
         Ok((Frame::Pass(Some(rt)), None))
     }
 
-    /// The frame at `rt` resized (turned upright) into the windows.
+    /// Whether the windows keep the frame at `rt` under `max-frame-rate`: it is kept
+    /// when three quarters of the period have passed since the last kept one (so a
+    /// source a little faster than the limit is not halved) or time went back.
+    fn keeps_frame(&mut self, rt: u64) -> bool {
+        let (set, live) = self.max_frame_rate;
+        let in_step = self.decided.is_some_and(|d| d.in_step);
+        let rate = match set {
+            r if r >= 0.0 => r,
+            _ if in_step => 0.0,
+            _ => live,
+        };
+        if rate > 0.0
+            && let Some(last) = self.last_kept
+            && rt >= last
+            && ((rt - last) as f64) < 0.75 * SECOND as f64 / rate
+        {
+            return false;
+        }
+        self.last_kept = Some(rt);
+        true
+    }
+
+    /// The frame at `rt` into the windows, resized (and turned upright) when a window
+    /// picks it if frames wait for their window's result anyway (in step), else now.
     fn sample_frame(
         &mut self,
         frame: &gst_video::VideoFrameRef<&gst::BufferRef>,
+        buf: &gst::Buffer,
         rt: u64,
         duration: Option<u64>,
     ) -> Result<(), InputFault> {
         let info = frame.info();
-        let layout = pixel_layout(info.format())
+        let source = self
+            .frame_source
+            .clone()
             .ok_or_else(|| InputFault::UnsupportedFormat(info.format().to_str()))?;
+        frame
+            .plane_data(0)
+            .map_err(|_| InputFault::FrameUnreadable)?;
         let (iw, ih) = (info.width() as usize, info.height() as usize);
         // The sampling size is that of the upright picture; the stored one is resized
         // to it (sides swapped when it lies on its side), then turned upright.
@@ -261,10 +300,6 @@ impl State {
             }
         };
         let (w, h) = orientation.upright_size(w, h);
-        let plane = frame
-            .plane_data(0)
-            .map_err(|_| InputFault::FrameUnreadable)?;
-        let mut resized = resize_linear(plane, iw, ih, info.stride()[0] as usize, layout, w, h);
         // Once a stream has carried face boxes from upstream (e.g. opencv's
         // facedetect), every frame's boxes (possibly none) replace detection here.
         let faces = upstream_faces(frame.buffer(), iw, ih, w, h);
@@ -272,11 +307,20 @@ impl State {
             gst::info!(CAT, "using face boxes from upstream ROI metas");
             self.upstream_faces = true;
         }
-        if self.upstream_faces {
-            resized.faces = Some(faces);
+        let place = Placement {
+            width: w,
+            height: h,
+            orientation,
+            faces: self.upstream_faces.then_some(faces),
+        };
+        let frame = source.defer(buf.clone(), place);
+        if !self.decided.is_some_and(|d| d.in_step) {
+            // Frames leave at once (live): converted now, so that the recent frames
+            // are kept as pictures (half an I420 frame's size at 720p) and the input
+            // buffer goes back to its pool.
+            frame.image();
         }
-        let resized = orientation.image(resized);
-        self.assembler.push_frame(rt, duration, Arc::new(resized));
+        self.assembler.push_frame(rt, duration, Arc::new(frame));
         Ok(())
     }
 }

@@ -7,6 +7,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::CAT;
+use super::convert::{FrameSource, YUV_FORMATS};
 use super::faults::Change;
 use super::imp::{EmotionSense, State, lock};
 use super::resample::{AudioInputError, Resampler, is_analysable};
@@ -41,8 +42,8 @@ impl EmotionSense {
     }
 }
 
-/// Video formats accepted on the `video` pad and produced on `src`.
-pub const VIDEO_FORMATS: &[gst_video::VideoFormat] = &[
+/// Packed RGB-like video formats: read directly, and the ones the overlay draws on.
+pub const PACKED_FORMATS: &[gst_video::VideoFormat] = &[
     gst_video::VideoFormat::Rgb,
     gst_video::VideoFormat::Bgr,
     gst_video::VideoFormat::Rgbx,
@@ -140,6 +141,15 @@ pub(super) fn sample_format(caps: &gst::CapsRef) -> Option<(SampleFormat, usize)
     Some((format, info.channels() as usize))
 }
 
+/// Video caps of the `video` pad (and `src`): the packed RGB formats, and the YUV
+/// ones ([`YUV_FORMATS`]) unless `packed_only` (the overlay draws on RGB).
+pub fn video_caps(packed_only: bool) -> gst::Caps {
+    let yuv = if packed_only { &[][..] } else { YUV_FORMATS };
+    gst_video::VideoCapsBuilder::new()
+        .format_list(PACKED_FORMATS.iter().chain(yuv).copied())
+        .build()
+}
+
 /// Running time (ns) of a buffer's PTS in `pad`'s segment.
 pub fn running_time(pad: &gst_base::AggregatorPad, buf: &gst::BufferRef) -> Option<u64> {
     let segment = pad.segment();
@@ -152,21 +162,39 @@ impl EmotionSense {
     /// cannot be used.
     pub(super) fn set_caps(&self, input: Input, caps: &gst::CapsRef) -> bool {
         match input {
-            Input::Video => match gst_video::VideoInfo::from_caps(caps) {
-                Ok(info) if pixel_layout(info.format()).is_some() => {
-                    self.with_state(|s| s.video_info = Some(info));
-                    self.obj().src_pad().mark_reconfigure();
-                    true
+            Input::Video => {
+                let overlay = lock(&self.settings).overlay;
+                let source = gst_video::VideoInfo::from_caps(caps).ok().and_then(|info| {
+                    let drawable = pixel_layout(info.format()).is_some() || !overlay;
+                    Some((FrameSource::new(&info).filter(|_| drawable)?, info))
+                });
+                match source {
+                    Some((source, info)) => {
+                        self.with_state(|s| {
+                            s.video_info = Some(info);
+                            s.frame_source = Some(std::sync::Arc::new(source));
+                        });
+                        self.obj().src_pad().mark_reconfigure();
+                        true
+                    }
+                    None => {
+                        gst::element_imp_error!(
+                            self,
+                            gst::StreamError::Format,
+                            (
+                                "Unsupported video caps {caps}: put videoconvert before the video \
+                                 pad{}",
+                                if overlay {
+                                    " (the overlay draws on RGB)"
+                                } else {
+                                    ""
+                                }
+                            )
+                        );
+                        false
+                    }
                 }
-                _ => {
-                    gst::element_imp_error!(
-                        self,
-                        gst::StreamError::Format,
-                        ("Unsupported video caps {caps}: put videoconvert before the video pad")
-                    );
-                    false
-                }
-            },
+            }
             Input::Audio => match self.set_audio_caps(caps) {
                 Ok(()) => true,
                 Err(e) => {

@@ -9,6 +9,8 @@
 //!   clock's view of them, inputs that never deliver;
 //! - `ingest.rs`: frames and audio into windows, as methods on the state that
 //!   return what to report (upstream face boxes too);
+//! - `convert.rs`: frames kept as they came (RGB or YUV) and made pictures at the
+//!   sampling size only when a window picks them, on the worker;
 //! - `faults.rs`: live inputs that stall, end or jump in time — noticed per input
 //!   from the clock, reported once ([`InputEvent`] reads the report back);
 //! - `passthrough.rs`: the `audio_src` pad (the audio leaves in step with the video)
@@ -27,6 +29,7 @@
 use gst::glib;
 use gst::prelude::*;
 
+mod convert;
 mod faults;
 mod flushing;
 mod imp;

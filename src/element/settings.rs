@@ -32,6 +32,8 @@ pub(super) struct Settings {
     pub frame_policy: FramePolicy,
     pub frame_width: u32,
     pub frame_height: u32,
+    /// `max-frame-rate`: frames per second the windows keep; 0 all, -1 auto.
+    pub max_frame_rate: f64,
     pub max_pending_windows: u32,
     pub result_timing: ResultTiming,
     pub deadline: f64,
@@ -89,6 +91,7 @@ impl Default for Settings {
             frame_policy: window.policy,
             frame_width: window.frame_width as u32,
             frame_height: window.frame_height as u32,
+            max_frame_rate: -1.0,
             max_pending_windows: 2,
             result_timing: ResultTiming::Auto,
             deadline: 1.0,
@@ -259,6 +262,7 @@ impl Settings {
             "frames" => self.frames = v.get().expect(CHECKED),
             "frame-policy" => self.frame_policy = v.get().expect(CHECKED),
             "frame-width" => self.frame_width = v.get().expect(CHECKED),
+            "max-frame-rate" => self.max_frame_rate = v.get().expect(CHECKED),
             "frame-height" => self.frame_height = v.get().expect(CHECKED),
             "max-pending-windows" => self.max_pending_windows = v.get().expect(CHECKED),
             "result-timing" => self.result_timing = v.get().expect(CHECKED),
@@ -306,6 +310,7 @@ impl Settings {
             "frames" => self.frames.to_value(),
             "frame-policy" => self.frame_policy.to_value(),
             "frame-width" => self.frame_width.to_value(),
+            "max-frame-rate" => self.max_frame_rate.to_value(),
             "frame-height" => self.frame_height.to_value(),
             "max-pending-windows" => self.max_pending_windows.to_value(),
             "result-timing" => self.result_timing.to_value(),
@@ -427,6 +432,20 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .minimum(8)
                 .maximum(4096)
                 .default_value(d.frame_height)
+                .mutable_ready()
+                .build(),
+            glib::ParamSpecDouble::builder("max-frame-rate")
+                .nick("Maximum frame rate")
+                .blurb(
+                    "Video frames per second the windows keep (the others pass on, not \
+                     analysed; the frame before stays on screen): 0 keeps every frame; -1 \
+                     (auto) keeps every frame in step (files) and with frame-policy=first, \
+                     and otherwise, when frames leave at once (live input), at most 15 a \
+                     second (or twice frames per window-length, if more)",
+                )
+                .minimum(-1.0)
+                .maximum(1000.0)
+                .default_value(d.max_frame_rate)
                 .mutable_ready()
                 .build(),
             glib::ParamSpecUInt::builder("max-pending-windows")

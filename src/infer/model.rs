@@ -384,10 +384,10 @@ impl Model {
             let (frames, real) = job
                 .frames
                 .as_ref()
-                .map(|s| (s.frames.as_slice(), s.real))
+                .map(|s| (s.images(), s.real))
                 .unwrap_or_default();
             let mut faces = Vec::new();
-            for s in seq.sequences(frames, real)? {
+            for s in seq.sequences(&frames, real)? {
                 let crops: Vec<&RgbImage> = s.crops.iter().collect();
                 faces.push(PreparedFace {
                     tensor: frames_tensor(seq.input_name(), seq.input(), &crops)?,

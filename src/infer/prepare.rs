@@ -145,7 +145,7 @@ pub struct PreparedFace {
 pub fn fusion_frames(job: &WindowJob) -> Vec<std::sync::Arc<RgbImage>> {
     job.frames
         .as_ref()
-        .map(|sel| sel.frames[..sel.real.max(1).min(sel.frames.len())].to_vec())
+        .map(|sel| sel.real_images())
         .unwrap_or_default()
 }
 
@@ -189,14 +189,14 @@ pub fn prepare(
                     // Each face's crops are this input (Model::prepare adds them).
                     continue;
                 }
-                let black;
-                let frames: Vec<&RgbImage> = match &job.frames {
-                    Some(sel) => sel.frames.iter().map(|f| f.as_ref()).collect(),
+                let images = match &job.frames {
+                    Some(sel) => sel.images(),
                     None => {
-                        black = RgbImage::black(v.width, v.height);
-                        vec![&black; v.frames]
+                        let black = std::sync::Arc::new(RgbImage::black(v.width, v.height));
+                        vec![black; v.frames]
                     }
                 };
+                let frames: Vec<&RgbImage> = images.iter().map(|f| f.as_ref()).collect();
                 frames_tensor(name, v, &frames)?
             }
             InputSpec::Mel(m) => {

@@ -13,6 +13,7 @@ use std::sync::Arc;
 use gst::glib;
 
 use super::frame::RgbImage;
+use super::lazy::LazyFrame;
 
 /// How a window's T frames are chosen: the bundle manifest's `policy` and the
 /// element's `frame-policy` property.
@@ -51,14 +52,15 @@ pub enum FramePolicy {
 #[derive(Clone, Debug, Default)]
 pub struct SampledFrames {
     start: u64,
-    candidates: Vec<(u64, Arc<RgbImage>)>,
+    candidates: Vec<(u64, Arc<LazyFrame>)>,
 }
 
 /// The frames chosen for one window.
 #[derive(Clone, Debug)]
 pub struct FrameSelection {
-    /// Exactly T frames (black padding included).
-    pub frames: Vec<Arc<RgbImage>>,
+    /// Exactly T frames (black padding included), converted when first looked at
+    /// ([`images`](Self::images)).
+    pub frames: Vec<Arc<LazyFrame>>,
     /// How many of them are real video frames rather than padding.
     pub real: usize,
     /// How many different video frames were chosen.
@@ -80,7 +82,7 @@ impl SampledFrames {
     /// Adds the frame that starts displaying at running time `t`. Frames must come in
     /// presentation order. A frame at or before the window start replaces any earlier
     /// one: only the frame on screen at the start counts.
-    pub fn push(&mut self, t: u64, frame: Arc<RgbImage>) {
+    pub fn push(&mut self, t: u64, frame: Arc<LazyFrame>) {
         if t <= self.start {
             self.candidates.clear();
         }
@@ -124,14 +126,14 @@ impl SampledFrames {
         let real = picked.len();
         let mut distinct = picked.clone();
         distinct.dedup();
-        let mut frames: Vec<Arc<RgbImage>> = picked
+        let mut frames: Vec<Arc<LazyFrame>> = picked
             .iter()
             .map(|&i| self.candidates[i].1.clone())
             .collect();
         let mut times: Vec<Option<u64>> =
             picked.iter().map(|&i| Some(self.candidates[i].0)).collect();
         if frames.len() < count {
-            let pad = Arc::new(black());
+            let pad = Arc::new(LazyFrame::ready(black()));
             frames.resize(count, pad);
             times.resize(count, None);
         }
@@ -144,21 +146,36 @@ impl SampledFrames {
     }
 }
 
+impl FrameSelection {
+    /// The T pictures, converting the frames not converted yet (a window's frames
+    /// are converted where the window is analysed, not on the streaming thread).
+    pub fn images(&self) -> Vec<Arc<RgbImage>> {
+        self.frames.iter().map(|f| f.image()).collect()
+    }
+
+    /// The real frames' pictures, without the padding (at least one when there is
+    /// any frame).
+    pub fn real_images(&self) -> Vec<Arc<RgbImage>> {
+        let n = self.real.max(1).min(self.frames.len());
+        self.frames[..n].iter().map(|f| f.image()).collect()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    fn img(v: u8) -> Arc<RgbImage> {
-        Arc::new(RgbImage {
+    fn img(v: u8) -> Arc<LazyFrame> {
+        Arc::new(LazyFrame::ready(RgbImage {
             width: 1,
             height: 1,
             data: vec![v; 3],
             faces: None,
-        })
+        }))
     }
 
     fn values(sel: &FrameSelection) -> Vec<u8> {
-        sel.frames.iter().map(|f| f.data[0]).collect()
+        sel.images().iter().map(|f| f.data[0]).collect()
     }
 
     #[test]

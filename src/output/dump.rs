@@ -17,7 +17,7 @@ pub fn window(dir: &Path, job: &WindowJob, result: &WindowResult) -> std::io::Re
     std::fs::create_dir_all(dir)?;
     let index = job.span.index;
     if let Some(sel) = &job.frames {
-        for (k, f) in sel.frames.iter().enumerate() {
+        for (k, f) in sel.images().iter().enumerate() {
             png(&dir.join(format!("w{index:06}_frame{k:03}.png")), f)?;
         }
     }

@@ -13,7 +13,7 @@ use gst::glib;
 
 use crate::media::audio::time_to_sample;
 use crate::media::sampler::FrameSelection;
-use crate::media::{AudioRing, FramePolicy, RgbImage, SampledFrames};
+use crate::media::{AudioRing, FramePolicy, LazyFrame, RgbImage, SampledFrames};
 
 /// Nanoseconds per second.
 pub const SECOND: u64 = 1_000_000_000;
@@ -202,7 +202,9 @@ impl WindowJob {
                     && a.frames
                         .iter()
                         .zip(&b.frames)
-                        .all(|(x, y)| Arc::ptr_eq(x, y) || x == y)
+                        .zip(&a.times)
+                        // The same frame of the input, or padding on both sides.
+                        .all(|((x, y), t)| t.is_none() || Arc::ptr_eq(x, y))
             }
             (None, None) => true,
             _ => false,
@@ -387,14 +389,14 @@ pub struct WindowAssembler {
     config: WindowConfig,
     open: VecDeque<OpenWindow>,
     next_to_create: Option<u64>,
-    held: Option<(u64, Arc<RgbImage>)>,
+    held: Option<(u64, Arc<LazyFrame>)>,
     video: InputState,
     audio: InputState,
     ring: AudioRing,
     video_end: u64,
     wait_for_pending: bool,
     /// Utterance mode: recent frames (windows are announced after their start).
-    history: VecDeque<(u64, Arc<RgbImage>)>,
+    history: VecDeque<(u64, Arc<LazyFrame>)>,
     next_utterance: u64,
     keep_from: u64,
     /// `auto` mode: running time up to which windows (utterances or silence tiles)
@@ -574,29 +576,41 @@ impl WindowAssembler {
     }
 
     /// Adds the video frame that starts at running time `t` (ns) and lasts `duration`.
-    /// `frame` is the frame already resized to the configured size.
-    pub fn push_frame(&mut self, t: u64, duration: Option<u64>, frame: Arc<RgbImage>) {
+    /// `frame` is the frame at the configured size, or what makes it when a window
+    /// picks it.
+    pub fn push_frame(&mut self, t: u64, duration: Option<u64>, frame: Arc<LazyFrame>) {
+        self.take_frame(t, duration, Some(frame));
+    }
+
+    /// A video frame at running time `t` that is not kept (over a frame-rate limit):
+    /// the video has reached `t + duration`, and the frame before stays on screen.
+    pub fn skip_frame(&mut self, t: u64, duration: Option<u64>) {
+        self.take_frame(t, duration, None);
+    }
+
+    fn take_frame(&mut self, t: u64, duration: Option<u64>, frame: Option<Arc<LazyFrame>>) {
         if self.video == InputState::Ended || self.live && self.last_frame.is_some_and(|l| t < l) {
             return;
         }
         self.last_frame = Some(t);
         self.resume(Input::Video, t);
         self.ensure_windows(t);
-        for w in self.open.iter_mut() {
-            if w.span.start <= t && t < w.span.end {
-                w.frames.push(t, frame.clone());
-            } else if t < w.span.start {
-                // Window created ahead of video by audio: this frame is on screen at its start.
-                w.frames.push(t, frame.clone());
-            }
-        }
         self.video_end = self.video_end.max(t + duration.unwrap_or(0));
-        self.any_frame = true;
-        if self.config.mode.follows_speech() {
-            self.history.push_back((t, frame.clone()));
-            self.trim_history();
+        if let Some(frame) = frame {
+            for w in self.open.iter_mut() {
+                // A window created ahead of video by audio (t before its start): this
+                // frame is on screen at its start.
+                if t < w.span.end {
+                    w.frames.push(t, frame.clone());
+                }
+            }
+            self.any_frame = true;
+            if self.config.mode.follows_speech() {
+                self.history.push_back((t, frame.clone()));
+                self.trim_history();
+            }
+            self.held = Some((t, frame));
         }
-        self.held = Some((t, frame));
         let reached = t + duration.unwrap_or(0);
         self.video = match self.video {
             InputState::Active(r) => InputState::Active(r.max(reached)),

@@ -17,16 +17,16 @@ fn config() -> WindowConfig {
 /// The first byte of each sampled frame (the tests' frames are uniform).
 fn frame_values(job: &WindowJob) -> Vec<u8> {
     let sel = job.frames.as_ref().expect("a window with video");
-    sel.frames.iter().map(|f| f.data[0]).collect()
+    sel.images().iter().map(|f| f.data[0]).collect()
 }
 
-fn frame(v: u8) -> Arc<RgbImage> {
-    Arc::new(RgbImage {
+fn frame(v: u8) -> Arc<LazyFrame> {
+    Arc::new(LazyFrame::ready(RgbImage {
         width: 1,
         height: 1,
         data: vec![v; 3],
         faces: None,
-    })
+    }))
 }
 
 /// Feeds `secs` seconds of 10 fps video and 16 kHz audio in 100 ms buffers.
@@ -400,4 +400,27 @@ fn files_never_mark_windows_degraded() {
         jobs.iter()
             .all(|j| j.degraded.is_none() && j.audio.is_some())
     );
+}
+
+#[test]
+fn skipped_frames_complete_windows_and_leave_the_frame_before_on_screen() {
+    let mut a = WindowAssembler::new(config());
+    a.set_input(Input::Video, true);
+    let mut jobs = Vec::new();
+    // 10 fps, every second frame kept (a 5 fps limit): frames 0, 2, 4, ... are pictures.
+    for k in 0..25u64 {
+        let t = k * 100 * MS;
+        if k % 2 == 0 {
+            a.push_frame(t, Some(100 * MS), frame(k as u8));
+        } else {
+            a.skip_frame(t, Some(100 * MS));
+        }
+        jobs.extend(a.take_complete());
+    }
+    // [0, 2 s) is complete once video reached 2 s: with the skipped frame at 1.9 s,
+    // not only at the next kept one.
+    assert_eq!(jobs.first().map(|j| j.span.end), Some(2 * SECOND));
+    // Centres 0.25, 0.75, 1.25, 1.75 s: frames 2, 7, 12, 17 were on screen; of the
+    // kept ones, 2, 6, 12, 16.
+    assert_eq!(frame_values(&jobs[0]), vec![2, 6, 12, 16]);
 }

@@ -1,0 +1,130 @@
+//! Video buffers into the windows' pictures, deferred to the frames a window picks.
+//!
+//! In step (files, by default) a frame is kept as it came — a reference to the input
+//! buffer, which the element holds anyway until its window's result is known — and
+//! becomes an RGB picture at the sampling size only when a window chooses it, on the
+//! inference worker. When frames leave at once (live input, by default) each one is
+//! made a picture as it arrives: the windows are learnt after the fact, and holding
+//! the input buffers for seconds would take twice the memory of the pictures (at
+//! 720p) and could starve a camera's or a decoder's buffer pool. Packed
+//! RGB formats are resized directly; YUV formats (what decoders and cameras produce)
+//! are first converted to RGB at full size by GStreamer's own video converter with
+//! `videoconvert`'s default settings, so a picture is byte for byte the one that
+//! `videoconvert ! video/x-raw,format=RGB` in front of the element would give.
+
+use std::sync::{Arc, Mutex};
+
+use super::CAT;
+use super::inputs::pixel_layout;
+use crate::media::{FaceRoi, LazyFrame, Orientation, PixelLayout, RgbImage, resize_linear};
+
+/// YUV formats taken on the `video` pad besides the packed RGB ones (all 8-bit).
+pub const YUV_FORMATS: &[gst_video::VideoFormat] = &[
+    gst_video::VideoFormat::I420,
+    gst_video::VideoFormat::Yv12,
+    gst_video::VideoFormat::Nv12,
+    gst_video::VideoFormat::Nv21,
+    gst_video::VideoFormat::Yuy2,
+    gst_video::VideoFormat::Uyvy,
+    gst_video::VideoFormat::Y42b,
+    gst_video::VideoFormat::Y444,
+];
+
+/// How the frames of one negotiated video format become pictures.
+pub(super) struct FrameSource {
+    info: gst_video::VideoInfo,
+    read: Read,
+}
+
+enum Read {
+    /// Packed RGB-like pixels, resized directly.
+    Packed(PixelLayout),
+    /// Converted to packed RGB at full size first (one converter per format; a
+    /// converter is used by one thread at a time).
+    Convert(Mutex<gst_video::VideoConverter>, gst_video::VideoInfo),
+}
+
+/// Where a frame goes: its size in the windows (before turning upright), the turn,
+/// and an upstream detector's face boxes in those pixels.
+pub(super) struct Placement {
+    pub width: usize,
+    pub height: usize,
+    pub orientation: Orientation,
+    pub faces: Option<Vec<FaceRoi>>,
+}
+
+impl FrameSource {
+    /// The reader of frames described by `info`; `None` for a format not taken.
+    pub fn new(info: &gst_video::VideoInfo) -> Option<Self> {
+        let read = match pixel_layout(info.format()) {
+            Some(layout) => Read::Packed(layout),
+            None if YUV_FORMATS.contains(&info.format()) => {
+                let rgb = gst_video::VideoInfo::builder(
+                    gst_video::VideoFormat::Rgb,
+                    info.width(),
+                    info.height(),
+                )
+                .fps(info.fps())
+                .par(info.par())
+                .interlace_mode(info.interlace_mode())
+                .build()
+                .ok()?;
+                let converter = gst_video::VideoConverter::new(info, &rgb, None).ok()?;
+                Read::Convert(Mutex::new(converter), rgb)
+            }
+            None => return None,
+        };
+        Some(Self {
+            info: info.clone(),
+            read,
+        })
+    }
+
+    /// The frame in `buffer` for the windows, converted when a window first looks at
+    /// it.
+    pub fn defer(self: &Arc<Self>, buffer: gst::Buffer, place: Placement) -> LazyFrame {
+        let (w, h) = place.orientation.upright_size(place.width, place.height);
+        let source = self.clone();
+        LazyFrame::deferred(w, h, move || source.picture(&buffer, place))
+    }
+
+    /// The frame in `buffer` at the placement's size, turned upright (black, with a
+    /// warning, if it cannot be read).
+    fn picture(&self, buffer: &gst::Buffer, place: Placement) -> RgbImage {
+        let (w, h) = (place.width, place.height);
+        let mut image = self.resized(buffer, w, h).unwrap_or_else(|| {
+            gst::warning!(CAT, "a sampled video frame cannot be read: black instead");
+            RgbImage::black(w, h)
+        });
+        image.faces = place.faces;
+        place.orientation.image(image)
+    }
+
+    fn resized(&self, buffer: &gst::Buffer, w: usize, h: usize) -> Option<RgbImage> {
+        let frame =
+            gst_video::VideoFrameRef::from_buffer_ref_readable(buffer.as_ref(), &self.info).ok()?;
+        let (iw, ih) = (self.info.width() as usize, self.info.height() as usize);
+        match &self.read {
+            Read::Packed(layout) => {
+                let plane = frame.plane_data(0).ok()?;
+                let stride = self.info.stride()[0] as usize;
+                Some(resize_linear(plane, iw, ih, stride, *layout, w, h))
+            }
+            Read::Convert(converter, rgb_info) => {
+                let mut rgb = gst::Buffer::with_size(rgb_info.size()).ok()?;
+                {
+                    let mut out = gst_video::VideoFrameRef::from_buffer_ref_writable(
+                        rgb.get_mut()?,
+                        rgb_info,
+                    )
+                    .ok()?;
+                    let converter = converter.lock().unwrap_or_else(|e| e.into_inner());
+                    converter.frame_ref(&frame, &mut out);
+                }
+                let map = rgb.map_readable().ok()?;
+                let stride = rgb_info.stride()[0] as usize;
+                Some(resize_linear(&map, iw, ih, stride, PixelLayout::RGB, w, h))
+            }
+        }
+    }
+}
