@@ -18,6 +18,9 @@
 //! cameras do not all stop at once. `BENCH_BUNDLE` picks another bundle (default `default`) and
 //! `BENCH_PROPS` adds emotionsense properties (e.g. `asr=false`).
 //!
+//! `BENCH_RGB=1` puts RGB caps after the `videoconvert` in front of the element (as
+//! when it took packed RGB only: every frame converted there).
+//!
 //! The source converts the photo to I420 once, as a camera hands over frames it
 //! already has in I420; `BENCH_SOURCE_CONVERT=1` converts every frame from RGB instead
 //! (the harness before 2026-12-05: at 8 streams that conversion, which is the
@@ -67,6 +70,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     gst_emotion::register_static()?;
     // As `watch SRC1 SRC2 …` does.
     gst_emotion::infer::share_cores_between_streams(streams);
+    // As before 2026-12-05: the element took packed RGB only.
+    let before = std::env::var_os("BENCH_RGB").is_some();
     let (convert_once, convert_each) = if std::env::var_os("BENCH_SOURCE_CONVERT").is_some() {
         ("", "! videoconvert")
     } else {
@@ -78,11 +83,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "multifilesrc location={image} num-buffers=1 caps=image/png ! pngdec ! videoconvert \
                  ! videoscale add-borders=true ! video/x-raw,width=1280,height=720,pixel-aspect-ratio=1/1 \
                  {convert_once} ! imagefreeze is-live=true num-buffers={frames} {convert_each} \
-                 ! video/x-raw,format=I420,framerate=30/1 ! queue ! videoconvert ! e{i}.video \
+                 ! video/x-raw,format=I420,framerate=30/1 ! queue ! videoconvert {rgb} ! e{i}.video \
                  filesrc location={speech_i} ! wavparse ! audioconvert ! audioresample \
                  ! audio/x-raw,rate=16000,channels=1 ! identity sync=true ! queue ! e{i}.audio \
                  emotionsense name=e{i} bundle={bundle} {props} ! fakesink sync=true ",
                 frames = ((seconds as f64 + i as f64 * stagger) * 30.0).round() as u64,
+                rgb = if before { "! video/x-raw,format=RGB" } else { "" },
                 speech_i = speech.replace("{i}", &i.to_string())
             )
         })

@@ -302,6 +302,7 @@ fn gst_inspect_documents_the_element() {
         "frame-policy",
         "frame-width",
         "frame-height",
+        "max-frame-rate",
         "max-pending-windows",
         "windows-dropped",
         "windows-processed",

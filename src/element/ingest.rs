@@ -19,9 +19,10 @@ use crate::media::{FaceRoi, pcm_to_mono};
 use crate::window::{SAMPLE_RATE, SECOND};
 
 /// Frames per second the windows keep, at most, when frames leave at once (live
-/// input) and `max-frame-rate` is auto: enough for uniformly sampled windows, half
-/// the conversions and the memory of a 30 fps camera.
-pub(super) const LIVE_FRAME_RATE: f64 = 15.0;
+/// input) and `max-frame-rate` is auto (unless the windows sample more densely): a
+/// third of a 30 fps camera's conversions and memory, and still several frames to
+/// choose from for each of the default bundle's 6 samples per 3 s window.
+pub(super) const LIVE_FRAME_RATE: f64 = 10.0;
 
 /// What became of a video buffer taken from the pad.
 pub(super) enum Frame {

@@ -440,7 +440,7 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                     "Video frames per second the windows keep (the others pass on, not \
                      analysed; the frame before stays on screen): 0 keeps every frame; -1 \
                      (auto) keeps every frame in step (files) and with frame-policy=first, \
-                     and otherwise, when frames leave at once (live input), at most 15 a \
+                     and otherwise, when frames leave at once (live input), at most 10 a \
                      second (or twice frames per window-length, if more)",
                 )
                 .minimum(-1.0)
