@@ -177,8 +177,9 @@ fn caps_the_element_cannot_read_are_refused() {
         .build()
         .unwrap();
     let mut h = Harness::with_element(&e, Some("video"), Some("src"));
-    // 10-bit YUV: neither packed RGB nor one of the 8-bit YUV formats it converts.
-    h.set_src_caps_str("video/x-raw,format=I420_10LE,width=64,height=48,framerate=10/1");
+    // A tiled format (a hardware decoder's memory layout): neither packed RGB nor one
+    // the converter reads.
+    h.set_src_caps_str("video/x-raw,format=NV12_64Z32,width=64,height=48,framerate=10/1");
     let buf = gst::Buffer::with_size(64 * 48 * 3).unwrap();
     assert_eq!(h.push(buf), Err(gst::FlowError::NotNegotiated));
 }

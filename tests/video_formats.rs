@@ -36,12 +36,21 @@ fn sampled(
     convert: &str,
     tag: &str,
 ) -> Vec<(String, Vec<u8>)> {
+    let source = format!(
+        "videotestsrc pattern=ball num-buffers=20 \
+         ! video/x-raw,format={format},width={width},height={height},framerate=10/1 {convert}"
+    );
+    sampled_from(&source, &format!("{format}-{width}x{height}-{tag}"))
+}
+
+/// Runs `source` (a launch line ending in raw video) through the element and returns
+/// the sampled frames it dumped into a directory named after `tag`.
+fn sampled_from(source: &str, tag: &str) -> Vec<(String, Vec<u8>)> {
     init();
-    let dir = fixture_dir().join(format!("formats-{format}-{width}x{height}-{tag}"));
+    let dir = fixture_dir().join(format!("formats-{tag}"));
     let _ = std::fs::remove_dir_all(&dir);
     let desc = format!(
-        "videotestsrc pattern=ball num-buffers=20 \
-         ! video/x-raw,format={format},width={width},height={height},framerate=10/1 {convert} \
+        "{source} \
          ! emotionsense bundle=none asr=false window-mode=sliding window-length=1 frames=3 \
            frame-width=96 frame-height=54 dump-dir={dir} \
          ! fakesink",
@@ -68,6 +77,13 @@ fn yuv_frames_become_the_pictures_videoconvert_would_make() {
         ("UYVY", 322, 182),
         ("Y42B", 322, 182),
         ("Y444", 322, 182),
+        // Deeper formats, as decoders of 10-bit or 4:4:4 streams give them: taken as
+        // they are, not rounded to 8-bit YUV by a videoconvert in front first.
+        ("I420_10LE", 322, 182),
+        ("P010_10LE", 322, 182),
+        ("I422_10LE", 322, 182),
+        ("Y444_10LE", 322, 182),
+        ("GRAY16_LE", 322, 182),
     ];
     for (format, w, h) in cases {
         let direct = sampled(format, w, h, "", "direct");
@@ -78,18 +94,41 @@ fn yuv_frames_become_the_pictures_videoconvert_would_make() {
             "! videoconvert ! video/x-raw,format=RGB",
             "rgb",
         );
-        assert_eq!(
-            direct.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            converted.iter().map(|(n, _)| n).collect::<Vec<_>>(),
-            "{format} {w}x{h}: the same frames sampled"
-        );
-        for ((name, a), (_, b)) in direct.iter().zip(&converted) {
-            assert!(
-                a == b,
-                "{format} {w}x{h}: {name} differs from videoconvert's"
-            );
-        }
+        assert_same_pictures(&direct, &converted, &format!("{format} {w}x{h}"));
     }
+}
+
+/// Asserts that the element sampled the same frames into the same pictures both times.
+fn assert_same_pictures(direct: &[(String, Vec<u8>)], converted: &[(String, Vec<u8>)], what: &str) {
+    assert_eq!(
+        direct.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        converted.iter().map(|(n, _)| n).collect::<Vec<_>>(),
+        "{what}: the same frames sampled"
+    );
+    for ((name, a), (_, b)) in direct.iter().zip(converted) {
+        assert!(a == b, "{what}: {name} differs from videoconvert's");
+    }
+}
+
+#[test]
+fn decoded_h264_becomes_the_pictures_videoconvert_would_make() {
+    // What users write: a decoder, then videoconvert, which passes whatever the
+    // decoder gives (x264enc keeps videotestsrc's 4:4:4 as 10-bit or 8-bit, depending
+    // on the build) straight through to the element. The reference converts to RGB in
+    // front.
+    init();
+    let clip = fixture_dir().join("formats-h264.mp4");
+    let encode = format!(
+        "videotestsrc pattern=ball num-buffers=30 ! video/x-raw,width=320,height=240,framerate=10/1 \
+         ! x264enc speed-preset=ultrafast ! h264parse ! mp4mux ! filesink location={}",
+        clip.display()
+    );
+    run_description(&encode);
+    let decode = format!("uridecodebin uri={} ! videoconvert", uri(&clip));
+    let direct = sampled_from(&decode, "h264-direct");
+    let reference = format!("{decode} ! video/x-raw,format=RGB");
+    let converted = sampled_from(&reference, "h264-rgb");
+    assert_same_pictures(&direct, &converted, "decoded H.264");
 }
 
 /// The format the element's src pad negotiated for I420 input behind `videoconvert`,

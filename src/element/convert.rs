@@ -7,8 +7,8 @@
 //! made a picture as it arrives: the windows are learnt after the fact, and holding
 //! the input buffers for seconds would take twice the memory of the pictures (at
 //! 720p) and could starve a camera's or a decoder's buffer pool. Packed
-//! RGB formats are resized directly; YUV formats (what decoders and cameras produce)
-//! are first converted to RGB at full size by GStreamer's own video converter with
+//! RGB formats are resized directly; the other raw formats (YUV at any depth, what
+//! decoders and cameras produce) are first converted to RGB at full size by GStreamer's own video converter with
 //! `videoconvert`'s default settings, so a picture is byte for byte the one that
 //! `videoconvert ! video/x-raw,format=RGB` in front of the element would give.
 
@@ -18,17 +18,20 @@ use super::CAT;
 use super::inputs::pixel_layout;
 use crate::media::{FaceRoi, LazyFrame, Orientation, PixelLayout, RgbImage, resize_linear};
 
-/// YUV formats taken on the `video` pad besides the packed RGB ones (all 8-bit).
-pub const YUV_FORMATS: &[gst_video::VideoFormat] = &[
-    gst_video::VideoFormat::I420,
-    gst_video::VideoFormat::Yv12,
-    gst_video::VideoFormat::Nv12,
-    gst_video::VideoFormat::Nv21,
-    gst_video::VideoFormat::Yuy2,
-    gst_video::VideoFormat::Uyvy,
-    gst_video::VideoFormat::Y42b,
-    gst_video::VideoFormat::Y444,
-];
+/// The raw formats taken on the `video` pad besides the packed RGB ones and made
+/// RGB by the converter: every format GStreamer lists as raw (8-, 10-, 12- and
+/// 16-bit YUV, planar RGB, grey) except the tiled ones, best first. Taking the
+/// deep formats too matters for exactness: a `videoconvert` in front then passes a
+/// decoder's 10-bit output through unchanged, instead of rounding it to an 8-bit
+/// YUV format before the converter rounds again.
+pub fn converted_formats() -> impl Iterator<Item = gst_video::VideoFormat> {
+    gst_video::VideoFormat::iter_raw().filter(|&format| {
+        pixel_layout(format).is_none()
+            && !gst_video::VideoFormatInfo::from_format(format)
+                .flags()
+                .contains(gst_video::VideoFormatFlags::TILED)
+    })
+}
 
 /// How the frames of one negotiated video format become pictures.
 pub(super) struct FrameSource {
@@ -58,7 +61,7 @@ impl FrameSource {
     pub fn new(info: &gst_video::VideoInfo) -> Option<Self> {
         let read = match pixel_layout(info.format()) {
             Some(layout) => Read::Packed(layout),
-            None if YUV_FORMATS.contains(&info.format()) => {
+            None if converted_formats().any(|f| f == info.format()) => {
                 let rgb = gst_video::VideoInfo::builder(
                     gst_video::VideoFormat::Rgb,
                     info.width(),

@@ -5,8 +5,9 @@
 //! window, what it measured.
 //!
 //! The element has two request sink pads, `video` (raw video: packed RGB formats, and
-//! 8-bit YUV as decoders and cameras give it — I420, YV12, NV12, NV21, YUY2, UYVY,
-//! Y42B, Y444 — converted inside only for the frames a window samples) and
+//! YUV as decoders and cameras give it — I420, NV12, YUY2, 10-bit P010 or
+//! I420_10LE and every other untiled raw format — converted inside only for the
+//! frames a window samples) and
 //! `audio` (raw audio of any format, rate and channels; 16 kHz F32LE or S16LE is what
 //! the analysis takes, anything else is converted inside with `audioconvert !
 //! audioresample`), and one `src` pad on which the video buffers leave unchanged, with

@@ -7,7 +7,7 @@ use gst::subclass::prelude::*;
 use gst_base::prelude::*;
 
 use super::CAT;
-use super::convert::{FrameSource, YUV_FORMATS};
+use super::convert::{FrameSource, converted_formats};
 use super::faults::Change;
 use super::imp::{EmotionSense, State, lock};
 use super::resample::{AudioInputError, Resampler, is_analysable};
@@ -141,12 +141,13 @@ pub(super) fn sample_format(caps: &gst::CapsRef) -> Option<(SampleFormat, usize)
     Some((format, info.channels() as usize))
 }
 
-/// Video caps of the `video` pad (and `src`): the packed RGB formats, and the YUV
-/// ones ([`YUV_FORMATS`]) unless `packed_only` (the overlay draws on RGB).
+/// Video caps of the `video` pad (and `src`): the packed RGB formats, and the ones
+/// the converter reads ([`converted_formats`]) unless `packed_only` (the overlay
+/// draws on RGB).
 pub fn video_caps(packed_only: bool) -> gst::Caps {
-    let yuv = if packed_only { &[][..] } else { YUV_FORMATS };
+    let converted = converted_formats().filter(move |_| !packed_only);
     gst_video::VideoCapsBuilder::new()
-        .format_list(PACKED_FORMATS.iter().chain(yuv).copied())
+        .format_list(PACKED_FORMATS.iter().copied().chain(converted))
         .build()
 }
 
