@@ -155,6 +155,72 @@ fn mtcnn_matches_facenet_pytorch() {
     assert!(compared >= 2, "no faces compared");
 }
 
+/// The default bundle's MTCNN (the bundle's thresholds) on the CPU.
+fn default_mtcnn() -> Mtcnn {
+    let b = default_bundle();
+    Mtcnn::load(
+        [
+            &b.join("mtcnn_pnet.ts"),
+            &b.join("mtcnn_rnet.ts"),
+            &b.join("mtcnn_onet.ts"),
+        ],
+        MtcnnConfig {
+            min_face: 20.0,
+            thresholds: [0.6, 0.7, 0.7],
+            factor: 0.709,
+        },
+        tch::Device::Cpu,
+    )
+    .unwrap()
+}
+
+#[test]
+fn overlapping_windows_do_not_find_the_same_faces_twice() {
+    use gst_emotion::bundle::Between;
+    use gst_emotion::face::{Runs, window_boxes};
+    use std::sync::Arc;
+    // 15 frames: the astronaut moving right 6 px a frame (boxes differ per frame).
+    let media = gst_emotion::paths::cache_dir().unwrap().join("media");
+    let still = read_png(&media.join("astronaut.png"));
+    let frames: Vec<Arc<RgbImage>> = (0..15)
+        .map(|k| {
+            let mut img = RgbImage::black(still.width, still.height);
+            let shift = 6 * k;
+            for y in 0..still.height {
+                let row = y * still.width * 3;
+                let n = (still.width - shift) * 3;
+                img.data[row + shift * 3..row + shift * 3 + n]
+                    .copy_from_slice(&still.data[row..row + n]);
+            }
+            Arc::new(img)
+        })
+        .collect();
+    // Sliding windows of 10 sampled frames, 5 apart (length twice the hop), a full
+    // detection every 5th frame: the second window's first run is the first's last.
+    let windows = [&frames[0..10], &frames[5..15]];
+    for between in [Between::Near, Between::Hold] {
+        let shared = default_mtcnn();
+        let mut found = Vec::new();
+        let mut counts = Vec::new();
+        for w in windows {
+            found.push(window_boxes(&shared, w, 10, 5, between, Runs::SideBySide).unwrap());
+            counts.push(shared.detections());
+        }
+        assert_eq!(counts, [2, 3], "{between:?}: the shared run is found once");
+        // Each window alone, on a detector that remembers nothing else.
+        for (w, boxes) in windows.iter().zip(&found) {
+            let fresh = default_mtcnn();
+            let alone = window_boxes(&fresh, w, 10, 5, between, Runs::SideBySide).unwrap();
+            assert_eq!(&alone, boxes, "{between:?}: the same boxes as found alone");
+            assert!(boxes.iter().all(|b| !b.is_empty()), "a face on every frame");
+        }
+        assert_ne!(
+            found[1][0], found[1][5],
+            "{between:?}: boxes follow the face"
+        );
+    }
+}
+
 #[test]
 fn faces_found_ahead_of_the_words_give_the_same_answer() {
     use gst_emotion::infer::{Model, ModelOptions};
