@@ -40,19 +40,20 @@ fn sampled(
         "videotestsrc pattern=ball num-buffers=20 \
          ! video/x-raw,format={format},width={width},height={height},framerate=10/1 {convert}"
     );
-    sampled_from(&source, &format!("{format}-{width}x{height}-{tag}"))
+    sampled_from(&source, "", &format!("{format}-{width}x{height}-{tag}"))
 }
 
-/// Runs `source` (a launch line ending in raw video) through the element and returns
-/// the sampled frames it dumped into a directory named after `tag`.
-fn sampled_from(source: &str, tag: &str) -> Vec<(String, Vec<u8>)> {
+/// Runs `source` (a launch line ending in raw video) through the element (with `props`
+/// besides 1 s windows of 3 frames) and returns the sampled frames it dumped into a
+/// directory named after `tag`.
+fn sampled_from(source: &str, props: &str, tag: &str) -> Vec<(String, Vec<u8>)> {
     init();
     let dir = fixture_dir().join(format!("formats-{tag}"));
     let _ = std::fs::remove_dir_all(&dir);
     let desc = format!(
         "{source} \
          ! emotionsense bundle=none asr=false window-mode=sliding window-length=1 frames=3 \
-           frame-width=96 frame-height=54 dump-dir={dir} \
+           frame-width=96 frame-height=54 dump-dir={dir} {props} \
          ! fakesink",
         dir = dir.display()
     );
@@ -106,7 +107,7 @@ fn assert_same_pictures(direct: &[(String, Vec<u8>)], converted: &[(String, Vec<
         "{what}: the same frames sampled"
     );
     for ((name, a), (_, b)) in direct.iter().zip(converted) {
-        assert!(a == b, "{what}: {name} differs from videoconvert's");
+        assert!(a == b, "{what}: {name} differs from the reference's");
     }
 }
 
@@ -125,9 +126,9 @@ fn decoded_h264_becomes_the_pictures_videoconvert_would_make() {
     );
     run_description(&encode);
     let decode = format!("uridecodebin uri={} ! videoconvert", uri(&clip));
-    let direct = sampled_from(&decode, "h264-direct");
+    let direct = sampled_from(&decode, "", "h264-direct");
     let reference = format!("{decode} ! video/x-raw,format=RGB");
-    let converted = sampled_from(&reference, "h264-rgb");
+    let converted = sampled_from(&reference, "", "h264-rgb");
     assert_same_pictures(&direct, &converted, "decoded H.264");
 }
 
@@ -229,4 +230,16 @@ fn live_frames_are_kept_up_to_max_frame_rate() {
         limited.iter().all(|&d| (9..=11).contains(&d)),
         "10 frames a second kept: {limited:?}"
     );
+}
+
+#[test]
+fn a_files_windows_pick_the_same_frames_whatever_the_result_timing() {
+    // Results only (`analyze`: frames leave at once) as in step (`annotate`): every
+    // frame of a file is there to pick from, so the same ones are picked (a frame
+    // rate limit would move a window's samples to other frames of the moving ball).
+    let source = "videotestsrc pattern=ball num-buffers=60 \
+                  ! video/x-raw,format=I420,width=160,height=120,framerate=30/1";
+    let in_step = sampled_from(source, "result-timing=in-step", "file-in-step");
+    let latest = sampled_from(source, "result-timing=latest", "file-latest");
+    assert_same_pictures(&latest, &in_step, "a file's frames, results only");
 }

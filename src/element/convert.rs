@@ -1,16 +1,15 @@
 //! Video buffers into the windows' pictures, deferred to the frames a window picks.
 //!
-//! In step (files, by default) a frame is kept as it came — a reference to the input
-//! buffer, which the element holds anyway until its window's result is known — and
-//! becomes an RGB picture at the sampling size only when a window chooses it, on the
-//! inference worker. When frames leave at once (live input, by default) each one is
-//! made a picture as it arrives: the windows are learnt after the fact, and holding
-//! the input buffers for seconds would take twice the memory of the pictures (at
-//! 720p) and could starve a camera's or a decoder's buffer pool. Packed
-//! RGB formats are resized directly; the other raw formats (YUV at any depth, what
-//! decoders and cameras produce) are first converted to RGB at full size by GStreamer's own video converter with
-//! `videoconvert`'s default settings, so a picture is byte for byte the one that
-//! `videoconvert ! video/x-raw,format=RGB` in front of the element would give.
+//! From a file (in step, or with results only, as `analyze` runs it) a frame is kept
+//! as it came — a reference to the input buffer — and becomes an RGB picture at the
+//! sampling size only when a window chooses it, on the inference worker; frames no
+//! window picks are never converted. Live frames that leave at once are made pictures
+//! as they arrive: holding a camera's buffers for seconds would take twice the memory
+//! of the pictures (at 720p) and could starve its buffer pool. Packed RGB formats are
+//! resized directly; the other raw formats (YUV at any depth, what decoders and
+//! cameras produce) are first converted to RGB at full size by GStreamer's own video
+//! converter with `videoconvert`'s default settings, so a picture is byte for byte the
+//! one that `videoconvert ! video/x-raw,format=RGB` in front of the element would give.
 
 use std::sync::{Arc, Mutex};
 

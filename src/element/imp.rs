@@ -182,8 +182,8 @@ pub(super) struct State {
     /// Live, in step: the last buffer left past its deadline (a run of misses gets
     /// one QoS message).
     pub missing: bool,
-    /// `max-frame-rate` (negative: auto) and the rate auto means when frames leave
-    /// at once (0: every frame).
+    /// `max-frame-rate` (negative: auto) and the rate auto means when live frames
+    /// leave at once (0: every frame).
     pub max_frame_rate: (f64, f64),
     /// Running time of the last frame the windows kept (for `max-frame-rate`).
     pub last_kept: Option<u64>,

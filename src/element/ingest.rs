@@ -251,14 +251,16 @@ impl State {
 
     /// Whether the windows keep the frame at `rt` under `max-frame-rate`: it is kept
     /// when three quarters of the period have passed since the last kept one (so a
-    /// source a little faster than the limit is not halved) or time went back.
+    /// source a little faster than the limit is not halved) or time went back. Auto
+    /// limits only live frames that leave at once: a file's windows see every frame
+    /// whatever the result timing, so `analyze` and `annotate` pick the same ones.
     fn keeps_frame(&mut self, rt: u64) -> bool {
-        let (set, live) = self.max_frame_rate;
-        let in_step = self.decided.is_some_and(|d| d.in_step);
+        let (set, live_rate) = self.max_frame_rate;
+        let converts_now = self.converts_on_arrival();
         let rate = match set {
             r if r >= 0.0 => r,
-            _ if in_step => 0.0,
-            _ => live,
+            _ if converts_now => live_rate,
+            _ => 0.0,
         };
         if rate > 0.0
             && let Some(last) = self.last_kept
@@ -271,8 +273,16 @@ impl State {
         true
     }
 
+    /// Whether frames become pictures as they arrive: live input whose frames leave
+    /// at once. Otherwise a frame stays the input buffer until a window picks it (in
+    /// step the element holds that buffer anyway; from a file, a window's worth of
+    /// decoded frames is held, and the frames no window picks are never converted).
+    fn converts_on_arrival(&self) -> bool {
+        self.decided.is_some_and(|d| d.live && !d.in_step)
+    }
+
     /// The frame at `rt` into the windows, resized (and turned upright) when a window
-    /// picks it if frames wait for their window's result anyway (in step), else now.
+    /// picks it, or now for live frames that leave at once.
     fn sample_frame(
         &mut self,
         frame: &gst_video::VideoFrameRef<&gst::BufferRef>,
@@ -315,10 +325,10 @@ impl State {
             faces: self.upstream_faces.then_some(faces),
         };
         let frame = source.defer(buf.clone(), place);
-        if !self.decided.is_some_and(|d| d.in_step) {
-            // Frames leave at once (live): converted now, so that the recent frames
-            // are kept as pictures (half an I420 frame's size at 720p) and the input
-            // buffer goes back to its pool.
+        if self.converts_on_arrival() {
+            // Live frames that leave at once: converted now, so that the recent
+            // frames are kept as pictures (half an I420 frame's size at 720p) and the
+            // camera's buffer goes back to its pool.
             frame.image();
         }
         self.assembler.push_frame(rt, duration, Arc::new(frame));

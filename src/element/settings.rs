@@ -439,9 +439,9 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .blurb(
                     "Video frames per second the windows keep (the others pass on, not \
                      analysed; the frame before stays on screen): 0 keeps every frame; -1 \
-                     (auto) keeps every frame in step (files) and with frame-policy=first, \
-                     and otherwise, when frames leave at once (live input), at most 10 a \
-                     second (or twice frames per window-length, if more)",
+                     (auto) keeps every frame of a file (not live upstream), in step and \
+                     with frame-policy=first, and otherwise, when live frames leave at \
+                     once, at most 10 a second (or twice frames per window-length, if more)",
                 )
                 .minimum(-1.0)
                 .maximum(1000.0)

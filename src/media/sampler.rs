@@ -148,8 +148,10 @@ impl SampledFrames {
 
 impl FrameSelection {
     /// The T pictures, converting the frames not converted yet (a window's frames
-    /// are converted where the window is analysed, not on the streaming thread).
+    /// are converted where the window is analysed, not on the streaming thread),
+    /// side by side on the machine's cores when there are several.
     pub fn images(&self) -> Vec<Arc<RgbImage>> {
+        convert_side_by_side(&self.frames);
         self.frames.iter().map(|f| f.image()).collect()
     }
 
@@ -159,6 +161,30 @@ impl FrameSelection {
         let n = self.real.max(1).min(self.frames.len());
         self.frames[..n].iter().map(|f| f.image()).collect()
     }
+}
+
+/// Converts the frames not converted yet on one thread per core (at most one per
+/// frame); nothing when fewer than two are left. A window of a file's frames has all
+/// of them to convert at once, on the worker that waits for them.
+fn convert_side_by_side(frames: &[Arc<LazyFrame>]) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let pending: Vec<&Arc<LazyFrame>> = frames.iter().filter(|f| !f.is_converted()).collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(pending.len());
+    if threads < 2 {
+        return;
+    }
+    let next = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for _ in 0..threads {
+            s.spawn(|| {
+                while let Some(f) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
+                    f.image();
+                }
+            });
+        }
+    });
 }
 
 #[cfg(test)]
