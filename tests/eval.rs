@@ -199,3 +199,57 @@ fn spoken_sentences_run_the_whole_pipeline() {
     assert!(report["asr"]["wer"].as_f64().unwrap() < 0.3, "{report:#}");
     assert!(python_check(&out).contains("metrics ok"));
 }
+
+/// `eval` with `GST_EMOTION_CACHE=cache`: the bundle folder its report names.
+fn bundle_evaluated(cache: &Path, data: &Path, extra: &[&str]) -> String {
+    let out = fixture_dir().join("eval-which-bundle");
+    let o = Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
+        .env("GST_EMOTION_CACHE", cache)
+        .arg("eval")
+        .arg(data)
+        .args(["--out", out.to_str().unwrap()])
+        .args(extra)
+        .output()
+        .expect("run gst-emotion eval");
+    let text = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "eval {extra:?} failed:\n{text}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("report.json")).unwrap()).unwrap();
+    report["bundle"].as_str().unwrap().to_string()
+}
+
+#[test]
+fn file_commands_take_the_accurate_bundle_when_it_is_built() {
+    // A cache of its own whose bundles are the default one, under both names.
+    let cache = fixture_dir().join("cache-accurate");
+    let _ = std::fs::remove_dir_all(&cache);
+    std::fs::create_dir_all(cache.join("bundles")).unwrap();
+    std::os::unix::fs::symlink(default_bundle(), cache.join("bundles/default-v2")).unwrap();
+    let data = fixture_dir().join("two-sentences.tsv");
+    std::fs::write(
+        &data,
+        "text\temotion\tsentiment\nI am so happy today.\tjoy\tpositive\n\
+         This is awful.\tdisgust\tnegative\n",
+    )
+    .unwrap();
+    assert!(bundle_evaluated(&cache, &data, &[]).ends_with("default-v2"));
+    std::os::unix::fs::symlink(default_bundle(), cache.join("bundles/accurate-v1")).unwrap();
+    assert!(bundle_evaluated(&cache, &data, &[]).ends_with("accurate-v1"));
+    let chosen = bundle_evaluated(&cache, &data, &["--bundle", "default"]);
+    assert!(chosen.ends_with("default-v2"), "{chosen}");
+    std::fs::remove_file(cache.join("bundles/accurate-v1")).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_gst-emotion"))
+        .env("GST_EMOTION_CACHE", &cache)
+        .args(["eval", data.to_str().unwrap(), "--bundle", "accurate"])
+        .args([
+            "--out",
+            fixture_dir().join("eval-no-accurate").to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && text.contains("scripts/setup --accurate"),
+        "an accurate bundle not built says how to build it: {text}"
+    );
+}

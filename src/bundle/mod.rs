@@ -29,6 +29,10 @@ pub const MANIFEST: &str = "bundle.toml";
 /// follows models/build_default.py's BUILD_VERSION).
 pub const DEFAULT_BUNDLE_DIR: &str = "default-v2";
 
+/// Folder name of the accurate bundle (`scripts/setup --accurate`) under
+/// `$GST_EMOTION_CACHE/bundles/`.
+pub const ACCURATE_BUNDLE_DIR: &str = "accurate-v1";
+
 /// Where scripts/setup puts the default bundle:
 /// `$GST_EMOTION_CACHE/bundles/default-v2` (default `~/.cache/gst-emotion/...`).
 pub fn default_bundle_path() -> Option<PathBuf> {
@@ -36,12 +40,17 @@ pub fn default_bundle_path() -> Option<PathBuf> {
 }
 
 /// A bundle as users choose it (`--bundle`, the element's `bundle` property):
-/// `default`, `none` or a folder. Parsed once ([`str::parse`] never fails: anything
-/// else is a folder, checked when it is loaded).
+/// `default`, `accurate`, `none` or a folder. Parsed once ([`str::parse`] never
+/// fails: anything else is a folder, checked when it is loaded).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum BundleChoice {
-    /// The default bundle scripts/setup builds.
+    /// The default bundle scripts/setup builds (MiniLM words: fast enough for many
+    /// live cameras).
     Default,
+    /// The accurate bundle `scripts/setup --accurate` builds: the default bundle's
+    /// parts with the larger MPNet sentence encoder (more often right about the
+    /// words, ~4x their cost).
+    Accurate,
     /// No model: windows carry measurements and transcripts only.
     None,
     /// A bundle folder.
@@ -54,6 +63,7 @@ impl std::str::FromStr for BundleChoice {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         Ok(match s {
             "default" => Self::Default,
+            "accurate" => Self::Accurate,
             "none" => Self::None,
             folder => Self::Folder(folder.into()),
         })
@@ -61,10 +71,11 @@ impl std::str::FromStr for BundleChoice {
 }
 
 impl std::fmt::Display for BundleChoice {
-    /// As given: `default`, `none` or the folder.
+    /// As given: `default`, `accurate`, `none` or the folder.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Self::Default => f.write_str("default"),
+            Self::Accurate => f.write_str("accurate"),
             Self::None => f.write_str("none"),
             Self::Folder(dir) => write!(f, "{}", dir.display()),
         }
@@ -72,7 +83,7 @@ impl std::fmt::Display for BundleChoice {
 }
 
 impl BundleChoice {
-    /// `setting` parsed (anything but `default` and `none` is a folder).
+    /// `setting` parsed (anything but `default`, `accurate` and `none` is a folder).
     pub fn parse(setting: &str) -> Self {
         match setting.parse() {
             Ok(choice) => choice,
@@ -80,38 +91,58 @@ impl BundleChoice {
         }
     }
 
-    /// The folder to load: the default bundle's (it must be built) or the one
-    /// given; `none` has none (an error saying so).
+    /// The folder to load: the default or accurate bundle's (it must be built) or
+    /// the one given; `none` has none (an error saying so).
     pub fn folder(&self) -> Result<PathBuf, BundleError> {
-        match self {
-            Self::None => Err(BundleError::Io {
-                path: "none".into(),
-                reason: "no bundle was chosen".into(),
+        let (dir, build) = match self {
+            Self::None => {
+                return Err(BundleError::Io {
+                    path: "none".into(),
+                    reason: "no bundle was chosen".into(),
+                });
+            }
+            Self::Folder(dir) => return Ok(dir.clone()),
+            Self::Default => (
+                DEFAULT_BUNDLE_DIR,
+                "run scripts/setup (or models/build_default.py --out this folder)",
+            ),
+            Self::Accurate => (
+                ACCURATE_BUNDLE_DIR,
+                "run scripts/setup --accurate (or models/build_default.py --encoder mpnet \
+                 --out this folder)",
+            ),
+        };
+        match crate::paths::cache_dir().map(|d| d.join("bundles").join(dir)) {
+            Some(p) if p.join(MANIFEST).is_file() => Ok(p),
+            Some(p) => Err(BundleError::Io {
+                path: p.display().to_string(),
+                reason: format!("the {self} bundle is not built: {build}"),
             }),
-            Self::Folder(dir) => Ok(dir.clone()),
-            Self::Default => match default_bundle_path() {
-                Some(p) if p.join(MANIFEST).is_file() => Ok(p),
-                Some(p) => Err(BundleError::Io {
-                    path: p.display().to_string(),
-                    reason: "the default bundle is not built: run scripts/setup (or \
-                             models/build_default.py --out this folder)"
-                        .into(),
-                }),
-                None => Err(BundleError::Io {
-                    path: "default".into(),
-                    reason: "cannot locate the cache folder: set GST_EMOTION_CACHE or HOME".into(),
-                }),
-            },
+            None => Err(BundleError::Io {
+                path: self.to_string(),
+                reason: "cannot locate the cache folder: set GST_EMOTION_CACHE or HOME".into(),
+            }),
         }
     }
 
     /// The default bundle, if scripts/setup built it; else no model (the element's
-    /// and commands' choice when none is given).
+    /// and `watch`'s choice when none is given).
     pub fn default_if_built() -> Self {
         if Self::Default.folder().is_ok() {
             Self::Default
         } else {
             Self::None
+        }
+    }
+
+    /// For files (`analyze`, `annotate`, `eval`, `serve`): the accurate bundle when
+    /// it is built — no live deadline to keep, so the better words are worth their
+    /// cost — else the default bundle.
+    pub fn for_files() -> Self {
+        if Self::Accurate.folder().is_ok() {
+            Self::Accurate
+        } else {
+            Self::Default
         }
     }
 }
@@ -359,6 +390,7 @@ mod tests {
     fn a_bundle_choice_is_parsed_once_and_shown_as_given() {
         for (text, choice) in [
             ("default", BundleChoice::Default),
+            ("accurate", BundleChoice::Accurate),
             ("none", BundleChoice::None),
             (
                 "models/my bundle",

@@ -49,8 +49,9 @@ pub struct AnalyzeArgs {
     /// end of stdout: for a scheduler that cannot read the output store.
     #[arg(long)]
     pub print_summary: bool,
-    /// Model bundle: a folder, "default" (the default bundle scripts/setup builds; used
-    /// when it is installed), or "none" (windows carry measurements and transcripts only).
+    /// Model bundle: a folder, "default" (the default bundle scripts/setup builds),
+    /// "accurate" (`scripts/setup --accurate`; used when it is built, else the default
+    /// bundle when it is), or "none" (windows carry measurements and transcripts only).
     #[arg(long)]
     pub bundle: Option<BundleChoice>,
     /// Device for the model: auto, cpu, cuda, cuda:N.
@@ -120,7 +121,9 @@ pub fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
     }
     drop(probe);
     if args.per_frame {
-        check_per_frame(args.bundle.as_ref().unwrap_or(&BundleChoice::Default))?;
+        check_per_frame(
+            &crate::pipeline::file_bundle(args.bundle.as_ref()).unwrap_or(BundleChoice::Default),
+        )?;
     }
     let all = expand_inputs(&args.inputs)?;
     let inputs: Vec<Input> = match args.shard {
@@ -357,7 +360,10 @@ fn analyse(
     crate::pipeline::run::results_only(&sense);
     sense.set_property_from_str("window-mode", &args.window_mode);
     sense.set_property("device", &args.device);
-    crate::pipeline::apply_bundle(&sense, args.bundle.as_ref());
+    crate::pipeline::apply_bundle(
+        &sense,
+        crate::pipeline::file_bundle(args.bundle.as_ref()).as_ref(),
+    );
     if let Some(debug) = &args.debug {
         sense.set_property("dump-dir", debug.join(name).to_string_lossy().as_ref());
     }

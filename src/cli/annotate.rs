@@ -55,7 +55,8 @@ pub struct AnnotateArgs {
     pub input: String,
     /// The annotated video to write (MP4: H.264 video, AAC audio).
     pub output: PathBuf,
-    /// Model bundle: a folder, "default" (used when installed) or "none".
+    /// Model bundle: a folder, "default", "accurate" (used when built, else the default
+    /// bundle when it is) or "none".
     #[arg(long)]
     pub bundle: Option<BundleChoice>,
     /// Device for the model: auto, cpu, cuda, cuda:N.
@@ -141,7 +142,10 @@ fn sense_element(args: &AnnotateArgs) -> anyhow::Result<gst::Element> {
     sense.set_property("device", &args.device);
     sense.set_property("overlay", true);
     sense.set_property_from_str("result-timing", "in-step");
-    crate::pipeline::apply_bundle(&sense, args.bundle.as_ref());
+    crate::pipeline::apply_bundle(
+        &sense,
+        crate::pipeline::file_bundle(args.bundle.as_ref()).as_ref(),
+    );
     for p in &args.properties {
         crate::pipeline::set_property_checked(&sense, p)?;
     }

@@ -47,9 +47,10 @@ pub struct EvalArgs {
     /// the whole pipeline (speech recognition included) instead of the words alone.
     #[arg(long)]
     pub speak: bool,
-    /// Model bundle: a folder or "default" (the default).
-    #[arg(long, default_value = "default")]
-    pub bundle: BundleChoice,
+    /// Model bundle: a folder, "default" or "accurate". Without it: the accurate
+    /// bundle when it is built, else the default bundle.
+    #[arg(long)]
+    pub bundle: Option<BundleChoice>,
     /// Device for the model: auto, cpu, cuda, cuda:N.
     #[arg(long, default_value = "auto")]
     pub device: String,
@@ -68,6 +69,13 @@ pub struct EvalArgs {
     /// More emotionsense properties for clips, as name=value (repeatable).
     #[arg(long = "set", value_name = "NAME=VALUE")]
     pub properties: Vec<String>,
+}
+
+impl EvalArgs {
+    /// The bundle measured: `--bundle`, else [`BundleChoice::for_files`].
+    fn bundle(&self) -> BundleChoice {
+        self.bundle.clone().unwrap_or_else(BundleChoice::for_files)
+    }
 }
 
 /// What the bundle said about one item.
@@ -113,12 +121,13 @@ pub fn run(args: EvalArgs) -> anyhow::Result<u8> {
     if items.is_empty() {
         return Err(anyhow!("{}: no labelled items", args.data.display()));
     }
-    if args.bundle == BundleChoice::None {
+    let choice = args.bundle();
+    if choice == BundleChoice::None {
         return Err(anyhow!("--bundle none: eval needs a model"));
     }
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("creating {}", args.out.display()))?;
-    let bundle = args.bundle.folder()?;
+    let bundle = choice.folder()?;
     let options = ModelOptions {
         device: args.device.parse().map_err(|e| anyhow!("--device: {e}"))?,
         ..ModelOptions::default()
@@ -298,7 +307,7 @@ fn one_clip(
     }
     let sense = gst::ElementFactory::make("emotionsense").build()?;
     crate::pipeline::run::results_only(&sense);
-    sense.set_property("bundle", args.bundle.to_string());
+    sense.set_property("bundle", args.bundle().to_string());
     sense.set_property("device", &args.device);
     // One window per clip.
     sense.set_property_from_str("window-mode", "sliding");

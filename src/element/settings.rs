@@ -500,8 +500,10 @@ pub(super) fn properties() -> &'static [glib::ParamSpec] {
                 .blurb(
                     "Folder of the model bundle (bundle.toml + TorchScript models); \
                      \"default\" or unset: the default bundle scripts/setup builds (faces, \
-                     words, sentiment from pretrained parts), when installed; \"none\": \
-                     windows are measured and transcribed but no model runs",
+                     words, sentiment from pretrained parts), when installed; \"accurate\": \
+                     the same with a larger sentence encoder (scripts/setup --accurate; \
+                     better words, ~4x their cost); \"none\": windows are measured and \
+                     transcribed but no model runs",
                 )
                 .mutable_ready()
                 .build(),

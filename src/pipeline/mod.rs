@@ -10,6 +10,20 @@ pub mod run;
 
 use url::Url;
 
+/// The bundle a file command (`analyze`, `annotate`) runs: the one given, else the
+/// accurate bundle when it is built ([`BundleChoice::for_files`]); `None` leaves the
+/// element's default (the default bundle when built).
+///
+/// [`BundleChoice::for_files`]: crate::bundle::BundleChoice::for_files
+pub fn file_bundle(
+    choice: Option<&crate::bundle::BundleChoice>,
+) -> Option<crate::bundle::BundleChoice> {
+    use crate::bundle::BundleChoice;
+    choice.cloned().or_else(|| {
+        (BundleChoice::for_files() == BundleChoice::Accurate).then_some(BundleChoice::Accurate)
+    })
+}
+
 /// Applies a `--bundle` choice to an `emotionsense`: a folder, "default" or "none" as
 /// given; without a choice the element's own default (the default bundle when it is
 /// installed).

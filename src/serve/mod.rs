@@ -44,8 +44,9 @@ pub struct ServeArgs {
     /// Address and port to listen on.
     #[arg(long, default_value = "0.0.0.0:8080")]
     pub bind: String,
-    /// Model bundle: a folder or "default". Without it: $SM_MODEL_DIR or /opt/ml/model
-    /// when it holds a bundle.toml (the SageMaker layout), else the default bundle.
+    /// Model bundle: a folder, "default" or "accurate". Without it: $SM_MODEL_DIR or
+    /// /opt/ml/model when it holds a bundle.toml (the SageMaker layout), else the
+    /// accurate bundle when it is built, else the default bundle.
     #[arg(long)]
     pub bundle: Option<BundleChoice>,
     /// Device for the model: auto, cpu, cuda, cuda:N.
@@ -178,7 +179,7 @@ fn bundle_dir(args: &ServeArgs) -> anyhow::Result<PathBuf> {
             return Ok(dir);
         }
     }
-    Ok(BundleChoice::Default.folder()?)
+    Ok(BundleChoice::for_files().folder()?)
 }
 
 fn token(args: &ServeArgs) -> anyhow::Result<Option<String>> {
