@@ -614,7 +614,7 @@ def main() -> None:
     (tmp_out / "BUILD").write_text(f"build {BUILD_VERSION}\nsha256 {digest.hexdigest()}\n")
     shutil.rmtree(args.out, ignore_errors=True)
     tmp_out.rename(args.out)
-    print(f"default bundle written to {args.out}")
+    print(f"{'default' if args.encoder == 'minilm' else 'accurate'} bundle written to {args.out}")
 
 
 if __name__ == "__main__":
