@@ -16,6 +16,7 @@ pub mod face;
 pub mod infer;
 pub mod media;
 pub mod output;
+pub mod parallel;
 pub mod paths;
 pub mod pipeline;
 pub mod publish;

@@ -33,10 +33,10 @@ pub const DEFAULT_BUNDLE_DIR: &str = "default-v2";
 /// `$GST_EMOTION_CACHE/bundles/`.
 pub const ACCURATE_BUNDLE_DIR: &str = "accurate-v1";
 
-/// Where scripts/setup puts the default bundle:
-/// `$GST_EMOTION_CACHE/bundles/default-v2` (default `~/.cache/gst-emotion/...`).
-pub fn default_bundle_path() -> Option<PathBuf> {
-    crate::paths::cache_dir().map(|d| d.join("bundles").join(DEFAULT_BUNDLE_DIR))
+/// Where scripts/setup puts the bundle folder `dir`:
+/// `$GST_EMOTION_CACHE/bundles/DIR` (default `~/.cache/gst-emotion/...`).
+fn setup_bundle_path(dir: &str) -> Option<PathBuf> {
+    crate::paths::cache_dir().map(|d| d.join("bundles").join(dir))
 }
 
 /// A bundle as users choose it (`--bundle`, the element's `bundle` property):
@@ -112,7 +112,7 @@ impl BundleChoice {
                  --out this folder)",
             ),
         };
-        match crate::paths::cache_dir().map(|d| d.join("bundles").join(dir)) {
+        match setup_bundle_path(dir) {
             Some(p) if p.join(MANIFEST).is_file() => Ok(p),
             Some(p) => Err(BundleError::Io {
                 path: p.display().to_string(),

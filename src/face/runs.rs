@@ -95,38 +95,11 @@ pub fn side_by_side<T: Send>(
     let threads = std::env::var("GST_EMOTION_FACE_THREADS")
         .ok()
         .and_then(|v| v.parse::<usize>().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |c| c.get()))
-        .clamp(1, 16)
-        .min(n);
-    if threads <= 1 {
-        // In the calling thread, with its libtorch threads.
-        return (0..n).map(job).collect();
-    }
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let results: Vec<std::sync::Mutex<Option<Result<T, ModelError>>>> =
-        (0..n).map(|_| std::sync::Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                tch::set_num_threads(1);
-                loop {
-                    let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    if k >= n {
-                        break;
-                    }
-                    let r = job(k);
-                    *results[k].lock().unwrap_or_else(|e| e.into_inner()) = Some(r);
-                }
-            });
-        }
-    });
-    results
+        .unwrap_or_else(crate::parallel::cores)
+        .clamp(1, 16);
+    // With one thread: in the calling thread, with its libtorch threads.
+    crate::parallel::side_by_side(n, threads, || tch::set_num_threads(1), job)
         .into_iter()
-        .map(|m| {
-            m.into_inner()
-                .unwrap_or_else(|e| e.into_inner())
-                .unwrap_or_else(|| Err(ModelError::NotRun("face detection did not run".into())))
-        })
         .collect()
 }
 

@@ -167,24 +167,17 @@ impl FrameSelection {
 /// frame); nothing when fewer than two are left. A window of a file's frames has all
 /// of them to convert at once, on the worker that waits for them.
 fn convert_side_by_side(frames: &[Arc<LazyFrame>]) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
     let pending: Vec<&Arc<LazyFrame>> = frames.iter().filter(|f| !f.is_converted()).collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(pending.len());
-    if threads < 2 {
-        return;
+    if pending.len() >= 2 {
+        crate::parallel::side_by_side(
+            pending.len(),
+            crate::parallel::cores(),
+            || {},
+            |k| {
+                pending[k].image();
+            },
+        );
     }
-    let next = AtomicUsize::new(0);
-    std::thread::scope(|s| {
-        for _ in 0..threads {
-            s.spawn(|| {
-                while let Some(f) = pending.get(next.fetch_add(1, Ordering::Relaxed)) {
-                    f.image();
-                }
-            });
-        }
-    });
 }
 
 #[cfg(test)]
