@@ -187,17 +187,25 @@ fn spoken_sentences_run_the_whole_pipeline() {
          The meeting is at three o'clock.\tneutral\tneutral\n",
     )
     .unwrap();
-    let out = fixture_dir().join("spoken-out");
-    let (_, report) = eval(&[
-        data.to_str().unwrap(),
-        "--speak",
-        "--out",
-        out.to_str().unwrap(),
-    ]);
-    assert_eq!(report["evaluated"], 3, "{report:#}");
-    assert_eq!(report["asr"]["items"], 3);
-    assert!(report["asr"]["wer"].as_f64().unwrap() < 0.3, "{report:#}");
-    assert!(python_check(&out).contains("metrics ok"));
+    for voice in ["festival", "espeak-ng"] {
+        let out = fixture_dir().join(format!("spoken-out-{voice}"));
+        let (_, report) = eval(&[
+            data.to_str().unwrap(),
+            "--speak",
+            "--voice",
+            voice,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert_eq!(report["evaluated"], 3, "{report:#}");
+        assert!(
+            report["mode"].as_str().unwrap().contains(voice),
+            "{report:#}"
+        );
+        assert_eq!(report["asr"]["items"], 3);
+        assert!(report["asr"]["wer"].as_f64().unwrap() < 0.3, "{report:#}");
+        assert!(python_check(&out).contains("metrics ok"));
+    }
 }
 
 /// `eval` with `GST_EMOTION_CACHE=cache`: the bundle folder its report names.

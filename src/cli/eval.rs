@@ -4,8 +4,9 @@
 //!   semantics), its text from the CSV (`--text csv`, as MELD models were trained) or
 //!   from speech recognition (`--text asr`, with the word error rate).
 //! - A labelled text file: each sentence through the bundle's words (no video, no
-//!   audio), or with `--speak` spoken by espeak-ng over a face-less picture and run
-//!   through the whole pipeline (Whisper → words → fusion), with the word error rate.
+//!   audio), or with `--speak` spoken (espeak-ng, or Festival with `--voice festival`)
+//!   over a face-less picture and run through the whole pipeline (Whisper → words →
+//!   fusion), with the word error rate.
 //!
 //! Writes `predictions.jsonl`, `report.json` (accuracy, weighted and macro F1,
 //! per-class precision/recall/F1, confusion matrices, WER, cost per item) and
@@ -25,6 +26,7 @@ use crate::bundle::BundleChoice;
 use crate::eval::data::{DataKind, Item, load};
 use crate::eval::heatmap;
 use crate::eval::metrics::{Report, calibration_error, consistency, report, word_errors, words};
+use crate::eval::speech::{Voice, spoken_clip};
 use crate::infer::{Model, ModelOptions};
 use crate::output::WindowResult;
 use crate::output::files::write_atomic;
@@ -43,10 +45,15 @@ pub struct EvalArgs {
     /// MELD: the text the model reads: csv (the Utterance column) or asr (Whisper).
     #[arg(long, default_value = "csv", value_parser = ["csv", "asr"])]
     pub text: String,
-    /// Text files: speak each sentence with espeak-ng over a face-less picture and run
-    /// the whole pipeline (speech recognition included) instead of the words alone.
+    /// Text files: speak each sentence over a face-less picture and run the whole
+    /// pipeline (speech recognition included) instead of the words alone.
     #[arg(long)]
     pub speak: bool,
+    /// The voice `--speak` uses: festival (the CMU SLT HTS voice, made from a
+    /// speaker's recordings) or espeak-ng (formant synthesis: robotic, a harder test
+    /// of the speech recognition).
+    #[arg(long, value_enum, default_value = "festival")]
+    pub voice: Voice,
     /// Model bundle: a folder, "default" or "accurate". Without it: the accurate
     /// bundle when it is built, else the default bundle.
     #[arg(long)]
@@ -136,7 +143,9 @@ pub fn run(args: EvalArgs) -> anyhow::Result<u8> {
     let mode = match (kind, args.speak) {
         (DataKind::Meld, _) => format!("meld, text from {}", args.text),
         (DataKind::Text, false) => "text, words only".to_string(),
-        (DataKind::Text, true) => "text, spoken (espeak-ng → whole pipeline)".to_string(),
+        (DataKind::Text, true) => {
+            format!("text, spoken ({} → whole pipeline)", args.voice.name())
+        }
     };
     eprintln!(
         "eval: {} item(s), {mode}, bundle {}",
@@ -189,18 +198,8 @@ enum ItemError {
     Element(#[from] gst::glib::BoolError),
     #[error(transparent)]
     Uri(#[from] gst::glib::Error),
-    #[error("espeak-ng: {0} (install espeak-ng)")]
-    Espeak(std::io::Error),
-    #[error("espeak-ng failed")]
-    EspeakFailed,
-    #[error("{}: {error}", path.display())]
-    File {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    /// Encoding the spoken clip failed: how.
-    #[error("{0}")]
-    Encode(String),
+    #[error(transparent)]
+    Speech(#[from] crate::eval::speech::SpeechError),
 }
 
 /// The words alone: each sentence as the text of a window without video or audio.
@@ -300,7 +299,7 @@ fn one_clip(
 ) -> Result<Outcome, ItemError> {
     let clip = match kind {
         DataKind::Meld => item.clip.clone().ok_or(ItemError::NoClip)?,
-        DataKind::Text => spoken_clip(&item.text, clips_dir)?,
+        DataKind::Text => spoken_clip(&item.text, args.voice, clips_dir)?,
     };
     if !clip.is_file() {
         return Err(ItemError::MissingClip(clip));
@@ -332,128 +331,6 @@ fn one_clip(
         outcome.transcript = None;
     }
     Ok(outcome)
-}
-
-/// `text` spoken by espeak-ng over a grey picture (640×360, 30 fps) as an MP4, made
-/// once per sentence in `dir`.
-fn spoken_clip(text: &str, dir: &Path) -> Result<PathBuf, ItemError> {
-    let name = format!("{:016x}", super::inputs::stable_hash(text));
-    let clip = dir.join(format!("{name}.mp4"));
-    if clip.is_file() {
-        return Ok(clip);
-    }
-    let wav = dir.join(format!("{name}.wav"));
-    // The text goes through a file, never the command line (a sentence that starts
-    // with '-' is not an option).
-    let text_file = dir.join(format!("{name}.txt"));
-    std::fs::write(&text_file, text).map_err(|e| ItemError::File {
-        path: text_file.clone(),
-        error: e,
-    })?;
-    let status = std::process::Command::new("espeak-ng")
-        .args(["-v", "en-us", "-s", "150", "-w"])
-        .arg(&wav)
-        .arg("-f")
-        .arg(&text_file)
-        .status()
-        .map_err(ItemError::Espeak)?;
-    let _ = std::fs::remove_file(&text_file);
-    if !status.success() {
-        return Err(ItemError::EspeakFailed);
-    }
-    let bytes = std::fs::metadata(&wav)
-        .map_err(|e| ItemError::File {
-            path: wav.clone(),
-            error: e,
-        })?
-        .len();
-    // espeak-ng writes 16-bit mono at 22050 Hz after a 44-byte header.
-    let seconds = bytes.saturating_sub(44) as f64 / 2.0 / 22050.0;
-    let frames = ((seconds + 0.3) * 30.0).ceil() as u64;
-    let tmp = dir.join(format!("{name}.tmp{}.mp4", std::process::id()));
-    let encode = |e: &dyn std::fmt::Display| ItemError::Encode(e.to_string());
-    let pipeline = spoken_clip_pipeline(&wav, frames, &tmp).map_err(|e| encode(&e))?;
-    let bus = pipeline.bus().ok_or_else(|| encode(&"no bus"))?;
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| encode(&e))?;
-    let result = bus
-        .iter_timed(gst::ClockTime::from_seconds(60))
-        .find_map(|m| match m.view() {
-            gst::MessageView::Eos(_) => Some(Ok(())),
-            gst::MessageView::Error(e) => Some(Err(encode(&e.error()))),
-            _ => None,
-        })
-        .unwrap_or_else(|| Err(encode(&"encoding the spoken clip timed out")));
-    let _ = pipeline.set_state(gst::State::Null);
-    let _ = std::fs::remove_file(&wav);
-    result?;
-    std::fs::rename(&tmp, &clip).map_err(|e| ItemError::File {
-        path: clip.clone(),
-        error: e,
-    })?;
-    Ok(clip)
-}
-
-/// A grey 640×360 30 fps picture of `frames` frames and the speech in `wav`, encoded
-/// (H.264, AAC) into the MP4 `out`. Built from element factories: the paths are
-/// properties, never part of a pipeline description.
-fn spoken_clip_pipeline(wav: &Path, frames: u64, out: &Path) -> anyhow::Result<gst::Pipeline> {
-    let make = |factory: &str| gst::ElementFactory::make(factory).build();
-    let pipeline = gst::Pipeline::new();
-    let mux = make("mp4mux")?;
-    let sink = gst::ElementFactory::make("filesink")
-        .property("location", out)
-        .build()?;
-    let picture = gst::ElementFactory::make("videotestsrc")
-        .property_from_str("pattern", "solid-color")
-        .property("foreground-color", 0xff80_8080u32)
-        .property("num-buffers", i32::try_from(frames).unwrap_or(i32::MAX))
-        .build()?;
-    let filter = |caps: gst::Caps| {
-        gst::ElementFactory::make("capsfilter")
-            .property("caps", caps)
-            .build()
-    };
-    let size = filter(
-        gst::Caps::builder("video/x-raw")
-            .field("width", 640)
-            .field("height", 360)
-            .field("framerate", gst::Fraction::new(30, 1))
-            .build(),
-    )?;
-    let x264 = gst::ElementFactory::make("x264enc")
-        .property_from_str("speed-preset", "ultrafast")
-        .build()?;
-    let speech = gst::ElementFactory::make("filesrc")
-        .property("location", wav)
-        .build()?;
-    let rate = filter(
-        gst::Caps::builder("audio/x-raw")
-            .field("rate", 48000)
-            .field("channels", 1)
-            .build(),
-    )?;
-    let video = [picture, size, x264, make("h264parse")?, make("queue")?];
-    let audio = [
-        speech,
-        make("wavparse")?,
-        make("audioconvert")?,
-        make("audioresample")?,
-        rate,
-        make("avenc_aac")?,
-        make("aacparse")?,
-        make("queue")?,
-    ];
-    pipeline.add_many([&mux, &sink])?;
-    pipeline.add_many(&video)?;
-    pipeline.add_many(&audio)?;
-    mux.link(&sink)?;
-    gst::Element::link_many(&video)?;
-    gst::Element::link_many(&audio)?;
-    video[video.len() - 1].link(&mux)?;
-    audio[audio.len() - 1].link(&mux)?;
-    Ok(pipeline)
 }
 
 /// Scores the outcomes, writes predictions.jsonl, report.json and the heatmaps;

@@ -105,7 +105,8 @@ pub fn report(gold: &[String], predicted: &[String]) -> Report {
 
 /// Words for the word error rate, normalised the way Whisper's English normaliser does
 /// the common cases: lower case, no punctuation, contractions expanded ("they're" →
-/// "they are", "won't" → "will not"), "mr."-style abbreviations and hyphens split.
+/// "they are", "won't" → "will not"), "mr."-style abbreviations and hyphens split,
+/// numbers under a hundred as digits ("twenty-one" → "21", so "at 3" is "at three").
 pub fn words(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     for raw in text
@@ -123,6 +124,57 @@ pub fn words(text: &str) -> Vec<String> {
             continue;
         }
         out.extend(expand(&w).split(' ').map(str::to_owned));
+    }
+    digits(out)
+}
+
+/// Number words under a hundred as digits: "twenty" "one" → "21", "seven" → "7".
+fn digits(words: Vec<String>) -> Vec<String> {
+    const UNITS: [&str; 20] = [
+        "zero",
+        "one",
+        "two",
+        "three",
+        "four",
+        "five",
+        "six",
+        "seven",
+        "eight",
+        "nine",
+        "ten",
+        "eleven",
+        "twelve",
+        "thirteen",
+        "fourteen",
+        "fifteen",
+        "sixteen",
+        "seventeen",
+        "eighteen",
+        "nineteen",
+    ];
+    const TENS: [&str; 8] = [
+        "twenty", "thirty", "forty", "fifty", "sixty", "seventy", "eighty", "ninety",
+    ];
+    let unit = |w: &str| UNITS.iter().position(|u| *u == w);
+    let mut out = Vec::with_capacity(words.len());
+    let mut it = words.into_iter().peekable();
+    while let Some(w) = it.next() {
+        if let Some(t) = TENS.iter().position(|t| *t == w) {
+            let mut n = 20 + 10 * t;
+            if let Some(u) = it
+                .peek()
+                .and_then(|next| unit(next))
+                .filter(|u| (1..10).contains(u))
+            {
+                n += u;
+                it.next();
+            }
+            out.push(n.to_string());
+        } else if let Some(u) = unit(&w) {
+            out.push(u.to_string());
+        } else {
+            out.push(w);
+        }
     }
     out
 }
@@ -312,6 +364,18 @@ mod tests {
         assert_eq!(r.classes[2].f1, 0.0);
         assert!((r.macro_f1 - 1.3 / 3.0).abs() < 1e-12);
         assert!((r.weighted_f1 - (0.5 * 2.0 + 0.8 * 2.0) / 5.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn numbers_count_the_same_in_words_or_digits() {
+        assert_eq!(
+            words("The meeting is at three o'clock."),
+            words("the meeting is at 3 o'clock")
+        );
+        assert_eq!(words("twenty-one"), ["21"]);
+        assert_eq!(words("twenty one years"), ["21", "years"]);
+        assert_eq!(words("ninety nine, twenty"), ["99", "20"]);
+        assert_eq!(words("platform 4"), words("Platform four!"));
     }
 
     #[test]

@@ -226,6 +226,22 @@ pub fn speak(name: &str, text: &str) -> PathBuf {
     wav
 }
 
+/// `text` said by Festival's CMU SLT voice (a speaker's recordings, less robotic than
+/// espeak-ng), as a WAV file in the fixture folder.
+pub fn speak_naturally(name: &str, text: &str) -> PathBuf {
+    let txt = fixture_dir().join(format!("{name}.txt"));
+    std::fs::write(&txt, text).unwrap();
+    let wav = fixture_dir().join(format!("{name}.wav"));
+    let status = std::process::Command::new("text2wave")
+        .args(["-eval", "(voice_cmu_us_slt_arctic_hts)", "-o"])
+        .arg(&wav)
+        .arg(&txt)
+        .status()
+        .expect("run text2wave (scripts/setup installs festival)");
+    assert!(status.success(), "text2wave failed");
+    wav
+}
+
 /// The default bundle scripts/setup builds (a test fails, saying so, without it).
 pub fn default_bundle() -> PathBuf {
     gst_emotion::bundle::BundleChoice::Default
