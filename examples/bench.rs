@@ -126,6 +126,7 @@ fn main() -> anyhow::Result<()> {
             samples: audio.clone(),
             real: audio.len(),
             rate: 16000,
+            live: false,
         }),
         kind: Default::default(),
         stream_span: None,

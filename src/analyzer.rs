@@ -356,6 +356,7 @@ impl Analyzer {
             let from = (start * rate) as usize;
             let to = ((end * rate) as usize).min(audio.samples.len());
             self.stats.transcriptions += 1;
+            speech.transcriber.set_wide_context(!audio.live);
             let tr = speech
                 .transcriber
                 .transcribe(&audio.samples[from..to], true)?;

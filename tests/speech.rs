@@ -313,6 +313,7 @@ fn utterance_windows_are_transcribed_without_a_second_voice_search() {
             samples: audio.clone(),
             real: audio.len(),
             rate: 16000,
+            live: false,
         }),
         kind,
         stream_span: None,
@@ -460,6 +461,50 @@ fn a_looping_transcript_falls_back_and_is_collapsed() {
         words(&tr.text()),
         words("Thank you very much for your help.")
     );
+}
+
+#[test]
+fn a_natural_voice_is_transcribed_once_live_or_not() {
+    // Sentences tiny.en said twice or three times over in `eval --speak --voice
+    // festival` when its encoder had 5.1 s of context for every decode. Live (that
+    // context, a loop decoded again with more room) and file (more room from the
+    // start) transcriptions each give the sentence once. (Cut by sox rather than the
+    // whole pipeline, the audio does not always set the loop off.)
+    let mut t = transcriber();
+    for (i, text) in [
+        "Tears won't stop running down my face.",
+        "My grandfather passed away last night.",
+        "I'm afraid of losing everything we've built.",
+        "Cheers to us and to many more years together.",
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let wav = speak_naturally(&format!("natural{i}"), text);
+        let out = fixture_dir().join(format!("natural{i}-16k.wav"));
+        let status = Command::new("sox")
+            .arg(&wav)
+            .args(["-r", "16000", "-c", "1", "-b", "16"])
+            .arg(&out)
+            // Cut as the voice detector cuts speech: its own silence off, 0.1 s kept.
+            .args([
+                "silence", "1", "0.01", "0.5%", "reverse", "silence", "1", "0.01", "0.5%",
+                "reverse", "pad", "0.1", "0.1",
+            ])
+            .status()
+            .expect("run sox");
+        assert!(status.success());
+        let audio = read_wav(&out);
+        for live in [true, false] {
+            t.set_wide_context(!live);
+            let heard = words(&t.transcribe(&audio, true).unwrap().text());
+            let said = words(text);
+            assert!(
+                heard.len() <= said.len() + 1 && word_errors(&said, &heard) <= 2,
+                "live {live}: {text:?} heard as {heard:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -496,6 +496,7 @@ mod tests {
                 samples: vec![0.5, -0.5, 0.5, -0.5],
                 real: 4,
                 rate: 16000,
+                live: false,
             }),
             kind: WindowKind::Sliding,
             stream_span: None,

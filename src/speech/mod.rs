@@ -131,6 +131,11 @@ pub struct TranscriberConfig {
     pub compression_ratio_threshold: f64,
     /// Output whose mean token log-probability is below this is unreliable.
     pub logprob_threshold: f64,
+    /// Give the first decode room after the speech ([`wide_audio_context`]): fewer
+    /// errors, a costlier encoder. Without it the first decode gets
+    /// [`audio_context`] and only one that loops is decoded again with room (live
+    /// input, where latency counts).
+    pub wide_context: bool,
 }
 
 impl TranscriberConfig {
@@ -148,6 +153,7 @@ impl TranscriberConfig {
             temperatures: vec![0.0, 0.2, 0.4, 0.6, 0.8, 1.0],
             compression_ratio_threshold: 2.4,
             logprob_threshold: -1.0,
+            wide_context: true,
         }
     }
 }
@@ -308,7 +314,8 @@ fn words_from_tokens(tokens: &[(String, f64, f64)]) -> Vec<Word> {
 pub struct Transcript {
     /// The segments that passed the gates.
     pub segments: Vec<Segment>,
-    /// Decodes that were retried at a higher temperature.
+    /// Decodes that were retried (with more audio context, or at a higher
+    /// temperature).
     pub fallbacks: u32,
     /// Whether repeated phrases had to be collapsed in the final text.
     pub collapsed: bool,
@@ -339,9 +346,33 @@ pub fn compression_ratio(text: &str) -> f64 {
     text.len() as f64 / compressed.max(1) as f64
 }
 
+/// The encoder frames (50 a second, 1500 = Whisper's 30 s) the first decode of
+/// `seconds` of live audio looks at: the audio and 0.3 s, at least 256 (5.1 s).
+/// Fewer frames than 30 s make the encoder cheaper.
+pub fn audio_context(seconds: f64) -> i32 {
+    ((seconds * 50.0).ceil() as i32 + 16).clamp(256, 1500)
+}
+
+/// The encoder frames a decode of a file's audio, or one that looped, looks at: half
+/// as much again as the audio, at least 384 (7.7 s).
+///
+/// Too little context after the speech makes Whisper repeat itself: with 256 frames
+/// tiny.en said 16 of 260 natural-voice dev sentences (2–3 s) twice or three times
+/// over, its segments timed at whole seconds — 9 points of word error rate. With
+/// these none loops (docs/default-bundle.md has the measurements).
+pub fn wide_audio_context(seconds: f64) -> i32 {
+    ((seconds * 50.0 * 1.5).ceil() as i32 + 16).clamp(384, 1500)
+}
+
+/// Whether a decode's text repeats itself back to back more than speech does
+/// ([`collapse_repeats`] would cut it).
+fn repeats_itself(text: &str) -> bool {
+    collapse_repeats(text).split_whitespace().count() < text.split_whitespace().count()
+}
+
 /// `text` with any phrase repeated back to back more often than speech does cut to
-/// one occurrence: a word more than 3 times in a row, a phrase of 2+ words more than
-/// twice (Whisper's repetition loop).
+/// one occurrence: a word more than 3 times in a row, a phrase of 2 or 3 words more
+/// than twice, a phrase of 4+ words more than once (Whisper's repetition loop).
 pub fn collapse_repeats(text: &str) -> String {
     let words: Vec<&str> = text.split_whitespace().collect();
     let norm: Vec<String> = words
@@ -358,8 +389,12 @@ pub fn collapse_repeats(text: &str) -> String {
     while i < words.len() {
         let mut advanced = false;
         // The shortest repeating phrase first: "in in in in" is "in" four times.
-        for n in 1..=12.min(words.len() - i) {
-            let limit = if n == 1 { 3 } else { 2 };
+        for n in 1..=24.min(words.len() - i) {
+            let limit = match n {
+                1 => 3,
+                2 | 3 => 2,
+                _ => 1,
+            };
             let mut reps = 1;
             while i + (reps + 1) * n <= words.len()
                 && norm[i..i + n] == norm[i + reps * n..i + (reps + 1) * n]
@@ -434,6 +469,12 @@ impl Transcriber {
         self.speculation = speculation;
     }
 
+    /// Whether transcriptions from now on start with room after the speech
+    /// ([`TranscriberConfig::wide_context`]).
+    pub fn set_wide_context(&mut self, wide: bool) {
+        self.config.wide_context = wide;
+    }
+
     /// Transcribes mono 16 kHz `samples`. Silence, noise and audio under 0.1 s give an
     /// empty transcript. With `expect_speech` (a voice detector found speech there) an
     /// empty decode is retried like a bad one.
@@ -466,8 +507,22 @@ impl Transcriber {
             .model
             .states
             .borrow(|| self.model.new_state(), self.speculation.as_ref())?;
+        let mut context = if self.config.wide_context {
+            wide_audio_context(seconds)
+        } else {
+            audio_context(seconds)
+        };
         for (k, &temperature) in temperatures.iter().enumerate() {
-            let d = self.decode(&mut state, audio, seconds, temperature)?;
+            let mut d = self.decode(&mut state, audio, seconds, temperature, context)?;
+            // A loop: first look again with more room after the speech.
+            if context < wide_audio_context(seconds)
+                && (repeats_itself(&d.text)
+                    || compression_ratio(&d.text) > self.config.compression_ratio_threshold)
+            {
+                context = wide_audio_context(seconds);
+                fallbacks += 1;
+                d = self.decode(&mut state, audio, seconds, temperature, context)?;
+            }
             // Non-speech, and Whisper is unsure of any words: silence, do not retry.
             if d.no_speech > self.config.no_speech_threshold
                 && d.avg_logprob < self.config.logprob_threshold
@@ -564,6 +619,7 @@ impl Transcriber {
         audio: &[f32],
         seconds: f64,
         temperature: f32,
+        audio_context: i32,
     ) -> Result<Decode, SpeechError> {
         let strategy = if temperature == 0.0 && self.config.beam_size > 1 {
             SamplingStrategy::BeamSearch {
@@ -581,9 +637,7 @@ impl Transcriber {
         } else {
             Some("en")
         });
-        // ~50 encoder frames per second of audio; below 256 whisper.cpp loops.
-        let audio_ctx = ((seconds * 50.0).ceil() as i32 + 16).clamp(256, 1500);
-        params.set_audio_ctx(audio_ctx);
+        params.set_audio_ctx(audio_context);
         params.set_temperature(temperature);
         // The fallback is ours (it can be measured and tested): none inside whisper.cpp.
         params.set_temperature_inc(0.0);
@@ -769,5 +823,30 @@ mod tests {
             assert_eq!(collapse_repeats(t), t);
         }
         assert_eq!(collapse_repeats("go go go go go now"), "go now");
+        // A sentence said twice in a row is a loop (seen at a too short audio context).
+        let twice = "Tears won't stop running down my face. Tears won't stop running down my face.";
+        assert_eq!(
+            collapse_repeats(twice),
+            "Tears won't stop running down my face."
+        );
+        let i_mean = "I mean it, I mean it";
+        assert_eq!(collapse_repeats(i_mean), i_mean);
+    }
+
+    #[test]
+    fn a_loop_is_decoded_again_with_room_after_the_speech() {
+        assert_eq!(audio_context(2.5), 256);
+        assert_eq!(wide_audio_context(0.5), 384);
+        assert_eq!(wide_audio_context(2.5), 384);
+        // 8 s of speech: 400 frames, and 200 more.
+        assert_eq!(audio_context(8.0), 416);
+        assert_eq!(wide_audio_context(8.0), 616);
+        assert_eq!(wide_audio_context(29.0), 1500);
+        assert_eq!(audio_context(60.0), 1500);
+        assert!(repeats_itself("I got it. I got it. I got it."));
+        assert!(repeats_itself(
+            "My grandfather passed away. My grandfather passed away."
+        ));
+        assert!(!repeats_itself("no, no, I got it, I got it"));
     }
 }

@@ -260,6 +260,9 @@ pub struct WindowAudio {
     pub real: usize,
     /// Sample rate (Hz).
     pub rate: u32,
+    /// Whether it came from live input: its transcription keeps to a shorter audio
+    /// context for latency ([`crate::speech::TranscriberConfig::wide_context`]).
+    pub live: bool,
 }
 
 /// How running time is cut into windows (the element's `window-mode`).
@@ -971,6 +974,7 @@ impl WindowAssembler {
                     samples,
                     real,
                     rate: self.config.sample_rate,
+                    live: self.live,
                 }
             });
         Some(WindowJob {
