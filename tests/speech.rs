@@ -135,14 +135,21 @@ fn read_wav(path: &std::path::Path) -> Vec<f32> {
 
 /// espeak-ng speech trimmed of its own leading/trailing silence, at 16 kHz.
 fn trimmed_speech(name: &str, text: &str) -> Vec<f32> {
-    let wav = speak(name, text);
-    let out = fixture_dir().join(format!("{name}-16k.wav"));
+    trimmed(&speak(name, text), 0.0)
+}
+
+/// The speech in `wav` at 16 kHz, its own leading/trailing silence cut off and `pad`
+/// seconds of silence put back at each end.
+fn trimmed(wav: &std::path::Path, pad: f64) -> Vec<f32> {
+    let out = wav.with_extension("16k.wav");
+    let pad = pad.to_string();
     let status = Command::new("sox")
-        .arg(&wav)
+        .arg(wav)
         .args(["-r", "16000", "-c", "1", "-b", "16"])
         .arg(&out)
         .args([
             "silence", "1", "0.01", "0.5%", "reverse", "silence", "1", "0.01", "0.5%", "reverse",
+            "pad", &pad, &pad,
         ])
         .status()
         .expect("run sox");
@@ -480,21 +487,8 @@ fn a_natural_voice_is_transcribed_once_live_or_not() {
     .into_iter()
     .enumerate()
     {
-        let wav = speak_naturally(&format!("natural{i}"), text);
-        let out = fixture_dir().join(format!("natural{i}-16k.wav"));
-        let status = Command::new("sox")
-            .arg(&wav)
-            .args(["-r", "16000", "-c", "1", "-b", "16"])
-            .arg(&out)
-            // Cut as the voice detector cuts speech: its own silence off, 0.1 s kept.
-            .args([
-                "silence", "1", "0.01", "0.5%", "reverse", "silence", "1", "0.01", "0.5%",
-                "reverse", "pad", "0.1", "0.1",
-            ])
-            .status()
-            .expect("run sox");
-        assert!(status.success());
-        let audio = read_wav(&out);
+        // Cut as the voice detector cuts speech: its own silence off, 0.1 s kept.
+        let audio = trimmed(&speak_naturally(&format!("natural{i}"), text), 0.1);
         for live in [true, false] {
             t.set_wide_context(!live);
             let heard = words(&t.transcribe(&audio, true).unwrap().text());
