@@ -11,8 +11,11 @@
                           the 2000 held out for evaluation), plus the labelled
                           sentences.
 
-Hyper-parameters are chosen by cross-validation on the training data only; the
-development set (tests/data/emotion-dev.tsv) and the held-out tweets are never fitted.
+Every emotion weighs the same among the labelled sentences (in both heads), however
+many were written for it, so that adding sentences of one kind (say, neutral talk
+about emotions) teaches that kind without shifting the prior. Hyper-parameters are
+chosen by cross-validation on the training data only; the development sets
+(tests/data/emotion-dev*.tsv) and the held-out tweets are never fitted.
 
 It also fits the text branch's calibration temperature (`[fusion.text] calibration`):
 the T that minimises the log loss of the branch's emotion distribution — the head's
@@ -120,11 +123,19 @@ def fit(x, y, weights=None, cs=(0.3, 1.0, 3.0, 10.0, 30.0)):
     return m, best
 
 
-def cross_val_probs(x, y, c):
+def cross_val_probs(x, y, c, weights=None):
     from sklearn.linear_model import LogisticRegression
     from sklearn.model_selection import cross_val_predict
 
-    return cross_val_predict(LogisticRegression(C=c, max_iter=3000), x, y, cv=5, method="predict_proba")
+    return cross_val_predict(LogisticRegression(C=c, max_iter=3000), x, y, cv=5, method="predict_proba",
+                             params=None if weights is None else {"sample_weight": weights})
+
+
+def balanced(y: np.ndarray) -> np.ndarray:
+    """Per-item weights giving every class the same total (mean 1): how many sentences
+    were written for a class must not become its prior."""
+    counts = np.bincount(y, minlength=int(y.max()) + 1)
+    return len(y) / (np.count_nonzero(counts) * counts[y])
 
 
 def softmax(z: np.ndarray) -> np.ndarray:
@@ -170,10 +181,11 @@ def build(out: Path, src: Path, encoder, tokenizer, prototypes: dict[str, list[s
     texts = [s[0] for s in sentences] + [p[0] for p in proto]
     emo = np.array([EMOTIONS.index(s[1]) for s in sentences] + [EMOTIONS.index(p[1]) for p in proto])
     x = embed(encoder, tokenizer, texts)
-    emotion, (emotion_cv, emotion_c) = fit(x, emo)
+    emo_weights = balanced(emo)
+    emotion, (emotion_cv, emotion_c) = fit(x, emo, emo_weights)
     linear(emotion.coef_, emotion.intercept_).save(str(out / "text_emotion_head.ts"))
     # Calibration: the branch's distribution on sentences its head did not see.
-    oof = cross_val_probs(x, emo, emotion_c)[:len(sentences)]
+    oof = cross_val_probs(x, emo, emotion_c, emo_weights)[:len(sentences)]
     means = np.zeros((len(EMOTIONS), x.shape[1]), dtype=np.float32)
     for label, ts in prototypes.items():
         m = embed(encoder, tokenizer, ts).sum(axis=0)
@@ -192,7 +204,7 @@ def build(out: Path, src: Path, encoder, tokenizer, prototypes: dict[str, list[s
     s_texts = [s[0] for s in sentences]
     s_x = x[:len(sentences)]
     # Emotion features: out-of-fold for the sentences the emotion head was fitted on.
-    s_emotion = cross_val_probs(x, emo, emotion_c)[:len(sentences)]
+    s_emotion = oof
     t_emotion = emotion.predict_proba(t_x)
     features = np.vstack([
         np.hstack([t_x, vader_compound(src, t_texts)[:, None], t_emotion]),
@@ -201,7 +213,9 @@ def build(out: Path, src: Path, encoder, tokenizer, prototypes: dict[str, list[s
     labels = np.array([SENTIMENTS.index(s) for _, s in tweets] + [SENTIMENTS.index(s[2]) for s in sentences])
     weights = np.concatenate([
         np.ones(len(tweets)),
-        np.full(len(sentences), SENTENCE_SHARE * len(tweets) / len(sentences) / (1 - SENTENCE_SHARE)),
+        # The sentences' share, each emotion of them weighing the same.
+        SENTENCE_SHARE * len(tweets) / len(sentences) / (1 - SENTENCE_SHARE)
+        * balanced(emo[:len(sentences)]),
     ])
     sentiment, (sentiment_cv, sentiment_c) = fit(features, labels, weights, cs=(1.0, 3.0))
     linear(sentiment.coef_, sentiment.intercept_).save(str(out / "text_sentiment_head.ts"))
