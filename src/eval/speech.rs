@@ -41,7 +41,7 @@ impl Voice {
 
     /// Writes `text_file`'s sentence as a WAV file at `wav`. The text goes through a
     /// file, never the command line (a sentence that starts with '-' is not an option).
-    fn say(self, text_file: &Path, wav: &Path) -> Result<(), SpeechError> {
+    pub fn say(self, text_file: &Path, wav: &Path) -> Result<(), SpeechError> {
         let mut command = match self {
             Voice::EspeakNg => {
                 let mut c = Command::new("espeak-ng");

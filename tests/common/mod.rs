@@ -232,13 +232,9 @@ pub fn speak_naturally(name: &str, text: &str) -> PathBuf {
     let txt = fixture_dir().join(format!("{name}.txt"));
     std::fs::write(&txt, text).unwrap();
     let wav = fixture_dir().join(format!("{name}.wav"));
-    let status = std::process::Command::new("text2wave")
-        .args(["-eval", "(voice_cmu_us_slt_arctic_hts)", "-o"])
-        .arg(&wav)
-        .arg(&txt)
-        .status()
-        .expect("run text2wave (scripts/setup installs festival)");
-    assert!(status.success(), "text2wave failed");
+    gst_emotion::eval::speech::Voice::Festival
+        .say(&txt, &wav)
+        .expect("Festival's voice (scripts/setup installs it)");
     wav
 }
 
